@@ -1,0 +1,256 @@
+"""The ``cabinet`` command: serve, database migrations, demo data, accounts, audit, configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from cabinet import logs
+from cabinet.bootstrap import Runtime, prepare
+from cabinet.config import Config, load_config
+from cabinet.errors import CabinetError
+from meetings import db as database
+from meetings import demo
+from meetings.errors import MeetingsError
+from meetings.policy import Caller
+from meetings.services import Services
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line options override every other configuration source."""
+    mapping = {
+        "data_dir": "server.data_dir", "host": "web.host", "port": "web.port", "tls_cert": "web.tls_cert",
+        "tls_key": "web.tls_key", "self_signed": "web.self_signed", "demo_if_empty": "server.demo_if_empty",
+        "log_level": "server.log_level",
+    }
+    return {dotted: getattr(args, name) for name, dotted in mapping.items()
+            if getattr(args, name, None) not in (None, False)}
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config, cli_overrides=_options(args))
+    logs.configure(config.server.log_level, config.server.log_format)
+    return config
+
+
+def _run(args: argparse.Namespace, body: Callable[[Services, Runtime], Awaitable[int]], *,
+         migrate: bool | None = None) -> int:
+    runtime = prepare(_config(args), migrate=migrate)
+
+    async def main() -> int:
+        services = runtime.services()
+        try:
+            return await body(services, runtime)
+        finally:
+            await services.db.dispose()
+
+    return asyncio.run(main())
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Repeat it: ") != first:
+        raise CabinetError("the passwords differ")
+    return first
+
+
+# -- serve --------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cabinet.server import serve
+
+    runtime = prepare(_config(args))
+    asyncio.run(serve(runtime))
+    return 0
+
+
+# -- db -----------------------------------------------------------------------------------------------
+def cmd_db(args: argparse.Namespace) -> int:
+    runtime = prepare(_config(args), migrate=False)
+    url = runtime.database_url
+    if args.db_command == "upgrade":
+        database.upgrade(url, args.revision)
+    elif args.db_command == "downgrade":
+        database.downgrade(url, args.revision)
+    print(f"database revision: {database.current_revision(url) or 'empty'} (latest: {database.head_revision()})")
+    return 0
+
+
+# -- demo ---------------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    async def body(services: Services, runtime: Runtime) -> int:
+        accounts = await demo.load(services)
+        print(f"Loaded {len(demo.OFFICES)} offices and {len(accounts)} demo accounts. Log in with:")
+        for account in accounts:
+            print(f"  {account.username:<12} ({account.role})  password: {demo.DEMO_PASSWORD}")
+        return 0
+
+    return _run(args, body)
+
+
+# -- users --------------------------------------------------------------------------------------------
+def cmd_users(args: argparse.Namespace) -> int:
+    caller = Caller.cli()
+
+    async def body(services: Services, runtime: Runtime) -> int:
+        if args.users_command == "list":
+            for person in await services.people.list(caller):
+                roles = ",".join(sorted(r.value for r in person.roles))
+                state = "" if person.active else "  [disabled]"
+                print(f"{person.username:<20} {person.office.code:<10} {roles:<28} {person.full_name}{state}")
+            return 0
+        if args.users_command == "create":
+            offices = {o.code: o.id for o in await services.offices.list(caller)}
+            if args.office.upper() not in offices:
+                raise CabinetError(f"no active office with code {args.office!r}")
+            person = await services.people.create(
+                caller, username=args.username, full_name=args.full_name, office_id=offices[args.office.upper()],
+                roles=args.role, password=_read_password(args))
+            print(f"created {person.username} ({', '.join(sorted(r.value for r in person.roles))})")
+            return 0
+        person = await services.people.find(caller, args.username)
+        if args.users_command == "set-password":
+            await services.people.set_password(caller, person.id, _read_password(args))
+            print(f"password set for {person.username}; their sessions were ended")
+        elif args.users_command == "set-roles":
+            person = await services.people.update(caller, person.id, roles=args.role)
+            print(f"{person.username}: {', '.join(sorted(r.value for r in person.roles))}")
+        elif args.users_command in ("disable", "enable"):
+            await services.people.update(caller, person.id, active=args.users_command == "enable")
+            print(f"{person.username} {args.users_command}d")
+        return 0
+
+    return _run(args, body)
+
+
+# -- audit --------------------------------------------------------------------------------------------
+def cmd_audit(args: argparse.Namespace) -> int:
+    caller = Caller.cli()
+
+    async def body(services: Services, runtime: Runtime) -> int:
+        if args.audit_command == "verify":
+            result = await services.audit.verify(caller)
+            if result.ok:
+                print(f"audit chain intact: {result.checked} events; head #{result.head_seq} {result.head_hash}")
+                return 0
+            print(f"audit chain BROKEN at event #{result.broken_seq}: {result.problem} "
+                  f"({result.checked} events verified before it)")
+            return 1
+        for event in reversed(await services.audit.recent(caller, limit=args.lines)):
+            print(f"#{event.seq:<6} {event.created_at:%Y-%m-%d %H:%M:%S} {event.action:<26} actor={event.actor_id} "
+                  f"from={event.address} {event.target_type}:{event.target_id} {event.details}")
+        return 0
+
+    return _run(args, body)
+
+
+# -- config -------------------------------------------------------------------------------------------
+def cmd_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config, cli_overrides=_options(args))
+    if args.config_command == "show":
+        print(json.dumps(config.redacted(), indent=2))
+    else:
+        print("configuration is valid")
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file (or CABINET_CONFIG)")
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory (database, secret, recordings)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cabinet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server")
+    _add_common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="TLS certificate (with --tls-key)")
+    serve.add_argument("--tls-key", metavar="PEM", help="TLS private key")
+    serve.add_argument("--self-signed", action="store_true",
+                       help="serve HTTPS with a self-signed certificate generated in the data directory")
+    serve.add_argument("--demo-if-empty", action="store_true", help="load demo data if the database is empty")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    for name, help_text in (("upgrade", "apply migrations"), ("downgrade", "revert migrations"),
+                            ("current", "show the current revision")):
+        p = db_sub.add_parser(name, help=help_text)
+        _add_common(p)
+        if name != "current":
+            p.add_argument("revision", nargs="?" if name == "upgrade" else None, default="head")
+    db.set_defaults(func=cmd_db)
+
+    demo_parser = sub.add_parser("demo", help="demo data")
+    demo_sub = demo_parser.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    _add_common(demo_sub.add_parser("load", help="load offices, demo accounts and meetings into an empty database"))
+    demo_parser.set_defaults(func=cmd_demo)
+
+    users = sub.add_parser("users", help="accounts")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    _add_common(users_sub.add_parser("list", help="list accounts"))
+    create = users_sub.add_parser("create", help="create an account (asks for the password)")
+    _add_common(create)
+    create.add_argument("username")
+    create.add_argument("--full-name", required=True)
+    create.add_argument("--office", required=True, metavar="CODE", help="office code, e.g. OCM or KH-17")
+    create.add_argument("--role", action="append", required=True,
+                        choices=["secretariat", "chair", "delegate", "commander", "observer"])
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    setpw = users_sub.add_parser("set-password", help="set an account's password and end its sessions")
+    _add_common(setpw)
+    setpw.add_argument("username")
+    setpw.add_argument("--password-stdin", action="store_true")
+    roles = users_sub.add_parser("set-roles", help="replace an account's roles")
+    _add_common(roles)
+    roles.add_argument("username")
+    roles.add_argument("--role", action="append", required=True,
+                       choices=["secretariat", "chair", "delegate", "commander", "observer"])
+    for name in ("disable", "enable"):
+        p = users_sub.add_parser(name, help=f"{name} an account")
+        _add_common(p)
+        p.add_argument("username")
+    users.set_defaults(func=cmd_users)
+
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    _add_common(audit_sub.add_parser("verify", help="check the hash chain; report the first broken link"))
+    tail = audit_sub.add_parser("tail", help="show the latest events")
+    _add_common(tail)
+    tail.add_argument("-n", "--lines", type=int, default=20)
+    audit.set_defaults(func=cmd_audit)
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    _add_common(config_sub.add_parser("show", help="print the effective configuration, secrets masked"))
+    _add_common(config_sub.add_parser("check", help="validate the configuration"))
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CabinetError as exc:
+        print(f"cabinet: {exc}", file=sys.stderr)
+        return 2
+    except MeetingsError as exc:
+        print(f"cabinet: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

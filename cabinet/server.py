@@ -1,0 +1,79 @@
+"""Assembles the process: services, web app (and later signaling and SFU), and runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from pathlib import Path
+
+from aiohttp import web
+
+from cabinet.bootstrap import Runtime
+from cabinet.tls import self_signed, ssl_context
+from meetings import demo
+from meetings.services import Services
+from web.app import AccessLogger, create_app
+
+log = logging.getLogger("cabinet")
+
+
+def build_app(runtime: Runtime, services: Services) -> web.Application:
+    config = runtime.config
+    app = create_app(services, config.web, runtime.secret_key, tls=config.web.tls)
+
+    async def close_db(_app: web.Application) -> None:
+        await services.db.dispose()
+
+    app.on_cleanup.append(close_db)
+    return app
+
+
+def tls_context(runtime: Runtime) -> ssl.SSLContext | None:
+    web_config = runtime.config.web
+    if web_config.tls_cert:
+        return ssl_context(Path(web_config.tls_cert), Path(web_config.tls_key))
+    if web_config.self_signed:
+        cert, key = self_signed(runtime.data_dir, web_config.self_signed_names)
+        log.info("using a self-signed certificate", extra={"event": "tls.self_signed", "certificate": str(cert)})
+        return ssl_context(cert, key)
+    return None
+
+
+async def load_demo_if_empty(services: Services) -> None:
+    if await demo.is_empty(services):
+        accounts = await demo.load(services)
+        log.warning(
+            "loaded demo data: log in as %s with password %s (demo only; change or disable these accounts)",
+            ", ".join(a.username for a in accounts), demo.DEMO_PASSWORD,
+            extra={"event": "demo.loaded"},
+        )
+
+
+async def serve(runtime: Runtime, *, ready: asyncio.Event | None = None) -> None:
+    services = runtime.services()
+    if runtime.config.server.demo_if_empty:
+        await load_demo_if_empty(services)
+    app = build_app(runtime, services)
+    context = tls_context(runtime)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, runtime.config.web.host, runtime.config.web.port, ssl_context=context)
+    await site.start()
+    scheme = "https" if context else "http"
+    log.info("cabinet is serving on %s://%s:%s/", scheme, runtime.config.web.host, runtime.config.web.port,
+             extra={"event": "server.started", "data_dir": str(runtime.data_dir)})
+    print(f"Cabinet is running at {scheme}://{runtime.config.web.host}:{runtime.config.web.port}/ "
+          "(Ctrl+C to stop)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down", extra={"event": "server.stopping"})
+        await runner.cleanup()

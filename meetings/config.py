@@ -1,0 +1,72 @@
+"""Configuration section ``[meetings]``: database, accounts, sessions and tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Secrets that appear in examples, tutorials and default configs; refused outright.
+KNOWN_WEAK_SECRETS = frozenset(
+    {"changeme", "change-me", "secret", "password", "cabinet", "development", "dev", "test", "insecure"}
+)
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARS = 12
+
+
+def secret_weakness(value: str) -> str | None:
+    """Say why a secret is too weak, or None when it is acceptable. Never echoes the secret."""
+    if value.lower() in KNOWN_WEAK_SECRETS:
+        return "is a well-known example value"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is too short ({len(value)} characters; at least {MIN_SECRET_LENGTH} required)"
+    if len(set(value)) < MIN_SECRET_DISTINCT_CHARS:
+        return f"has too little variety (fewer than {MIN_SECRET_DISTINCT_CHARS} distinct characters)"
+    return None
+
+
+@dataclass(frozen=True)
+class MeetingsConfig:
+    #: SQLAlchemy URL. Empty: an SQLite file ``cabinet.db`` in the data directory.
+    #: ``postgresql://user:pass@host/db`` selects PostgreSQL (psycopg 3).
+    database_url: str = ""
+    #: Apply pending migrations when the server starts.
+    auto_migrate: bool = True
+    #: Key for signing join tokens and CSRF tokens. Empty: generated once and kept in the data
+    #: directory (file ``secret.key``, mode 0600). A configured value must be strong.
+    secret_key: str = ""
+    #: A logged-in session ends after this many idle minutes...
+    session_idle_minutes: int = 30
+    #: ...and in any case this many hours after login.
+    session_absolute_hours: int = 12
+    #: Failed logins for one account within the window before further attempts are refused.
+    login_max_failures: int = 5
+    #: Failed logins from one address within the window before further attempts are refused.
+    login_max_failures_per_address: int = 20
+    login_window_minutes: int = 15
+    #: Minimum length of account passwords.
+    password_min_length: int = 12
+    #: Lifetime of a join token (seconds): it only needs to outlive the connect that follows it.
+    join_token_seconds: int = 120
+
+    def validate(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if self.secret_key:
+            weakness = secret_weakness(self.secret_key)
+            if weakness:
+                problems.append(("secret_key", weakness))
+        if self.database_url and not self.database_url.startswith(("sqlite", "postgresql", "postgres")):
+            problems.append(("database_url", "must be an sqlite:// or postgresql:// URL"))
+        for key in (
+            "session_idle_minutes",
+            "session_absolute_hours",
+            "login_max_failures",
+            "login_max_failures_per_address",
+            "login_window_minutes",
+            "join_token_seconds",
+        ):
+            if getattr(self, key) < 1:
+                problems.append((key, "must be at least 1"))
+        if self.password_min_length < 8:
+            problems.append(("password_min_length", "must be at least 8"))
+        if self.join_token_seconds > 3600:
+            problems.append(("join_token_seconds", "must be at most 3600 (join tokens are short-lived)"))
+        return problems

@@ -1,0 +1,172 @@
+"""Database access: engine, read and write units of work, and migrations.
+
+``Database.write()`` is the only way to change data. It collects audit events queued during the unit
+of work and appends them to the chain in the same transaction, just before commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from meetings import audit
+from meetings.audit import PendingEvent
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def async_url(url: str) -> URL:
+    """Normalise a configured URL to its async driver (aiosqlite, psycopg 3)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ValueError(f"unsupported database backend {backend!r}")
+
+
+def sync_url(url: str) -> URL:
+    """The same database through a synchronous driver (used by Alembic)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ValueError(f"unsupported database backend {backend!r}")
+
+
+def sqlite_url_for(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def configure_sqlite(engine: Any) -> None:
+    event.listen(engine, "connect", _sqlite_pragmas)
+
+
+@dataclass
+class UnitOfWork:
+    """A write transaction: the session plus the audit events it will append at commit."""
+
+    session: AsyncSession
+    pending: list[PendingEvent] = field(default_factory=list)
+
+    def audit(
+        self,
+        action: str,
+        *,
+        actor_id: int | None,
+        actor_office_id: int | None,
+        address: str,
+        target_type: str = "",
+        target_id: str | int = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.pending.append(
+            PendingEvent(
+                action=action,
+                actor_id=actor_id,
+                actor_office_id=actor_office_id,
+                address=address,
+                target_type=target_type,
+                target_id=str(target_id),
+                details=details or {},
+            )
+        )
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(async_url(url), echo=echo, pool_pre_ping=True)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
+            configure_sqlite(self.engine.sync_engine)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer; queue this process's writers here instead of failing on "locked".
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[UnitOfWork]:
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
+        try:
+            async with self._sessions() as session, session.begin():
+                uow = UnitOfWork(session)
+                yield uow
+                await audit.append(session, uow.pending)
+        finally:
+            if self._write_lock is not None:
+                self._write_lock.release()
+
+    @asynccontextmanager
+    async def audit_only(self) -> AsyncIterator[UnitOfWork]:
+        """A unit of work that only appends audit events (e.g. a refused login)."""
+        async with self.write() as uow:
+            yield uow
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url).render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations (synchronous; call outside the event loop or in a thread)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -1,0 +1,173 @@
+"""Who may do what to which object: pure functions over plain snapshots.
+
+``decide`` never touches the database, the clock or the network: callers pass a ``Principal`` (the
+verified caller) and, for meeting actions, a ``MeetingAccess`` snapshot. ``require`` wraps it for
+services and views: it logs a refusal and raises ``PermissionDenied``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, field
+
+from meetings.errors import NotAuthenticated, PermissionDenied
+from meetings.models.meetings import MeetingKind, MeetingState
+from meetings.models.people import Role
+
+log = logging.getLogger("meetings.policy")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A verified, active account, as the server knows it (never as a request claims it)."""
+
+    person_id: int
+    username: str
+    full_name: str
+    office_id: int
+    roles: frozenset[Role]
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, and from where (for audit). ``principal`` is None before login."""
+
+    principal: Principal | None
+    address: str = ""
+    #: An operator at the server's own shell (the ``cabinet`` command): trusted, but still audited.
+    system: bool = False
+
+    @classmethod
+    def cli(cls) -> Caller:
+        return cls(principal=None, address="cli", system=True)
+
+    @property
+    def actor_id(self) -> int | None:
+        return self.principal.person_id if self.principal else None
+
+    @property
+    def office_id(self) -> int | None:
+        return self.principal.office_id if self.principal else None
+
+
+@dataclass(frozen=True)
+class MeetingAccess:
+    """What the policy needs to know about a meeting."""
+
+    meeting_id: int
+    kind: MeetingKind
+    state: MeetingState
+    host_office_id: int
+    invited_office_ids: frozenset[int] = field(default_factory=frozenset)
+    invited_person_ids: frozenset[int] = field(default_factory=frozenset)
+
+
+class Action(enum.StrEnum):
+    VIEW_OFFICES = "office.view"
+    MANAGE_OFFICES = "office.manage"
+    VIEW_PEOPLE = "person.view"
+    MANAGE_PEOPLE = "person.manage"
+    VIEW_AUDIT = "audit.view"
+    CREATE_CABINET_SESSION = "meeting.create_cabinet_session"
+    CREATE_BRIEFING = "meeting.create_briefing"
+    VIEW_MEETING = "meeting.view"
+    MANAGE_MEETING = "meeting.manage"
+    JOIN_MEETING = "meeting.join"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOW = Decision(True, "allowed")
+
+#: Actions that need no target object, and the roles that may take them.
+ROLE_ACTIONS: dict[Action, frozenset[Role]] = {
+    Action.VIEW_OFFICES: frozenset(Role),
+    Action.MANAGE_OFFICES: frozenset({Role.SECRETARIAT}),
+    Action.VIEW_PEOPLE: frozenset({Role.SECRETARIAT}),
+    Action.MANAGE_PEOPLE: frozenset({Role.SECRETARIAT}),
+    Action.VIEW_AUDIT: frozenset({Role.SECRETARIAT}),
+    Action.CREATE_CABINET_SESSION: frozenset({Role.SECRETARIAT}),
+    Action.CREATE_BRIEFING: frozenset({Role.SECRETARIAT, Role.COMMANDER}),
+}
+
+
+def is_invited(principal: Principal, meeting: MeetingAccess) -> bool:
+    return (
+        principal.person_id in meeting.invited_person_ids
+        or principal.office_id in meeting.invited_office_ids
+        or principal.office_id == meeting.host_office_id
+    )
+
+
+def _decide_meeting(principal: Principal, action: Action, meeting: MeetingAccess) -> Decision:
+    invited = is_invited(principal, meeting)
+    # A cabinet session is the secretariat's own business; a briefing belongs to its invitees alone.
+    secretariat_sees = meeting.kind is MeetingKind.CABINET_SESSION and principal.has(Role.SECRETARIAT)
+    if action is Action.VIEW_MEETING:
+        return ALLOW if invited or secretariat_sees else Decision(False, "not invited to this meeting")
+    if action is Action.MANAGE_MEETING:
+        if meeting.kind is MeetingKind.CABINET_SESSION:
+            if principal.has(Role.SECRETARIAT):
+                return ALLOW
+            return Decision(False, "only the secretariat manages cabinet sessions")
+        host_member = principal.office_id == meeting.host_office_id
+        if host_member and (principal.has(Role.COMMANDER) or principal.has(Role.SECRETARIAT)):
+            return ALLOW
+        return Decision(False, "only the host office's commander manages a briefing")
+    if action is Action.JOIN_MEETING:
+        if meeting.state in (MeetingState.CLOSED, MeetingState.CANCELLED):
+            return Decision(False, f"the meeting is {meeting.state.value}")
+        return ALLOW if invited or secretariat_sees else Decision(False, "not invited to this meeting")
+    return Decision(False, f"{action.value} does not apply to a meeting")
+
+
+def decide(principal: Principal | None, action: Action, target: MeetingAccess | None = None) -> Decision:
+    """May ``principal`` take ``action`` (on ``target``)? Pure; the single source of permission truth."""
+    if principal is None:
+        return Decision(False, "not logged in")
+    if not principal.roles:
+        return Decision(False, "the account has no role")
+    if action in ROLE_ACTIONS:
+        if principal.roles & ROLE_ACTIONS[action]:
+            return ALLOW
+        return Decision(False, f"requires role {' or '.join(sorted(r.value for r in ROLE_ACTIONS[action]))}")
+    if target is None:
+        return Decision(False, f"{action.value} needs a target")
+    return _decide_meeting(principal, action, target)
+
+
+def require(caller: Caller, action: Action, target: MeetingAccess | None = None) -> Principal | None:
+    """Raise (and log) unless the caller may take the action; return the principal when allowed.
+
+    The server operator (``Caller.cli()``) is allowed everything and gets None back.
+    """
+    if caller.system:
+        return None
+    decision = decide(caller.principal, action, target)
+    if decision.allowed:
+        return caller.principal
+    log.info(
+        "permission refused",
+        extra={
+            "event": "permission.refused",
+            "action": action.value,
+            "actor_id": caller.actor_id,
+            "target": target.meeting_id if target else None,
+            "reason": decision.reason,
+            "address": caller.address,
+        },
+    )
+    if caller.principal is None:
+        raise NotAuthenticated("log in first")
+    raise PermissionDenied(decision.reason)

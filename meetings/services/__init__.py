@@ -1,0 +1,36 @@
+"""Services: the only code that writes the database. Each checks permissions and writes audit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meetings.config import MeetingsConfig
+from meetings.db import Database
+from meetings.services.audit import AuditService
+from meetings.services.auth import AuthService
+from meetings.services.meetings import MeetingService
+from meetings.services.offices import OfficeService
+from meetings.services.people import PeopleService
+from meetings.tokens import JoinTokenSigner
+
+
+@dataclass
+class Services:
+    db: Database
+    auth: AuthService
+    people: PeopleService
+    offices: OfficeService
+    meetings: MeetingService
+    audit: AuditService
+
+    @classmethod
+    def build(cls, db: Database, config: MeetingsConfig, secret_key: str) -> Services:
+        signer = JoinTokenSigner(secret_key, config.join_token_seconds)
+        return cls(
+            db=db,
+            auth=AuthService(db, config),
+            people=PeopleService(db, config),
+            offices=OfficeService(db),
+            meetings=MeetingService(db, signer),
+            audit=AuditService(db),
+        )

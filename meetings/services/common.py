@@ -1,0 +1,59 @@
+"""Helpers shared by the services: audit shortcuts, snapshots and input checks."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from meetings.db import UnitOfWork
+from meetings.errors import ValidationFailed
+from meetings.models import Meeting, Person
+from meetings.policy import Caller, MeetingAccess, Principal
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+OFFICE_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
+
+
+def record(uow: UnitOfWork, caller: Caller, action: str, *, target_type: str = "", target_id: str | int = "",
+           details: dict[str, Any] | None = None) -> None:
+    """Queue an audit event for the caller in this unit of work."""
+    merged = dict(details or {})
+    if caller.system:
+        merged["via"] = "cli"
+    uow.audit(action, actor_id=caller.actor_id, actor_office_id=caller.office_id, address=caller.address,
+              target_type=target_type, target_id=target_id, details=merged)
+
+
+def principal_of(person: Person) -> Principal:
+    return Principal(person_id=person.id, username=person.username, full_name=person.full_name,
+                     office_id=person.office_id, roles=person.roles)
+
+
+def meeting_access(meeting: Meeting) -> MeetingAccess:
+    return MeetingAccess(
+        meeting_id=meeting.id,
+        kind=meeting.kind,
+        state=meeting.state,
+        host_office_id=meeting.host_office_id,
+        invited_office_ids=frozenset(i.office_id for i in meeting.invitations if i.office_id is not None),
+        invited_person_ids=frozenset(i.person_id for i in meeting.invitations if i.person_id is not None),
+    )
+
+
+def clean_text(value: object, field: str, *, max_length: int, min_length: int = 1) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field} must be text", field=field)
+    text = " ".join(value.split())
+    if len(text) < min_length:
+        raise ValidationFailed(f"{field} is required", field=field)
+    if len(text) > max_length:
+        raise ValidationFailed(f"{field} must be at most {max_length} characters", field=field)
+    return text
+
+
+def clean_username(value: object) -> str:
+    if not isinstance(value, str) or not USERNAME_RE.match(value.strip().lower()):
+        raise ValidationFailed(
+            "username must be 3-64 characters: lowercase letters, digits, dot, dash, underscore", field="username"
+        )
+    return value.strip().lower()

@@ -1,0 +1,21 @@
+"""Configuration section ``[provincial_nodes]``: this process as an edge node of a province or command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProvincialNodesConfig:
+    #: Empty: this process is the central server. Otherwise the URL of the upstream server.
+    upstream_url: str = ""
+    #: Office code of the province or command this node serves.
+    office_code: str = ""
+
+    def validate(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if self.upstream_url and not self.upstream_url.startswith(("https://", "http://")):
+            problems.append(("upstream_url", "must be an http(s) URL"))
+        if self.upstream_url and not self.office_code:
+            problems.append(("office_code", "is required when upstream_url is set"))
+        return problems

@@ -1,0 +1,1 @@
+"""Pages and the JSON API (aiohttp + Jinja2). Views call meetings/ services; they never write the database."""

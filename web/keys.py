@@ -1,0 +1,28 @@
+"""Typed keys for what the application and each request carry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from meetings.policy import Caller
+    from meetings.services import Services
+    from web.config import WebConfig
+    from web.security import Security
+
+SERVICES: web.AppKey[Services] = web.AppKey("services")
+CONFIG: web.AppKey[WebConfig] = web.AppKey("web_config")
+SECURITY: web.AppKey[Security] = web.AppKey("security")
+TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
+#: Extra per-app values that other layers put on the app (e.g. signaling's readiness).
+EXTRAS: web.AppKey[dict[str, object]] = web.AppKey("extras")
+
+# Request-scoped (request[...]) keys.
+CALLER = "cabinet.caller"
+SESSION_TOKEN = "cabinet.session_token"
+PRE_SESSION = "cabinet.pre_session"
+REQUEST_ID = "cabinet.request_id"

@@ -1,0 +1,143 @@
+"""Request pipeline: request id, caller resolution, CSRF and origin checks, errors, security headers."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from meetings.errors import (
+    Conflict,
+    LoginFailed,
+    LoginThrottled,
+    MeetingsError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    TokenInvalid,
+    ValidationFailed,
+)
+from meetings.policy import Caller
+from web import keys
+from web.render import render
+from web.security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, SECURITY_HEADERS
+
+log = logging.getLogger("web")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STATUS = {
+    ValidationFailed: 400,
+    NotAuthenticated: 401,
+    LoginFailed: 401,
+    TokenInvalid: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+    LoginThrottled: 429,
+}
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, object]:
+    error: dict[str, object] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
+def json_error(status: int, code: str, message: str, field: str | None = None,
+               headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(error_body(code, message, field), status=status, headers=headers)
+
+
+def error_response(request: web.Request, status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> web.StreamResponse:
+    if is_api(request):
+        return json_error(status, code, message, field, headers)
+    if status == 401 and request.method in SAFE_METHODS:
+        return see_other(f"/login?next={quote(request.path_qs, safe='/?=&')}")
+    response = render(request, "error.html", {"status": status, "code": code, "message": message},
+                      status=status)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[keys.REQUEST_ID] = secrets.token_hex(6)
+    security = request.app[keys.SECURITY]
+    services = request.app[keys.SERVICES]
+    token = request.cookies.get(security.cookies.session)
+    principal = await services.auth.resolve(token) if token else None
+    request[keys.SESSION_TOKEN] = token if principal else None
+    request[keys.PRE_SESSION] = request.cookies.get(security.cookies.pre_session)
+    request[keys.CALLER] = Caller(principal=principal, address=security.client_address(request))
+    response = await handler(request)
+    if token and principal is None and not response.prepared:
+        security.clear_cookie(response, security.cookies.session)  # stale or ended session
+    return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except LoginThrottled as exc:
+        return error_response(request, 429, exc.code, exc.message,
+                              headers={"Retry-After": str(exc.retry_after_seconds)})
+    except MeetingsError as exc:
+        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+        return error_response(request, status, exc.code, exc.message, exc.field)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and (is_api(request) or exc.status in (404, 405, 413)):
+            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
+            return error_response(request, exc.status, code, exc.reason)
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"event": "http.error", "path": request.path,
+                                                 "request_id": request.get(keys.REQUEST_ID)})
+        return error_response(request, 500, "internal", "internal error; it has been logged")
+
+
+@web.middleware
+async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in SAFE_METHODS:
+        return await handler(request)
+    security = request.app[keys.SECURITY]
+    if not security.origin_ok(request):
+        return error_response(request, 403, "csrf", "cross-site request refused")
+    binding = request.get(keys.SESSION_TOKEN) or request.get(keys.PRE_SESSION)
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get(CSRF_FIELD)
+        presented = value if isinstance(value, str) else None
+    if not security.csrf_valid(binding, presented):
+        log.info("csrf refused", extra={"event": "csrf.refused", "path": request.path,
+                                        "address": request[keys.CALLER].address})
+        return error_response(request, 403, "csrf", "missing or invalid CSRF token; reload the page and try again")
+    return await handler(request)
+
+
+@web.middleware
+async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.app[keys.SECURITY].tls:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,0 +1,49 @@
+"""Jinja2 rendering with autoescaping, i18n and the request's CSRF token and caller."""
+
+from __future__ import annotations
+
+import gettext
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from web import keys
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+def create_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(gettext.NullTranslations(), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def csrf_token_for(request: web.Request) -> str:
+    security = request.app[keys.SECURITY]
+    binding = request.get(keys.SESSION_TOKEN) or request.get(keys.PRE_SESSION)
+    return security.csrf_token(binding) if binding else ""
+
+
+def render(request: web.Request, template: str, context: dict[str, Any] | None = None, *,
+           status: int = 200) -> web.Response:
+    env = request.app[keys.TEMPLATES]
+    caller = request.get(keys.CALLER)
+    principal = caller.principal if caller else None
+    data = {
+        "request": request,
+        "me": principal,
+        "csrf_token": csrf_token_for(request),
+        "path": request.path,
+    }
+    data.update(context or {})
+    body = env.get_template(template).render(data)
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
