@@ -45,8 +45,9 @@ async def load_demo_if_empty(services: Services) -> None:
     if await demo.is_empty(services):
         accounts = await demo.load(services)
         log.warning(
-            "loaded demo data: log in as %s with password %s (demo only; change or disable these accounts)",
-            ", ".join(a.username for a in accounts), demo.DEMO_PASSWORD,
+            "loaded demo data: accounts %s share the demo password given in README.md "
+            "(demo only: change or disable these accounts before real use)",
+            ", ".join(a.username for a in accounts),
             extra={"event": "demo.loaded"},
         )
 

@@ -147,6 +147,20 @@ def decide(principal: Principal | None, action: Action, target: MeetingAccess | 
     return _decide_meeting(principal, action, target)
 
 
+def log_refusal(caller: Caller, action: Action, target: MeetingAccess | None, reason: str) -> None:
+    log.info(
+        "permission refused",
+        extra={
+            "event": "permission.refused",
+            "action": action.value,
+            "actor_id": caller.actor_id,
+            "target": target.meeting_id if target else None,
+            "reason": reason,
+            "address": caller.address,
+        },
+    )
+
+
 def require(caller: Caller, action: Action, target: MeetingAccess | None = None) -> Principal | None:
     """Raise (and log) unless the caller may take the action; return the principal when allowed.
 
@@ -157,17 +171,7 @@ def require(caller: Caller, action: Action, target: MeetingAccess | None = None)
     decision = decide(caller.principal, action, target)
     if decision.allowed:
         return caller.principal
-    log.info(
-        "permission refused",
-        extra={
-            "event": "permission.refused",
-            "action": action.value,
-            "actor_id": caller.actor_id,
-            "target": target.meeting_id if target else None,
-            "reason": decision.reason,
-            "address": caller.address,
-        },
-    )
+    log_refusal(caller, action, target, decision.reason)
     if caller.principal is None:
         raise NotAuthenticated("log in first")
     raise PermissionDenied(decision.reason)

@@ -28,7 +28,7 @@ class WebConfig:
 
     def validate(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
-        if not 1 <= self.port <= 65535:
+        if not 0 <= self.port <= 65535:  # 0: any free port (tests)
             problems.append(("port", "must be between 1 and 65535"))
         if bool(self.tls_cert) != bool(self.tls_key):
             problems.append(("tls_key" if self.tls_cert else "tls_cert", "tls_cert and tls_key go together"))

@@ -22,7 +22,7 @@ TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 EXTRAS: web.AppKey[dict[str, object]] = web.AppKey("extras")
 
 # Request-scoped (request[...]) keys.
-CALLER = "cabinet.caller"
-SESSION_TOKEN = "cabinet.session_token"
-PRE_SESSION = "cabinet.pre_session"
-REQUEST_ID = "cabinet.request_id"
+CALLER: web.RequestKey[Caller] = web.RequestKey("caller")
+SESSION_TOKEN: web.RequestKey[str | None] = web.RequestKey("session_token")
+PRE_SESSION: web.RequestKey[str | None] = web.RequestKey("pre_session")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -85,7 +85,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[keys.PRE_SESSION] = request.cookies.get(security.cookies.pre_session)
     request[keys.CALLER] = Caller(principal=principal, address=security.client_address(request))
     response = await handler(request)
-    if token and principal is None and not response.prepared:
+    if token and principal is None and not response.prepared and security.cookies.session not in response.cookies:
         security.clear_cookie(response, security.cookies.session)  # stale or ended session
     return response
 

@@ -1,0 +1,58 @@
+"""Structured logs never contain passwords, tokens or cookies."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from cabinet import logs
+from harness import Client, LiveServer
+
+PASSWORD = "demo-password-2026"
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+async def test_a_whole_session_logs_no_secrets(live_server: LiveServer, captured: io.StringIO) -> None:
+    async with Client(live_server.url) as client:
+        await client.login("secretariat", "wrong-password-here")
+        await client.login("secretariat", PASSWORD)
+        session = client.cookie("cabinet_session")
+        csrf = client.csrf
+        status, body = await client.api("POST", "/api/meetings/1/join-token")
+        assert status == 200
+        join_token = body["token"]
+        await client.api("PUT", "/api/people/5/password", {"password": "another-long-password"})
+        await client.api("GET", f"/api/me?token={join_token}")
+        await client.form("/logout", {})
+    text = captured.getvalue()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert any(line.get("event") == "http.request" for line in lines)  # logging did happen
+    for secret in (PASSWORD, "wrong-password-here", "another-long-password", session, csrf, join_token):
+        assert secret and secret not in text
+
+
+def test_scrubbing_of_free_text_and_extras() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "login password=%s token: %s", ("hunter22", "abc"), None)
+    record.cookie = "cabinet_session=zzz"
+    record.session_token = "zzz"
+    record.event = "auth"
+    out = json.loads(logs.JsonFormatter().format(record))
+    assert "hunter22" not in out["message"] and "abc" not in out["message"]
+    assert out["cookie"] == "***" and out["session_token"] == "***" and out["event"] == "auth"

@@ -1,0 +1,89 @@
+"""The permission rules as pure functions: every role against every action."""
+
+from __future__ import annotations
+
+import pytest
+
+from meetings.models import MeetingKind, MeetingState, Role
+from meetings.policy import Action, MeetingAccess, Principal, decide
+
+OCM, SIEM_REAP, MR4, MOINFO, KRATIE = 1, 17, 40, 30, 10
+
+
+def person(role: Role, office: int, pid: int = 1) -> Principal:
+    return Principal(person_id=pid, username=role.value, full_name=role.value, office_id=office,
+                     roles=frozenset({role}))
+
+
+SECRETARIAT = person(Role.SECRETARIAT, OCM, 1)
+CHAIR = person(Role.CHAIR, OCM, 2)
+GOVERNOR = person(Role.DELEGATE, SIEM_REAP, 3)
+COMMANDER = person(Role.COMMANDER, MR4, 4)
+OBSERVER = person(Role.OBSERVER, MOINFO, 5)
+OTHER_GOVERNOR = person(Role.DELEGATE, KRATIE, 6)
+
+SESSION = MeetingAccess(1, MeetingKind.CABINET_SESSION, MeetingState.SCHEDULED, OCM,
+                        invited_office_ids=frozenset({SIEM_REAP}), invited_person_ids=frozenset({2, 5}))
+BRIEFING = MeetingAccess(2, MeetingKind.BRIEFING, MeetingState.SCHEDULED, MR4,
+                         invited_office_ids=frozenset({KRATIE}))
+
+ROLE_ACTIONS = {
+    Action.VIEW_OFFICES: {"secretariat", "chair", "delegate", "commander", "observer"},
+    Action.MANAGE_OFFICES: {"secretariat"},
+    Action.VIEW_PEOPLE: {"secretariat"},
+    Action.MANAGE_PEOPLE: {"secretariat"},
+    Action.VIEW_AUDIT: {"secretariat"},
+    Action.CREATE_CABINET_SESSION: {"secretariat"},
+    Action.CREATE_BRIEFING: {"secretariat", "commander"},
+}
+EVERYONE = [SECRETARIAT, CHAIR, GOVERNOR, COMMANDER, OBSERVER]
+
+
+@pytest.mark.parametrize("action", list(ROLE_ACTIONS))
+@pytest.mark.parametrize("who", EVERYONE, ids=lambda p: p.username)
+def test_role_actions(action: Action, who: Principal) -> None:
+    expected = who.username in ROLE_ACTIONS[action]
+    assert decide(who, action).allowed is expected
+
+
+@pytest.mark.parametrize(
+    ("who", "meeting", "view", "manage", "join"),
+    [
+        (SECRETARIAT, SESSION, True, True, True),
+        (CHAIR, SESSION, True, False, True),  # invited in person; chairs but does not administer
+        (GOVERNOR, SESSION, True, False, True),  # office invited
+        (OTHER_GOVERNOR, SESSION, False, False, False),
+        (COMMANDER, SESSION, False, False, False),
+        (OBSERVER, SESSION, True, False, True),
+        (SECRETARIAT, BRIEFING, False, False, False),  # a briefing is invisible even to the secretariat
+        (COMMANDER, BRIEFING, True, True, True),  # host office commander
+        (OTHER_GOVERNOR, BRIEFING, True, False, True),  # office invited
+        (GOVERNOR, BRIEFING, False, False, False),
+        (OBSERVER, BRIEFING, False, False, False),
+    ],
+    ids=lambda v: v.username if isinstance(v, Principal) else None,
+)
+def test_meeting_actions(who: Principal, meeting: MeetingAccess, view: bool, manage: bool, join: bool) -> None:
+    assert decide(who, Action.VIEW_MEETING, meeting).allowed is view
+    assert decide(who, Action.MANAGE_MEETING, meeting).allowed is manage
+    assert decide(who, Action.JOIN_MEETING, meeting).allowed is join
+
+
+def test_closed_or_cancelled_meetings_cannot_be_joined() -> None:
+    for state in (MeetingState.CLOSED, MeetingState.CANCELLED):
+        closed = MeetingAccess(1, MeetingKind.CABINET_SESSION, state, OCM, frozenset({SIEM_REAP}))
+        decision = decide(GOVERNOR, Action.JOIN_MEETING, closed)
+        assert not decision.allowed and state.value in decision.reason
+        assert decide(GOVERNOR, Action.VIEW_MEETING, closed).allowed
+
+
+def test_anonymous_and_roleless_are_refused_everything() -> None:
+    roleless = Principal(9, "x", "x", OCM, frozenset())
+    for action in Action:
+        target = SESSION if action not in ROLE_ACTIONS else None
+        assert not decide(None, action, target).allowed
+        assert not decide(roleless, action, target).allowed
+
+
+def test_meeting_actions_need_a_target() -> None:
+    assert not decide(SECRETARIAT, Action.VIEW_MEETING, None).allowed
