@@ -58,8 +58,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def configure_sqlite(engine: Any) -> None:
-    event.listen(engine, "connect", _sqlite_pragmas)
+def configure_sqlite(engine: Any, *, begin: str) -> None:
+    """Take transaction control from the driver so writers can BEGIN IMMEDIATE.
+
+    A deferred transaction that reads and then writes fails at once with "database is locked" when
+    another connection committed in between (its snapshot is stale; the busy timeout cannot help).
+    Writers therefore take the write lock up front, and wait their turn with the busy timeout.
+    """
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None
+
+    def on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
 
 
 @dataclass
@@ -98,9 +113,13 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(async_url(url), echo=echo, pool_pre_ping=True)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.write_engine = self.engine
         if self.is_sqlite:
-            configure_sqlite(self.engine.sync_engine)
+            self.write_engine = create_async_engine(async_url(url), echo=echo)
+            configure_sqlite(self.engine.sync_engine, begin="BEGIN")
+            configure_sqlite(self.write_engine.sync_engine, begin="BEGIN IMMEDIATE")
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         # SQLite allows one writer; queue this process's writers here instead of failing on "locked".
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -114,7 +133,7 @@ class Database:
         if self._write_lock is not None:
             await self._write_lock.acquire()
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._write_sessions() as session, session.begin():
                 uow = UnitOfWork(session)
                 yield uow
                 await audit.append(session, uow.pending)
@@ -122,14 +141,10 @@ class Database:
             if self._write_lock is not None:
                 self._write_lock.release()
 
-    @asynccontextmanager
-    async def audit_only(self) -> AsyncIterator[UnitOfWork]:
-        """A unit of work that only appends audit events (e.g. a refused login)."""
-        async with self.write() as uow:
-            yield uow
-
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
 
 
 def alembic_config(url: str) -> Any:
