@@ -76,12 +76,12 @@ OFFICES: list[tuple[str, OfficeKind, str, str]] = [
     ("MLMUPC", OfficeKind.MINISTRY, "Ministry of Land Management, Urban Planning and Construction",
      "ក្រសួងរៀបចំដែនដី នគរូបនីយកម្ម និងសំណង់"),
     ("MCS", OfficeKind.MINISTRY, "Ministry of Civil Service", "ក្រសួងមុខងារសាធារណៈ"),
-    ("MRD-MR1", OfficeKind.MILITARY_REGION, "Military Region 1", "ភូមិភាគទី១"),
-    ("MRD-MR2", OfficeKind.MILITARY_REGION, "Military Region 2", "ភូមិភាគទី២"),
-    ("MRD-MR3", OfficeKind.MILITARY_REGION, "Military Region 3", "ភូមិភាគទី៣"),
-    ("MRD-MR4", OfficeKind.MILITARY_REGION, "Military Region 4", "ភូមិភាគទី៤"),
-    ("MRD-MR5", OfficeKind.MILITARY_REGION, "Military Region 5", "ភូមិភាគទី៥"),
-    ("MRD-SMR", OfficeKind.MILITARY_REGION, "Special Military Region", "ភូមិភាគពិសេស"),
+    ("MR-1", OfficeKind.MILITARY_REGION, "Military Region 1", "ភូមិភាគទី១"),
+    ("MR-2", OfficeKind.MILITARY_REGION, "Military Region 2", "ភូមិភាគទី២"),
+    ("MR-3", OfficeKind.MILITARY_REGION, "Military Region 3", "ភូមិភាគទី៣"),
+    ("MR-4", OfficeKind.MILITARY_REGION, "Military Region 4", "ភូមិភាគទី៤"),
+    ("MR-5", OfficeKind.MILITARY_REGION, "Military Region 5", "ភូមិភាគទី៥"),
+    ("MR-SPECIAL", OfficeKind.MILITARY_REGION, "Special Military Region", "ភូមិភាគពិសេស"),
     ("RCAF-HC", OfficeKind.MILITARY_COMMAND, "RCAF High Command", "អគ្គបញ្ជាការដ្ឋាន កងយោធពលខេមរភូមិន្ទ"),
     ("RCAF-ARMY", OfficeKind.MILITARY_COMMAND, "Royal Cambodian Army Command", "បញ្ជាការដ្ឋានកងទ័ពជើងគោក"),
     ("RCAF-NAVY", OfficeKind.MILITARY_COMMAND, "Royal Cambodian Navy Command", "បញ្ជាការដ្ឋានកងទ័ពជើងទឹក"),
@@ -102,7 +102,7 @@ ACCOUNTS: list[DemoAccount] = [
     DemoAccount("secretariat", "Sok Dara (Secretariat)", "OCM", "secretariat"),
     DemoAccount("chair", "Chan Sophal (Chair)", "OCM", "chair"),
     DemoAccount("governor", "Keo Sreymom (Governor of Siem Reap)", "KH-17", "delegate"),
-    DemoAccount("commander", "Meas Vuthy (Commander, Military Region 4)", "MRD-MR4", "commander"),
+    DemoAccount("commander", "Meas Vuthy (Commander, Military Region 4)", "MR-4", "commander"),
     DemoAccount("observer", "Ly Channary (Observer, Ministry of Information)", "MOINFO", "observer"),
 ]
 
@@ -148,7 +148,7 @@ async def load(services: Services, now: dt.datetime | None = None) -> list[DemoA
     briefing_start = start - dt.timedelta(days=1, hours=-2)
     await services.meetings.create(
         caller, title="Military Region 4 Security Briefing", kind=MeetingKind.BRIEFING.value,
-        host_office_id=by_code["MRD-MR4"], starts_at=briefing_start,
+        host_office_id=by_code["MR-4"], starts_at=briefing_start,
         ends_at=briefing_start + dt.timedelta(hours=1),
         invited_office_ids=[by_code["RCAF-HC"], by_code["KH-22"]],
     )

@@ -98,12 +98,12 @@ async def test_commander_creates_briefings_for_own_office_only(loaded: Services)
     commander = await caller_for(loaded, "commander")
     offices = {o.code: o.id for o in await loaded.offices.list(CLI)}
     start = dt.datetime(2027, 1, 8, 1, 0, tzinfo=dt.UTC)
-    meeting = await loaded.meetings.create(commander, title="Border", kind="briefing", host_office_id=offices["MRD-MR4"],
+    meeting = await loaded.meetings.create(commander, title="Border", kind="briefing", host_office_id=offices["MR-4"],
                                            starts_at=start, ends_at=start + dt.timedelta(hours=1),
                                            invited_office_ids=[offices["KH-22"]])
-    assert meeting.host_office_id == offices["MRD-MR4"]
+    assert meeting.host_office_id == offices["MR-4"]
     with pytest.raises(PermissionDenied):
-        await loaded.meetings.create(commander, title="X", kind="briefing", host_office_id=offices["MRD-MR1"],
+        await loaded.meetings.create(commander, title="X", kind="briefing", host_office_id=offices["MR-1"],
                                      starts_at=start, ends_at=start + dt.timedelta(hours=1))
     with pytest.raises(PermissionDenied):
         await loaded.meetings.create(commander, title="X", kind="cabinet_session", host_office_id=offices["OCM"],

@@ -29,7 +29,7 @@ def ids(live_server: LiveServer) -> dict[str, int]:
             await services.db.dispose()
 
     offices, people, meetings = asyncio.run(read())
-    return {"ocm": offices["OCM"], "kh17": offices["KH-17"], "mr4": offices["MRD-MR4"], "mr1": offices["MRD-MR1"], "observer": people["observer"],
+    return {"ocm": offices["OCM"], "kh17": offices["KH-17"], "mr4": offices["MR-4"], "mr1": offices["MR-1"], "observer": people["observer"],
             "session": meetings["cabinet_session"], "briefing": meetings["briefing"]}
 
 

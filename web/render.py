@@ -5,6 +5,7 @@ from __future__ import annotations
 import gettext
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -12,6 +13,8 @@ from aiohttp import web
 from web import keys
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+#: Times are shown in the government's time zone, whatever the viewer's machine says.
+LOCAL_TZ = ZoneInfo("Asia/Phnom_Penh")
 
 
 def create_environment() -> jinja2.Environment:
@@ -40,6 +43,7 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
     principal = caller.principal if caller else None
     data = {
         "request": request,
+        "local_tz": LOCAL_TZ,
         "me": principal,
         "csrf_token": csrf_token_for(request),
         "path": request.path,

@@ -20,6 +20,10 @@ class OfficeKind(enum.StrEnum):
     MILITARY_COMMAND = "military_command"
 
 
+#: The order offices are listed in: the host first, then the capital, provinces, ministries, the military.
+KIND_ORDER = {kind: i for i, kind in enumerate(OfficeKind)}
+
+
 class Office(Base):
     __tablename__ = "offices"
 

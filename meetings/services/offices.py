@@ -9,6 +9,7 @@ from sqlalchemy import select
 from meetings.db import Database
 from meetings.errors import Conflict, NotFound, ValidationFailed
 from meetings.models import Office, OfficeKind
+from meetings.models.offices import KIND_ORDER
 from meetings.policy import Action, Caller, require
 from meetings.services.common import OFFICE_CODE_RE, clean_text, record
 
@@ -29,10 +30,11 @@ class OfficeService:
     async def list(self, caller: Caller, *, include_inactive: bool = False) -> Sequence[Office]:
         require(caller, Action.VIEW_OFFICES)
         async with self.db.read() as session:
-            query = select(Office).order_by(Office.kind, Office.name_en)
+            query = select(Office)
             if not include_inactive:
                 query = query.where(Office.active.is_(True))
-            return (await session.execute(query)).scalars().all()
+            offices = (await session.execute(query)).scalars().all()
+        return sorted(offices, key=lambda o: (KIND_ORDER[o.kind], o.name_en))
 
     async def get(self, caller: Caller, office_id: int) -> Office:
         require(caller, Action.VIEW_OFFICES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -13,10 +12,9 @@ from meetings.policy import Action, decide
 from meetings.services.common import meeting_access
 from web.forms import caller, int_param, principal, read_form, services
 from web.middleware import see_other
-from web.render import render
+from web.render import LOCAL_TZ, render
 
 routes = web.RouteTableDef()
-LOCAL_TZ = ZoneInfo("Asia/Phnom_Penh")
 
 
 @routes.get("/meetings", name="meetings")
@@ -93,7 +91,7 @@ async def meeting_page(request: web.Request) -> web.StreamResponse:
     meeting = await services(request).meetings.get(caller(request), int_param(request, "id"))
     access = meeting_access(meeting)
     return render(request, "meetings/detail.html", {
-        "meeting": meeting, "tz": LOCAL_TZ,
+        "meeting": meeting,
         "can_manage": decide(me, Action.MANAGE_MEETING, access).allowed,
         "can_join": decide(me, Action.JOIN_MEETING, access).allowed,
     })

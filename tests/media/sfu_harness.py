@@ -1,0 +1,169 @@
+"""Loopback harness: aiortc publisher/subscriber clients around a media.Router.
+
+Clients use aiortc's encoders/decoders (client side only); the server must never.
+Everything binds 127.0.0.1 and no ICE server is configured: tests talk only to loopback.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fractions
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from av import AudioFrame, VideoFrame
+
+from media import MediaConfig, Producer, Router, WebRtcTransport
+from media import aiortc_seams as seams
+
+LOOPBACK = ["127.0.0.1"]
+
+
+class ToneTrack(AudioStreamTrack):
+    """48 kHz mono sine; ``amplitude`` 0..1 (0: silence) sets the RFC 6464 level aiortc sends."""
+
+    def __init__(self, amplitude: float = 0.5) -> None:
+        super().__init__()
+        self.amplitude = amplitude
+        self._cache: dict[float, bytes] = {}
+
+    def _samples(self) -> bytes:
+        if self.amplitude not in self._cache:
+            peak = int(32767 * self.amplitude)
+            self._cache[self.amplitude] = array.array(
+                "h", (int(peak * math.sin(2 * math.pi * 440 * i / 48000)) for i in range(960))
+            ).tobytes()
+        return self._cache[self.amplitude]
+
+    async def recv(self) -> AudioFrame:
+        if not hasattr(self, "_t0"):
+            self._t0 = time.time()
+            self._ts = 0
+        else:
+            self._ts += 960
+            await asyncio.sleep(max(0.0, self._t0 + self._ts / 48000 - time.time()))
+        frame = AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(self._samples())
+        frame.pts = self._ts
+        frame.sample_rate = 48000
+        frame.time_base = fractions.Fraction(1, 48000)
+        return frame
+
+
+class PatternTrack(VideoStreamTrack):
+    """Small frames whose brightness changes every frame (cheap to encode, never static)."""
+
+    def __init__(self, width: int = 160, height: int = 120) -> None:
+        super().__init__()
+        self.width, self.height = width, height
+        self._n = 0
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame(width=self.width, height=self.height)
+        self._n += 1
+        luma = bytes([(self._n * 7 + x) & 0xFF for x in range(self.width)]) * self.height
+        frame.planes[0].update(luma)
+        for plane in frame.planes[1:]:
+            plane.update(bytes([128]) * plane.buffer_size)
+        frame.pts = pts
+        frame.time_base = time_base
+        return frame
+
+
+def client_pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+@dataclass
+class Subscriber:
+    participant_id: str
+    pc: RTCPeerConnection
+    transport: WebRtcTransport
+    tracks: list[MediaStreamTrack] = field(default_factory=list)
+
+    async def renegotiate(self) -> None:
+        offer = await self.transport.create_offer()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        seams.configure_ice(self.pc, LOOPBACK, [])
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        await self.transport.accept_answer(self.pc.localDescription.sdp)
+
+
+@dataclass
+class Publisher:
+    participant_id: str
+    pc: RTCPeerConnection
+    transport: WebRtcTransport
+    producers: dict[str, Producer]
+    audio: ToneTrack | None
+    video: PatternTrack | None
+
+
+class Harness:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.pcs: list[RTCPeerConnection] = []
+
+    async def publisher(self, participant_id: str, *, audio: bool = True, video: bool = True, amplitude: float = 0.5) -> Publisher:
+        pc = client_pc()
+        self.pcs.append(pc)
+        tone = ToneTrack(amplitude) if audio else None
+        pattern = PatternTrack() if video else None
+        for track in (tone, pattern):
+            if track is not None:
+                pc.addTrack(track)
+        seams.configure_ice(pc, LOOPBACK, [])
+        await pc.setLocalDescription(await pc.createOffer())
+        transport = self.router.create_transport(participant_id, "send")
+        answer = await transport.accept_offer(pc.localDescription.sdp)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        producers = {}
+        for track in transport.offered_tracks():
+            producers[track.kind] = transport.produce(track.mid)
+        return Publisher(participant_id, pc, transport, producers, tone, pattern)
+
+    async def subscriber(self, participant_id: str, producers: list[Producer]) -> Subscriber:
+        pc = client_pc()
+        self.pcs.append(pc)
+        transport = self.router.create_transport(participant_id, "recv")
+        sub = Subscriber(participant_id, pc, transport)
+        pc.on("track", sub.tracks.append)
+        for producer in producers:
+            transport.consume(producer)
+        await sub.renegotiate()
+        return sub
+
+    async def close(self) -> None:
+        await self.router.close()
+        for pc in self.pcs:
+            await pc.close()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> None:
+    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached within %.1fs" % timeout)
+        await asyncio.sleep(interval)
+
+
+async def recv_frames(track: MediaStreamTrack, count: int, timeout: float = 10.0) -> list[object]:
+    async def run() -> list[object]:
+        return [await track.recv() for _ in range(count)]
+
+    return await asyncio.wait_for(run(), timeout)
+
+

@@ -1,0 +1,179 @@
+"""Contract tests: one per seam in media/aiortc_seams.py. An aiortc/aioice upgrade that changes
+any private internal the SFU relies on must fail here, loudly, before anything else."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from importlib.metadata import version
+
+import aioice
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from sfu_harness import LOOPBACK, ToneTrack, wait_for
+
+from media import aiortc_seams as seams
+from media.rtp_packet import RtpPacketView, build_rtp
+
+
+def test_pinned_versions() -> None:
+    assert version("aiortc") == "1.16.0"
+    assert version("aioice") == "0.13.0"
+    assert version("pylibsrtp") == "1.0.0"
+
+
+def pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+async def test_neutralize_receiver_starts_no_decoder() -> None:
+    conn = pc()
+    transceiver = conn.addTransceiver("audio", direction="recvonly")
+    receiver = transceiver.receiver
+    assert inspect.iscoroutinefunction(RTCRtpReceiver.receive)
+    assert list(inspect.signature(RTCRtpReceiver.receive).parameters) == ["self", "parameters"]
+    # Behaviour: the unpatched receive() does start a decoder thread, and decoder_started sees it.
+    other = conn.addTransceiver("audio", direction="recvonly").receiver
+    other._track = RemoteStreamTrack(kind="audio")  # normally set by setRemoteDescription
+    params = RTCRtpReceiveParameters(codecs=[RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)])
+    await other.receive(params)
+    assert seams.decoder_started(other)
+    await other.stop()
+    seams.neutralize_receiver(receiver)
+    await receiver.receive(params)
+    assert not seams.decoder_started(receiver)
+    await receiver.stop()  # a no-op, must not hang
+    with pytest.raises(seams.SeamError):
+        seams.neutralize_receiver(other)  # already started
+    await conn.close()
+
+
+async def test_neutralize_sender_sends_nothing() -> None:
+    conn = pc()
+    sender = conn.addTransceiver("video", direction="sendonly").sender
+    assert inspect.iscoroutinefunction(RTCRtpSender.send)
+    assert getattr(sender, "_RTCRtpSender__started") is False
+    seams.neutralize_sender(sender)
+    await sender.send(None)
+    assert getattr(sender, "_RTCRtpSender__rtp_task") is None
+    assert getattr(sender, "_RTCRtpSender__rtcp_task") is None
+    await sender.stop()
+    await conn.close()
+
+
+async def test_sender_ssrcs_and_msid_are_what_the_sdp_says() -> None:
+    conn = pc()
+    sender = conn.addTransceiver("video", direction="sendonly").sender
+    ssrc, rtx = seams.sender_ssrcs(sender)
+    seams.set_sender_msid(sender, "stream-x", "track-y")
+    await conn.setLocalDescription(await conn.createOffer())
+    sdp = conn.localDescription.sdp
+    assert f"a=ssrc-group:FID {ssrc} {rtx}" in sdp
+    assert "a=msid:stream-x track-y" in sdp
+    await conn.close()
+
+
+async def test_negotiated_parameters_and_remote_ssrcs() -> None:
+    offerer, answerer = pc(), pc()
+    offerer.addTransceiver("video", direction="sendonly")
+    offerer.addTransceiver("audio", direction="sendonly")
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    video = answerer.getTransceivers()[0]
+    codecs, extensions = seams.negotiated_parameters(video)
+    assert codecs and all(isinstance(c, RTCRtpCodecParameters) for c in codecs)
+    assert codecs[0].mimeType == "video/VP8" and codecs[1].mimeType == "video/rtx"
+    assert {e.uri for e in extensions} >= {"urn:ietf:params:rtp-hdrext:sdes:mid"}
+    sender = offerer.getTransceivers()[0].sender
+    assert seams.remote_ssrcs(answerer, video.mid) == seams.sender_ssrcs(sender)
+    audio_ssrc, audio_rtx = seams.remote_ssrcs(answerer, answerer.getTransceivers()[1].mid)
+    assert audio_ssrc == offerer.getTransceivers()[1].sender._ssrc and audio_rtx is None
+    assert seams.remote_ssrcs(answerer, "nope") == (None, None)
+    await offerer.close()
+    await answerer.close()
+
+
+def test_dtls_transport_internals_exist() -> None:
+    assert list(inspect.signature(RTCDtlsTransport._handle_rtp_data).parameters) == ["self", "data", "arrival_time_ms"]
+    assert list(inspect.signature(RTCDtlsTransport._handle_rtcp_data).parameters) == ["self", "data"]
+    source = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in source
+    assert "await self._handle_rtcp_data(data)" in source
+    assert "self._rx_srtp.unprotect" in source
+    assert hasattr(State, "CONNECTED")
+    assert "_nominated" in inspect.getsource(aioice.Connection.sendto)
+    assert list(inspect.signature(aioice.Connection.get_component_candidates).parameters)[:3] == ["self", "component", "addresses"]
+
+
+async def test_packet_hooks_and_srtp_egress_on_a_live_connection() -> None:
+    """A plain aiortc client sends audio; the hooked side gets decrypted RTP/RTCP, and can send
+    RTP back through SrtpEgress (the client's own hooks see it)."""
+    client, server = pc(), pc()
+    client.addTrack(ToneTrack(0.3))
+    seams.configure_ice(client, LOOPBACK, [])
+    await client.setLocalDescription(await client.createOffer())
+    await server.setRemoteDescription(client.localDescription)
+    for t in server.getTransceivers():
+        seams.neutralize_receiver(t.receiver)
+        seams.neutralize_sender(t.sender)
+    rtp_in: list[bytes] = []
+    rtcp_in: list[bytes] = []
+
+    async def on_rtp(data: bytes, arrival_time_ms: int = 0) -> None:
+        rtp_in.append(data)
+
+    async def on_rtcp(data: bytes) -> None:
+        rtcp_in.append(data)
+
+    dtls = seams.dtls_transports(server)[0]
+    assert seams.install_packet_hooks(dtls, on_rtp, on_rtcp)
+    assert not seams.install_packet_hooks(dtls, on_rtp, on_rtcp)
+    seams.configure_ice(server, LOOPBACK, [])
+    await server.setLocalDescription(await server.createAnswer())
+    await client.setRemoteDescription(server.localDescription)
+    try:
+        await wait_for(lambda: len(rtp_in) > 5 and rtcp_in, timeout=10)
+        packet = RtpPacketView.parse(rtp_in[0])
+        assert packet.ssrc == client.getSenders()[0]._ssrc
+
+        back: list[bytes] = []
+        seams.install_rtp_filter(seams.dtls_transports(client)[0], lambda d: back.append(d) or False)
+        egress = seams.SrtpEgress(dtls)
+        assert egress.connected
+        assert egress.send_rtp(build_rtp(payload_type=96, sequence_number=1, timestamp=2, ssrc=77, payload=b"x"))
+        assert egress.send_rtcp(b"\x80\xc9\x00\x01\x00\x00\x00\x4d")
+        await wait_for(lambda: bool(back), timeout=5)
+        assert RtpPacketView.parse(back[0]).ssrc == 77
+        assert egress.sent_packets == 2
+        # An index far behind the SRTP replay window is refused and counted, never raised.
+        for seq in (40000, 1):
+            egress.send_rtp(build_rtp(payload_type=96, sequence_number=seq, timestamp=2, ssrc=78, payload=b"x"))
+    finally:
+        await client.close()
+        await server.close()
+    assert not egress.connected
+    assert not egress.send_rtp(b"\x80" + bytes(11))
+    assert egress.dropped >= 1
+
+
+async def test_configure_ice_binds_and_announces_addresses() -> None:
+    conn = pc()
+    conn.addTransceiver("audio", direction="sendonly")
+    seams.configure_ice(conn, LOOPBACK, ["127.0.0.1", "203.0.113.7"])
+    seams.configure_ice(conn, LOOPBACK, [])  # idempotent
+    await conn.setLocalDescription(await conn.createOffer())
+    candidates = [c for c in conn.localDescription.sdp.splitlines() if c.startswith("a=candidate")]
+    hosts = [c.split()[4] for c in candidates]
+    assert hosts == ["127.0.0.1", "203.0.113.7"]
+    ports = {c.split()[5] for c in candidates}
+    assert len(ports) == 1, "the announced (NAT) address shares the bound socket's port"
+    await conn.close()
+
+
+async def test_default_aiortc_never_offers_loopback() -> None:
+    """Why configure_ice exists: aioice skips 127.0.0.1 on its own."""
+    assert "127.0.0.1" not in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+    await asyncio.sleep(0)
