@@ -1,0 +1,288 @@
+"""Every access to aiortc / aioice private internals, in one place (aiortc==1.16.0, aioice==0.13.0).
+
+aiortc by itself decodes every received track and re-encodes per sender; an SFU keeps aiortc for
+ICE, DTLS, SRTP and SDP and takes over RTP. Each function here is one *seam*; each has a contract
+test in tests/media/test_aiortc_seams.py so an aiortc upgrade fails loudly instead of silently
+falling back to decoding (or not forwarding at all).
+
+Seams:
+  * neutralize_receiver / neutralize_sender: server-side RTCRtpReceiver/RTCRtpSender become SDP
+    holders only: their ``receive``/``send`` never start a decoder thread, encoder or RTCP loop.
+  * sender_ssrcs / set_sender_msid: the SSRCs aiortc put in the SDP; per-publisher msid.
+  * negotiated_parameters: the codecs/header extensions negotiated for a transceiver.
+  * remote_ssrcs: the SSRC / RTX SSRC the remote description announced for an m-line.
+  * install_packet_hooks: decrypted RTP/RTCP of a DTLS transport goes to the SFU, not aiortc.
+  * install_rtp_filter / install_rtcp_filter: taps and loss injection on decrypted packets.
+  * SrtpEgress: protect with the transport's SRTP session and send on the nominated ICE pair.
+  * configure_ice: host candidate addresses (bind and announced addresses, e.g. 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aioice
+import ifaddr
+import pylibsrtp
+from aioice.candidate import candidate_foundation, candidate_priority
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import sdp as aiortc_sdp
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+
+from .errors import SeamError
+
+logger = logging.getLogger(__name__)
+
+RtpHook = Callable[..., Awaitable[None]]
+RtcpHook = Callable[[bytes], Awaitable[None]]
+
+_HOOKED = "_cabinet_hooked"
+_ICE_CONFIGURED = "_cabinet_ice_configured"
+
+
+# -- receivers and senders -----------------------------------------------------------------
+
+
+async def _no_receive(parameters: Any) -> None:
+    """Replaces RTCRtpReceiver.receive: no decoder thread, no router registration, no RTCP loop."""
+
+
+async def _no_send(parameters: Any) -> None:
+    """Replaces RTCRtpSender.send: no encoder, no RTP loop, no (untruthful) sender reports."""
+
+
+def neutralize_receiver(receiver: RTCRtpReceiver) -> None:
+    """Make a server-side receiver an SDP holder only (its ``stop`` is then a no-op too)."""
+    if getattr(receiver, "_RTCRtpReceiver__started", None) is not False:
+        raise SeamError("RTCRtpReceiver.__started missing or receiver already started")
+    receiver.receive = _no_receive  # type: ignore[method-assign]
+
+
+def neutralize_sender(sender: RTCRtpSender) -> None:
+    """Make a server-side sender an SDP holder only (its ``stop`` is then a no-op too)."""
+    if getattr(sender, "_RTCRtpSender__started", None) is not False:
+        raise SeamError("RTCRtpSender.__started missing or sender already started")
+    sender.send = _no_send  # type: ignore[method-assign]
+
+
+def decoder_started(receiver: RTCRtpReceiver) -> bool:
+    """Whether aiortc started this receiver's decoder thread (used by tests and assertions)."""
+    return getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """(SSRC, RTX SSRC) that aiortc announces in the SDP for this sender."""
+    return sender._ssrc, sender._rtx_ssrc
+
+
+def set_sender_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
+    """Set the ``a=msid`` of a sender: one stream per publisher, so browsers lip-sync its tracks."""
+    sender._stream_id = stream_id
+    sender._track_id = track_id
+
+
+def negotiated_parameters(
+    transceiver: RTCRtpTransceiver,
+) -> tuple[list[RTCRtpCodecParameters], list[RTCRtpHeaderExtensionParameters]]:
+    """Codecs (with the connection's payload types) and header extensions negotiated for an m-line."""
+    return list(transceiver._codecs), list(transceiver._headerExtensions)
+
+
+def remote_ssrcs(pc: RTCPeerConnection, mid: str) -> tuple[int | None, int | None]:
+    """(media SSRC, RTX SSRC) announced by the remote description for m-line ``mid``."""
+    description = pc.remoteDescription
+    if description is None:
+        return None, None
+    parsed = aiortc_sdp.SessionDescription.parse(description.sdp)
+    for media in parsed.media:
+        if media.rtp.muxId != mid:
+            continue
+        ssrc = rtx = None
+        for group in media.ssrc_group:
+            if group.semantic == "FID" and len(group.items) == 2:
+                ssrc, rtx = int(group.items[0]), int(group.items[1])
+        if ssrc is None and media.ssrc:
+            ssrc = media.ssrc[0].ssrc
+        return ssrc, rtx
+    return None, None
+
+
+# -- packets ---------------------------------------------------------------------------------
+
+
+def install_packet_hooks(dtls: RTCDtlsTransport, on_rtp: RtpHook, on_rtcp: RtcpHook) -> bool:
+    """Route this DTLS transport's decrypted RTP/RTCP to the SFU. Returns False if already hooked.
+
+    aiortc's ``_recv_next`` unprotects SRTP and awaits ``self._handle_rtp_data(data,
+    arrival_time_ms=...)`` / ``self._handle_rtcp_data(data)``; instance attributes shadow them.
+    """
+    if getattr(dtls, _HOOKED, False):
+        return False
+    for name in ("_handle_rtp_data", "_handle_rtcp_data", "_recv_next"):
+        if not callable(getattr(dtls, name, None)):
+            raise SeamError(f"RTCDtlsTransport.{name} is missing")
+    dtls._handle_rtp_data = on_rtp  # type: ignore[method-assign]
+    dtls._handle_rtcp_data = on_rtcp  # type: ignore[method-assign]
+    setattr(dtls, _HOOKED, True)
+    return True
+
+
+def install_rtp_filter(dtls: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
+    """Wrap the transport's decrypted-RTP handler: packets for which ``keep`` is False vanish.
+
+    For loss injection and taps (tests, diagnostics); works on top of install_packet_hooks and
+    on plain aiortc clients alike.
+    """
+    inner = dtls._handle_rtp_data
+
+    async def filtered(data: bytes, arrival_time_ms: int = 0) -> None:
+        if keep(data):
+            await inner(data, arrival_time_ms=arrival_time_ms)
+
+    dtls._handle_rtp_data = filtered  # type: ignore[method-assign]
+
+
+def install_rtcp_filter(dtls: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
+    """Like install_rtp_filter, for decrypted RTCP."""
+    inner = dtls._handle_rtcp_data
+
+    async def filtered(data: bytes) -> None:
+        if keep(data):
+            await inner(data)
+
+    dtls._handle_rtcp_data = filtered  # type: ignore[method-assign]
+
+
+def dtls_transports(pc: RTCPeerConnection) -> list[RTCDtlsTransport]:
+    """The distinct DTLS transports carrying the peer connection's media (one under BUNDLE)."""
+    seen: list[RTCDtlsTransport] = []
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls not in seen:
+            seen.append(dtls)
+    return seen
+
+
+class SrtpEgress:
+    """Synchronous SRTP send on a DTLS transport: protect + sendto on the nominated ICE pair.
+
+    Bypasses ``RTCDtlsTransport._send_rtp`` and aioice's coroutine chain (three awaits per
+    packet). Returns False, and counts, when the transport cannot send (not yet connected,
+    closed, no nominated pair).
+    """
+
+    __slots__ = ("_dtls", "_connection", "dropped", "sent_packets", "sent_bytes")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._connection: aioice.Connection = dtls.transport._connection
+        self.dropped = 0
+        self.sent_packets = 0
+        self.sent_bytes = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._dtls._state == State.CONNECTED
+
+    def _sendto(self, data: bytes) -> bool:
+        pair = self._connection._nominated.get(1)
+        if pair is None:
+            self.dropped += 1
+            return False
+        pair.protocol.transport.sendto(data, pair.remote_addr)
+        self.sent_packets += 1
+        self.sent_bytes += len(data)
+        return True
+
+    def send_rtp(self, plain: bytes) -> bool:
+        dtls = self._dtls
+        if dtls._state is not State.CONNECTED:
+            self.dropped += 1
+            return False
+        try:
+            protected = dtls._tx_srtp.protect(plain)
+        except (pylibsrtp.Error, ValueError):  # e.g. index too old for the replay window
+            self.dropped += 1
+            return False
+        return self._sendto(protected)
+
+    def send_rtcp(self, plain: bytes) -> bool:
+        dtls = self._dtls
+        if dtls._state is not State.CONNECTED:
+            self.dropped += 1
+            return False
+        try:
+            protected = dtls._tx_srtp.protect_rtcp(plain)
+        except (pylibsrtp.Error, ValueError):
+            self.dropped += 1
+            return False
+        return self._sendto(protected)
+
+
+# -- ICE -------------------------------------------------------------------------------------
+
+
+def _local_interface_addresses() -> set[str]:
+    addresses = {"127.0.0.1", "::1"}
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            addresses.add(ip.ip if isinstance(ip.ip, str) else ip.ip[0])
+    return addresses
+
+
+def configure_ice(
+    pc: RTCPeerConnection, bind_addresses: list[str], announced_addresses: list[str]
+) -> None:
+    """Control the host candidates of every ICE gatherer of ``pc`` (call before gathering).
+
+    ``bind_addresses`` (if any) replaces aioice's interface list (which never includes
+    127.0.0.1). An announced address that is a local interface address is bound as well; any
+    other (a public address in front of 1:1 NAT) is announced as an extra host candidate on the
+    port of the first IPv4 host socket.
+    """
+    if not bind_addresses and not announced_addresses:
+        return
+    local = _local_interface_addresses()
+    bindable = [a for a in announced_addresses if a in local]
+    aliases = [a for a in announced_addresses if a not in local]
+    for transceiver in pc.getTransceivers():
+        gatherer = transceiver.receiver.transport.transport.iceGatherer
+        connection: aioice.Connection = gatherer._connection
+        if getattr(connection, _ICE_CONFIGURED, False):
+            continue
+        original = connection.get_component_candidates
+
+        async def get_component_candidates(
+            component: int,
+            addresses: list[str],
+            timeout: int = 5,
+            _original: Callable[..., Awaitable[list[aioice.Candidate]]] = original,
+        ) -> list[aioice.Candidate]:
+            chosen = list(bind_addresses) if bind_addresses else list(addresses)
+            chosen += [a for a in bindable if a not in chosen]
+            candidates = await _original(component=component, addresses=chosen, timeout=timeout)
+            base = next(
+                (c for c in candidates if c.type == "host" and ipaddress.ip_address(c.host).version == 4),
+                None,
+            )
+            if base is not None:
+                for address in aliases:
+                    candidates.append(
+                        aioice.Candidate(
+                            foundation=candidate_foundation("host", "udp", address),
+                            component=component,
+                            transport="udp",
+                            priority=candidate_priority(component, "host"),
+                            host=address,
+                            port=base.port,
+                            type="host",
+                        )
+                    )
+            return candidates
+
+        connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+        setattr(connection, _ICE_CONFIGURED, True)

@@ -1,0 +1,81 @@
+"""Demultiplexing on a transport: unsignalled SSRCs, and RTCP feedback to producers/consumers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, RtcpPacket, SenderReport
+from .rtp_packet import RtpPacketView
+
+if TYPE_CHECKING:
+    from .consumer import Consumer
+    from .producer import Producer
+
+logger = logging.getLogger(__name__)
+
+
+def learn_ssrc(producers: Sequence[Producer], packet: RtpPacketView) -> Producer | None:
+    """The producer an unsignalled SSRC belongs to: by MID header extension, else by a unique
+    payload type. Only SSRCs the SDP did not announce are filled in: a stray packet never
+    hijacks a stream."""
+    candidates = [p for p in producers if not p.closed]
+    producer = None
+    for p in candidates:
+        mid_id = p.parameters.ext_ids.mid
+        if mid_id:
+            try:
+                value = packet.extension(mid_id)
+            except ValueError:
+                return None
+            if value is not None:
+                mid = value.decode("utf8", "replace")
+                producer = next((c for c in candidates if c.mid == mid), None)
+                break
+    if producer is None:
+        by_pt = [p for p in candidates if packet.payload_type in (p.payload_type, p.rtx_payload_type)]
+        if len(by_pt) != 1:
+            return None
+        producer = by_pt[0]
+    if packet.payload_type == producer.payload_type and producer.ssrc is None:
+        producer.ssrc = packet.ssrc
+    elif packet.payload_type == producer.rtx_payload_type and producer.rtx_ssrc is None:
+        producer.rtx_ssrc = packet.ssrc
+    else:
+        return None
+    return producer
+
+
+def dispatch_rtcp(
+    packets: list[RtcpPacket], producers: dict[int, Producer], consumers: dict[int, Consumer]
+) -> None:
+    """Route parsed RTCP: SRs to producers, reports/NACK/PLI/FIR/REMB to consumers, by SSRC."""
+    for packet in packets:
+        if isinstance(packet, SenderReport):
+            producer = producers.get(packet.ssrc)
+            if producer is not None and packet.ssrc == producer.ssrc:
+                producer.handle_sender_report(packet)
+            for block in packet.reports:
+                if (consumer := consumers.get(block.ssrc)) is not None:
+                    consumer.handle_report(block)
+        elif isinstance(packet, ReceiverReport):
+            for block in packet.reports:
+                if (consumer := consumers.get(block.ssrc)) is not None:
+                    consumer.handle_report(block)
+        elif isinstance(packet, Nack):
+            if (consumer := consumers.get(packet.media_ssrc)) is not None:
+                consumer.handle_nack(packet.lost)
+        elif isinstance(packet, Pli):
+            if (consumer := consumers.get(packet.media_ssrc)) is not None:
+                consumer.handle_keyframe_request()
+        elif isinstance(packet, Fir):
+            for ssrc, _ in packet.entries:
+                if (consumer := consumers.get(ssrc)) is not None:
+                    consumer.handle_keyframe_request()
+        elif isinstance(packet, Remb):
+            for ssrc in packet.ssrcs:
+                if (consumer := consumers.get(ssrc)) is not None:
+                    consumer.stats.remb_bitrate = packet.bitrate
+        elif isinstance(packet, Bye):
+            logger.debug("BYE for %s", packet.sources)

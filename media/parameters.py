@@ -1,0 +1,84 @@
+"""What was negotiated for one m-line, reduced to what forwarding needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+)
+
+from .errors import UnsupportedError
+from .rewriter import ExtensionIds
+
+
+@dataclass(frozen=True)
+class StreamParameters:
+    kind: str
+    mid: str
+    #: The media codec, with this connection's payload type.
+    codec: RTCRtpCodecParameters
+    rtx_payload_type: int | None
+    ext_ids: ExtensionIds
+    nack: bool
+    pli: bool
+
+    @property
+    def payload_type(self) -> int:
+        return int(self.codec.payloadType or 0)
+
+    @property
+    def clock_rate(self) -> int:
+        return self.codec.clockRate
+
+    @property
+    def codec_name(self) -> str:
+        return self.codec.name
+
+    def capabilities(self) -> list[RTCRtpCodecCapability]:
+        """Codec preferences that make a consumer m-line offer exactly this codec (+ RTX)."""
+        caps = [
+            RTCRtpCodecCapability(
+                mimeType=self.codec.mimeType,
+                clockRate=self.codec.clockRate,
+                channels=self.codec.channels,
+                parameters=dict(self.codec.parameters),
+            )
+        ]
+        if self.kind == "video":
+            caps.append(RTCRtpCodecCapability(mimeType="video/rtx", clockRate=self.codec.clockRate))
+        return caps
+
+    @classmethod
+    def from_negotiated(
+        cls,
+        *,
+        kind: str,
+        mid: str,
+        codecs: list[RTCRtpCodecParameters],
+        extensions: list[RTCRtpHeaderExtensionParameters],
+    ) -> StreamParameters:
+        media = [c for c in codecs if c.name.lower() != "rtx"]
+        if not media:
+            raise UnsupportedError(f"m-line {mid} negotiated no media codec")
+        codec = media[0]
+        rtx = next(
+            (
+                c.payloadType
+                for c in codecs
+                if c.name.lower() == "rtx" and c.parameters.get("apt") == codec.payloadType
+            ),
+            None,
+        )
+        feedback = {(fb.type, fb.parameter) for fb in codec.rtcpFeedback}
+        return cls(
+            kind=kind,
+            mid=mid,
+            codec=codec,
+            rtx_payload_type=rtx,
+            ext_ids=ExtensionIds.from_uris([(e.id, e.uri) for e in extensions]),
+            nack=("nack", None) in feedback,
+            pli=("nack", "pli") in feedback,
+        )

@@ -1,0 +1,392 @@
+"""WebRtcTransport: one aiortc peer connection of a participant, sending or receiving.
+
+aiortc does ICE, DTLS, SRTP and SDP; the transport takes the decrypted RTP/RTCP (see
+:mod:`media.aiortc_seams`) and demultiplexes it to producers (``direction="send"``: the
+participant publishes) or consumers (``direction="recv"``: the participant subscribes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from . import aiortc_seams as seams
+from .config import MediaConfig
+from .consumer import Consumer
+from .errors import InvalidStateError, NegotiationError, NotFoundError
+from .events import EventEmitter
+from .parameters import StreamParameters
+from .producer import Producer
+from .demux import dispatch_rtcp, learn_ssrc
+from .rtcp import build_rr, parse_compound
+from .rtp_packet import RtpPacketView, monotonic_ms
+
+if TYPE_CHECKING:
+    from .router import Router
+
+logger = logging.getLogger(__name__)
+
+Direction = Literal["send", "recv"]
+
+
+@dataclass(frozen=True)
+class OfferedTrack:
+    """A track the remote side offers to send (an m-line of a sending connection)."""
+
+    mid: str
+    kind: str
+
+
+@dataclass
+class TransportStats:
+    rtp_received: int = 0
+    rtcp_received: int = 0
+    malformed_rtp: int = 0
+    malformed_rtcp: int = 0
+    unknown_ssrc: int = 0
+
+
+def ice_servers(config: MediaConfig) -> list[RTCIceServer]:
+    """RTCIceServer list from the config; empty by default, so no public server is contacted."""
+    servers = []
+    for url in config.ice_servers:
+        if url.startswith("turn"):
+            servers.append(RTCIceServer(urls=url, username=config.turn_username, credential=config.turn_credential))
+        else:
+            servers.append(RTCIceServer(urls=url))
+    return servers
+
+
+def stream_id_for(participant_id: str) -> str:
+    """Opaque msid/CNAME for a participant (does not reveal the caller's id)."""
+    return "s" + hashlib.sha256(participant_id.encode("utf8")).hexdigest()[:20]
+
+
+class WebRtcTransport(EventEmitter):
+    """Events: ``close`` (), ``connectionstatechange`` (state), ``negotiationneeded`` () after
+    consume/close of a consumer on a receiving transport (call :meth:`create_offer`)."""
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        transport_id: str,
+        participant_id: str,
+        direction: Direction,
+        config: MediaConfig,
+    ) -> None:
+        super().__init__()
+        if direction not in ("send", "recv"):
+            raise ValueError(f"direction must be 'send' or 'recv', not {direction!r}")
+        self.id = transport_id
+        self.participant_id = participant_id
+        self.direction = direction
+        self.closed = False
+        self.stats = TransportStats()
+        self.producers: dict[str, Producer] = {}
+        self.consumers: dict[str, Consumer] = {}
+        self._router = router
+        self._config = config
+        self._pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=ice_servers(config), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self._pc.on("connectionstatechange", self._on_connection_state)
+        self._neutralized: set[int] = set()
+        self._egress: seams.SrtpEgress | None = None
+        self._producer_by_ssrc: dict[int, Producer] = {}
+        self._consumer_by_ssrc: dict[int, Consumer] = {}
+        self._consumer_transceivers: dict[str, Any] = {}
+        self._rtcp_ssrc = random.getrandbits(32) or 1
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self.cname = stream_id_for(participant_id)
+
+    def __repr__(self) -> str:
+        return f"WebRtcTransport({self.id!r}, {self.direction}, participant={self.participant_id!r})"
+
+    @property
+    def connection_state(self) -> str:
+        return self._pc.connectionState
+
+    @property
+    def peer_connection(self) -> RTCPeerConnection:
+        """The aiortc peer connection (for inspection; signaling never needs it)."""
+        return self._pc
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise InvalidStateError(f"{self!r} is closed")
+
+    def _on_connection_state(self) -> None:
+        state = self._pc.connectionState
+        self.emit("connectionstatechange", state)
+        if state == "connected" and self._rtcp_task is None and not self.closed:
+            self._rtcp_task = asyncio.ensure_future(self._run_rtcp())
+
+    # -- negotiation ------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Take over every (new) transceiver and DTLS transport, configure ICE."""
+        for transceiver in self._pc.getTransceivers():
+            key = id(transceiver)
+            if key not in self._neutralized:
+                seams.neutralize_receiver(transceiver.receiver)
+                seams.neutralize_sender(transceiver.sender)
+                self._neutralized.add(key)
+        for dtls in seams.dtls_transports(self._pc):
+            if seams.install_packet_hooks(dtls, self._on_rtp, self._on_rtcp) and self._egress is None:
+                self._egress = seams.SrtpEgress(dtls)
+        seams.configure_ice(self._pc, self._config.ice_bind_addresses, self._config.announced_addresses)
+
+    async def accept_offer(self, sdp: str) -> str:
+        """Apply the remote offer and return the SDP answer."""
+        self._check_open()
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            self._prepare()
+            answer = await self._pc.createAnswer()
+            await self._pc.setLocalDescription(answer)
+        except NegotiationError:
+            raise
+        except Exception as exc:
+            raise NegotiationError(f"cannot accept offer: {exc}") from exc
+        self._configure_consumers()
+        return self._pc.localDescription.sdp
+
+    async def create_offer(self) -> str:
+        """Server-driven (re)negotiation: an SDP offer covering every consumer."""
+        self._check_open()
+        self._prepare()
+        try:
+            offer = await self._pc.createOffer()
+            await self._pc.setLocalDescription(offer)
+        except Exception as exc:
+            raise NegotiationError(f"cannot create offer: {exc}") from exc
+        return self._pc.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        """Apply the remote answer to :meth:`create_offer`."""
+        self._check_open()
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:
+            raise NegotiationError(f"cannot accept answer: {exc}") from exc
+        self._prepare()
+        self._configure_consumers()
+
+    def _configure_consumers(self) -> None:
+        for consumer_id, transceiver in self._consumer_transceivers.items():
+            consumer = self.consumers.get(consumer_id)
+            if consumer is None or transceiver.currentDirection not in ("sendonly", "sendrecv"):
+                continue
+            codecs, extensions = seams.negotiated_parameters(transceiver)
+            parameters = StreamParameters.from_negotiated(
+                kind=transceiver.kind, mid=transceiver.mid, codecs=codecs, extensions=extensions
+            )
+            if consumer.parameters != parameters:
+                consumer.configure(parameters)
+
+    def offered_tracks(self) -> list[OfferedTrack]:
+        """Tracks the remote side sends (after :meth:`accept_offer`), produced or not."""
+        return [
+            OfferedTrack(mid=t.mid, kind=t.kind)
+            for t in self._pc.getTransceivers()
+            if t.mid is not None and t.currentDirection in ("recvonly", "sendrecv")
+        ]
+
+    # -- producers --------------------------------------------------------------------------
+
+    def produce(self, mid: str, *, producer_id: str | None = None, app_data: dict[str, Any] | None = None) -> Producer:
+        """Create the producer for m-line ``mid`` of the accepted offer (sending transport)."""
+        self._check_open()
+        if self.direction != "send":
+            raise InvalidStateError("produce() needs a sending transport")
+        transceiver = next((t for t in self._pc.getTransceivers() if t.mid == mid), None)
+        if transceiver is None:
+            raise NotFoundError(f"no m-line {mid!r} in the accepted offer")
+        if any(p.mid == mid for p in self.producers.values()):
+            raise InvalidStateError(f"m-line {mid!r} is already produced")
+        codecs, extensions = seams.negotiated_parameters(transceiver)
+        parameters = StreamParameters.from_negotiated(kind=transceiver.kind, mid=mid, codecs=codecs, extensions=extensions)
+        ssrc, rtx_ssrc = seams.remote_ssrcs(self._pc, mid)
+        producer = Producer(
+            producer_id=producer_id or self._router.new_id("producer"),
+            participant_id=self.participant_id,
+            stream_id=self.cname,
+            parameters=parameters,
+            ssrc=ssrc,
+            rtx_ssrc=rtx_ssrc,
+            rtcp_ssrc=self._rtcp_ssrc,
+            send_rtcp=self._send_rtcp,
+            rtx_history_ms=self._config.rtx_history_ms,
+            pli_throttle_ms=self._config.pli_throttle_ms,
+            on_audio_level=self._router.on_audio_level,
+            app_data=app_data,
+        )
+        self.producers[producer.id] = producer
+        for value in (ssrc, rtx_ssrc):
+            if value is not None:
+                self._producer_by_ssrc[value] = producer
+        producer.on("close", lambda: self._forget_producer(producer))
+        self._router.add_producer(producer)
+        return producer
+
+    def _forget_producer(self, producer: Producer) -> None:
+        self.producers.pop(producer.id, None)
+        for ssrc, owner in list(self._producer_by_ssrc.items()):
+            if owner is producer:
+                del self._producer_by_ssrc[ssrc]
+
+    def _learn_ssrc(self, packet: RtpPacketView) -> Producer | None:
+        producer = learn_ssrc(list(self.producers.values()), packet)
+        if producer is not None:
+            self._producer_by_ssrc[packet.ssrc] = producer
+        return producer
+
+    # -- consumers --------------------------------------------------------------------------
+
+    def consume(
+        self,
+        producer: Producer | str,
+        *,
+        consumer_id: str | None = None,
+        paused: bool = False,
+        app_data: dict[str, Any] | None = None,
+    ) -> Consumer:
+        """Add a consumer of ``producer`` (receiving transport). Renegotiate afterwards:
+        :meth:`create_offer` then :meth:`accept_answer`; packets flow once answered."""
+        self._check_open()
+        if self.direction != "recv":
+            raise InvalidStateError("consume() needs a receiving transport")
+        if isinstance(producer, str):
+            producer = self._router.get_producer(producer)
+        if producer.closed:
+            raise InvalidStateError(f"{producer!r} is closed")
+        transceiver = self._pc.addTransceiver(producer.kind, direction="sendonly")
+        seams.neutralize_receiver(transceiver.receiver)
+        seams.neutralize_sender(transceiver.sender)
+        self._neutralized.add(id(transceiver))
+        transceiver.setCodecPreferences(producer.parameters.capabilities())
+        seams.set_sender_msid(transceiver.sender, producer.stream_id, f"{producer.stream_id}-{producer.kind}-{producer.mid}")
+        ssrc, rtx_ssrc = seams.sender_ssrcs(transceiver.sender)
+        consumer = Consumer(
+            consumer_id=consumer_id or self._router.new_id("consumer"),
+            subscriber_id=self.participant_id,
+            producer=producer,
+            ssrc=ssrc,
+            rtx_ssrc=rtx_ssrc,
+            cname=producer.stream_id,
+            send_rtp=self._send_rtp,
+            send_rtcp=self._send_rtcp,
+            on_close=self._forget_consumer,
+            paused=paused,
+            app_data=app_data,
+        )
+        self.consumers[consumer.id] = consumer
+        self._consumer_transceivers[consumer.id] = transceiver
+        self._consumer_by_ssrc[ssrc] = consumer
+        self._consumer_by_ssrc[rtx_ssrc] = consumer
+        producer.consumers.append(consumer)
+        self._router.add_consumer(consumer)
+        self.emit("negotiationneeded")
+        return consumer
+
+    def _forget_consumer(self, consumer: Consumer) -> None:
+        self.consumers.pop(consumer.id, None)
+        transceiver = self._consumer_transceivers.pop(consumer.id, None)
+        for ssrc in (consumer.ssrc, consumer.rtx_ssrc):
+            self._consumer_by_ssrc.pop(ssrc, None)
+        self._router.forget_consumer(consumer)
+        if transceiver is not None and not self.closed:
+            transceiver.direction = "inactive"
+            self.emit("negotiationneeded")
+
+    # -- packets ----------------------------------------------------------------------------
+
+    def _send_rtp(self, data: bytes) -> bool:
+        egress = self._egress
+        return egress is not None and egress.send_rtp(data)
+
+    def _send_rtcp(self, data: bytes) -> bool:
+        egress = self._egress
+        return egress is not None and egress.send_rtcp(data)
+
+    async def _on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
+        """Decrypted RTP from aiortc (seam): parse once, hand to the producer. Never raises."""
+        self.stats.rtp_received += 1
+        try:
+            packet = RtpPacketView.parse(data, monotonic_ms())
+        except ValueError as exc:
+            self.stats.malformed_rtp += 1
+            logger.debug("%r: malformed RTP dropped: %s", self, exc)
+            return
+        producer = self._producer_by_ssrc.get(packet.ssrc)
+        if producer is None:
+            producer = self._learn_ssrc(packet)
+            if producer is None:
+                self.stats.unknown_ssrc += 1
+                return
+        try:
+            producer.handle_rtp(packet)
+        except ValueError as exc:
+            self.stats.malformed_rtp += 1
+            logger.debug("%r: malformed RTP dropped: %s", self, exc)
+
+    async def _on_rtcp(self, data: bytes) -> None:
+        """Decrypted RTCP from aiortc (seam). Never raises on bad input."""
+        self.stats.rtcp_received += 1
+        try:
+            packets = parse_compound(data)
+        except ValueError as exc:
+            self.stats.malformed_rtcp += 1
+            logger.debug("%r: malformed RTCP dropped: %s", self, exc)
+            return
+        dispatch_rtcp(packets, self._producer_by_ssrc, self._consumer_by_ssrc)
+
+    async def _run_rtcp(self) -> None:
+        """Periodic RTCP: receiver reports upstream, sender reports to subscribers."""
+        interval = self._config.rtcp_interval_ms / 1000
+        try:
+            while not self.closed:
+                await asyncio.sleep(interval * (0.5 + random.random()))
+                self.send_reports()
+        except asyncio.CancelledError:
+            pass
+
+    def send_reports(self) -> None:
+        blocks = [b for p in self.producers.values() if (b := p.report_block()) is not None]
+        for i in range(0, len(blocks), 31):
+            self._send_rtcp(build_rr(self._rtcp_ssrc, blocks[i : i + 31]))
+        for consumer in self.consumers.values():
+            if consumer.forwarding:
+                consumer.send_sender_report()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close producers and consumers (cascading), then the peer connection; emits ``close``."""
+        if self.closed:
+            return
+        self.closed = True
+        for producer in list(self.producers.values()):
+            producer.close()
+        for consumer in list(self.consumers.values()):
+            consumer.close()
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+        self._router.forget_transport(self)
+        self.emit("close")
+        self.remove_all_listeners()
+        try:
+            await self._pc.close()
+        except Exception:  # noqa: BLE001 - closing must not fail the caller
+            logger.debug("%r: error closing peer connection", self, exc_info=True)
+
+
