@@ -14,6 +14,7 @@ from cabinet.bootstrap import Runtime
 from cabinet.tls import self_signed, ssl_context
 from meetings import demo
 from meetings.services import Services
+from signaling.server import Signaling
 from web.app import AccessLogger, create_app
 
 log = logging.getLogger("cabinet")
@@ -22,6 +23,7 @@ log = logging.getLogger("cabinet")
 def build_app(runtime: Runtime, services: Services) -> web.Application:
     config = runtime.config
     app = create_app(services, config.web, runtime.secret_key, tls=config.web.tls)
+    Signaling(services, config.signaling, config.media).attach(app)
 
     async def close_db(_app: web.Application) -> None:
         await services.db.dispose()

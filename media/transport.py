@@ -298,6 +298,11 @@ class WebRtcTransport(EventEmitter):
         self.emit("negotiationneeded")
         return consumer
 
+    def consumer_mid(self, consumer_id: str) -> str | None:
+        """The m-line of a consumer in the current local description (known once an offer exists)."""
+        transceiver = self._consumer_transceivers.get(consumer_id)
+        return transceiver.mid if transceiver is not None else None
+
     def _forget_consumer(self, consumer: Consumer) -> None:
         self.consumers.pop(consumer.id, None)
         transceiver = self._consumer_transceivers.pop(consumer.id, None)

@@ -77,6 +77,7 @@ class Action(enum.StrEnum):
     VIEW_MEETING = "meeting.view"
     MANAGE_MEETING = "meeting.manage"
     JOIN_MEETING = "meeting.join"
+    PUBLISH_MEDIA = "meeting.publish"
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,14 @@ def _decide_meeting(principal: Principal, action: Action, meeting: MeetingAccess
         if host_member and (principal.has(Role.COMMANDER) or principal.has(Role.SECRETARIAT)):
             return ALLOW
         return Decision(False, "only the host office's commander manages a briefing")
-    if action is Action.JOIN_MEETING:
+    if action in (Action.JOIN_MEETING, Action.PUBLISH_MEDIA):
         if meeting.state in (MeetingState.CLOSED, MeetingState.CANCELLED):
             return Decision(False, f"the meeting is {meeting.state.value}")
-        return ALLOW if invited or secretariat_sees else Decision(False, "not invited to this meeting")
+        if not (invited or secretariat_sees):
+            return Decision(False, "not invited to this meeting")
+        if action is Action.PUBLISH_MEDIA and principal.roles <= {Role.OBSERVER}:
+            return Decision(False, "observers watch and listen only")
+        return ALLOW
     return Decision(False, f"{action.value} does not apply to a meeting")
 
 

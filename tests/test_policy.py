@@ -69,6 +69,16 @@ def test_meeting_actions(who: Principal, meeting: MeetingAccess, view: bool, man
     assert decide(who, Action.JOIN_MEETING, meeting).allowed is join
 
 
+@pytest.mark.parametrize(
+    ("who", "meeting", "publish"),
+    [(SECRETARIAT, SESSION, True), (CHAIR, SESSION, True), (GOVERNOR, SESSION, True), (OBSERVER, SESSION, False),
+     (COMMANDER, SESSION, False), (COMMANDER, BRIEFING, True), (OTHER_GOVERNOR, BRIEFING, True)],
+    ids=lambda v: v.username if isinstance(v, Principal) else None,
+)
+def test_publishing_media(who: Principal, meeting: MeetingAccess, publish: bool) -> None:
+    assert decide(who, Action.PUBLISH_MEDIA, meeting).allowed is publish
+
+
 def test_closed_or_cancelled_meetings_cannot_be_joined() -> None:
     for state in (MeetingState.CLOSED, MeetingState.CANCELLED):
         closed = MeetingAccess(1, MeetingKind.CABINET_SESSION, state, OCM, frozenset({SIEM_REAP}))

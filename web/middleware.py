@@ -74,9 +74,17 @@ def error_response(request: web.Request, status: int, code: str, message: str, f
     return response
 
 
+#: socket.io authenticates with a join token, not the session cookie, and carries no CSRF token.
+SIGNALING_PREFIX = "/socket.io/"
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[keys.REQUEST_ID] = secrets.token_hex(6)
+    if request.path.startswith(SIGNALING_PREFIX):
+        request[keys.SESSION_TOKEN] = request[keys.PRE_SESSION] = None
+        request[keys.CALLER] = Caller(principal=None, address=request.remote or "")
+        return await handler(request)
     security = request.app[keys.SECURITY]
     services = request.app[keys.SERVICES]
     token = request.cookies.get(security.cookies.session)
@@ -113,7 +121,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method in SAFE_METHODS:
+    if request.method in SAFE_METHODS or request.path.startswith(SIGNALING_PREFIX):
         return await handler(request)
     security = request.app[keys.SECURITY]
     if not security.origin_ok(request):

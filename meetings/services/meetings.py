@@ -26,6 +26,9 @@ class JoinGrant:
     principal: Principal
     meeting: MeetingAccess
     meeting_title: str
+    office_code: str
+    office_name_en: str
+    office_name_km: str
 
 
 def _parse_time(value: object, field: str) -> dt.datetime:
@@ -220,4 +223,6 @@ class MeetingService:
         decision = decide(principal, Action.JOIN_MEETING, access)
         if not decision:
             raise TokenInvalid(decision.reason)
-        return JoinGrant(claims=claims, principal=principal, meeting=access, meeting_title=meeting.title)
+        return JoinGrant(claims=claims, principal=principal, meeting=access, meeting_title=meeting.title,
+                         office_code=person.office.code, office_name_en=person.office.name_en,
+                         office_name_km=person.office.name_km)

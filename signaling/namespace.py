@@ -1,0 +1,166 @@
+"""The socket.io namespace: authentication at connect, then validated, rate-limited events."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import socketio
+
+from media import MediaError
+from meetings.errors import TokenInvalid
+from signaling.errors import InvalidMessage, RateLimited, SignalingError, WrongState
+from signaling.participant import Participant, new_participant_id
+from signaling.protocol import CLIENT_EVENTS
+from signaling.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from meetings.services.meetings import JoinGrant
+    from signaling.room import Room
+    from signaling.server import Signaling
+
+log = logging.getLogger("signaling")
+
+
+@dataclass
+class Connection:
+    """Per-connection state, kept in the socket.io session."""
+
+    grant: JoinGrant
+    bucket: TokenBucket
+    participant: Participant | None = None
+    room: Room | None = None
+    connected_at: float = field(default_factory=time.time)
+
+
+class MeetingNamespace(socketio.AsyncNamespace):
+    def __init__(self, signaling: Signaling) -> None:
+        super().__init__("/")
+        self.signaling = signaling
+        self.schemas = signaling.schemas
+
+    # -- connect / disconnect ---------------------------------------------------------------
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        address = self.signaling.client_address(environ)
+        try:
+            grant = await self.signaling.services.meetings.verify_join_token(token)
+            self.signaling.tokens.use(grant.claims.token_id, grant.claims.expires_at)
+        except TokenInvalid as exc:
+            log.info("signaling connection refused", extra={"event": "signaling.refused", "reason": exc.message,
+                                                            "address": address})
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, {"code": "token_invalid"}) from None
+        config = self.signaling.config
+        connection = Connection(grant=grant, bucket=TokenBucket(config.rate_per_second, config.rate_burst))
+        await self.save_session(sid, {"connection": connection})
+        log.info("signaling connected", extra={"event": "signaling.connected", "meeting_id": grant.meeting.meeting_id,
+                                               "person_id": grant.principal.person_id, "address": address})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        connection = await self._connection(sid)
+        if connection is not None and connection.participant is not None and connection.room is not None:
+            participant, room = connection.participant, connection.room
+            connection.participant = connection.room = None
+            await room.remove(participant)
+            log.info("participant left", extra={"event": "signaling.left", "meeting_id": room.meeting_id,
+                                                "participant_id": participant.id, "reason": str(reason)})
+
+    async def _connection(self, sid: str) -> Connection | None:
+        try:
+            session = await self.get_session(sid)
+        except KeyError:
+            return None
+        return session.get("connection")  # type: ignore[no-any-return]
+
+    # -- dispatch ---------------------------------------------------------------------------
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid = args[0]
+        data = args[1] if len(args) > 1 else None
+        connection = await self._connection(sid)
+        if connection is None:
+            return WrongState("not connected").ack()
+        try:
+            if not connection.bucket.take():
+                if connection.bucket.refused_in_a_row > 2 * self.signaling.config.rate_burst:
+                    log.warning("disconnecting a flooding client", extra={"event": "signaling.flood",
+                                                                          "person_id": connection.grant.principal.person_id})
+                    await self.disconnect(sid)
+                raise RateLimited("too many messages; slow down")
+            if event not in CLIENT_EVENTS or len(args) > 3:
+                raise InvalidMessage(f"unknown event {str(event)[:40]!r}")
+            payload = self.schemas[event].validate(event, data, self.signaling.config.max_message_bytes)
+            handler = getattr(self, f"handle_{event}")
+            result = await handler(sid, connection, payload)
+            return {"ok": True, **(result or {})}
+        except SignalingError as exc:
+            return exc.ack()
+        except MediaError as exc:
+            return {"ok": False, "error": {"code": "media_error", "message": str(exc)}}
+        except Exception:
+            log.exception("signaling handler failed", extra={"event": "signaling.error", "signal": event})
+            return {"ok": False, "error": {"code": "internal", "message": "internal error; it has been logged"}}
+
+    def _joined(self, connection: Connection) -> tuple[Participant, Room]:
+        if connection.participant is None or connection.room is None:
+            raise WrongState("join first")
+        return connection.participant, connection.room
+
+    # -- events -----------------------------------------------------------------------------
+    async def handle_join(self, sid: str, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
+        if connection.participant is not None:
+            raise WrongState("already joined")
+        grant = connection.grant
+        participant = Participant(id=new_participant_id(grant.principal.person_id), sid=sid, grant=grant)
+        room = await self.signaling.rooms.get_or_create(grant.meeting.meeting_id)
+        connection.participant, connection.room = participant, room
+        await self.enter_room(sid, room.name)
+        state = await room.add(participant)
+        if "last_n" in payload:
+            room.set_last_n(participant, payload["last_n"])
+        log.info("participant joined", extra={"event": "signaling.joined", "meeting_id": room.meeting_id,
+                                              "participant_id": participant.id})
+        principal = grant.principal
+        return {
+            "participant_id": participant.id,
+            "meeting": {"id": grant.meeting.meeting_id, "title": grant.meeting_title, "kind": grant.meeting.kind.value},
+            "me": participant.public(),
+            "permissions": {"publish": participant.may_publish, "moderate": participant.may_moderate},
+            "ice_servers": self.signaling.ice_servers(),
+            "roles": sorted(r.value for r in principal.roles),
+            **state,
+        }
+
+    async def handle_publish(self, sid: str, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._joined(connection)
+        return await room.publish(participant, payload["sdp"])
+
+    async def handle_subscribe(self, sid: str, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._joined(connection)
+        return await room.subscribe(participant)
+
+    async def handle_answer(self, sid: str, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._joined(connection)
+        return await room.answer(participant, payload["sdp"], payload["revision"])
+
+    async def handle_mute(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        await room.set_muted(participant, payload["kind"], payload["muted"])
+
+    async def handle_set_last_n(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        room.set_last_n(participant, payload["n"])
+
+    async def handle_restart(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        await room.restart(participant, payload["transport"])
+
+    async def handle_leave(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        connection.participant = connection.room = None
+        await room.remove(participant)
+        await self.leave_room(sid, room.name)
+        self.signaling.spawn_disconnect(sid)

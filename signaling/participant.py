@@ -1,0 +1,66 @@
+"""One connected participant: who they are (from the verified join token) and their media state."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from media import Producer, WebRtcTransport
+from meetings.models import Role
+from meetings.policy import Action, decide
+from meetings.services.meetings import JoinGrant
+
+
+def new_participant_id(person_id: int) -> str:
+    return f"p{person_id}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Participant:
+    id: str
+    sid: str
+    grant: JoinGrant
+    send: WebRtcTransport | None = None
+    recv: WebRtcTransport | None = None
+    producers: dict[str, Producer] = field(default_factory=dict)
+    audio_muted: bool = False
+    video_muted: bool = False
+    #: Server-driven renegotiation of the receiving connection.
+    revision: int = 0
+    awaiting_answer: bool = False
+    renegotiate: bool = False
+    negotiation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def person_id(self) -> int:
+        return self.grant.principal.person_id
+
+    @property
+    def is_chair(self) -> bool:
+        return self.grant.principal.has(Role.CHAIR)
+
+    @property
+    def may_publish(self) -> bool:
+        return decide(self.grant.principal, Action.PUBLISH_MEDIA, self.grant.meeting).allowed
+
+    @property
+    def may_moderate(self) -> bool:
+        return decide(self.grant.principal, Action.MANAGE_MEETING, self.grant.meeting).allowed
+
+    def public(self) -> dict[str, Any]:
+        """What every other participant sees of this one."""
+        principal = self.grant.principal
+        return {
+            "participant_id": self.id,
+            "person_id": principal.person_id,
+            "full_name": principal.full_name,
+            "office_id": principal.office_id,
+            "office_code": self.grant.office_code,
+            "office_name": self.grant.office_name_en,
+            "office_name_km": self.grant.office_name_km,
+            "roles": sorted(r.value for r in principal.roles),
+            "audio_muted": self.audio_muted,
+            "video_muted": self.video_muted,
+        }

@@ -1,0 +1,42 @@
+"""The signaling protocol: client events, their schemas, and the server's events.
+
+Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error)::
+
+    join        {last_n?}              -> participant_id, meeting, me, permissions, roster, tracks,
+                                          dominant_speaker, ice_servers
+    publish     {sdp}   (an offer)     -> sdp (answer), producers [{producer_id, kind, mid}]
+    subscribe   {}                     -> sdp (offer), revision, consumers [...]
+    answer      {sdp, revision}        -> {}            (answers the latest server offer)
+    mute        {kind, muted}          -> {}            (the participant's own microphone/camera)
+    set_last_n  {n}                    -> {}            (0: audio only)
+    restart     {transport}            -> {}            (drop a failed send/recv connection to rebuild it)
+    leave       {}                     -> {}            (then the server disconnects)
+
+Server -> client::
+
+    participant_joined {participant}, participant_left {participant_id},
+    track_added {producer_id, participant_id, kind}, track_removed {...},
+    offer {sdp, revision, consumers}, dominant_speaker {participant_id}, last_n {producer_ids},
+    mute_changed {participant_id, kind, muted, by}
+"""
+
+from __future__ import annotations
+
+from signaling.validation import Schema, boolean, integer, one_of, sdp
+
+
+def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
+    sdp_check = sdp(max_sdp_bytes)
+    return {
+        "join": Schema(optional={"last_n": integer(0, 64)}),
+        "publish": Schema(required={"sdp": sdp_check}),
+        "subscribe": Schema(),
+        "answer": Schema(required={"sdp": sdp_check, "revision": integer(1, 2**31)}),
+        "mute": Schema(required={"kind": one_of("audio", "video"), "muted": boolean}),
+        "set_last_n": Schema(required={"n": integer(0, 64)}),
+        "restart": Schema(required={"transport": one_of("send", "recv")}),
+        "leave": Schema(),
+    }
+
+
+CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave"})

@@ -1,0 +1,122 @@
+"""The signaling server: a python-socketio AsyncServer on the aiohttp app, and the live rooms."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from media.config import MediaConfig
+from meetings.errors import TokenInvalid
+from meetings.services import Services
+from signaling.config import SignalingConfig
+from signaling.namespace import MeetingNamespace
+from signaling.participant import Participant
+from signaling.protocol import schemas
+from signaling.room import Room
+
+SOCKETIO_PATH = "socket.io"
+
+
+class UsedTokens:
+    """Join tokens are single-use: a leaked token cannot open a second connection."""
+
+    def __init__(self) -> None:
+        self._used: dict[str, int] = {}
+
+    def use(self, token_id: str, expires_at: int) -> None:
+        now = time.time()
+        if len(self._used) > 1000:
+            self._used = {k: v for k, v in self._used.items() if v > now}
+        if token_id in self._used:
+            raise TokenInvalid("this join token has already been used")
+        self._used[token_id] = expires_at
+
+
+class Rooms:
+    """The live rooms of this process, one per meeting with someone in it."""
+
+    def __init__(self, media_config: MediaConfig, outbox: SocketOutbox) -> None:
+        self.media_config = media_config
+        self.outbox = outbox
+        self.rooms: dict[int, Room] = {}
+        self._lock = asyncio.Lock()
+
+    async def get_or_create(self, meeting_id: int) -> Room:
+        async with self._lock:
+            room = self.rooms.get(meeting_id)
+            if room is None:
+                room = Room(meeting_id, self.media_config, self.outbox, self._closed)
+                self.rooms[meeting_id] = room
+            return room
+
+    async def _closed(self, room: Room) -> None:
+        if self.rooms.get(room.meeting_id) is room:
+            del self.rooms[room.meeting_id]
+        await room.close()
+
+    async def close(self) -> None:
+        for room in list(self.rooms.values()):
+            await room.close()
+        self.rooms.clear()
+
+
+class SocketOutbox:
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+
+    async def to(self, participant: Participant, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, to=participant.sid)
+
+    async def broadcast(self, room: Room, event: str, data: dict[str, Any], skip: Participant | None = None) -> None:
+        await self.sio.emit(event, data, room=room.name, skip_sid=skip.sid if skip else None)
+
+
+class Signaling:
+    def __init__(self, services: Services, config: SignalingConfig, media_config: MediaConfig) -> None:
+        self.services = services
+        self.config = config
+        self.media_config = media_config
+        self.schemas = schemas(config.max_message_bytes)
+        self.tokens = UsedTokens()
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            max_http_buffer_size=config.max_message_bytes,
+            cors_allowed_origins=None,  # same origin only; bots send no Origin
+            logger=False,
+            engineio_logger=False,
+        )
+        self.rooms = Rooms(media_config, SocketOutbox(self.sio))
+        self.sio.register_namespace(MeetingNamespace(self))
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def attach(self, app: web.Application) -> None:
+        self.sio.attach(app, socketio_path=SOCKETIO_PATH)
+
+        async def close(_app: web.Application) -> None:
+            await self.rooms.close()
+            await self.sio.shutdown()
+
+        app.on_shutdown.append(close)
+
+    def ice_servers(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for url in self.media_config.ice_servers:
+            entry: dict[str, Any] = {"urls": url}
+            if url.startswith("turn") and self.media_config.turn_username:
+                entry.update(username=self.media_config.turn_username, credential=self.media_config.turn_credential)
+            out.append(entry)
+        return out
+
+    def client_address(self, environ: dict[str, Any]) -> str:
+        request = environ.get("aiohttp.request")
+        remote = getattr(request, "remote", None) or environ.get("REMOTE_ADDR", "")
+        return str(remote)[:64]
+
+    def spawn_disconnect(self, sid: str) -> None:
+        task = asyncio.ensure_future(self.sio.disconnect(sid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

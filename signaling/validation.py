@@ -1,0 +1,91 @@
+"""Validation of every client message: shape, types, sizes and SDP content."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from signaling.errors import InvalidMessage
+
+MAX_SDP_LINES = 4000
+SDP_LINE = re.compile(r"^[a-z]=[^\x00-\x08\x0b-\x1f\x7f]*$")
+Check = Callable[[str, Any], Any]
+
+
+def sdp(max_bytes: int) -> Check:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise InvalidMessage(f"{name} must be an SDP string")
+        if len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+            raise InvalidMessage(f"{name} is larger than {max_bytes} bytes")
+        lines = value.replace("\r\n", "\n").rstrip("\n").split("\n")
+        if not lines or lines[0] != "v=0":
+            raise InvalidMessage(f"{name} must start with v=0")
+        if len(lines) > MAX_SDP_LINES:
+            raise InvalidMessage(f"{name} has more than {MAX_SDP_LINES} lines")
+        for number, line in enumerate(lines, 1):
+            if not SDP_LINE.match(line):
+                raise InvalidMessage(f"{name} line {number} is not an SDP line")
+        if not any(line.startswith("m=") for line in lines):
+            raise InvalidMessage(f"{name} has no media section")
+        return value
+
+    return check
+
+
+def integer(low: int, high: int) -> Check:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidMessage(f"{name} must be an integer between {low} and {high}")
+        return value
+
+    return check
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidMessage(f"{name} must be true or false")
+    return value
+
+
+def one_of(*options: str) -> Check:
+    def check(name: str, value: Any) -> str:
+        if value not in options:
+            raise InvalidMessage(f"{name} must be one of {', '.join(options)}")
+        return str(value)
+
+    return check
+
+
+class Schema:
+    """Required and optional fields of one event's payload; unknown fields are refused."""
+
+    def __init__(self, required: dict[str, Check] | None = None, optional: dict[str, Check] | None = None) -> None:
+        self.required = required or {}
+        self.optional = optional or {}
+
+    def validate(self, event: str, data: Any, max_bytes: int) -> dict[str, Any]:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise InvalidMessage(f"{event}: the payload must be an object")
+        try:
+            size = len(json.dumps(data, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        except (TypeError, ValueError):
+            raise InvalidMessage(f"{event}: the payload is not plain JSON") from None
+        if size > max_bytes:
+            raise InvalidMessage(f"{event}: the payload is larger than {max_bytes} bytes")
+        unknown = set(data) - set(self.required) - set(self.optional)
+        if unknown:
+            raise InvalidMessage(f"{event}: unknown field(s) {', '.join(sorted(map(str, unknown)))[:200]}")
+        out: dict[str, Any] = {}
+        for name, check in self.required.items():
+            if name not in data:
+                raise InvalidMessage(f"{event}: {name} is required")
+            out[name] = check(name, data[name])
+        for name, check in self.optional.items():
+            if name in data:
+                out[name] = check(name, data[name])
+        return out

@@ -1,0 +1,210 @@
+"""Signaling over real socket.io on loopback: tokens, validation, rate limits, rooms and negotiation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import socketio
+from aiortc.contrib.media import MediaBlackhole
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+from harness import LiveServer, make_config
+from meetings.policy import Caller
+from meetings.services.common import principal_of
+from sigclient import SigClient
+
+CLI = Caller.cli()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    config = make_config(tmp_path_factory.mktemp("sig"), **{"media.ice_bind_addresses": ["127.0.0.1"]})
+    live = LiveServer(config).start()
+    yield live
+    live.stop()
+
+
+class Tokens:
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+
+    async def __call__(self, username: str, kind: str = "cabinet_session") -> str:
+        services = self.server.services()
+        try:
+            person = await services.people.find(CLI, username)
+            caller = Caller(principal_of(person), "127.0.0.1")
+            meeting = next(m for m in await services.meetings.list_visible(caller) if m.kind.value == kind)
+            token, _ = await services.meetings.mint_join_token(caller, meeting.id)
+            return token
+        finally:
+            await services.db.dispose()
+
+
+@pytest.fixture
+def tokens(server: LiveServer) -> Tokens:
+    return Tokens(server)
+
+
+@pytest.fixture
+async def clients(server: LiveServer) -> AsyncIterator[list[SigClient]]:
+    made: list[SigClient] = []
+    yield made
+    for client in made:
+        await client.close()
+
+
+def client(server: LiveServer, made: list[SigClient]) -> SigClient:
+    c = SigClient(server.url)
+    made.append(c)
+    return c
+
+
+async def refused(server: LiveServer, token: Any) -> dict[str, Any]:
+    sio = socketio.AsyncClient(reconnection=False)
+    errors: list[Any] = []
+    sio.on("connect_error", lambda data: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(server.url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+    await sio.disconnect()
+    assert errors, "no connect_error received"
+    return {"code": errors[0]["data"]["code"], "message": errors[0]["message"]}
+
+
+async def test_bad_tokens_are_refused_at_connect_with_a_reason(server: LiveServer, tokens: Tokens) -> None:
+    for token in (None, "", "garbage", "a.b", 12345, "x" * 5000):
+        error = await refused(server, token)
+        assert error["code"] == "token_invalid"
+    good = await tokens("governor")
+    payload, signature = good.split(".")
+    assert (await refused(server, f"{payload}.{signature[::-1]}"))["message"] == "join token signature is invalid"
+    # Expired: minted by a signer whose clock is two minutes behind.
+    services = server.services()
+    try:
+        person = await services.people.find(CLI, "governor")
+        meeting = next(m for m in await services.meetings.list_visible(CLI) if m.kind.value == "cabinet_session")
+        old, _ = services.meetings.signer.mint(meeting_id=meeting.id, person_id=person.id, office_id=person.office_id,
+                                               roles=("delegate",), now=time.time() - 300)
+    finally:
+        await services.db.dispose()
+    assert (await refused(server, old))["message"] == "join token has expired"
+
+
+async def test_uninvited_person_cannot_join_even_with_a_forged_meeting(server: LiveServer) -> None:
+    """A correctly signed token for a meeting the person is not invited to is refused (re-checked in the DB)."""
+    services = server.services()
+    try:
+        commander = await services.people.find(CLI, "commander")
+        session = next(m for m in await services.meetings.list_visible(CLI) if m.kind.value == "cabinet_session")
+        token, _ = services.meetings.signer.mint(meeting_id=session.id, person_id=commander.id,
+                                                 office_id=commander.office_id, roles=("commander",))
+    finally:
+        await services.db.dispose()
+    error = await refused(server, token)
+    assert error == {"code": "token_invalid", "message": "not invited to this meeting"}
+
+
+async def test_a_join_token_works_once(server: LiveServer, tokens: Tokens, clients: list[SigClient]) -> None:
+    token = await tokens("chair")
+    first = client(server, clients)
+    await first.connect(token)
+    assert (await refused(server, token))["message"] == "this join token has already been used"
+
+
+async def test_malformed_messages_get_an_error_and_change_nothing(server: LiveServer, tokens: Tokens,
+                                                                  clients: list[SigClient]) -> None:
+    c = client(server, clients)
+    await c.connect(await tokens("governor"))
+    assert (await c.call("publish", {"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"}))["error"]["code"] == "wrong_state"
+    for payload in ("not an object", [1, 2], {"last_n": "nine"}, {"last_n": 99}, {"extra": 1}):
+        reply = await c.call("join", payload)
+        assert reply["ok"] is False and reply["error"]["code"] == "invalid", (payload, reply)
+    assert (await c.call("no_such_event", {}))["error"]["code"] == "invalid"
+    joined = await c.call("join", {})
+    assert joined["ok"] and [p["participant_id"] for p in joined["roster"]] == [joined["participant_id"]]
+    assert joined["me"]["office_code"] == "KH-17" and joined["permissions"] == {"publish": True, "moderate": False}
+    bad_sdps = ["", "hello", "v=0\r\nthis is not sdp\r\n", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n",
+                "v=0\r\nm=audio 9 RTP 0\r\na=\x00\r\n", "v=0\r\n" + "a=x\r\n" * 5000, {"sdp": 1}]
+    for sdp in bad_sdps:
+        reply = await c.call("publish", {"sdp": sdp})
+        assert reply["error"]["code"] == "invalid", (sdp[:30] if isinstance(sdp, str) else sdp, reply)
+    # Well-formed lines that aiortc cannot use: refused by negotiation, state unchanged.
+    reply = await c.call("publish", {"sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"})
+    assert reply["ok"] is False and reply["error"]["code"] in ("negotiation_failed", "media_error")
+    assert (await c.call("answer", {"sdp": "v=0\r\nm=audio 9 X 0\r\n", "revision": 1}))["error"]["code"] == "wrong_state"
+    again = await c.call("mute", {"kind": "audio", "muted": True})
+    assert again["ok"]
+
+
+async def test_oversized_messages_are_refused(server: LiveServer, tokens: Tokens, clients: list[SigClient]) -> None:
+    c = client(server, clients)
+    await c.connect(await tokens("chair"))
+    await c.call("join")
+    big = "v=0\r\n" + ("a=" + "x" * 200 + "\r\n") * 400  # ~80 KB, above the 64 KiB limit
+    try:
+        reply = await c.call("publish", {"sdp": big}, timeout=5)
+        assert reply["error"]["code"] == "invalid"
+    except (socketio.exceptions.TimeoutError, socketio.exceptions.BadNamespaceError):
+        pass  # the transport dropped the frame (and maybe the connection): also a refusal
+    other = client(server, clients)
+    await other.connect(await tokens("observer"))
+    roster = (await other.call("join"))["roster"]
+    assert all(p["participant_id"] for p in roster)
+
+
+async def test_rate_limit(server: LiveServer, tokens: Tokens, clients: list[SigClient]) -> None:
+    c = client(server, clients)
+    await c.connect(await tokens("secretariat"))
+    await c.call("join")
+    replies = await asyncio.gather(*[c.call("set_last_n", {"n": 3}) for _ in range(80)])
+    codes = [r["error"]["code"] for r in replies if not r["ok"]]
+    assert 20 <= len(codes) <= 60 and set(codes) == {"rate_limited"}  # burst 40, 20/s
+
+
+async def test_observer_may_not_publish(server: LiveServer, tokens: Tokens, clients: list[SigClient]) -> None:
+    c = client(server, clients)
+    await c.connect(await tokens("observer"))
+    joined = await c.call("join")
+    assert joined["permissions"]["publish"] is False
+    reply = await c.publish(AudioStreamTrack())
+    assert reply["error"]["code"] == "forbidden"
+
+
+async def test_join_publish_subscribe_renegotiate_and_leave(server: LiveServer, tokens: Tokens,
+                                                            clients: list[SigClient]) -> None:
+    governor, chair = client(server, clients), client(server, clients)
+    await governor.connect(await tokens("governor"))
+    await chair.connect(await tokens("chair"))
+    g = await governor.call("join")
+    c = await chair.call("join")
+    await governor.wait_for("participant_joined", lambda p: p["participant_id"] == c["participant_id"])
+    assert (await chair.subscribe())["sdp"] is None  # nothing to receive yet
+    published = await governor.publish(AudioStreamTrack(), VideoStreamTrack())
+    assert published["ok"], published
+    assert sorted(p["kind"] for p in published["producers"]) == ["audio", "video"]
+    added = await chair.wait_for("track_added", lambda t: t["participant_id"] == g["participant_id"])
+    assert added["kind"] in ("audio", "video")
+    offer = await chair.wait_for("offer")
+    assert {x["participant_id"] for x in offer["consumers"]} == {g["participant_id"]}
+    # Media actually flows through the SFU to the chair.
+    deadline = time.monotonic() + 20
+    while len(chair.tracks) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert sorted(t.kind for t in chair.tracks) == ["audio", "video"]
+    video = next(t for t in chair.tracks if t.kind == "video")
+    frame = await asyncio.wait_for(video.recv(), 20)
+    assert frame.width > 0
+    sink = MediaBlackhole()
+    sink.addTrack(video)
+    # Muting is broadcast.
+    assert (await governor.call("mute", {"kind": "audio", "muted": True}))["ok"]
+    muted = await chair.wait_for("mute_changed")
+    assert muted == {"participant_id": g["participant_id"], "kind": "audio", "muted": True, "by": "self"}
+    # The governor leaves: the chair sees them go and is renegotiated without their tracks.
+    assert (await governor.call("leave"))["ok"]
+    await chair.wait_for("participant_left", lambda p: p["participant_id"] == g["participant_id"])
+    await chair.wait_for("track_removed", lambda t: t["participant_id"] == g["participant_id"])
+    await chair.wait_for("offer", lambda o: o["revision"] >= 2)
