@@ -13,12 +13,34 @@ from aiohttp.web_request import BaseRequest
 from meetings.services import Services
 from web import keys
 from web.config import WebConfig
+from web.i18n import LOCALES, Catalogs
 from web.middleware import csrf, errors, headers, request_context
 from web.render import create_environment
 from web.security import Security
 from web.views import api, auth, meetings, offices, pages, people
 
 STATIC_DIR = Path(__file__).parent / "static"
+#: Browser libraries come from the npm registry (package.json, package-lock.json) into node_modules.
+VENDOR_FILES = {
+    "socket.io.esm.min.js": Path(__file__).parent.parent / "node_modules/socket.io-client/dist/socket.io.esm.min.js",
+}
+log = logging.getLogger("web")
+
+
+async def vendor(request: web.Request) -> web.StreamResponse:
+    path = VENDOR_FILES.get(request.match_info["name"])
+    if path is None or not path.exists():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def script_catalog(request: web.Request) -> web.StreamResponse:
+    """The translations the page scripts need, for one language."""
+    lang = request.match_info["lang"]
+    if lang not in LOCALES:
+        raise web.HTTPNotFound()
+    return web.json_response(request.app[keys.CATALOGS].get(lang).script_messages,
+                             headers={"Cache-Control": "public, max-age=3600"})
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -43,11 +65,15 @@ def create_app(services: Services, config: WebConfig, secret_key: str, *, tls: b
     app[keys.SECURITY] = Security(config, secret_key, tls=tls)
     app[keys.TEMPLATES] = create_environment()
     app[keys.EXTRAS] = {"started_at": time.time()}
+    app[keys.CATALOGS] = Catalogs()
+    missing = [name for name, path in VENDOR_FILES.items() if not path.exists()]
+    if missing:
+        log.warning("browser libraries missing (run scripts/setup.sh, which runs npm ci): %s", ", ".join(missing),
+                    extra={"event": "web.vendor_missing"})
+    app.router.add_get("/vendor/{name}", vendor)
+    app.router.add_get("/i18n/{lang}.json", script_catalog)
     for module in (auth, pages, offices, people, meetings, api):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     return app
 
-
-ACCESS_LOGGER = AccessLogger
-access_log = logging.getLogger("web.access")

@@ -12,12 +12,14 @@ if TYPE_CHECKING:
     from meetings.policy import Caller
     from meetings.services import Services
     from web.config import WebConfig
+    from web.i18n import Catalogs
     from web.security import Security
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")
 CONFIG: web.AppKey[WebConfig] = web.AppKey("web_config")
 SECURITY: web.AppKey[Security] = web.AppKey("security")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
+CATALOGS: web.AppKey[Catalogs] = web.AppKey("catalogs")
 #: Extra per-app values that other layers put on the app (e.g. signaling's readiness).
 EXTRAS: web.AppKey[dict[str, object]] = web.AppKey("extras")
 
@@ -26,3 +28,4 @@ CALLER: web.RequestKey[Caller] = web.RequestKey("caller")
 SESSION_TOKEN: web.RequestKey[str | None] = web.RequestKey("session_token")
 PRE_SESSION: web.RequestKey[str | None] = web.RequestKey("pre_session")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+LOCALE: web.RequestKey[str] = web.RequestKey("locale")

@@ -23,6 +23,7 @@ from meetings.errors import (
 )
 from meetings.policy import Caller
 from web import keys
+from web.i18n import LOCALE_COOKIE, LOCALES, activate, negotiate
 from web.render import render
 from web.security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, SECURITY_HEADERS
 
@@ -81,6 +82,10 @@ SIGNALING_PREFIX = "/socket.io/"
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[keys.REQUEST_ID] = secrets.token_hex(6)
+    chosen = request.query.get("lang")
+    locale = negotiate(chosen, request.cookies.get(LOCALE_COOKIE), request.headers.get("Accept-Language"))
+    request[keys.LOCALE] = locale
+    activate(request.app[keys.CATALOGS].get(locale))
     if request.path.startswith(SIGNALING_PREFIX):
         request[keys.SESSION_TOKEN] = request[keys.PRE_SESSION] = None
         request[keys.CALLER] = Caller(principal=None, address=request.remote or "")
@@ -93,6 +98,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[keys.PRE_SESSION] = request.cookies.get(security.cookies.pre_session)
     request[keys.CALLER] = Caller(principal=principal, address=security.client_address(request))
     response = await handler(request)
+    if chosen in LOCALES and not response.prepared:
+        response.set_cookie(LOCALE_COOKIE, chosen, max_age=365 * 86400, path="/", samesite="Lax",
+                            secure=security.tls)
     if token and principal is None and not response.prepared and security.cookies.session not in response.cookies:
         security.clear_cookie(response, security.cookies.session)  # stale or ended session
     return response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gettext
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +10,7 @@ import jinja2
 from aiohttp import web
 
 from web import keys
+from web.i18n import LOCALES, gettext_, ngettext_
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 #: Times are shown in the government's time zone, whatever the viewer's machine says.
@@ -26,7 +26,7 @@ def create_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(gettext.NullTranslations(), newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(gettext_, ngettext_, newstyle=True)  # type: ignore[attr-defined]
     return env
 
 
@@ -44,6 +44,8 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
     data = {
         "request": request,
         "local_tz": LOCAL_TZ,
+        "lang": request.get(keys.LOCALE, "en"),
+        "locales": LOCALES,
         "me": principal,
         "csrf_token": csrf_token_for(request),
         "path": request.path,
