@@ -107,6 +107,14 @@ ACCOUNTS: list[DemoAccount] = [
 ]
 
 
+AGENDA = [
+    ("Adoption of the minutes of the previous session", "OCM", 5),
+    ("Draft sub-decree on provincial flood preparedness", "MOWRAM", 30),
+    ("Rural road maintenance budget, second tranche", "MEF", 25),
+    ("Report of the Siem Reap provincial administration", "KH-17", 15),
+]
+
+
 def next_friday_0800(now: dt.datetime) -> dt.datetime:
     local = now.astimezone(PHNOM_PENH_TZ)
     days = (4 - local.weekday()) % 7 or 7
@@ -140,11 +148,14 @@ async def load(services: Services, now: dt.datetime | None = None) -> list[DemoA
     start = next_friday_0800(now or dt.datetime.now(dt.UTC))
     governments = [oid for code, oid in by_code.items() if code.startswith("KH-") or
                    dict((c, k) for c, k, _, _ in OFFICES)[code] is OfficeKind.MINISTRY]
-    await services.meetings.create(
+    session = await services.meetings.create(
         caller, title="Weekly Cabinet Session", kind=MeetingKind.CABINET_SESSION.value,
         host_office_id=by_code["OCM"], starts_at=start, ends_at=start + dt.timedelta(hours=3),
         invited_office_ids=governments, invited_person_ids=[people["chair"], people["observer"]],
     )
+    for title, presenter, minutes in AGENDA:
+        await services.agenda.add(caller, session.id, title=title, presenter_office_id=by_code[presenter],
+                                  planned_minutes=minutes)
     briefing_start = start - dt.timedelta(days=1, hours=-2)
     await services.meetings.create(
         caller, title="Military Region 4 Security Briefing", kind=MeetingKind.BRIEFING.value,

@@ -78,6 +78,7 @@ class Action(enum.StrEnum):
     MANAGE_MEETING = "meeting.manage"
     JOIN_MEETING = "meeting.join"
     PUBLISH_MEDIA = "meeting.publish"
+    MODERATE_MEETING = "meeting.moderate"
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,13 @@ def _decide_meeting(principal: Principal, action: Action, meeting: MeetingAccess
         if host_member and (principal.has(Role.COMMANDER) or principal.has(Role.SECRETARIAT)):
             return ALLOW
         return Decision(False, "only the host office's commander manages a briefing")
+    if action is Action.MODERATE_MEETING:
+        # Runs the live session: the secretariat and an invited chair; for a briefing, its host commander.
+        if meeting.kind is MeetingKind.CABINET_SESSION:
+            if principal.has(Role.SECRETARIAT) or (principal.has(Role.CHAIR) and invited):
+                return ALLOW
+            return Decision(False, "only the secretariat and the chair run a cabinet session")
+        return _decide_meeting(principal, Action.MANAGE_MEETING, meeting)
     if action in (Action.JOIN_MEETING, Action.PUBLISH_MEDIA):
         if meeting.state in (MeetingState.CLOSED, MeetingState.CANCELLED):
             return Decision(False, f"the meeting is {meeting.state.value}")

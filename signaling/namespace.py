@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import socketio
 
 from media import MediaError
-from meetings.errors import TokenInvalid
+from meetings.errors import MeetingsError, TokenInvalid
 from signaling.errors import InvalidMessage, RateLimited, SignalingError, WrongState
 from signaling.participant import Participant, new_participant_id
 from signaling.protocol import CLIENT_EVENTS
@@ -30,6 +30,7 @@ class Connection:
 
     grant: JoinGrant
     bucket: TokenBucket
+    address: str = ""
     participant: Participant | None = None
     room: Room | None = None
     connected_at: float = field(default_factory=time.time)
@@ -53,7 +54,8 @@ class MeetingNamespace(socketio.AsyncNamespace):
                                                             "address": address})
             raise socketio.exceptions.ConnectionRefusedError(exc.message, {"code": "token_invalid"}) from None
         config = self.signaling.config
-        connection = Connection(grant=grant, bucket=TokenBucket(config.rate_per_second, config.rate_burst))
+        connection = Connection(grant=grant, bucket=TokenBucket(config.rate_per_second, config.rate_burst),
+                                address=address)
         await self.save_session(sid, {"connection": connection})
         log.info("signaling connected", extra={"event": "signaling.connected", "meeting_id": grant.meeting.meeting_id,
                                                "person_id": grant.principal.person_id, "address": address})
@@ -63,9 +65,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
         if connection is not None and connection.participant is not None and connection.room is not None:
             participant, room = connection.participant, connection.room
             connection.participant = connection.room = None
-            await room.remove(participant)
-            log.info("participant left", extra={"event": "signaling.left", "meeting_id": room.meeting_id,
-                                                "participant_id": participant.id, "reason": str(reason)})
+            await room.remove(participant, status="dropped")
+            log.info("participant dropped", extra={"event": "signaling.dropped", "meeting_id": room.meeting_id,
+                                                   "participant_id": participant.id, "reason": str(reason)})
 
     async def _connection(self, sid: str) -> Connection | None:
         try:
@@ -98,15 +100,19 @@ class MeetingNamespace(socketio.AsyncNamespace):
             return {"ok": True, **(result or {})}
         except SignalingError as exc:
             return exc.ack()
+        except MeetingsError as exc:
+            return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
         except MediaError as exc:
             return {"ok": False, "error": {"code": "media_error", "message": str(exc)}}
         except Exception:
             log.exception("signaling handler failed", extra={"event": "signaling.error", "signal": event})
             return {"ok": False, "error": {"code": "internal", "message": "internal error; it has been logged"}}
 
-    def _joined(self, connection: Connection) -> tuple[Participant, Room]:
+    def _joined(self, connection: Connection, *, lobby_ok: bool = False) -> tuple[Participant, Room]:
         if connection.participant is None or connection.room is None:
             raise WrongState("join first")
+        if connection.participant.in_lobby and not lobby_ok:
+            raise WrongState("you are waiting in the lobby", code="in_lobby")
         return connection.participant, connection.room
 
     # -- events -----------------------------------------------------------------------------
@@ -114,25 +120,21 @@ class MeetingNamespace(socketio.AsyncNamespace):
         if connection.participant is not None:
             raise WrongState("already joined")
         grant = connection.grant
-        participant = Participant(id=new_participant_id(grant.principal.person_id), sid=sid, grant=grant)
-        room = await self.signaling.rooms.get_or_create(grant.meeting.meeting_id)
+        participant = Participant(id=new_participant_id(grant.principal.person_id), sid=sid, grant=grant,
+                                  address=connection.address)
+        room = await self.signaling.rooms.get_or_create(participant)
+        try:
+            joined = await room.join(participant)
+        except SignalingError:
+            await self.signaling.rooms.discard_if_empty(room)
+            raise
         connection.participant, connection.room = participant, room
         await self.enter_room(sid, room.name)
-        state = await room.add(participant)
         if "last_n" in payload:
             room.set_last_n(participant, payload["last_n"])
         log.info("participant joined", extra={"event": "signaling.joined", "meeting_id": room.meeting_id,
-                                              "participant_id": participant.id})
-        principal = grant.principal
-        return {
-            "participant_id": participant.id,
-            "meeting": {"id": grant.meeting.meeting_id, "title": grant.meeting_title, "kind": grant.meeting.kind.value},
-            "me": participant.public(),
-            "permissions": {"publish": participant.may_publish, "moderate": participant.may_moderate},
-            "ice_servers": self.signaling.ice_servers(),
-            "roles": sorted(r.value for r in principal.roles),
-            **state,
-        }
+                                              "participant_id": participant.id, "lobby": joined["lobby"]})
+        return joined
 
     async def handle_publish(self, sid: str, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
         participant, room = self._joined(connection)
@@ -159,8 +161,29 @@ class MeetingNamespace(socketio.AsyncNamespace):
         await room.restart(participant, payload["transport"])
 
     async def handle_leave(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
-        participant, room = self._joined(connection)
+        participant, room = self._joined(connection, lobby_ok=True)
         connection.participant = connection.room = None
-        await room.remove(participant)
+        await room.remove(participant, status="left")
         await self.leave_room(sid, room.name)
         self.signaling.spawn_disconnect(sid)
+
+    async def handle_raise_hand(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        await room.moderation.raise_hand(participant, True)
+
+    async def handle_lower_hand(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        await room.moderation.raise_hand(participant, False)
+
+    async def handle_stats(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        await room.moderation.report_stats(participant, payload)
+
+    async def handle_moderate(self, sid: str, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._joined(connection)
+        return await room.moderation.moderate(participant, payload)
+
+    async def handle_set_agenda_item(self, sid: str, connection: Connection,
+                                     payload: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._joined(connection)
+        return await room.moderation.set_agenda_item(participant, payload["item_id"])

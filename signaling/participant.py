@@ -9,7 +9,7 @@ from typing import Any
 
 from media import Producer, WebRtcTransport
 from meetings.models import Role
-from meetings.policy import Action, decide
+from meetings.policy import Action, Caller, decide
 from meetings.services.meetings import JoinGrant
 
 
@@ -25,8 +25,15 @@ class Participant:
     send: WebRtcTransport | None = None
     recv: WebRtcTransport | None = None
     producers: dict[str, Producer] = field(default_factory=dict)
+    address: str = ""
     audio_muted: bool = False
     video_muted: bool = False
+    #: Muted by a moderator: the SFU drops this participant's audio until a moderator unmutes.
+    force_muted: bool = False
+    hand_raised_at: float | None = None
+    in_lobby: bool = False
+    quality: dict[str, float | None] = field(default_factory=dict)
+    last_stats_at: float = 0.0
     #: Server-driven renegotiation of the receiving connection.
     revision: int = 0
     awaiting_answer: bool = False
@@ -47,7 +54,11 @@ class Participant:
 
     @property
     def may_moderate(self) -> bool:
-        return decide(self.grant.principal, Action.MANAGE_MEETING, self.grant.meeting).allowed
+        return decide(self.grant.principal, Action.MODERATE_MEETING, self.grant.meeting).allowed
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(self.grant.principal, self.address)
 
     def public(self) -> dict[str, Any]:
         """What every other participant sees of this one."""
@@ -61,6 +72,9 @@ class Participant:
             "office_name": self.grant.office_name_en,
             "office_name_km": self.grant.office_name_km,
             "roles": sorted(r.value for r in principal.roles),
-            "audio_muted": self.audio_muted,
+            "audio_muted": self.audio_muted or self.force_muted,
+            "force_muted": self.force_muted,
             "video_muted": self.video_muted,
+            "hand_raised": self.hand_raised_at is not None,
+            "quality": self.quality,
         }

@@ -11,18 +11,28 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
     set_last_n  {n}                    -> {}            (0: audio only)
     restart     {transport}            -> {}            (drop a failed send/recv connection to rebuild it)
     leave       {}                     -> {}            (then the server disconnects)
+    raise_hand  {} / lower_hand {}     -> {}            (queue broadcast as ``hands``)
+    stats       {rtt_ms, loss_percent, bitrate_kbps}   (every few seconds; broadcast as ``quality``)
+    moderate    {action, participant_id?}  moderators only: mute | unmute | remove | admit | lower_hand
+                                       | lock | unlock | lobby_on | lobby_off
+    set_agenda_item {item_id | null}   moderators only; broadcast as ``agenda``
 
 Server -> client::
 
     participant_joined {participant}, participant_left {participant_id},
     track_added {producer_id, participant_id, kind}, track_removed {...},
     offer {sdp, revision, consumers}, dominant_speaker {participant_id}, last_n {producer_ids},
-    mute_changed {participant_id, kind, muted, by}
+    mute_changed {participant_id, kind, muted, by}, hands {queue}, quality {participant_id, ...},
+    agenda {items, current_item_id}, room_state {locked, lobby_enabled},
+    lobby {waiting} (moderators), presence {people} (moderators), admitted {join payload} (to the
+    admitted participant), removed {reason} (to the removed participant), transport_state
 """
 
 from __future__ import annotations
 
-from signaling.validation import Schema, boolean, integer, one_of, sdp
+from signaling.validation import Schema, boolean, identifier, integer, nullable, number, one_of, sdp
+
+MODERATION = ("mute", "unmute", "remove", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off")
 
 
 def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
@@ -36,7 +46,14 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
         "set_last_n": Schema(required={"n": integer(0, 64)}),
         "restart": Schema(required={"transport": one_of("send", "recv")}),
         "leave": Schema(),
+        "raise_hand": Schema(),
+        "lower_hand": Schema(),
+        "stats": Schema(optional={"rtt_ms": nullable(number(0, 60_000)), "loss_percent": nullable(number(0, 100)),
+                                  "bitrate_kbps": nullable(number(0, 1_000_000))}),
+        "moderate": Schema(required={"action": one_of(*MODERATION)}, optional={"participant_id": identifier()}),
+        "set_agenda_item": Schema(required={"item_id": nullable(integer(1, 2**31))}),
     }
 
 
-CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave"})
+CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave",
+                           "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"})

@@ -13,7 +13,9 @@ from typing import Any, Protocol
 
 from media import MediaError, Producer, Router, WebRtcTransport
 from media.config import MediaConfig
+from meetings.services import Services
 from signaling.errors import Forbidden, NegotiationFailed, WrongState
+from signaling.moderation import Moderation
 from signaling.participant import Participant
 
 log = logging.getLogger("signaling.room")
@@ -27,6 +29,8 @@ class Outbox(Protocol):
     async def broadcast(self, room: Room, event: str, data: dict[str, Any],
                         skip: Participant | None = None) -> None: ...
 
+    async def disconnect(self, participant: Participant) -> None: ...
+
 
 def track_info(producer: Producer) -> dict[str, Any]:
     return {"producer_id": producer.id, "participant_id": producer.participant_id, "kind": producer.kind,
@@ -35,11 +39,16 @@ def track_info(producer: Producer) -> dict[str, Any]:
 
 class Room:
     def __init__(self, meeting_id: int, config: MediaConfig, outbox: Outbox,
-                 on_empty: Callable[[Room], Awaitable[None]]) -> None:
+                 on_empty: Callable[[Room], Awaitable[None]], *, services: Services,
+                 ice_servers: list[dict[str, Any]], locked: bool = False, lobby_enabled: bool = False,
+                 agenda: dict[str, Any] | None = None) -> None:
         self.meeting_id = meeting_id
         self.router = Router(config, router_id=f"meeting-{meeting_id}")
         self.outbox = outbox
         self.participants: dict[str, Participant] = {}
+        self.ice_servers = ice_servers
+        self.moderation = Moderation(self, services, locked=locked, lobby_enabled=lobby_enabled,
+                                     agenda=agenda or {"items": [], "current_item_id": None})
         self._on_empty = on_empty
         self._tasks: set[asyncio.Task[Any]] = set()
         self.router.on("producer_added", self._on_producer_added)
@@ -63,17 +72,45 @@ class Room:
                       extra={"event": "room.task_failed", "meeting_id": self.meeting_id})
 
     # -- membership -------------------------------------------------------------------------
+    async def join(self, participant: Participant) -> dict[str, Any]:
+        """Let a participant in, or into the lobby; raises Forbidden when locked or removed."""
+        if self.moderation.admission(participant) == "lobby":
+            await self.moderation.wait_in_lobby(participant)
+            return {"lobby": True, "participant_id": participant.id, "meeting": self._meeting(participant),
+                    "me": participant.public()}
+        return await self.add(participant)
+
+    def _meeting(self, participant: Participant) -> dict[str, Any]:
+        grant = participant.grant
+        return {"id": self.meeting_id, "title": grant.meeting_title, "kind": grant.meeting.kind.value}
+
     async def add(self, participant: Participant) -> dict[str, Any]:
         self.participants[participant.id] = participant
         self._update_pins()
         await self.outbox.broadcast(self, "participant_joined", participant.public(), skip=participant)
+        await self.moderation.set_presence(participant, "joined")
         return {
+            "lobby": False,
+            "participant_id": participant.id,
+            "meeting": self._meeting(participant),
+            "me": participant.public(),
+            "permissions": {"publish": participant.may_publish, "moderate": participant.may_moderate},
+            "ice_servers": self.ice_servers,
             "roster": [p.public() for p in self.participants.values()],
             "tracks": [track_info(p) for p in self.router.producers.values()],
             "dominant_speaker": self.router.dominant_speaker,
+            "hands": self.moderation.hands(),
+            "agenda": self.moderation.agenda,
+            "room_state": self.moderation.state(),
         }
 
-    async def remove(self, participant: Participant) -> None:
+    async def remove(self, participant: Participant, status: str = "left") -> None:
+        """Take a participant out (status: left, dropped or removed), closing their connections."""
+        if participant.in_lobby:
+            await self.moderation.leave_lobby(participant)
+            await self.moderation.set_presence(participant, status)
+            await self._close_if_empty()
+            return
         if self.participants.pop(participant.id, None) is None:
             return
         for transport in (participant.send, participant.recv):
@@ -82,8 +119,15 @@ class Room:
         participant.send = participant.recv = None
         self.router.set_last_n(participant.id, None)
         self._update_pins()
-        await self.outbox.broadcast(self, "participant_left", {"participant_id": participant.id})
-        if not self.participants:
+        await self.outbox.broadcast(self, "participant_left", {"participant_id": participant.id, "status": status})
+        if participant.hand_raised_at is not None:
+            participant.hand_raised_at = None
+            await self.outbox.broadcast(self, "hands", {"queue": self.moderation.hands()})
+        await self.moderation.set_presence(participant, status)
+        await self._close_if_empty()
+
+    async def _close_if_empty(self) -> None:
+        if not self.participants and not self.moderation.lobby:
             await self._on_empty(self)
 
     async def close(self) -> None:
@@ -113,6 +157,8 @@ class Room:
             muted = participant.audio_muted if producer.kind == "audio" else participant.video_muted
             if muted:
                 producer.pause()
+            if producer.kind == "audio" and participant.force_muted:
+                self.router.set_producer_muted(producer.id, True)
             producer.on("close", lambda p=producer: participant.producers.pop(p.id, None))
         return {"sdp": answer, "producers": [{"producer_id": p.id, "kind": p.kind, "mid": p.mid}
                                               for p in participant.send.producers.values()]}
@@ -202,7 +248,10 @@ class Room:
         return {}
 
     # -- controls ---------------------------------------------------------------------------
-    async def set_muted(self, participant: Participant, kind: str, muted: bool, by: str = "self") -> None:
+    async def set_muted(self, participant: Participant, kind: str, muted: bool) -> None:
+        """The participant's own microphone or camera switch."""
+        if kind == "audio" and not muted and participant.force_muted:
+            raise Forbidden("a moderator has muted you; raise your hand to ask to speak", code="force_muted")
         if kind == "audio":
             participant.audio_muted = muted
         else:
@@ -211,7 +260,15 @@ class Room:
             if producer.kind == kind:
                 producer.pause() if muted else producer.resume()
         await self.outbox.broadcast(self, "mute_changed", {"participant_id": participant.id, "kind": kind,
-                                                           "muted": muted, "by": by})
+                                                           "muted": muted, "by": "self"})
+
+    async def force_mute(self, participant: Participant, muted: bool) -> None:
+        """A moderator's mute: the SFU stops forwarding the participant's audio, whatever their page does."""
+        participant.force_muted = muted
+        self.router.set_participant_audio_muted(participant.id, muted)
+        await self.outbox.broadcast(self, "mute_changed", {
+            "participant_id": participant.id, "kind": "audio", "muted": muted or participant.audio_muted,
+            "by": "server", "force_muted": muted})
 
     def set_last_n(self, participant: Participant, n: int) -> None:
         self.router.set_last_n(participant.id, n)

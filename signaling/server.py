@@ -16,6 +16,7 @@ from signaling.config import SignalingConfig
 from signaling.namespace import MeetingNamespace
 from signaling.participant import Participant
 from signaling.protocol import schemas
+from meetings.services.live import agenda_payload
 from signaling.room import Room
 
 SOCKETIO_PATH = "socket.io"
@@ -39,19 +40,29 @@ class UsedTokens:
 class Rooms:
     """The live rooms of this process, one per meeting with someone in it."""
 
-    def __init__(self, media_config: MediaConfig, outbox: SocketOutbox) -> None:
-        self.media_config = media_config
+    def __init__(self, signaling: Signaling, outbox: SocketOutbox) -> None:
+        self.signaling = signaling
         self.outbox = outbox
         self.rooms: dict[int, Room] = {}
         self._lock = asyncio.Lock()
 
-    async def get_or_create(self, meeting_id: int) -> Room:
+    async def get_or_create(self, participant: Participant) -> Room:
+        """The room of the participant's meeting, created from the meeting's stored state if needed."""
+        meeting_id = participant.grant.meeting.meeting_id
         async with self._lock:
             room = self.rooms.get(meeting_id)
             if room is None:
-                room = Room(meeting_id, self.media_config, self.outbox, self._closed)
+                meeting = await self.signaling.services.meetings.get(participant.caller, meeting_id)
+                room = Room(meeting_id, self.signaling.media_config, self.outbox, self._closed,
+                            services=self.signaling.services, ice_servers=self.signaling.ice_servers(),
+                            locked=meeting.locked, lobby_enabled=meeting.lobby_enabled,
+                            agenda=agenda_payload(meeting))
                 self.rooms[meeting_id] = room
             return room
+
+    async def discard_if_empty(self, room: Room) -> None:
+        if not room.participants and not room.moderation.lobby:
+            await self._closed(room)
 
     async def _closed(self, room: Room) -> None:
         if self.rooms.get(room.meeting_id) is room:
@@ -74,6 +85,9 @@ class SocketOutbox:
     async def broadcast(self, room: Room, event: str, data: dict[str, Any], skip: Participant | None = None) -> None:
         await self.sio.emit(event, data, room=room.name, skip_sid=skip.sid if skip else None)
 
+    async def disconnect(self, participant: Participant) -> None:
+        await self.sio.disconnect(participant.sid)
+
 
 class Signaling:
     def __init__(self, services: Services, config: SignalingConfig, media_config: MediaConfig) -> None:
@@ -89,7 +103,7 @@ class Signaling:
             logger=False,
             engineio_logger=False,
         )
-        self.rooms = Rooms(media_config, SocketOutbox(self.sio))
+        self.rooms = Rooms(self, SocketOutbox(self.sio))
         self.sio.register_namespace(MeetingNamespace(self))
         self._tasks: set[asyncio.Task[Any]] = set()
 

@@ -44,6 +44,33 @@ def integer(low: int, high: int) -> Check:
     return check
 
 
+def number(low: float, high: float) -> Check:
+    def check(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise InvalidMessage(f"{name} must be a number between {low:g} and {high:g}")
+        return float(value)
+
+    return check
+
+
+def identifier(max_length: int = 64) -> Check:
+    pattern = re.compile(r"^[A-Za-z0-9_.:-]{1,%d}$" % max_length)
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise InvalidMessage(f"{name} must be an identifier")
+        return value
+
+    return check
+
+
+def nullable(inner: Check) -> Check:
+    def check(name: str, value: Any) -> Any:
+        return None if value is None else inner(name, value)
+
+    return check
+
+
 def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise InvalidMessage(f"{name} must be true or false")

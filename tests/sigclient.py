@@ -26,7 +26,8 @@ class SigClient:
         self.send_pc: RTCPeerConnection | None = None
         self.tracks: list[Any] = []
         for name in ("participant_joined", "participant_left", "track_added", "track_removed", "offer",
-                     "dominant_speaker", "last_n", "mute_changed", "transport_state"):
+                     "dominant_speaker", "last_n", "mute_changed", "transport_state", "hands", "quality",
+                     "agenda", "room_state", "lobby", "presence", "admitted", "removed"):
             self.sio.on(name, self._recorder(name))
 
     def _recorder(self, name: str):  # type: ignore[no-untyped-def]

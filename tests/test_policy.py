@@ -79,6 +79,17 @@ def test_publishing_media(who: Principal, meeting: MeetingAccess, publish: bool)
     assert decide(who, Action.PUBLISH_MEDIA, meeting).allowed is publish
 
 
+@pytest.mark.parametrize(
+    ("who", "meeting", "moderate"),
+    [(SECRETARIAT, SESSION, True), (CHAIR, SESSION, True), (GOVERNOR, SESSION, False), (OBSERVER, SESSION, False),
+     (COMMANDER, SESSION, False), (COMMANDER, BRIEFING, True), (OTHER_GOVERNOR, BRIEFING, False),
+     (SECRETARIAT, BRIEFING, False)],
+    ids=lambda v: v.username if isinstance(v, Principal) else None,
+)
+def test_moderating_a_live_session(who: Principal, meeting: MeetingAccess, moderate: bool) -> None:
+    assert decide(who, Action.MODERATE_MEETING, meeting).allowed is moderate
+
+
 def test_closed_or_cancelled_meetings_cannot_be_joined() -> None:
     for state in (MeetingState.CLOSED, MeetingState.CANCELLED):
         closed = MeetingAccess(1, MeetingKind.CABINET_SESSION, state, OCM, frozenset({SIEM_REAP}))

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from meetings.config import MeetingsConfig
 from meetings.db import Database
+from meetings.services.agenda import AgendaService
 from meetings.services.audit import AuditService
 from meetings.services.auth import AuthService
+from meetings.services.live import LiveService
 from meetings.services.meetings import MeetingService
 from meetings.services.offices import OfficeService
 from meetings.services.people import PeopleService
@@ -22,15 +24,20 @@ class Services:
     offices: OfficeService
     meetings: MeetingService
     audit: AuditService
+    agenda: AgendaService
+    live: LiveService
 
     @classmethod
     def build(cls, db: Database, config: MeetingsConfig, secret_key: str) -> Services:
         signer = JoinTokenSigner(secret_key, config.join_token_seconds)
+        meetings = MeetingService(db, signer)
         return cls(
             db=db,
             auth=AuthService(db, config),
             people=PeopleService(db, config),
             offices=OfficeService(db),
-            meetings=MeetingService(db, signer),
+            meetings=meetings,
             audit=AuditService(db),
+            agenda=AgendaService(db, meetings),
+            live=LiveService(db, meetings),
         )
