@@ -1,0 +1,96 @@
+"""``python -m bots``: join a meeting as a bot, publish and/or subscribe, print a report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .bot import BotOptions, run_bot
+from .errors import BotError
+from .login import fetch_join_token
+from .media_files import MediaParams
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bots",
+        description="Cabinet test bot: joins a meeting, publishes pre-encoded VP8/Opus and/or subscribes, "
+        "and reports frames, loss, freezes and latency.",
+    )
+    parser.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8080")
+    auth = parser.add_argument_group("authentication (a token, or a login)")
+    auth.add_argument("--token", help="join token")
+    auth.add_argument("--username", help="log in as this user to obtain a join token")
+    auth.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    auth.add_argument("--meeting", type=int, help="meeting id to obtain a join token for")
+    parser.add_argument("--publish", action="store_true", help="publish audio and video (default: both roles)")
+    parser.add_argument("--subscribe", action="store_true", help="subscribe to everybody else")
+    parser.add_argument("--lean", action="store_true", help="lean subscriber: count packets, decode only a sample")
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long to stay (default 10)")
+    parser.add_argument("--json", action="store_true", help="print the JSON report instead of a summary")
+    parser.add_argument("--name", default="bot", help="name in the report")
+    parser.add_argument("--no-audio", action="store_true")
+    parser.add_argument("--no-video", action="store_true")
+    parser.add_argument("--silent", action="store_true", help="publish silence instead of speech")
+    parser.add_argument("--cache-dir", type=Path, help="pre-encoded media cache (default ~/.cache/cabinet-bot)")
+    parser.add_argument("--bind", action="append", default=None, metavar="ADDR",
+                        help="host candidate address (repeatable; default 127.0.0.1 for a loopback server)")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    return parser
+
+
+async def _token(args: argparse.Namespace, stdin: TextIO) -> str:
+    if args.token:
+        return str(args.token)
+    if not (args.username and args.meeting is not None and args.password_stdin):
+        raise BotError("give --token, or --username with --password-stdin and --meeting")
+    password = stdin.readline().rstrip("\r\n")
+    if not password:
+        raise BotError("no password on stdin")
+    return await fetch_join_token(args.url, args.username, password, args.meeting, verify_tls=not args.insecure)
+
+
+async def main_async(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s")
+    publish, subscribe = args.publish, args.subscribe
+    if not (publish or subscribe):
+        publish = subscribe = True
+    if args.no_audio and args.no_video and publish:
+        parser.error("--no-audio and --no-video leave nothing to publish")
+    try:
+        token = await _token(args, stdin)
+    except BotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    options = BotOptions(
+        url=args.url,
+        token=token,
+        name=args.name,
+        publish=publish,
+        subscribe=subscribe,
+        lean=args.lean,
+        audio=not args.no_audio,
+        video=not args.no_video,
+        speaking=not args.silent,
+        media_params=MediaParams(),
+        cache_dir=args.cache_dir,
+        bind_addresses=args.bind,
+        ssl_verify=not args.insecure,
+    )
+    report = await run_bot(options, args.seconds)
+    print(report.to_json() if args.json else report.summary(), file=stdout)
+    return 1 if report.errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return asyncio.run(main_async(argv))
+    except KeyboardInterrupt:
+        return 130

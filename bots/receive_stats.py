@@ -1,0 +1,232 @@
+"""Per-stream receive accounting shared by full and lean subscribers (cheap, no decoding).
+
+Fed with each decrypted RTP packet of one remote stream (RTX already unwrapped): counts packets
+and frames, finds losses from sequence gaps (a retransmission that fills a gap recovers it),
+reads the stamp (:mod:`bots.stamp`) for the latency and the frame counter, detects freezes from
+the gaps between frames, and estimates latency a second way from the RTP timestamp and the
+server-translated sender reports.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from collections import OrderedDict
+
+from av import AudioFrame, VideoFrame
+
+from media.rtp_packet import NTP_EPOCH_OFFSET
+
+from .picture import read_index
+from .report import StreamReport, percentile
+from .stamp import Stamp, now_us, read_stamp
+
+MAX_GAP = 3000
+MAX_SAMPLES = 200_000
+FREEZE_MIN_MS = 200.0
+
+
+class StreamCounter:
+    def __init__(self, kind: str, mid: str, clock_rate: int, frame_interval_s: float = 1 / 15) -> None:
+        self.kind = kind
+        self.mid = mid
+        #: Count freezes from frame arrivals (lean mode); full mode counts them from decoded frames.
+        self.arrival_freezes = True
+        self.clock_rate = clock_rate
+        self.producer_id: str | None = None
+        self.participant_id: str | None = None
+        self.freeze_threshold_us = max(FREEZE_MIN_MS, 3000 * (frame_interval_s if kind == "video" else 0.02)) * 1000
+        self.packets = 0
+        self.frames = 0
+        self.unstamped = 0
+        self.frames_missing = 0
+        self.freezes = 0
+        self.freeze_us = 0
+        self.decoded_frames = 0
+        self.decode_errors = 0
+        self.index_mismatches = 0
+        self.nacks_sent = 0
+        self.last_counter: int | None = None
+        self.last_index: int | None = None
+        self.latencies: list[float] = []
+        self.sr_latencies: list[float] = []
+        self.decoded_latencies: list[float] = []
+        self._max_ext = -1
+        self._first_ext = 0
+        self._missing: set[int] = set()
+        self._abandoned = 0
+        self._last_frame_us = 0
+        self._last_decoded_us = 0
+        self._sr: tuple[int, int] | None = None  # (send µs of the SR's NTP time, its RTP timestamp)
+        self._stamps: OrderedDict[int, Stamp] = OrderedDict()
+        self._pts_offset: int | None = None
+        self._energy_sum = 0.0
+        self._energy_count = 0
+        self._level_sum = 0
+        self._level_count = 0
+        #: Sequence numbers found missing by the last packet (for NACKs); empty most of the time.
+        self.new_gap: list[int] = []
+
+    # -- packets ----------------------------------------------------------------------------
+
+    def on_packet(self, seq: int, timestamp: int, marker: int, payload: bytes, arrival_us: int, level: int = -1) -> Stamp | None:
+        """Account one packet (payload without RTP padding); returns its stamp when it has one."""
+        if self._max_ext < 0:
+            self._max_ext = self._first_ext = seq
+        else:
+            top = self._max_ext
+            delta = (seq - top) & 0xFFFF
+            if delta == 0:
+                return None  # duplicate
+            if delta < 0x8000:
+                if delta > 1:
+                    gap = list(range(top + 1, top + min(delta, MAX_GAP)))
+                    self._missing.update(gap)
+                    self._abandoned += max(0, delta - MAX_GAP)
+                    self.new_gap = gap
+                self._max_ext = top + delta
+            else:
+                ext = top - ((top - seq) & 0xFFFF)
+                if ext not in self._missing:
+                    return None  # duplicate or too old
+                self._missing.discard(ext)
+        self.packets += 1
+        if level >= 0:
+            self._level_sum += level & 0x7F
+            self._level_count += 1
+        if self.kind == "video" and not marker:
+            return None
+        self.frames += 1
+        if self.arrival_freezes and self._last_frame_us:
+            gap_us = arrival_us - self._last_frame_us
+            if gap_us > self.freeze_threshold_us:
+                self.freezes += 1
+                self.freeze_us += gap_us
+        self._last_frame_us = arrival_us
+        stamp = read_stamp(payload)
+        if stamp is None:
+            self.unstamped += 1
+            return None
+        if self.last_counter is not None:
+            jump = (stamp.counter - self.last_counter) & 0xFFFFFFFF
+            if 1 < jump < 0x80000000:
+                self.frames_missing += jump - 1
+        self.last_counter = stamp.counter
+        self.last_index = stamp.index
+        self._add(self.latencies, (arrival_us - stamp.send_us) / 1000)
+        if self._sr is not None:
+            sr_us, sr_rtp = self._sr
+            delta = ((timestamp - sr_rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            self._add(self.sr_latencies, (arrival_us - (sr_us + delta * 1_000_000 / self.clock_rate)) / 1000)
+        if self.kind == "video":
+            self._stamps[timestamp] = stamp
+            if len(self._stamps) > 256:
+                self._stamps.popitem(last=False)
+        return stamp
+
+    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        send_us = int((ntp_timestamp / 4294967296.0 - NTP_EPOCH_OFFSET) * 1_000_000)
+        self._sr = (send_us, rtp_timestamp)
+
+    @staticmethod
+    def _add(samples: list[float], value: float) -> None:
+        if len(samples) < MAX_SAMPLES:
+            samples.append(value)
+
+    def stamp_for(self, timestamp: int) -> Stamp | None:
+        return self._stamps.get(timestamp)
+
+    @property
+    def highest_sequence(self) -> int:
+        return max(self._max_ext, 0)
+
+    @property
+    def lost(self) -> int:
+        return len(self._missing) + self._abandoned
+
+    @property
+    def expected(self) -> int:
+        return 0 if self._max_ext < 0 else self._max_ext - self._first_ext + 1
+
+    # -- decoded media (full mode, and lean mode's samples) ---------------------------------
+
+    def on_decoded_video(self, frame: VideoFrame, stamp: Stamp | None = None, *, check_freeze: bool = True) -> None:
+        self.decoded_frames += 1
+        now = now_us()
+        if check_freeze and self._last_decoded_us and now - self._last_decoded_us > self.freeze_threshold_us:
+            self.freezes += 1
+            self.freeze_us += now - self._last_decoded_us
+        self._last_decoded_us = now
+        shown = read_index(frame)
+        if stamp is None and frame.pts is not None:
+            stamp = self._stamp_for_pts(int(frame.pts), shown)
+        if stamp is not None:
+            if shown != stamp.index:
+                self.index_mismatches += 1
+            self._add(self.decoded_latencies, (now - stamp.send_us) / 1000)
+        else:
+            self.index_mismatches += 1
+
+    def _stamp_for_pts(self, pts: int, shown: int | None) -> Stamp | None:
+        """aiortc rebases decoded pts to its first frame: learn the offset from the first
+        picture whose bar code matches a recent stamp, then look stamps up strictly by pts."""
+        if self._pts_offset is not None:
+            stamp = self._stamps.get((pts + self._pts_offset) & 0xFFFFFFFF)
+            if stamp is not None:
+                return stamp
+        if shown is None:
+            return None
+        for timestamp, stamp in reversed(self._stamps.items()):
+            if stamp.index == shown:
+                self._pts_offset = (timestamp - pts) & 0xFFFFFFFF
+                return stamp
+        return None
+
+    def on_decoded_audio(self, frame: AudioFrame) -> None:
+        self.decoded_frames += 1
+        name = frame.format.name
+        typecode, scale = {"s16": ("h", 1.0), "s16p": ("h", 1.0), "flt": ("f", 32768.0), "fltp": ("f", 32768.0)}.get(name, ("", 0.0))
+        if not typecode:
+            return
+        count = frame.samples * (1 if frame.format.is_planar else len(frame.layout.channels))
+        samples = array.array(typecode)
+        samples.frombytes(bytes(frame.planes[0])[: samples.itemsize * count])
+        total = float(sum(s * s for s in samples))
+        self._energy_sum += total * scale * scale
+        self._energy_count += len(samples)
+
+    # -- report -----------------------------------------------------------------------------
+
+    def report(self, *, full_mode: bool) -> StreamReport:
+        expected = self.expected
+        energy = None
+        if self._energy_count:
+            mean = self._energy_sum / self._energy_count
+            energy = round(10 * math.log10(mean / 32768**2), 1) if mean > 0 else -120.0
+        return StreamReport(
+            kind=self.kind,
+            mid=self.mid,
+            producer_id=self.producer_id,
+            participant_id=self.participant_id,
+            packets=self.packets,
+            frames_received=self.frames,
+            lost_packets=self.lost,
+            loss_percent=round(100 * self.lost / expected, 3) if expected else 0.0,
+            frames_missing=self.frames_missing,
+            freezes=self.freezes,
+            freeze_ms=round(self.freeze_us / 1000, 1),
+            latency_ms_p50=percentile(self.latencies, 50),
+            latency_ms_p95=percentile(self.latencies, 95),
+            latency_ms_p99=percentile(self.latencies, 99),
+            sr_latency_ms_p50=percentile(self.sr_latencies, 50),
+            decoded_frames=self.decoded_frames,
+            decode_errors=self.decode_errors,
+            decoded_latency_ms_p50=percentile(self.decoded_latencies, 50) if full_mode else None,
+            index_mismatches=self.index_mismatches,
+            last_counter=self.last_counter,
+            last_index=self.last_index,
+            audio_energy_dbfs=energy,
+            audio_level_mean=round(self._level_sum / self._level_count, 1) if self._level_count else None,
+            unstamped_packets=self.unstamped,
+            nacks_sent=self.nacks_sent,
+        )

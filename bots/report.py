@@ -1,0 +1,119 @@
+"""Bot reports: what a bot sent and, per remote producer, what it received. JSON-serialisable."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0..100) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return round(ordered[rank - 1], 2)
+
+
+@dataclass
+class PublishReport:
+    audio_packets: int = 0
+    video_packets: int = 0
+    video_frames: int = 0
+    keyframes_sent: int = 0
+    bytes_sent: int = 0
+    send_failures: int = 0
+    #: Times the send loop fell more than 250 ms behind (event loop stalled) and skipped ahead.
+    late_skips: int = 0
+    sender_reports: int = 0
+    nacks_received: int = 0
+    retransmitted: int = 0
+    keyframe_requests: int = 0
+    #: Fraction lost on the way to the server, per kind, from the server's receiver reports.
+    upstream_fraction_lost: dict[str, float] = field(default_factory=dict)
+    rtt_ms: float | None = None
+
+
+@dataclass
+class StreamReport:
+    """What one subscriber received of one remote producer."""
+
+    kind: str
+    mid: str
+    producer_id: str | None = None
+    participant_id: str | None = None
+    packets: int = 0
+    #: Video: frames whose last packet arrived; audio: packets (one 20 ms frame each).
+    frames_received: int = 0
+    lost_packets: int = 0
+    loss_percent: float = 0.0
+    #: Frames the sender counted but this receiver never saw (from the stamped counters).
+    frames_missing: int = 0
+    #: Gaps between frames above max(200 ms, 3 frame intervals); their total duration.
+    freezes: int = 0
+    freeze_ms: float = 0.0
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
+    latency_ms_p99: float | None = None
+    #: Latency from the RTP timestamp through the (server-translated) sender reports.
+    sr_latency_ms_p50: float | None = None
+    decoded_frames: int = 0
+    decode_errors: int = 0
+    #: Full mode: send -> decoded, median.
+    decoded_latency_ms_p50: float | None = None
+    #: Decoded frames whose bar code disagrees with the stamp of the frame that carried it.
+    index_mismatches: int = 0
+    last_counter: int | None = None
+    last_index: int | None = None
+    audio_energy_dbfs: float | None = None
+    audio_level_mean: float | None = None
+    unstamped_packets: int = 0
+    nacks_sent: int = 0
+
+
+@dataclass
+class BotReport:
+    name: str
+    mode: str
+    seconds: float = 0.0
+    participant_id: str | None = None
+    publish: PublishReport | None = None
+    streams: list[StreamReport] = field(default_factory=list)
+    dominant_speaker: str | None = None
+    events: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    def summary(self) -> str:
+        """A human-readable multi-line summary."""
+        lines = [f"bot {self.name} ({self.mode}) ran {self.seconds:.1f} s, participant {self.participant_id or '-'}"]
+        if self.publish is not None:
+            p = self.publish
+            lines.append(
+                f"  sent: {p.audio_packets} audio packets, {p.video_frames} video frames ({p.video_packets} packets, "
+                f"{p.keyframes_sent} keyframes), {p.bytes_sent / 1000:.0f} kB; NACKs {p.nacks_received}, "
+                f"retransmitted {p.retransmitted}, keyframe requests {p.keyframe_requests}, late skips {p.late_skips}"
+            )
+        for s in self.streams:
+            who = s.producer_id or f"mid {s.mid}"
+            latency = "-" if s.latency_ms_p50 is None else f"{s.latency_ms_p50}/{s.latency_ms_p95}/{s.latency_ms_p99} ms"
+            line = (
+                f"  {s.kind:5} {who}: {s.frames_received} frames, {s.packets} packets, loss {s.loss_percent:.2f}%, "
+                f"missing frames {s.frames_missing}, freezes {s.freezes} ({s.freeze_ms:.0f} ms), latency p50/95/99 {latency}, "
+                f"decoded {s.decoded_frames} (errors {s.decode_errors}, index mismatches {s.index_mismatches})"
+            )
+            if s.audio_energy_dbfs is not None:
+                line += f", energy {s.audio_energy_dbfs:.1f} dBFS"
+            lines.append(line)
+        if self.dominant_speaker:
+            lines.append(f"  dominant speaker: {self.dominant_speaker}")
+        for error in self.errors:
+            lines.append(f"  error: {error}")
+        return "\n".join(lines)

@@ -1,0 +1,323 @@
+"""The subscribing half of a bot: answers the server's offers and measures what arrives.
+
+The server drives (re)negotiation: every offer (first and later ones, as producers come and go)
+goes to :meth:`Subscriber.on_offer`, which returns the answer.
+
+* Full mode: aiortc's receivers decode audio and video as a browser would; decoded frames are
+  counted per remote producer, the bar code of every decoded picture is read and checked against
+  the stamp its frame carried, freezes come from gaps between decoded frames, audio energy from
+  the decoded samples. A tap on the decrypted RTP (``install_rtp_filter``) reads the stamps.
+* Lean mode: no decoder runs. Decrypted RTP goes straight to the bot (``install_packet_hooks``):
+  packets and frames are counted, loss found from sequence gaps (and NACKed), latency read from
+  the stamps; a sample is decoded to prove validity (:mod:`bots.sampling`). The bot sends its own
+  receiver reports and NACKs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from media import aiortc_seams as seams
+from media.rtcp import ReportBlock, SenderReport, build_nack, build_rr, parse_compound
+from media.rtp_packet import RtpPacketView, monotonic_ms
+
+from .errors import NegotiationError
+from .peer import configure_host_candidates, new_peer_connection
+from .publisher import URI_AUDIO_LEVEL
+from .receive_stats import StreamCounter
+from .report import StreamReport
+from .sampling import AudioSampler, VideoSampler
+from .stamp import now_us
+
+logger = logging.getLogger(__name__)
+
+RTCP_INTERVAL_S = 1.0
+
+
+@dataclass
+class _Stream:
+    counter: StreamCounter
+    ssrc: int
+    payload_type: int
+    rtx_payload_type: int | None
+    level_id: int
+    video_sampler: VideoSampler | None = None
+    audio_sampler: AudioSampler | None = None
+    last_sr_lsr: int = 0
+    last_sr_ms: int = 0
+    reported_expected: int = 0
+    reported_lost: int = 0
+
+
+class Subscriber:
+    def __init__(
+        self,
+        *,
+        lean: bool = False,
+        bind_addresses: list[str] | None = None,
+        ice_servers: list[Any] | None = None,
+        video_sample_interval_s: float = 1.0,
+        video_sample_run: int = 3,
+        audio_sample_every: int = 50,
+    ) -> None:
+        self.lean = lean
+        self.negotiations = 0
+        self.malformed = 0
+        self.unknown_ssrc = 0
+        self._bind = bind_addresses or []
+        self._ice_servers = ice_servers or []
+        self._sample = (video_sample_interval_s, video_sample_run, audio_sample_every)
+        self._pc: Any = None
+        self._lock = asyncio.Lock()
+        self._streams: dict[str, _Stream] = {}
+        self._by_ssrc: dict[int, tuple[_Stream, bool]] = {}
+        self._consumers: dict[str, dict[str, Any]] = {}
+        self._hooked: set[int] = set()
+        self._neutralized: set[int] = set()
+        self._egress: seams.SrtpEgress | None = None
+        self._rtcp_ssrc = random.getrandbits(32) or 1
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def peer_connection(self) -> Any:
+        return self._pc
+
+    @property
+    def connection_state(self) -> str:
+        return self._pc.connectionState if self._pc is not None else "new"
+
+    @property
+    def counters(self) -> list[StreamCounter]:
+        return [s.counter for s in self._streams.values()]
+
+    # -- negotiation ------------------------------------------------------------------------
+
+    async def on_offer(self, sdp: str, consumers: list[dict[str, Any]] | None = None) -> str:
+        """Apply a server offer and return the answer SDP."""
+        async with self._lock:
+            if self._closed:
+                raise NegotiationError("subscriber is closed")
+            if self._pc is None:
+                self._pc = new_peer_connection(self._ice_servers)
+                if not self.lean:
+                    self._pc.on("track", self._on_track)
+            if consumers:
+                self.update_consumers(consumers)
+            pc = self._pc
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                if self.lean:
+                    for transceiver in pc.getTransceivers():
+                        if id(transceiver) not in self._neutralized:
+                            seams.neutralize_receiver(transceiver.receiver)
+                            seams.neutralize_sender(transceiver.sender)
+                            self._neutralized.add(id(transceiver))
+                configure_host_candidates(pc, self._bind)
+                await pc.setLocalDescription(await pc.createAnswer())
+            except Exception as exc:
+                raise NegotiationError(f"cannot answer offer: {exc}") from exc
+            self._map_streams()
+            self._install_hooks()
+            self.negotiations += 1
+            return pc.localDescription.sdp
+
+    def update_consumers(self, consumers: list[dict[str, Any]]) -> None:
+        """Name streams after the server's consumers (``mid`` -> producer and participant)."""
+        for consumer in consumers:
+            mid = consumer.get("mid")
+            if mid is None:
+                continue
+            self._consumers[str(mid)] = consumer
+            stream = self._streams.get(str(mid))
+            if stream is not None:
+                self._label(stream.counter)
+
+    def _label(self, counter: StreamCounter) -> None:
+        info = self._consumers.get(counter.mid)
+        if info is not None:
+            counter.producer_id = info.get("producer_id")
+            counter.participant_id = info.get("participant_id")
+
+    def _map_streams(self) -> None:
+        pc = self._pc
+        for transceiver in pc.getTransceivers():
+            mid = transceiver.mid
+            if mid is None or mid in self._streams:
+                continue
+            if transceiver.currentDirection not in ("recvonly", "sendrecv"):
+                continue
+            ssrc, rtx_ssrc = seams.remote_ssrcs(pc, mid)
+            codecs, extensions = seams.negotiated_parameters(transceiver)
+            media = [c for c in codecs if c.name.lower() != "rtx"]
+            if ssrc is None or not media:
+                continue
+            codec = media[0]
+            rtx_pt = next((c.payloadType for c in codecs if c.name.lower() == "rtx" and c.parameters.get("apt") == codec.payloadType), None)
+            level_id = next((e.id for e in extensions if e.uri == URI_AUDIO_LEVEL), 0) if transceiver.kind == "audio" else 0
+            counter = StreamCounter(transceiver.kind, mid, codec.clockRate)
+            counter.arrival_freezes = self.lean
+            self._label(counter)
+            stream = _Stream(counter, ssrc, codec.payloadType, rtx_pt, level_id)
+            if self.lean:
+                interval, run, every = self._sample
+                if transceiver.kind == "video":
+                    stream.video_sampler = VideoSampler(counter, interval_s=interval, run=run)
+                else:
+                    stream.audio_sampler = AudioSampler(counter, every=every)
+            self._streams[mid] = stream
+            self._by_ssrc[ssrc] = (stream, False)
+            if rtx_ssrc is not None:
+                self._by_ssrc[rtx_ssrc] = (stream, True)
+
+    def _install_hooks(self) -> None:
+        for dtls in seams.dtls_transports(self._pc):
+            if id(dtls) in self._hooked:
+                continue
+            self._hooked.add(id(dtls))
+            if self.lean:
+                seams.install_packet_hooks(dtls, self._on_rtp, self._on_rtcp)
+                self._egress = seams.SrtpEgress(dtls)
+                self._rtcp_task = asyncio.ensure_future(self._run_rtcp())
+            else:
+                seams.install_rtp_filter(dtls, self._tap_rtp)
+                seams.install_rtcp_filter(dtls, self._tap_rtcp)
+
+    # -- packets (both modes) ---------------------------------------------------------------
+
+    def _handle_rtp(self, data: bytes) -> None:
+        arrival = now_us()
+        try:
+            view = RtpPacketView.parse(data)
+        except ValueError:
+            self.malformed += 1
+            return
+        entry = self._by_ssrc.get(view.ssrc)
+        if entry is None:
+            self.unknown_ssrc += 1
+            return
+        stream, is_rtx = entry
+        if is_rtx:
+            if view.payload_type != stream.rtx_payload_type:
+                return
+            try:
+                view.unwrap_rtx(stream.payload_type, stream.ssrc)
+            except ValueError:
+                return  # padding-only probe
+        payload = view.payload
+        level = -1
+        if stream.level_id:
+            try:
+                value = view.extension(stream.level_id)
+            except ValueError:
+                value = None
+            if value:
+                level = value[0]
+        counter = stream.counter
+        stamp = counter.on_packet(view.sequence_number, view.timestamp, view.marker, payload, arrival, level)
+        if counter.new_gap:
+            gap, counter.new_gap = counter.new_gap, []
+            if self.lean and stream.rtx_payload_type is not None and self._egress is not None:
+                self._egress.send_rtcp(build_nack(self._rtcp_ssrc, stream.ssrc, gap[-64:]))
+                counter.nacks_sent += 1
+        if stream.video_sampler is not None:
+            stream.video_sampler.on_packet(view.sequence_number, view.marker, payload, stamp, arrival)
+        elif stream.audio_sampler is not None:
+            stream.audio_sampler.on_packet(payload)
+
+    def _handle_rtcp(self, data: bytes) -> None:
+        try:
+            packets = parse_compound(data)
+        except ValueError:
+            return
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                entry = self._by_ssrc.get(packet.ssrc)
+                if entry is not None and not entry[1]:
+                    stream = entry[0]
+                    stream.counter.on_sender_report(packet.ntp_timestamp, packet.rtp_timestamp)
+                    stream.last_sr_lsr = (packet.ntp_timestamp >> 16) & 0xFFFFFFFF
+                    stream.last_sr_ms = monotonic_ms()
+
+    def _tap_rtp(self, data: bytes) -> bool:
+        self._handle_rtp(data)
+        return True
+
+    def _tap_rtcp(self, data: bytes) -> bool:
+        self._handle_rtcp(data)
+        return True
+
+    async def _on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
+        self._handle_rtp(data)
+
+    async def _on_rtcp(self, data: bytes) -> None:
+        self._handle_rtcp(data)
+
+    async def _run_rtcp(self) -> None:
+        """Lean mode: receiver reports (aiortc's receivers are neutralized)."""
+        try:
+            while not self._closed:
+                await asyncio.sleep(RTCP_INTERVAL_S * (0.5 + random.random()))
+                blocks = [self._report_block(s) for s in self._streams.values() if s.counter.packets]
+                for i in range(0, len(blocks), 31):
+                    if self._egress is not None:
+                        self._egress.send_rtcp(build_rr(self._rtcp_ssrc, blocks[i : i + 31]))
+        except asyncio.CancelledError:
+            pass
+
+    def _report_block(self, stream: _Stream) -> ReportBlock:
+        counter = stream.counter
+        expected, lost = counter.expected, counter.lost
+        interval_expected = expected - stream.reported_expected
+        interval_lost = lost - stream.reported_lost
+        stream.reported_expected, stream.reported_lost = expected, lost
+        fraction = min(255, max(0, interval_lost * 256 // interval_expected)) if interval_expected > 0 else 0
+        dlsr = 0
+        if stream.last_sr_lsr:
+            dlsr = min(0xFFFFFFFF, (monotonic_ms() - stream.last_sr_ms) * 65536 // 1000)
+        return ReportBlock(stream.ssrc, fraction, lost, counter.highest_sequence, 0, stream.last_sr_lsr, dlsr)
+
+    # -- decoded media (full mode) ----------------------------------------------------------
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        mid = next((t.mid for t in self._pc.getTransceivers() if t.receiver.track is track), None)
+        if mid is None:
+            return
+        task = asyncio.ensure_future(self._read(track, mid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read(self, track: MediaStreamTrack, mid: str) -> None:
+        try:
+            while not self._closed:
+                frame = await track.recv()
+                stream = self._streams.get(mid)
+                if stream is None:
+                    continue
+                if track.kind == "video":
+                    stream.counter.on_decoded_video(frame)
+                else:
+                    stream.counter.on_decoded_audio(frame)
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+
+    # -- report and lifecycle ---------------------------------------------------------------
+
+    def reports(self) -> list[StreamReport]:
+        return [s.counter.report(full_mode=not self.lean) for s in self._streams.values()]
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks) + ([self._rtcp_task] if self._rtcp_task else []):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *([self._rtcp_task] if self._rtcp_task else []), return_exceptions=True)
+        if self._pc is not None:
+            await self._pc.close()

@@ -1,0 +1,92 @@
+"""bots.client / bots.bot end to end against a stand-in socket.io server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from conftest import Closer, wait_for
+from fake_signaling import FakeSignaling
+
+from bots.bot import Bot, BotOptions
+from bots.cli import main_async
+from bots.client import SignalingClient
+from bots.errors import SignalingError
+from bots.media_files import PreEncodedMedia
+
+
+@pytest.fixture
+async def server(sfu: Closer) -> AsyncIterator[FakeSignaling]:
+    signaling = FakeSignaling(sfu.router, {"tok-alice": "alice", "tok-bob": "bob", "tok-carol": "carol"})
+    await signaling.start()
+    try:
+        yield signaling
+    finally:
+        await asyncio.wait_for(signaling.stop(), 10)
+
+
+async def test_refused_token_raises_the_servers_code(server: FakeSignaling) -> None:
+    client = SignalingClient(server.url, "nope", timeout=5)
+    with pytest.raises(SignalingError) as info:
+        await client.connect()
+    assert info.value.code == "token_invalid"
+    assert "not valid" in info.value.message
+
+
+async def test_bots_publish_and_subscribe_through_signaling(server: FakeSignaling, media: PreEncodedMedia) -> None:
+    lean = Bot(BotOptions(url=server.url, token="tok-carol", name="carol", publish=False, lean=True), media)
+    alice = Bot(BotOptions(url=server.url, token="tok-alice", name="alice", subscribe=False), media)
+    bob = Bot(BotOptions(url=server.url, token="tok-bob", name="bob", speaking=False), media)
+    try:
+        await asyncio.wait_for(lean.start(), 15)  # subscribes first: offers follow as others publish
+        await asyncio.wait_for(alice.start(), 15)
+        await asyncio.wait_for(bob.start(), 15)  # full subscriber of alice, publishes silence
+        assert lean.client.participant_id == "carol"
+
+        def receiving() -> bool:
+            streams = lean.report().streams + bob.report().streams
+            return len(streams) == 6 and all(s.packets > 10 for s in streams)
+
+        await wait_for(receiving, timeout=15)
+        await wait_for(lambda: lean.client.dominant_speaker == "alice", timeout=8)
+        report = bob.report()
+        assert {s.participant_id for s in report.streams} == {"alice"}
+        for stream in report.streams:
+            assert stream.loss_percent == 0 and stream.latency_ms_p50 is not None and stream.latency_ms_p50 < 100
+        carol = lean.report()
+        assert {s.participant_id for s in carol.streams} == {"alice", "bob"}
+        assert carol.events.get("offer", 0) >= 2 and carol.events.get("track_added", 0) >= 2
+        assert not carol.errors and not report.errors
+        assert json.loads(carol.to_json())["streams"][0]["kind"] in ("audio", "video")
+        assert "latency p50/95/99" in carol.summary()
+    finally:
+        for bot in (bob, alice, lean):
+            await asyncio.wait_for(bot.stop(), 10)
+
+
+async def test_cli_prints_a_json_report(server: FakeSignaling, media: PreEncodedMedia, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert media.path is not None
+    out = io.StringIO()
+    code = await asyncio.wait_for(
+        main_async(["--url", server.url, "--token", "tok-alice", "--publish", "--seconds", "1", "--json",
+                    "--cache-dir", str(media.path.parent)], stdout=out),
+        30,
+    )
+    report = json.loads(out.getvalue())
+    assert code == 0, report
+    assert report["mode"] == "publish" and report["publish"]["audio_packets"] > 20
+    assert report["participant_id"] == "alice"
+
+
+async def test_cli_refused_token_exits_nonzero(server: FakeSignaling) -> None:
+    out = io.StringIO()
+    code = await asyncio.wait_for(main_async(["--url", server.url, "--token", "bad", "--subscribe", "--seconds", "0.1"], stdout=out), 20)
+    assert code == 1 and "token_invalid" in out.getvalue()
+
+
+async def test_cli_needs_a_token_or_a_login() -> None:
+    assert await main_async(["--url", "http://127.0.0.1:9", "--seconds", "0"], stdin=io.StringIO("")) == 2
