@@ -1,0 +1,158 @@
+"""Driving the meeting room in headless Chromium (Playwright, async API) against a LiveServer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Page, Playwright
+
+from meetings.demo import DEMO_PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+#: See ../shared/DESIGN.md, "Real clients and real tests".
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+LAPTOP = {"width": 1280, "height": 800}
+TABLET = {"width": 768, "height": 1024}
+CABINET_SESSION = "Weekly Cabinet Session"
+#: A second provincial governor (Battambang is invited to the demo cabinet session as a province).
+SECOND_GOVERNOR = ("governor2", "Sun Vichet (Governor of Battambang)", "KH-2")
+
+
+async def launch(playwright: Playwright) -> Browser:
+    return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+
+
+@dataclass
+class Participant:
+    """One person at one endpoint: a fresh browser context with its page."""
+
+    username: str
+    context: BrowserContext
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    async def state(self) -> dict[str, Any]:
+        return await self.page.evaluate("window.cabinetRoom.debugState()")  # type: ignore[no-any-return]
+
+    async def participant_id(self) -> str:
+        return str((await self.state())["participantId"])
+
+    async def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        await self.page.screenshot(path=str(path))
+        return path
+
+
+async def until(page: Page, expression: str, *, timeout: float = 15.0) -> Any:
+    """Poll a JavaScript expression until it is truthy.
+
+    (Page.wait_for_function compiles its predicate with eval, which the page's CSP rightly forbids;
+    Page.evaluate goes through the DevTools protocol and is not subject to it.)
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        await asyncio.sleep(0.2)
+
+
+async def new_participant(browser: Browser, base_url: str, username: str, *,
+                          viewport: dict[str, int] = LAPTOP, locale: str = "en-GB") -> Participant:
+    context = await browser.new_context(viewport=viewport, locale=locale)
+    context.set_default_timeout(15_000)
+    page = await context.new_page()
+    participant = Participant(username, context, page)
+    page.on("pageerror", lambda error: participant.errors.append(str(error)))
+    page.on("request", lambda request: participant.requests.append(request.url))
+    await page.goto(base_url + "/login")
+    await page.fill("#username", username)
+    await page.fill("#password", DEMO_PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(base_url + "/")
+    return participant
+
+
+async def open_room(participant: Participant, meeting_title: str) -> None:
+    """From the home page to the meeting's page, then its Join button (clicks, as a person would)."""
+    page = participant.page
+    await page.get_by_role("link", name=meeting_title).first.click()
+    await page.wait_for_selector("h1")
+    await page.click("#join-room")
+    await page.wait_for_selector("#prejoin:not([hidden])")
+
+
+async def pass_prejoin(participant: Participant) -> str:
+    """Wait for the connection test to pass, then join; returns the connection result shown."""
+    page = participant.page
+    await page.wait_for_selector('#conn-result[data-state="good"]', timeout=15_000)
+    result = await page.text_content("#conn-result") or ""
+    await page.click("#join-button")
+    await page.wait_for_selector("#session:not([hidden])", timeout=20_000)
+    await until(page, "window.cabinetRoom.phase === 'joined'")
+    return result
+
+
+async def join(browser: Browser, base_url: str, username: str, meeting_title: str, **options: Any) -> Participant:
+    participant = await new_participant(browser, base_url, username, **options)
+    await open_room(participant, meeting_title)
+    await pass_prejoin(participant)
+    return participant
+
+
+def _media_from(state: dict[str, Any], participant_id: str) -> dict[str, float]:
+    out = {"frames": 0.0, "energy": 0.0, "width": 0.0}
+    for stream in state["inbound"]:
+        if stream["participantId"] != participant_id:
+            continue
+        if stream["kind"] == "video":
+            out["frames"] += stream["framesDecoded"]
+            out["width"] = max(out["width"], stream["frameWidth"])
+        else:
+            out["energy"] += stream["totalAudioEnergy"]
+    return out
+
+
+async def wait_for_media(receiver: Participant, sender_id: str, *, timeout: float = 25.0) -> dict[str, float]:
+    """Wait until ``receiver`` decodes video from ``sender_id`` and hears sound from them, both rising."""
+    deadline = time.monotonic() + timeout
+    first: dict[str, float] | None = None
+    latest: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        latest = _media_from(await receiver.state(), sender_id)
+        if latest["frames"] > 0 and latest["energy"] > 0:
+            if first is None:
+                first = latest
+            elif latest["frames"] > first["frames"] and latest["energy"] > first["energy"]:
+                return latest
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{receiver.username} gets no rising video and audio from {sender_id}: {latest}; "
+                         f"state: {await receiver.state()}")
+
+
+async def close_all(participants: list[Participant]) -> None:
+    for participant in participants:
+        try:
+            await asyncio.wait_for(participant.context.close(), 10)
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
