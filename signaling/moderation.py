@@ -44,6 +44,8 @@ class Moderation:
         self.agenda = agenda
         self.lobby: dict[str, Participant] = {}
         self.banned: set[int] = set()
+        #: People a moderator muted: the mute outlives a reconnect.
+        self.force_muted: set[int] = set()
         self.presence: dict[int, Presence] = {}
 
     # -- state for clients ------------------------------------------------------------------
@@ -131,6 +133,10 @@ class Moderation:
             target = self._target(payload)
             await live.record_moderation(caller, meeting_id, f"participant.{action}",
                                          {"person_id": target.person_id, "participant_id": target.id})
+            if action == "mute":
+                self.force_muted.add(target.person_id)
+            else:
+                self.force_muted.discard(target.person_id)
             await self.room.force_mute(target, action == "mute")
         elif action == "remove":
             target = self._target(payload)

@@ -167,6 +167,9 @@ class MeetingNamespace(socketio.AsyncNamespace):
         await self.leave_room(sid, room.name)
         self.signaling.spawn_disconnect(sid)
 
+    async def handle_ping(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        return None
+
     async def handle_raise_hand(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
         participant, room = self._joined(connection)
         await room.moderation.raise_hand(participant, True)

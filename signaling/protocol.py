@@ -11,6 +11,7 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
     set_last_n  {n}                    -> {}            (0: audio only)
     restart     {transport}            -> {}            (drop a failed send/recv connection to rebuild it)
     leave       {}                     -> {}            (then the server disconnects)
+    ping        {}                     -> {}            (round-trip test before or during a session)
     raise_hand  {} / lower_hand {}     -> {}            (queue broadcast as ``hands``)
     stats       {rtt_ms, loss_percent, bitrate_kbps}   (every few seconds; broadcast as ``quality``)
     moderate    {action, participant_id?}  moderators only: mute | unmute | remove | admit | lower_hand
@@ -46,6 +47,7 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
         "set_last_n": Schema(required={"n": integer(0, 64)}),
         "restart": Schema(required={"transport": one_of("send", "recv")}),
         "leave": Schema(),
+        "ping": Schema(),
         "raise_hand": Schema(),
         "lower_hand": Schema(),
         "stats": Schema(optional={"rtt_ms": nullable(number(0, 60_000)), "loss_percent": nullable(number(0, 100)),
@@ -55,5 +57,5 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
     }
 
 
-CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave",
+CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave", "ping",
                            "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"})

@@ -85,6 +85,11 @@ class Room:
         return {"id": self.meeting_id, "title": grant.meeting_title, "kind": grant.meeting.kind.value}
 
     async def add(self, participant: Participant) -> dict[str, Any]:
+        # One connection per person: a rejoin (after a drop the server has not noticed yet) replaces it.
+        for stale in [p for p in self.participants.values() if p.person_id == participant.person_id]:
+            await self.remove(stale, status="replaced")
+            await self.outbox.disconnect(stale)
+        participant.force_muted = participant.person_id in self.moderation.force_muted
         self.participants[participant.id] = participant
         self._update_pins()
         await self.outbox.broadcast(self, "participant_joined", participant.public(), skip=participant)

@@ -169,3 +169,23 @@ async def test_quality_reports_are_shared(server: LiveServer, people: dict[str, 
     quality = await chair.wait_for("quality", lambda q: q["participant_id"] == g["participant_id"])
     assert quality["rtt_ms"] == 312.4 and quality["loss_percent"] == 2.5
     assert (await governor.call("stats", {"rtt_ms": -1}))["error"]["code"] == "invalid"
+
+
+async def test_a_mute_outlives_a_reconnect_and_a_rejoin_replaces_the_old_connection(
+        server: LiveServer, people: dict[str, SigClient]) -> None:
+    secretariat, _ = await connect(server, people, "secretariat")
+    governor, g = await connect(server, people, "governor")
+    assert (await governor.call("ping"))["ok"]
+    assert (await secretariat.call("moderate", {"action": "mute", "participant_id": g["participant_id"]}))["ok"]
+    again = SigClient(server.url)
+    people["governor-again"] = again
+    await again.connect(await token(server, "governor"))
+    rejoined = await again.call("join")
+    assert rejoined["me"]["force_muted"] is True
+    assert [p["person_id"] for p in rejoined["roster"]].count(rejoined["me"]["person_id"]) == 1
+    await secretariat.wait_for("participant_left", lambda p: p["participant_id"] == g["participant_id"]
+                               and p["status"] == "replaced")
+    assert (await again.call("mute", {"kind": "audio", "muted": False}))["error"]["code"] == "force_muted"
+    assert (await secretariat.call("moderate", {"action": "unmute",
+                                                "participant_id": rejoined["participant_id"]}))["ok"]
+    assert (await again.call("mute", {"kind": "audio", "muted": False}))["ok"]
