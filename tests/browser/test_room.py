@@ -12,6 +12,7 @@ import time
 
 import pytest
 from browser_harness import (
+    CONNECTION_TESTED,
     CABINET_SESSION,
     TABLET,
     Participant,
@@ -50,7 +51,7 @@ async def test_three_sites_see_and_hear_each_other(server: LiveServer, browser: 
         await until(page, "document.getElementById('preview').videoWidth > 0")
         await page.click("#prejoin-title")  # a gesture: browsers start WebAudio only after one
         await until(page, "document.getElementById('mic-level').value > 0.05", timeout=10)
-        await page.wait_for_selector('#conn-result[data-state="good"]')
+        await page.wait_for_selector(CONNECTION_TESTED)
         assert "round trip" in (await page.text_content("#conn-result") or "")
         await secretariat.screenshot("prejoin-laptop")
         await pass_prejoin(secretariat)
@@ -247,7 +248,7 @@ async def test_lobby_admission_and_removal_are_shown(server: LiveServer, browser
             governor = await new_participant(browser, server.url, "governor")
             people.append(governor)
             await open_room(governor, CABINET_SESSION)
-            await governor.page.wait_for_selector('#conn-result[data-state="good"]')
+            await governor.page.wait_for_selector(CONNECTION_TESTED)
             await governor.page.click("#join-button")
             await expect(governor.page.locator("#lobby")).to_be_visible()
             await expect(governor.page.locator("#session")).to_be_hidden()

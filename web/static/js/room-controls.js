@@ -1,0 +1,164 @@
+// The controls: microphone, camera, hand, audio only, sound and the page-level listeners.
+// Its methods are mixed into the Room class (room.js): `this` is the Room, whose state the constructor
+// there sets up.
+
+import { _ } from "./i18n.js";
+import { openCamera } from "./media.js";
+import { byId, setPressed } from "./dom.js";
+
+export class RoomControls {
+  bindControls() {
+    const self = this;
+    function on(id, handler) {
+      const node = byId(id);
+      if (node) {
+        node.addEventListener("click", function () { handler.call(self); });
+      }
+    }
+    on("join-button", this.join);
+    on("test-connection", this.testConnection);
+    on("mic-button", this.toggleMic);
+    on("camera-button", this.toggleCamera);
+    on("hand-button", this.toggleHand);
+    on("audio-only-button", this.toggleAudioOnly);
+    on("leave-button", this.leave);
+    on("lobby-leave-button", this.leave);
+    on("sound-button", this.enableSound);
+    const camera = byId("camera-select");
+    if (camera) {
+      camera.addEventListener("change", function () { self.changeCamera(camera.value); });
+    }
+    const mic = byId("mic-select");
+    if (mic) {
+      mic.addEventListener("change", function () { self.changeMicrophone(mic.value); });
+    }
+    // Browsers start audio only after a gesture: the first click or key press starts the level meter.
+    ["pointerdown", "keydown"].forEach(function (type) {
+      document.addEventListener(type, function () { self.meter.resume(); }, { once: true });
+    });
+    window.addEventListener("offline", function () { self.connectionLost("offline"); });
+    window.addEventListener("online", function () {
+      if (self.wake) {
+        self.wake();
+      }
+    });
+    window.addEventListener("pagehide", function () {
+      if (self.signal) {
+        self.signal.close();
+      }
+    });
+  }
+
+  toggleMic() {
+    this.setMicMuted(!this.micMuted, true);
+  }
+
+  setMicMuted(muted, tellServer) {
+    this.micMuted = muted;
+    if (this.local.audio) {
+      this.local.audio.enabled = !muted;
+    }
+    if (tellServer && this.signal) {
+      this.signal.call("mute", { kind: "audio", muted: muted });
+    }
+    this.renderControls();
+    this.renderSelf();
+    this.renderRoster();
+  }
+
+  toggleCamera() {
+    if (this.cameraOff) {
+      this.turnCameraOn();
+    } else {
+      this.turnCameraOff(true);
+    }
+  }
+
+  async turnCameraOff(tellServer) {
+    this.cameraOff = true;
+    const track = this.local.video;
+    this.local.video = null;
+    if (this.senders.video) {
+      await this.senders.video.replaceTrack(null).catch(function () {});
+    }
+    if (track) {
+      track.stop(); // the camera light goes out
+    }
+    if (tellServer && this.signal) {
+      this.signal.call("mute", { kind: "video", muted: true });
+    }
+    this.renderControls();
+    this.renderSelf();
+    this.renderRoster();
+  }
+
+  async turnCameraOn() {
+    let track;
+    try {
+      track = await openCamera(this.cameraId);
+    } catch (error) {
+      this.status(_("The camera could not be opened."));
+      return;
+    }
+    this.cameraOff = false;
+    this.local.video = track;
+    if (this.senders.video) {
+      await this.senders.video.replaceTrack(track).catch(function () {});
+    }
+    if (this.signal) {
+      this.signal.call("mute", { kind: "video", muted: false });
+    }
+    this.renderControls();
+    this.renderSelf();
+    this.renderRoster();
+  }
+
+  async toggleHand() {
+    if (!this.signal) {
+      return;
+    }
+    const raise = !this.handRaised;
+    const reply = await this.signal.call(raise ? "raise_hand" : "lower_hand", {});
+    if (reply.ok) {
+      this.handRaised = raise;
+      setPressed(byId("hand-button"), raise);
+      this.status(raise ? _("Your hand is raised.") : _("Your hand is lowered."));
+    } else if (reply.error && reply.error.code === "invalid") {
+      this.status(_("Raising a hand is not available in this meeting yet."));
+    } else {
+      this.status(_("The request did not reach the server. Try again."));
+    }
+  }
+
+  async toggleAudioOnly() {
+    this.audioOnly = !this.audioOnly;
+    if (this.signal) {
+      this.signal.call("set_last_n", { n: this.audioOnly ? 0 : this.defaultLastN });
+    }
+    if (this.audioOnly) {
+      this.cameraBeforeAudioOnly = !this.cameraOff;
+      if (!this.cameraOff && this.canPublish) {
+        await this.turnCameraOff(true);
+      }
+      this.status(_("Audio only: video is paused to save the connection."));
+    } else {
+      if (this.cameraBeforeAudioOnly && this.canPublish) {
+        await this.turnCameraOn();
+      }
+      this.status(_("Video is back on."));
+    }
+    this.root.dataset.audioOnly = this.audioOnly ? "true" : "false";
+    this.renderControls();
+    this.participants.forEach(this.renderTile, this);
+    this.renderStage();
+  }
+
+  enableSound() {
+    this.participants.forEach(function (p) {
+      if (p.audioEl) {
+        p.audioEl.play().catch(function () {});
+      }
+    });
+    byId("sound-button").hidden = true;
+  }
+}

@@ -1,0 +1,251 @@
+// Server events: the signaling messages the room listens to, and the participant list they keep.
+// Its methods are mixed into the Room class (room.js): `this` is the Room, whose state the constructor
+// there sets up.
+
+import { _, format, language, number } from "./i18n.js";
+import { byId, el, setPressed } from "./dom.js";
+
+export class RoomEvents {
+  async onAdmitted(joined) {
+    if (!this.inLobby || !joined || joined.lobby) {
+      return;
+    }
+    try {
+      await this.enterRoom(joined);
+    } catch (error) {
+      console.error("entering the room failed", error);
+      this.connectionLost("admission");
+      return;
+    }
+    if (this.phase === "lobby") {
+      this.entered();
+    }
+  }
+
+  onRemoved() {
+    this.phase = "removed";
+    this.shutDown();
+    this.status(_("A moderator has removed you from this meeting."));
+  }
+
+  onRoomState(state) {
+    byId("room-locked").hidden = !state.locked;
+  }
+
+  bindSignal(signal) {
+    const self = this;
+    const handlers = {
+      participant_joined: this.onParticipantJoined,
+      participant_left: this.onParticipantLeft,
+      track_added: this.onTrackAdded,
+      track_removed: this.onTrackRemoved,
+      offer: this.onOffer,
+      dominant_speaker: this.onDominantSpeaker,
+      last_n: this.onLastN,
+      mute_changed: this.onMuteChanged,
+      transport_state: this.onTransportState,
+      hands: this.onHands,
+      agenda: this.onAgenda,
+      quality: this.onQuality,
+      admitted: this.onAdmitted,
+      removed: this.onRemoved,
+      room_state: this.onRoomState,
+    };
+    Object.keys(handlers).forEach(function (event) {
+      signal.on(event, function (data) {
+        if (self.signal !== signal || !data || typeof data !== "object") {
+          return;
+        }
+        try {
+          handlers[event].call(self, data);
+        } catch (error) {
+          console.error("handling " + event + " failed", error);
+        }
+      });
+    });
+    signal.on("disconnect", function (reason) {
+      if (self.signal === signal && reason !== "io client disconnect") {
+        self.connectionLost("signaling: " + reason);
+      }
+    });
+  }
+
+  addParticipant(info) {
+    if (!info || !info.participant_id || info.participant_id === this.participantId) {
+      return;
+    }
+    if (this.me && info.person_id === this.me.person_id) {
+      return; // our own earlier connection, not yet timed out on the server
+    }
+    // The same person connecting again replaces their earlier connection.
+    this.participants.forEach(function (p, id) {
+      if (p.info.person_id === info.person_id) {
+        this.removeParticipant(id);
+      }
+    }, this);
+    this.participants.set(info.participant_id, {
+      id: info.participant_id,
+      info: info,
+      audioMuted: Boolean(info.audio_muted),
+      videoMuted: Boolean(info.video_muted),
+      quality: info.quality && typeof info.quality === "object" && Object.keys(info.quality).length ? info.quality : null,
+      audio: null,
+      video: null,
+      tile: null,
+      audioEl: null,
+    });
+  }
+
+  removeParticipant(id) {
+    const p = this.participants.get(id);
+    if (!p) {
+      return;
+    }
+    this.participants.delete(id);
+    if (p.tile) {
+      p.tile.root.remove();
+    }
+    if (p.audioEl) {
+      p.audioEl.srcObject = null;
+      p.audioEl.remove();
+    }
+    if (this.stageId === id) {
+      this.stageId = null;
+    }
+  }
+
+  onParticipantJoined(info) {
+    this.addParticipant(info);
+    const p = this.participants.get(info.participant_id);
+    if (p) {
+      this.renderTile(p);
+      this.status(format(_("%(name)s joined."), { name: info.full_name }));
+    }
+    this.renderRoster();
+    this.renderStage();
+  }
+
+  onParticipantLeft(data) {
+    const p = this.participants.get(data.participant_id);
+    if (p) {
+      this.removeParticipant(data.participant_id);
+      this.status(format(_("%(name)s left."), { name: p.info.full_name }));
+    }
+    if (this.dominant === data.participant_id) {
+      this.dominant = null;
+    }
+    this.renderRoster();
+    this.renderStage();
+  }
+
+  onTrackAdded(track) {
+    if (track && track.producer_id) {
+      this.producers.set(track.producer_id, track);
+    }
+  }
+
+  onTrackRemoved(track) {
+    if (track && track.producer_id) {
+      this.producers.delete(track.producer_id);
+    }
+  }
+
+  onOffer(offer) {
+    this.enqueueOffer(offer);
+  }
+
+  onDominantSpeaker(data) {
+    this.dominant = data.participant_id || null;
+    this.participants.forEach(this.renderTile, this);
+    this.renderStage();
+  }
+
+  onLastN(data) {
+    this.lastN = Array.isArray(data.producer_ids) ? new Set(data.producer_ids) : null;
+    this.participants.forEach(this.renderTile, this);
+    this.renderStage();
+  }
+
+  onMuteChanged(data) {
+    if (data.participant_id === this.participantId) {
+      if (data.by === "self") {
+        return;
+      }
+      if (data.kind === "audio") {
+        if (data.force_muted !== undefined) {
+          this.forceMuted = Boolean(data.force_muted);
+        }
+        this.setMicMuted(Boolean(data.muted), false);
+        this.status(data.muted ? _("A moderator has muted your microphone.") : _("A moderator has allowed you to speak again."));
+      } else if (data.muted) {
+        this.turnCameraOff(false);
+        this.status(_("A moderator has turned off your camera."));
+      }
+      return;
+    }
+    const p = this.participants.get(data.participant_id);
+    if (!p) {
+      return;
+    }
+    if (data.kind === "audio") {
+      p.audioMuted = Boolean(data.muted);
+    } else {
+      p.videoMuted = Boolean(data.muted);
+    }
+    this.renderTile(p);
+    this.renderRoster();
+    this.renderStage();
+  }
+
+  onTransportState(data) {
+    if (data.state === "failed" || data.state === "closed") {
+      this.connectionLost("server " + data.transport + " transport " + data.state);
+    }
+  }
+
+  onHands(data) {
+    this.hands = Array.isArray(data.queue) ? data.queue : [];
+    const mine = this.participantId;
+    this.handRaised = this.hands.some(function (h) { return h.participant_id === mine; });
+    setPressed(byId("hand-button"), this.handRaised);
+    this.renderHands();
+    this.renderRoster();
+  }
+
+  onAgenda(data) {
+    const list = byId("agenda-list");
+    const items = Array.isArray(data.items) ? data.items : [];
+    list.replaceChildren();
+    let current = null;
+    items.forEach(function (item) {
+      const isCurrent = item.id === data.current_item_id;
+      if (isCurrent) {
+        current = item;
+      }
+      const details = [];
+      const presenter = language === "km" && item.presenter_km ? item.presenter_km : item.presenter;
+      if (presenter) {
+        details.push(presenter);
+      }
+      if (item.planned_minutes) {
+        details.push(format(_("%(n)s min"), { n: number(item.planned_minutes) }));
+      }
+      list.appendChild(el("li", { className: isCurrent ? "current" : "", "aria-current": isCurrent ? "step" : null }, [
+        el("span", { className: "agenda-title", text: item.title }),
+        details.length ? el("span", { className: "agenda-meta", text: details.join(" · ") }) : null,
+      ]));
+    });
+    byId("agenda-empty").hidden = items.length > 0;
+    const now = byId("agenda-current");
+    now.hidden = !current;
+    now.textContent = current ? format(_("Now: %(title)s"), { title: current.title }) : "";
+  }
+
+  onQuality(data) {
+    const p = this.participants.get(data.participant_id);
+    if (p) {
+      p.quality = { rtt_ms: data.rtt_ms, loss_percent: data.loss_percent, bitrate_kbps: data.bitrate_kbps };
+      this.renderRoster();
+    }
+  }
+}

@@ -1,0 +1,218 @@
+// The negotiation with the SFU: joining, publishing the local tracks, subscribing and answering the
+// server's offers, and mapping received tracks to participants.
+// Its methods are mixed into the Room class (room.js): `this` is the Room, whose state the constructor
+// there sets up.
+
+import { _, format } from "./i18n.js";
+import { iceGathered } from "./media.js";
+import { Signaling, fetchJoinToken } from "./signaling.js";
+
+const VIDEO_MAX_BITRATE = 900000;
+
+export class RoomNegotiation {
+  joinErrorText(error) {
+    if (error.code === "locked") {
+      return _("The meeting is locked: no one else can join now. Ask the Secretariat to unlock it.");
+    }
+    if (error.code === "removed") {
+      return _("A moderator has removed you from this meeting; you cannot join it again.");
+    }
+    if (error.fatal) {
+      return _("You may not join this meeting now, or your login has ended. Reload the page.");
+    }
+    return format(_("Joining failed (%(reason)s). Try again."), { reason: error.code || error.message });
+  }
+
+  /** Connect (or reuse the tested connection), join, publish and subscribe. Throws on failure. */
+  async connect() {
+    let signal = this.pendingSignal;
+    this.pendingSignal = null;
+    if (!signal || !signal.connected) {
+      if (signal) {
+        signal.close();
+      }
+      const token = await fetchJoinToken(this.meetingId, this.csrf);
+      signal = await Signaling.connect(token);
+    }
+    this.signal = signal;
+    this.bindSignal(signal);
+    const joined = await signal.call("join", this.audioOnly ? { last_n: 0 } : {});
+    if (!joined.ok) {
+      const error = new Error(joined.error.message);
+      error.code = joined.error.code;
+      error.fatal = ["locked", "removed", "forbidden", "token_invalid"].indexOf(error.code) >= 0;
+      throw error;
+    }
+    this.participantId = joined.participant_id;
+    this.me = joined.me || { participant_id: joined.participant_id };
+    if (joined.lobby) {
+      this.inLobby = true;
+      return "lobby";
+    }
+    await this.enterRoom(joined);
+    return "room";
+  }
+
+  /** In the room (at once, or once let in): take the room's state, publish and subscribe. */
+  async enterRoom(joined) {
+    const signal = this.signal;
+    this.inLobby = false;
+    this.applyJoin(joined);
+    if (this.canPublish) {
+      if (this.micMuted) {
+        await signal.call("mute", { kind: "audio", muted: true });
+      }
+      if (this.cameraOff || !this.local.video) {
+        await signal.call("mute", { kind: "video", muted: true });
+      }
+      await this.publish();
+    }
+    await this.subscribe();
+    this.missedAcks = 0;
+  }
+
+  applyJoin(joined) {
+    this.participantId = joined.participant_id;
+    this.me = joined.me || { participant_id: joined.participant_id };
+    this.iceServers = Array.isArray(joined.ice_servers) ? joined.ice_servers : [];
+    this.canPublish = this.mayPublish && Boolean(joined.permissions && joined.permissions.publish);
+    this.forceMuted = Boolean(this.me.force_muted);
+    if (this.forceMuted && this.local.audio) {
+      this.micMuted = true;
+      this.local.audio.enabled = false;
+    }
+    for (const id of Array.from(this.participants.keys())) {
+      this.removeParticipant(id);
+    }
+    this.producers.clear();
+    this.lastN = null;
+    (joined.roster || []).forEach(this.addParticipant, this);
+    (joined.tracks || []).forEach(this.onTrackAdded, this);
+    this.dominant = joined.dominant_speaker || null;
+    if (joined.hands) {
+      this.onHands(joined.hands);
+    }
+    if (joined.agenda) {
+      this.onAgenda(joined.agenda);
+    }
+    if (joined.room_state) {
+      this.onRoomState(joined.room_state);
+    }
+  }
+
+  newPeerConnection(direction) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    const self = this;
+    pc.addEventListener("connectionstatechange", function () { self.watchConnection(pc, direction); });
+    return pc;
+  }
+
+  async publish() {
+    const pc = this.newPeerConnection("send");
+    this.sendPc = pc;
+    const audio = pc.addTransceiver(this.local.audio || "audio", { direction: "sendonly" });
+    const video = pc.addTransceiver(this.cameraOff ? "video" : (this.local.video || "video"), {
+      direction: "sendonly",
+      sendEncodings: [{ maxBitrate: VIDEO_MAX_BITRATE }],
+    });
+    this.senders = { audio: audio.sender, video: video.sender };
+    if (this.local.audio) {
+      this.local.audio.enabled = !this.micMuted;
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGathered(pc);
+    const reply = await this.signal.call("publish", { sdp: pc.localDescription.sdp });
+    if (!reply.ok) {
+      if (reply.error.code === "forbidden") {
+        this.canPublish = false;
+        pc.close();
+        this.sendPc = null;
+        this.renderControls();
+        return;
+      }
+      const error = new Error(reply.error.message);
+      error.code = reply.error.code;
+      throw error;
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  }
+
+  async subscribe() {
+    const pc = this.newPeerConnection("recv");
+    this.recvPc = pc;
+    const self = this;
+    pc.addEventListener("track", function () { self.attachRemoteTracks(); });
+    const reply = await this.signal.call("subscribe", {});
+    if (!reply.ok) {
+      const error = new Error(reply.error.message);
+      error.code = reply.error.code;
+      throw error;
+    }
+    if (reply.sdp) {
+      await this.enqueueOffer(reply);
+    }
+  }
+
+  enqueueOffer(offer) {
+    const self = this;
+    const pc = this.recvPc;
+    const signal = this.signal;
+    this.offerChain = this.offerChain.then(function () {
+      return self.answerOffer(offer, pc, signal);
+    }).catch(function (error) {
+      console.error("negotiation failed", error);
+      if (self.recvPc === pc) {
+        self.connectionLost("negotiation");
+      }
+    });
+    return this.offerChain;
+  }
+
+  async answerOffer(offer, pc, signal) {
+    if (!pc || pc !== this.recvPc || !offer.sdp) {
+      return;
+    }
+    this.consumersByMid = new Map((offer.consumers || []).map(function (c) { return [String(c.mid), c]; }));
+    (offer.consumers || []).forEach(function (c) {
+      if (!this.producers.has(c.producer_id)) {
+        this.producers.set(c.producer_id, { producer_id: c.producer_id, participant_id: c.participant_id, kind: c.kind, muted: false });
+      }
+    }, this);
+    await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await iceGathered(pc);
+    if (pc !== this.recvPc) {
+      return;
+    }
+    const reply = await signal.call("answer", { sdp: pc.localDescription.sdp, revision: offer.revision });
+    if (!reply.ok) {
+      console.warn("answer refused", reply.error);
+    }
+    this.attachRemoteTracks();
+  }
+
+  /** Which remote track belongs to whom: the transceiver's mid, looked up in the latest offer. */
+  attachRemoteTracks() {
+    const pc = this.recvPc;
+    if (!pc) {
+      return;
+    }
+    const found = new Map();
+    pc.getTransceivers().forEach(function (transceiver) {
+      const consumer = transceiver.mid === null ? null : this.consumersByMid.get(String(transceiver.mid));
+      if (!consumer || transceiver.currentDirection === "inactive" || transceiver.currentDirection === "stopped") {
+        return;
+      }
+      const entry = found.get(consumer.participant_id) || {};
+      entry[consumer.kind] = { track: transceiver.receiver.track, producerId: consumer.producer_id };
+      found.set(consumer.participant_id, entry);
+    }, this);
+    this.participants.forEach(function (p, id) {
+      const entry = found.get(id) || {};
+      p.audio = entry.audio || null;
+      p.video = entry.video || null;
+      this.renderTile(p);
+    }, this);
+    this.renderStage();
+  }
+}

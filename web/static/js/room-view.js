@@ -1,0 +1,275 @@
+// The view: which part of the page shows, the stage, the thumbnails, the roster and hands panels,
+// the controls' state, the banner and the status line.
+// Its methods are mixed into the Room class (room.js): `this` is the Room, whose state the constructor
+// there sets up.
+
+import { _, format, language, number } from "./i18n.js";
+import { qualityLevel } from "./stats.js";
+import { byId, el, initials, setPressed } from "./dom.js";
+
+export class RoomView {
+  showView() {
+    const phase = this.phase;
+    const inSession = phase === "joined" || (phase === "reconnecting" && this.participantId !== null && !this.inLobby)
+      || phase === "failed";
+    byId("prejoin").hidden = phase !== "prejoin" && phase !== "joining";
+    byId("lobby").hidden = !(phase === "lobby" || (phase === "reconnecting" && this.inLobby));
+    byId("session").hidden = !inSession;
+    byId("left").hidden = phase !== "left" && phase !== "removed";
+    byId("removed-note").hidden = phase !== "removed";
+  }
+
+  showBanner(text) {
+    byId("banner-text").textContent = text;
+    byId("banner").hidden = false;
+  }
+
+  hideBanner() {
+    byId("banner").hidden = true;
+  }
+
+  status(text) {
+    byId("room-status").textContent = text;
+  }
+
+  qualityText(summary) {
+    const level = qualityLevel(summary);
+    const labels = { good: _("Good"), fair: _("Fair"), poor: _("Poor"), unknown: _("Measuring…") };
+    const parts = [labels[level]];
+    if (summary) {
+      if (summary.rtt_ms !== null && summary.rtt_ms !== undefined) {
+        parts.push(format(_("%(value)s ms"), { value: number(summary.rtt_ms) }));
+      }
+      if (summary.loss_percent !== null && summary.loss_percent !== undefined) {
+        parts.push(format(_("loss %(value)s"), { value: number(summary.loss_percent, 1) + "%" }));
+      }
+      if (summary.bitrate_kbps !== null && summary.bitrate_kbps !== undefined) {
+        parts.push(format(_("%(value)s kbit/s"), { value: number(summary.bitrate_kbps) }));
+      }
+    }
+    return { level: level, text: parts.join(" · ") };
+  }
+
+  renderAll() {
+    this.renderControls();
+    this.renderSelf();
+    this.participants.forEach(this.renderTile, this);
+    this.renderRoster();
+    this.renderHands();
+    this.renderStage();
+  }
+
+  renderControls() {
+    const mic = byId("mic-button");
+    const camera = byId("camera-button");
+    const hand = byId("hand-button");
+    [mic, camera, hand].forEach(function (button) {
+      if (button) {
+        button.hidden = !this.canPublish;
+      }
+    }, this);
+    setPressed(mic, this.micMuted);
+    setPressed(camera, this.cameraOff);
+    setPressed(hand, this.handRaised);
+    setPressed(byId("audio-only-button"), this.audioOnly);
+    if (mic) {
+      mic.disabled = !this.local.audio || Boolean(this.forceMuted);
+      mic.title = this.forceMuted ? _("A moderator has muted you. Raise your hand to ask to speak.")
+        : (this.micMuted ? _("Your microphone is off. Press to speak.") : _("Your microphone is on. Press to mute."));
+    }
+    if (camera) {
+      camera.title = this.cameraOff ? _("Your camera is off. Press to start it.") : _("Your camera is on. Press to stop it.");
+    }
+  }
+
+  /** The tile of the person at this endpoint, first among the thumbnails. */
+  renderSelf() {
+    if (!this.selfTile) {
+      this.selfTile = this.makeTile(_("You"), "");
+      this.selfTile.root.classList.add("self");
+      this.selfTile.root.dataset.self = "true";
+      byId("thumbs").prepend(this.selfTile.root);
+    }
+    const tile = this.selfTile;
+    const showVideo = Boolean(this.local.video) && !this.cameraOff;
+    const track = showVideo ? this.local.video : null;
+    if (tile.track !== track) {
+      tile.track = track;
+      tile.video.srcObject = track ? new MediaStream([track]) : null;
+    }
+    tile.root.dataset.video = showVideo ? "on" : "off";
+    tile.muted.hidden = !this.micMuted || !this.canPublish;
+    tile.placeholder.textContent = initials(this.me ? this.me.full_name : "");
+    tile.office.textContent = this.me ? this.officeName(this.me) : "";
+  }
+
+  officeName(info) {
+    return (language === "km" && info.office_name_km) ? info.office_name_km : (info.office_name || "");
+  }
+
+  makeTile(name, office) {
+    const video = el("video", { autoplay: true, muted: true, playsInline: true });
+    const placeholder = el("span", { className: "tile-placeholder", "aria-hidden": "true" });
+    const muted = el("span", { className: "tile-muted", text: _("Muted"), hidden: true });
+    const hand = el("span", { className: "tile-hand", text: _("Hand raised"), hidden: true });
+    const nameNode = el("span", { className: "tile-name", text: name });
+    const officeNode = el("span", { className: "tile-office", text: office });
+    const root = el("li", { className: "tile" }, [
+      video, placeholder,
+      el("span", { className: "tile-badges" }, [muted, hand]),
+      el("span", { className: "tile-label" }, [nameNode, officeNode]),
+    ]);
+    return { root: root, video: video, placeholder: placeholder, muted: muted, hand: hand, name: nameNode, office: officeNode, track: null };
+  }
+
+  videoVisible(p) {
+    if (!p.video || p.videoMuted || this.audioOnly) {
+      return false;
+    }
+    return !this.lastN || this.lastN.has(p.video.producerId);
+  }
+
+  renderTile(p) {
+    if (!p.tile) {
+      p.tile = this.makeTile(p.info.full_name, this.officeName(p.info));
+      p.tile.root.dataset.participantId = p.id;
+      byId("thumbs").appendChild(p.tile.root);
+    }
+    const tile = p.tile;
+    const visible = this.videoVisible(p);
+    const track = visible ? p.video.track : null;
+    if (tile.track !== track) {
+      tile.track = track;
+      tile.video.srcObject = track ? new MediaStream([track]) : null;
+    }
+    tile.root.dataset.video = visible ? "on" : "off";
+    tile.root.classList.toggle("speaking", this.dominant === p.id);
+    tile.placeholder.textContent = initials(p.info.full_name);
+    tile.muted.hidden = !p.audioMuted;
+    tile.hand.hidden = !this.hands.some(function (h) { return h.participant_id === p.id; });
+    this.renderAudio(p);
+  }
+
+  /** Remote sound plays through an <audio> element per participant (never muted: muted reads level 0). */
+  renderAudio(p) {
+    const track = p.audio ? p.audio.track : null;
+    if (!p.audioEl) {
+      p.audioEl = el("audio", { autoplay: true });
+      p.audioEl.dataset.participantId = p.id;
+      byId("audio-sink").appendChild(p.audioEl);
+    }
+    const current = p.audioEl.srcObject ? p.audioEl.srcObject.getAudioTracks()[0] : null;
+    if (current !== track) {
+      p.audioEl.srcObject = track ? new MediaStream([track]) : null;
+      if (track) {
+        p.audioEl.play().catch(function () {
+          byId("sound-button").hidden = false;
+        });
+      }
+    }
+  }
+
+  chooseStage() {
+    const participants = this.participants;
+    if (this.dominant && participants.has(this.dominant)) {
+      return this.dominant;
+    }
+    const current = this.stageId ? participants.get(this.stageId) : null;
+    if (current && this.videoVisible(current)) {
+      return this.stageId;
+    }
+    let chosen = current ? this.stageId : null;
+    participants.forEach(function (p, id) {
+      if (chosen === null || (this.videoVisible(p) && !this.videoVisible(participants.get(chosen)))) {
+        chosen = id;
+      }
+    }, this);
+    return chosen;
+  }
+
+  renderStage() {
+    const stage = byId("stage");
+    const video = byId("stage-video");
+    const name = byId("stage-name");
+    const placeholder = byId("stage-placeholder");
+    this.stageId = this.chooseStage();
+    const p = this.stageId ? this.participants.get(this.stageId) : null;
+    const track = p && this.videoVisible(p) ? p.video.track : null;
+    if (this.stageTrack !== track) {
+      this.stageTrack = track;
+      video.srcObject = track ? new MediaStream([track]) : null;
+    }
+    stage.dataset.empty = track ? "false" : "true";
+    stage.dataset.participantId = p ? p.id : "";
+    this.participants.forEach(function (q, id) {
+      if (q.tile) {
+        q.tile.root.classList.toggle("on-stage", id === this.stageId);
+      }
+    }, this);
+    if (!p) {
+      placeholder.textContent = _("Waiting for other participants…");
+      name.textContent = "";
+      return;
+    }
+    name.replaceChildren(el("strong", { text: p.info.full_name }), el("span", { text: this.officeName(p.info) }));
+    if (p.audioMuted) {
+      name.appendChild(el("span", { className: "tile-muted", text: _("Muted") }));
+    }
+    if (this.audioOnly) {
+      name.appendChild(el("span", { className: "pill", text: _("Audio only") }));
+    }
+    placeholder.textContent = track ? "" : initials(p.info.full_name);
+  }
+
+  renderRoster() {
+    const list = byId("roster");
+    if (!list) {
+      return;
+    }
+    list.replaceChildren();
+    const entries = [];
+    if (this.me && this.participantId) {
+      entries.push({ info: this.me, self: true, audioMuted: this.micMuted, quality: this.ownQuality, id: this.participantId });
+    }
+    this.participants.forEach(function (p) {
+      entries.push({ info: p.info, self: false, audioMuted: p.audioMuted, quality: p.quality, id: p.id });
+    });
+    const hands = this.hands;
+    entries.forEach(function (entry) {
+      const quality = this.qualityText(entry.quality);
+      const handUp = hands.some(function (h) { return h.participant_id === entry.id; });
+      const name = entry.self ? format(_("%(name)s (you)"), { name: entry.info.full_name }) : entry.info.full_name;
+      const observer = Array.isArray(entry.info.roles) && entry.info.roles.length === 1 && entry.info.roles[0] === "observer";
+      list.appendChild(el("li", { "data-participant-id": entry.id, className: entry.id === this.dominant ? "speaking" : "" }, [
+        el("span", { className: "roster-name", text: name }),
+        el("span", { className: "roster-office", text: this.officeName(entry.info) }),
+        el("span", { className: "roster-state" }, [
+          observer ? el("span", { className: "pill", text: _("Observer") }) : null,
+          !observer && entry.audioMuted ? el("span", { className: "pill muted-pill", text: _("Muted") }) : null,
+          handUp ? el("span", { className: "pill hand-pill", text: _("Hand raised") }) : null,
+          el("span", { className: "quality", "data-level": quality.level, text: quality.text }),
+        ]),
+      ]));
+    }, this);
+    byId("roster-count").textContent = "(" + number(entries.length) + ")";
+  }
+
+  renderHands() {
+    const list = byId("hands-list");
+    list.replaceChildren();
+    this.hands.forEach(function (h) {
+      const p = this.participants.get(h.participant_id);
+      const office = p ? this.officeName(p.info) : (h.participant_id === this.participantId && this.me ? this.officeName(this.me) : "");
+      list.appendChild(el("li", {}, [
+        el("span", { text: h.full_name || (p ? p.info.full_name : "") }),
+        office ? el("span", { className: "muted", text: " — " + office }) : null,
+      ]));
+    }, this);
+    byId("hands-empty").hidden = this.hands.length > 0;
+    this.participants.forEach(function (p) {
+      if (p.tile) {
+        p.tile.hand.hidden = !this.hands.some(function (h) { return h.participant_id === p.id; });
+      }
+    }, this);
+  }
+}
