@@ -120,7 +120,8 @@ class Router(EventEmitter):
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers[consumer.id] = consumer
         self.emit("consumer_added", consumer)
-        self._update_last_n()
+        # Only this consumer's subscriber can be affected: O(videos), not O(subscribers x consumers).
+        self._update_last_n(only=consumer.subscriber_id)
 
     def forget_consumer(self, consumer: Consumer) -> None:
         if self.consumers.pop(consumer.id, None) is not None:
@@ -185,11 +186,19 @@ class Router(EventEmitter):
         except asyncio.CancelledError:
             pass
 
-    def _update_last_n(self) -> None:
+    def _update_last_n(self, only: str | None = None) -> None:
+        """Recompute the last-N selection of every subscriber (or of ``only``) and (de)activate
+        their video consumers accordingly."""
         if self.closed:
             return
         videos = [(p.id, p.participant_id) for p in self.producers.values() if p.kind == "video" and not p.closed]
         subscribers = {t.participant_id for t in self.transports.values() if t.direction == "recv"}
+        if only is not None:
+            subscribers &= {only}
+        video_consumers: dict[str, list[Consumer]] = {}
+        for consumer in self.consumers.values():
+            if consumer.kind == "video" and consumer.subscriber_id in subscribers:
+                video_consumers.setdefault(consumer.subscriber_id, []).append(consumer)
         for subscriber in subscribers:
             selected = select_last_n(
                 subscriber=subscriber,
@@ -198,14 +207,14 @@ class Router(EventEmitter):
                 pinned=self.pinned,
                 n=self._last_n.get(subscriber, self.config.last_n),
             )
-            for consumer in self.consumers.values():
-                if consumer.subscriber_id == subscriber and consumer.kind == "video":
-                    consumer.set_last_n_active(consumer.producer_id in selected)
+            for consumer in video_consumers.get(subscriber, ()):
+                consumer.set_last_n_active(consumer.producer_id in selected)
             if self._selection.get(subscriber) != selected:
                 self._selection[subscriber] = selected
                 self.emit("last_n_changed", subscriber, selected)
-        for gone in set(self._selection) - subscribers:
-            del self._selection[gone]
+        if only is None:
+            for gone in set(self._selection) - subscribers:
+                del self._selection[gone]
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SignalingConfig:
-    #: Largest socket.io message accepted, in bytes (SDP included).
-    max_message_bytes: int = 65_536
+    #: Largest socket.io message accepted, in bytes (SDP included; a 50-site answer has ~100 m-lines).
+    max_message_bytes: int = 262_144
     #: Sustained messages per second per connection, and the burst allowed above it.
     rate_per_second: float = 20.0
     rate_burst: int = 40
