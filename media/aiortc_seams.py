@@ -14,6 +14,8 @@ Seams:
   * install_packet_hooks: decrypted RTP/RTCP of a DTLS transport goes to the SFU, not aiortc.
   * install_rtp_filter / install_rtcp_filter: taps and loss injection on decrypted packets.
   * SrtpEgress: protect with the transport's SRTP session and send on the nominated ICE pair.
+  * SrtpIngress: unprotect and dispatch SRTP straight from the socket callback (no STUN parse
+    attempt, no queue, no coroutine hops); STUN and DTLS still take aioice's and aiortc's path.
   * configure_ice: host candidate addresses (bind and announced addresses, e.g. 127.0.0.1).
 """
 
@@ -131,30 +133,46 @@ def install_packet_hooks(dtls: RTCDtlsTransport, on_rtp: RtpHook, on_rtcp: RtcpH
     return True
 
 
+def _filters(dtls: RTCDtlsTransport, kind: str) -> list[Callable[[bytes], bool]]:
+    """The taps/loss filters of a DTLS transport, shared by aiortc's receive path and SrtpIngress."""
+    name = f"_cabinet_{kind}_filters"
+    found: list[Callable[[bytes], bool]] | None = getattr(dtls, name, None)
+    if found is None:
+        found = []
+        setattr(dtls, name, found)
+    return found
+
+
 def install_rtp_filter(dtls: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
-    """Wrap the transport's decrypted-RTP handler: packets for which ``keep`` is False vanish.
+    """Decrypted RTP for which ``keep`` is False vanishes (both receive paths).
 
     For loss injection and taps (tests, diagnostics); works on top of install_packet_hooks and
-    on plain aiortc clients alike.
+    SrtpIngress, and on plain aiortc clients alike.
     """
-    inner = dtls._handle_rtp_data
+    filters = _filters(dtls, "rtp")
+    if not filters:
+        inner = dtls._handle_rtp_data
 
-    async def filtered(data: bytes, arrival_time_ms: int = 0) -> None:
-        if keep(data):
-            await inner(data, arrival_time_ms=arrival_time_ms)
+        async def filtered(data: bytes, arrival_time_ms: int = 0) -> None:
+            if all(f(data) for f in filters):
+                await inner(data, arrival_time_ms=arrival_time_ms)
 
-    dtls._handle_rtp_data = filtered  # type: ignore[method-assign]
+        dtls._handle_rtp_data = filtered  # type: ignore[method-assign]
+    filters.append(keep)
 
 
 def install_rtcp_filter(dtls: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
     """Like install_rtp_filter, for decrypted RTCP."""
-    inner = dtls._handle_rtcp_data
+    filters = _filters(dtls, "rtcp")
+    if not filters:
+        inner = dtls._handle_rtcp_data
 
-    async def filtered(data: bytes) -> None:
-        if keep(data):
-            await inner(data)
+        async def filtered(data: bytes) -> None:
+            if all(f(data) for f in filters):
+                await inner(data)
 
-    dtls._handle_rtcp_data = filtered  # type: ignore[method-assign]
+        dtls._handle_rtcp_data = filtered  # type: ignore[method-assign]
+    filters.append(keep)
 
 
 def dtls_transports(pc: RTCPeerConnection) -> list[RTCDtlsTransport]:
@@ -221,6 +239,72 @@ class SrtpEgress:
             self.dropped += 1
             return False
         return self._sendto(protected)
+
+
+_INGRESS = "_cabinet_ingress"
+
+
+class SrtpIngress:
+    """Synchronous SRTP receive on a DTLS transport's ICE sockets.
+
+    aioice hands every datagram to ``StunProtocol.datagram_received``, which first tries to parse
+    it as STUN (raising ValueError for media), then queues it for aiortc's receive coroutine, which
+    awaits it, checks the first byte, unprotects and awaits the packet handler. Here RTP and RTCP
+    (first byte 128-191) are unprotected and dispatched at once, once the SRTP session exists;
+    everything else (STUN, DTLS, media before the handshake) goes the usual way.
+    """
+
+    __slots__ = ("_dtls", "_on_rtp", "_on_rtcp", "_clock", "received", "dropped", "_protocols",
+                 "_rtp_filters", "_rtcp_filters")
+
+    def __init__(self, dtls: RTCDtlsTransport, on_rtp: Callable[[bytes, int], None],
+                 on_rtcp: Callable[[bytes], None], clock: Callable[[], int]) -> None:
+        self._dtls = dtls
+        self._on_rtp = on_rtp
+        self._on_rtcp = on_rtcp
+        self._clock = clock
+        self.received = 0
+        self.dropped = 0
+        self._protocols: set[int] = set()
+        self._rtp_filters = _filters(dtls, "rtp")
+        self._rtcp_filters = _filters(dtls, "rtcp")
+
+    def install(self) -> int:
+        """Take over the sockets gathered so far (call again after gathering); returns how many."""
+        connection: aioice.Connection = self._dtls.transport._connection
+        added = 0
+        for protocol in connection._protocols:
+            if id(protocol) in self._protocols or getattr(protocol, _INGRESS, None) is not None:
+                continue
+            original = protocol.datagram_received
+
+            def datagram_received(data: bytes, addr: Any, _original: Callable[..., None] = original) -> None:
+                if data and 127 < data[0] < 192 and self._dtls._rx_srtp is not None:
+                    self._handle(data)
+                else:
+                    _original(data, addr)
+
+            protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+            setattr(protocol, _INGRESS, self)
+            self._protocols.add(id(protocol))
+            added += 1
+        return added
+
+    def _handle(self, data: bytes) -> None:
+        srtp = self._dtls._rx_srtp
+        try:
+            if len(data) > 1 and 192 <= data[1] <= 208:
+                plain = srtp.unprotect_rtcp(data)
+                self.received += 1
+                if not self._rtcp_filters or all(f(plain) for f in self._rtcp_filters):
+                    self._on_rtcp(plain)
+            else:
+                plain = srtp.unprotect(data)
+                self.received += 1
+                if not self._rtp_filters or all(f(plain) for f in self._rtp_filters):
+                    self._on_rtp(plain, self._clock())
+        except (pylibsrtp.Error, ValueError):  # failed authentication, replay, garbage
+            self.dropped += 1
 
 
 # -- ICE -------------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ class WebRtcTransport(EventEmitter):
         self._pc.on("connectionstatechange", self._on_connection_state)
         self._neutralized: set[int] = set()
         self._egress: seams.SrtpEgress | None = None
+        self._ingress: seams.SrtpIngress | None = None
         self._producer_by_ssrc: dict[int, Producer] = {}
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._consumer_transceivers: dict[str, Any] = {}
@@ -141,8 +142,11 @@ class WebRtcTransport(EventEmitter):
                 seams.neutralize_sender(transceiver.sender)
                 self._neutralized.add(key)
         for dtls in seams.dtls_transports(self._pc):
-            if seams.install_packet_hooks(dtls, self._on_rtp, self._on_rtcp) and self._egress is None:
+            if seams.install_packet_hooks(dtls, self._on_rtp_async, self._on_rtcp_async) and self._egress is None:
                 self._egress = seams.SrtpEgress(dtls)
+                self._ingress = seams.SrtpIngress(dtls, self._on_rtp, self._on_rtcp, monotonic_ms)
+        if self._ingress is not None:
+            self._ingress.install()
         seams.configure_ice(self._pc, self._config.ice_bind_addresses, self._config.announced_addresses)
 
     async def accept_offer(self, sdp: str) -> str:
@@ -323,8 +327,15 @@ class WebRtcTransport(EventEmitter):
         egress = self._egress
         return egress is not None and egress.send_rtcp(data)
 
-    async def _on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
-        """Decrypted RTP from aiortc (seam): parse once, hand to the producer. Never raises."""
+    async def _on_rtp_async(self, data: bytes, arrival_time_ms: int = 0) -> None:
+        """Decrypted RTP through aiortc's own receive path (before the fast ingress takes over)."""
+        self._on_rtp(data, arrival_time_ms)
+
+    async def _on_rtcp_async(self, data: bytes) -> None:
+        self._on_rtcp(data)
+
+    def _on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
+        """Decrypted RTP (seam): parse once, hand to the producer. Never raises."""
         self.stats.rtp_received += 1
         try:
             packet = RtpPacketView.parse(data, monotonic_ms())
@@ -344,8 +355,8 @@ class WebRtcTransport(EventEmitter):
             self.stats.malformed_rtp += 1
             logger.debug("%r: malformed RTP dropped: %s", self, exc)
 
-    async def _on_rtcp(self, data: bytes) -> None:
-        """Decrypted RTCP from aiortc (seam). Never raises on bad input."""
+    def _on_rtcp(self, data: bytes) -> None:
+        """Decrypted RTCP (seam). Never raises on bad input."""
         self.stats.rtcp_received += 1
         try:
             packets = parse_compound(data)

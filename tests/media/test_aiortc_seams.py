@@ -159,6 +159,45 @@ async def test_packet_hooks_and_srtp_egress_on_a_live_connection() -> None:
     assert egress.dropped >= 1
 
 
+def test_ingress_internals_exist() -> None:
+    """SrtpIngress wraps each StunProtocol's datagram_received; aioice must still route non-STUN there."""
+    source = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "stun.parse_message(data)" in source and "self.receiver.data_received(data" in source
+    assert "_protocols" in inspect.getsource(aioice.Connection.get_component_candidates) or \
+        "_protocols" in inspect.getsource(aioice.Connection)
+    assert "self._rx_srtp" in inspect.getsource(RTCDtlsTransport)
+
+
+async def test_srtp_ingress_on_a_live_connection() -> None:
+    """Media arrives through SrtpIngress (synchronously), filters apply, STUN/DTLS still work."""
+    client, server = pc(), pc()
+    client.addTrack(ToneTrack(0.3))
+    seams.configure_ice(client, LOOPBACK, [])
+    await client.setLocalDescription(await client.createOffer())
+    await server.setRemoteDescription(client.localDescription)
+    for t in server.getTransceivers():
+        seams.neutralize_receiver(t.receiver)
+        seams.neutralize_sender(t.sender)
+    rtp_fast: list[int] = []
+    rtcp_fast: list[bytes] = []
+    dtls = seams.dtls_transports(server)[0]
+    ingress = seams.SrtpIngress(dtls, lambda data, ms: rtp_fast.append(ms), rtcp_fast.append, lambda: 42)
+    seams.configure_ice(server, LOOPBACK, [])
+    await server.setLocalDescription(await server.createAnswer())
+    assert ingress.install() >= 1
+    assert ingress.install() == 0  # idempotent
+    kept: list[bool] = []
+    seams.install_rtp_filter(dtls, lambda d: kept.append(True) or len(kept) % 2 == 0)
+    await client.setRemoteDescription(server.localDescription)
+    try:
+        await wait_for(lambda: len(rtp_fast) > 5 and rtcp_fast, timeout=10)
+        assert set(rtp_fast) == {42}
+        assert ingress.received >= len(rtp_fast) and len(kept) >= 2 * len(rtp_fast) - 1  # half filtered out
+    finally:
+        await client.close()
+        await server.close()
+
+
 async def test_configure_ice_binds_and_announces_addresses() -> None:
     conn = pc()
     conn.addTransceiver("audio", direction="sendonly")

@@ -94,12 +94,12 @@ async def test_malformed_rtp_and_rtcp_are_dropped_and_counted(harness: Harness) 
 
     # Straight into the hook: every kind of defect, never an exception.
     for garbage in (b"", b"\x80", b"\x40" + bytes(20), b"\x8f" + bytes(11), b"\x90" + bytes(11) + b"\xbe\xde\x00\x09"):
-        await transport._on_rtp(garbage)
+        transport._on_rtp(garbage)
     for garbage in (b"\x80", b"\x81\xc9\x00\x01" + bytes(4), b"\xa0\xcd\x00\x02" + bytes(7) + b"\x09"):
-        await transport._on_rtcp(garbage)
+        transport._on_rtcp(garbage)
     assert transport.stats.malformed_rtp >= 6
     assert transport.stats.malformed_rtcp >= 4
-    await transport._on_rtp(build_rtp(payload_type=97, sequence_number=1, timestamp=1, ssrc=123456, payload=b"?"))
+    transport._on_rtp(build_rtp(payload_type=97, sequence_number=1, timestamp=1, ssrc=123456, payload=b"?"))
     assert transport.stats.unknown_ssrc >= 1
 
     before = consumer.stats.packets_sent
