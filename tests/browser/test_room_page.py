@@ -29,7 +29,7 @@ from playwright.async_api import Browser, expect
 from harness import LiveServer
 from meetings.policy import Caller
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def no_page_errors(*participants: Participant) -> None:
