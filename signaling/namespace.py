@@ -121,7 +121,7 @@ class MeetingNamespace(socketio.AsyncNamespace):
             raise WrongState("already joined")
         grant = connection.grant
         participant = Participant(id=new_participant_id(grant.principal.person_id), sid=sid, grant=grant,
-                                  address=connection.address)
+                                  address=connection.address, client=payload.get("client", "room"))
         room = await self.signaling.rooms.get_or_create(participant)
         try:
             joined = await room.join(participant)

@@ -26,6 +26,8 @@ class Participant:
     recv: WebRtcTransport | None = None
     producers: dict[str, Producer] = field(default_factory=dict)
     address: str = ""
+    #: "room" (the meeting page, a bot) or "console" (the secretariat's board): one of each per person.
+    client: str = "room"
     audio_muted: bool = False
     video_muted: bool = False
     #: Muted by a moderator: the SFU drops this participant's audio until a moderator unmutes.
@@ -77,4 +79,5 @@ class Participant:
             "video_muted": self.video_muted,
             "hand_raised": self.hand_raised_at is not None,
             "quality": self.quality,
+            "client": self.client,
         }

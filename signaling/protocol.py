@@ -2,7 +2,7 @@
 
 Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error)::
 
-    join        {last_n?}              -> participant_id, meeting, me, permissions, roster, tracks,
+    join        {last_n?, client?}     -> participant_id, meeting, me, permissions, roster, tracks,
                                           dominant_speaker, ice_servers
     publish     {sdp}   (an offer)     -> sdp (answer), producers [{producer_id, kind, mid}]
     subscribe   {}                     -> sdp (offer), revision, consumers [...]
@@ -39,7 +39,7 @@ MODERATION = ("mute", "unmute", "remove", "admit", "lower_hand", "lock", "unlock
 def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
     sdp_check = sdp(max_sdp_bytes)
     return {
-        "join": Schema(optional={"last_n": integer(0, 64)}),
+        "join": Schema(optional={"last_n": integer(0, 64), "client": one_of("room", "console")}),
         "publish": Schema(required={"sdp": sdp_check}),
         "subscribe": Schema(),
         "answer": Schema(required={"sdp": sdp_check, "revision": integer(1, 2**31)}),

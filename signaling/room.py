@@ -85,8 +85,10 @@ class Room:
         return {"id": self.meeting_id, "title": grant.meeting_title, "kind": grant.meeting.kind.value}
 
     async def add(self, participant: Participant) -> dict[str, Any]:
-        # One connection per person: a rejoin (after a drop the server has not noticed yet) replaces it.
-        for stale in [p for p in self.participants.values() if p.person_id == participant.person_id]:
+        # One connection per person and client: a rejoin (after a drop the server has not noticed yet)
+        # replaces it, while the secretariat's console and their meeting page live side by side.
+        for stale in [p for p in self.participants.values()
+                      if p.person_id == participant.person_id and p.client == participant.client]:
             await self.remove(stale, status="replaced")
             await self.outbox.disconnect(stale)
         participant.force_muted = participant.person_id in self.moderation.force_muted

@@ -189,3 +189,16 @@ async def test_a_mute_outlives_a_reconnect_and_a_rejoin_replaces_the_old_connect
     assert (await secretariat.call("moderate", {"action": "unmute",
                                                 "participant_id": rejoined["participant_id"]}))["ok"]
     assert (await again.call("mute", {"kind": "audio", "muted": False}))["ok"]
+
+
+async def test_the_console_and_the_meeting_page_of_one_person_coexist(server: LiveServer,
+                                                                      people: dict[str, SigClient]) -> None:
+    room, r = await connect(server, people, "secretariat")
+    console = SigClient(server.url)
+    people["secretariat-console"] = console
+    await console.connect(await token(server, "secretariat"))
+    c = await console.call("join", {"client": "console", "last_n": 0})
+    assert c["ok"] and c["me"]["client"] == "console"
+    assert {p["participant_id"] for p in c["roster"]} >= {r["participant_id"], c["participant_id"]}
+    assert (await room.call("ping"))["ok"]  # not replaced
+    assert (await console.call("join", {"client": "kiosk"}))["error"]["code"] == "invalid"

@@ -50,6 +50,9 @@ def page_matrix(i: dict[str, int]) -> list[tuple[str, dict[str, int]]]:
         ("/meetings/new", only({"secretariat", "commander"})),
         (f"/meetings/{i['session']}", only(ALL - {"commander"}, 404)),
         (f"/meetings/{i['briefing']}", only({"commander"}, 404)),
+        (f"/meetings/{i['session']}/room", only(ALL - {"commander"}, 404)),
+        (f"/meetings/{i['session']}/console", {**only({"secretariat", "chair"}), "commander": 404}),
+        (f"/meetings/{i['briefing']}/console", only({"commander"}, 404)),
         ("/audit", only(SEC)),
     ]
 

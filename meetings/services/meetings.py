@@ -157,6 +157,20 @@ class MeetingService:
             raise NotFound("no such meeting")
         return meeting
 
+    async def expected_people(self, caller: Caller, meeting_id: int) -> Sequence[Person]:
+        """Who may turn up at a meeting: active people of the host and invited offices, and invited people.
+
+        For those who run the live session (the moderators' console); read-only.
+        """
+        meeting = await self.get(caller, meeting_id)
+        access = meeting_access(meeting)
+        require(caller, Action.MODERATE_MEETING, access)
+        office_ids = set(access.invited_office_ids) | {meeting.host_office_id}
+        async with self.db.read() as session:
+            query = select(Person).where(Person.active.is_(True), or_(
+                Person.office_id.in_(office_ids), Person.id.in_(access.invited_person_ids)))
+            return (await session.execute(query.order_by(Person.full_name))).scalars().unique().all()
+
     async def list_visible(self, caller: Caller) -> Sequence[Meeting]:
         principal = require(caller, Action.VIEW_OFFICES)  # any logged-in account
         async with self.db.read() as session:

@@ -94,4 +94,5 @@ async def meeting_page(request: web.Request) -> web.StreamResponse:
         "meeting": meeting,
         "can_manage": decide(me, Action.MANAGE_MEETING, access).allowed,
         "can_join": decide(me, Action.JOIN_MEETING, access).allowed,
+        "can_moderate": decide(me, Action.MODERATE_MEETING, access).allowed,
     })

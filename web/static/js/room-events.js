@@ -74,6 +74,9 @@ export class RoomEvents {
     if (!info || !info.participant_id || info.participant_id === this.participantId) {
       return;
     }
+    if (info.client === "console") {
+      return; // the secretariat's console is not a site in the meeting
+    }
     if (this.me && info.person_id === this.me.person_id) {
       return; // our own earlier connection, not yet timed out on the server
     }

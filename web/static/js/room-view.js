@@ -7,6 +7,30 @@ import { _, format, language, number } from "./i18n.js";
 import { qualityLevel } from "./stats.js";
 import { byId, el, initials, setPressed } from "./dom.js";
 
+/** "Good · 120 ms · loss 1% · 800 kbit/s" and its level (good / fair / poor / unknown), for display. */
+export function describeQuality(summary) {
+  const level = qualityLevel(summary);
+  const labels = { good: _("Good"), fair: _("Fair"), poor: _("Poor"), unknown: _("Measuring…") };
+  const parts = [labels[level]];
+  if (summary) {
+    if (summary.rtt_ms !== null && summary.rtt_ms !== undefined) {
+      parts.push(format(_("%(value)s ms"), { value: number(summary.rtt_ms) }));
+    }
+    if (summary.loss_percent !== null && summary.loss_percent !== undefined) {
+      parts.push(format(_("loss %(value)s"), { value: number(summary.loss_percent, 1) + "%" }));
+    }
+    if (summary.bitrate_kbps !== null && summary.bitrate_kbps !== undefined) {
+      parts.push(format(_("%(value)s kbit/s"), { value: number(summary.bitrate_kbps) }));
+    }
+  }
+  return { level: level, text: parts.join(" · ") };
+}
+
+/** A participant's office in the page's language. */
+export function officeName(info) {
+  return (language === "km" && info.office_name_km) ? info.office_name_km : (info.office_name || "");
+}
+
 export class RoomView {
   showView() {
     const phase = this.phase;
@@ -33,21 +57,7 @@ export class RoomView {
   }
 
   qualityText(summary) {
-    const level = qualityLevel(summary);
-    const labels = { good: _("Good"), fair: _("Fair"), poor: _("Poor"), unknown: _("Measuring…") };
-    const parts = [labels[level]];
-    if (summary) {
-      if (summary.rtt_ms !== null && summary.rtt_ms !== undefined) {
-        parts.push(format(_("%(value)s ms"), { value: number(summary.rtt_ms) }));
-      }
-      if (summary.loss_percent !== null && summary.loss_percent !== undefined) {
-        parts.push(format(_("loss %(value)s"), { value: number(summary.loss_percent, 1) + "%" }));
-      }
-      if (summary.bitrate_kbps !== null && summary.bitrate_kbps !== undefined) {
-        parts.push(format(_("%(value)s kbit/s"), { value: number(summary.bitrate_kbps) }));
-      }
-    }
-    return { level: level, text: parts.join(" · ") };
+    return describeQuality(summary);
   }
 
   renderAll() {
@@ -104,7 +114,7 @@ export class RoomView {
   }
 
   officeName(info) {
-    return (language === "km" && info.office_name_km) ? info.office_name_km : (info.office_name || "");
+    return officeName(info);
   }
 
   makeTile(name, office) {
