@@ -145,6 +145,10 @@ class WebRtcTransport(EventEmitter):
             if seams.install_packet_hooks(dtls, self._on_rtp_async, self._on_rtcp_async) and self._egress is None:
                 self._egress = seams.SrtpEgress(dtls)
                 self._ingress = seams.SrtpIngress(dtls, self._on_rtp, self._on_rtcp, monotonic_ms)
+        self._install_ingress()
+
+    def _install_ingress(self) -> None:
+        """Route SRTP through the fast receive path on every ICE socket gathered so far."""
         if self._ingress is not None:
             self._ingress.install()
         seams.configure_ice(self._pc, self._config.ice_bind_addresses, self._config.announced_addresses)
@@ -161,6 +165,7 @@ class WebRtcTransport(EventEmitter):
             raise
         except Exception as exc:
             raise NegotiationError(f"cannot accept offer: {exc}") from exc
+        self._install_ingress()  # the sockets exist once the local description is set
         self._configure_consumers()
         return self._pc.localDescription.sdp
 
@@ -173,6 +178,7 @@ class WebRtcTransport(EventEmitter):
             await self._pc.setLocalDescription(offer)
         except Exception as exc:
             raise NegotiationError(f"cannot create offer: {exc}") from exc
+        self._install_ingress()
         return self._pc.localDescription.sdp
 
     async def accept_answer(self, sdp: str) -> None:

@@ -91,6 +91,8 @@ async def test_malformed_rtp_and_rtcp_are_dropped_and_counted(harness: Harness) 
     assert egress.send_rtp(bytes(bad_padding))
     assert egress.send_rtcp(b"\x80\xc8\x00\x06" + (video.ssrc or 0).to_bytes(4, "big") + bytes(4))
     await wait_for(lambda: transport.stats.malformed_rtp >= 1 and transport.stats.malformed_rtcp >= 1, timeout=5)
+    # Media reached the SFU through the synchronous SRTP ingress, not aiortc's receive coroutine.
+    assert transport._ingress is not None and transport._ingress.received > 0
 
     # Straight into the hook: every kind of defect, never an exception.
     for garbage in (b"", b"\x80", b"\x40" + bytes(20), b"\x8f" + bytes(11), b"\x90" + bytes(11) + b"\xbe\xde\x00\x09"):
