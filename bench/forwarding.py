@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -229,13 +230,20 @@ class CabinetServer:
         cli = Caller.cli()
         try:
             chair = await services.people.find(cli, "chair")
-            delegate = await services.people.find(cli, "governor")
             meeting = next(m for m in await services.meetings.list_visible(cli) if m.kind.value == "cabinet_session")
+            offices = [o for o in await services.offices.list(cli) if o.kind.value in ("province", "capital", "ministry")]
+            # One account per site, as in a real session (the server keeps one connection per person).
+            people = [chair]
+            for i in range(1, count):
+                people.append(await services.people.create(
+                    cli, username=f"bench.site{i:02d}", full_name=f"Bench site {i}",
+                    office_id=offices[i % len(offices)].id, roles=["delegate"], password=secrets.token_urlsafe(18)))
+            await services.meetings.invite(cli, meeting.id, person_ids=[p.id for p in people[1:]])
             tokens = []
-            for i in range(count):
-                person, roles = (chair, ("chair",)) if i == 0 else (delegate, ("delegate",))
+            for person in people:
                 token, _ = services.meetings.signer.mint(meeting_id=meeting.id, person_id=person.id,
-                                                         office_id=person.office_id, roles=roles)
+                                                         office_id=person.office_id,
+                                                         roles=tuple(r.value for r in person.roles))
                 tokens.append(token)
             return tokens
         finally:
