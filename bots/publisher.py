@@ -32,7 +32,7 @@ from media.rtcp import Fir, Nack, Pli, ReceiverReport, SenderReport, build_sdes_
 from media.rtp_packet import ntp_now
 
 from .errors import NegotiationError
-from .media_files import AUDIO_PACKET_SAMPLES, SAMPLE_RATE, PreEncodedMedia
+from .media_files import AUDIO_PACKET_SAMPLES, PreEncodedMedia
 from .pacer import Pacer
 from .peer import configure_host_candidates, new_peer_connection
 from .report import PublishReport

@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 

@@ -96,6 +96,21 @@ class LiveServer:
         assert self.runtime is not None
         return self.runtime.services()
 
+    async def join_token(self, username: str, kind: str = "cabinet_session") -> str:
+        """Mint a join token as ``username`` would through the API, for their first meeting of ``kind``."""
+        from meetings.policy import Caller
+        from meetings.services.common import principal_of
+
+        services = self.services()
+        try:
+            person = await services.people.find(Caller.cli(), username)
+            caller = Caller(principal_of(person), "127.0.0.1")
+            meeting = next(m for m in await services.meetings.list_visible(caller) if m.kind.value == kind)
+            token, _ = await services.meetings.mint_join_token(caller, meeting.id)
+            return token
+        finally:
+            await services.db.dispose()
+
 
 class Client:
     """An HTTP client that behaves like a browser: keeps cookies, reads CSRF tokens from pages."""

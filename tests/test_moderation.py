@@ -11,7 +11,6 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from harness import LiveServer, make_config
 from meetings.policy import Caller
-from meetings.services.common import principal_of
 from sigclient import SigClient
 
 CLI = Caller.cli()
@@ -25,15 +24,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 async def token(server: LiveServer, username: str) -> str:
-    services = server.services()
-    try:
-        person = await services.people.find(CLI, username)
-        caller = Caller(principal_of(person), "127.0.0.1")
-        meeting = next(m for m in await services.meetings.list_visible(caller) if m.kind.value == "cabinet_session")
-        value, _ = await services.meetings.mint_join_token(caller, meeting.id)
-        return value
-    finally:
-        await services.db.dispose()
+    return await server.join_token(username)
 
 
 async def audit_actions(server: LiveServer) -> list[str]:

@@ -14,7 +14,6 @@ from bots.media_files import MediaParams, PreEncodedMedia, load_media
 from bots.report import StreamReport
 from harness import LiveServer, make_config
 from meetings.policy import Caller
-from meetings.services.common import principal_of
 
 CLI = Caller.cli()
 
@@ -34,15 +33,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> PreEncodedMedia:
 
 
 async def token(server: LiveServer, username: str) -> str:
-    services = server.services()
-    try:
-        person = await services.people.find(CLI, username)
-        caller = Caller(principal_of(person), "127.0.0.1")
-        meeting = next(m for m in await services.meetings.list_visible(caller) if m.kind.value == "cabinet_session")
-        value, _ = await services.meetings.mint_join_token(caller, meeting.id)
-        return value
-    finally:
-        await services.db.dispose()
+    return await server.join_token(username)
 
 
 @pytest.fixture

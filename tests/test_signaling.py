@@ -14,7 +14,6 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from harness import LiveServer, make_config
 from meetings.policy import Caller
-from meetings.services.common import principal_of
 from sigclient import SigClient
 
 CLI = Caller.cli()
@@ -33,15 +32,7 @@ class Tokens:
         self.server = server
 
     async def __call__(self, username: str, kind: str = "cabinet_session") -> str:
-        services = self.server.services()
-        try:
-            person = await services.people.find(CLI, username)
-            caller = Caller(principal_of(person), "127.0.0.1")
-            meeting = next(m for m in await services.meetings.list_visible(caller) if m.kind.value == kind)
-            token, _ = await services.meetings.mint_join_token(caller, meeting.id)
-            return token
-        finally:
-            await services.db.dispose()
+        return await self.server.join_token(username, kind)
 
 
 @pytest.fixture
