@@ -49,3 +49,13 @@ async def test_script_catalog_and_vendor_library(live_server: LiveServer) -> Non
             assert response.status == 200 and "javascript" in response.headers["Content-Type"]
         async with client.http.get("/vendor/../../etc/passwd") as response:
             assert response.status == 404
+
+
+async def test_meeting_page_shows_the_agenda_in_both_languages(live_server: LiveServer) -> None:
+    async with Client(live_server.url) as client:
+        await client.login("governor")
+        status, body = await client.page("/meetings/1")
+        assert status == 200 and "Draft sub-decree on provincial flood preparedness" in body
+        assert "Ministry of Water Resources and Meteorology" in body and "30 min" in body
+        status, body = await client.page("/meetings/1?lang=km")
+        assert "របៀបវារៈ" in body and "ក្រសួងធនធានទឹក និងឧតុនិយម" in body and "30 នាទី" in body
