@@ -7,7 +7,7 @@
 //   console-panels.js  lock and lobby toggles, raised hands, lobby, agenda
 
 import { _, format, loadCatalog } from "./i18n.js";
-import { Signaling, fetchJoinToken } from "./signaling.js";
+import { Signaling, bindServerEvents, fetchJoinToken, wakeablePause } from "./signaling.js";
 import { byId } from "./dom.js";
 import { ConsoleBoard } from "./console-board.js";
 import { ConsolePanels } from "./console-panels.js";
@@ -98,19 +98,7 @@ class Console {
       room_state: this.onRoomState,
       removed: this.onRemoved,
     };
-    Object.keys(handlers).forEach(function (event) {
-      signal.on(event, function (data) {
-        if (self.signal !== signal || !data || typeof data !== "object") {
-          return;
-        }
-        try {
-          handlers[event].call(self, data);
-          self.render();
-        } catch (error) {
-          console.error("handling " + event + " failed", error);
-        }
-      });
-    });
+    bindServerEvents(this, signal, handlers, this.render);
     signal.on("disconnect", function (reason) {
       if (self.signal !== signal || reason === "io client disconnect") {
         return;
@@ -182,16 +170,7 @@ class Console {
   }
 
   pause(ms) {
-    const self = this;
-    return new Promise(function (resolve) {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        self.wake = null;
-        resolve();
-      }
-      self.wake = done;
-    });
+    return wakeablePause(this, ms);
   }
 
   teardown() {

@@ -5,6 +5,7 @@
 
 import { _, format, number } from "./i18n.js";
 import { openCamera } from "./media.js";
+import { wakeablePause } from "./signaling.js";
 
 const STATS_INTERVAL_MS = 5000;
 const DISCONNECTED_GRACE_MS = 3000;
@@ -100,16 +101,7 @@ export class RoomConnection {
 
   /** Wait, but wake up early when the browser says the network is back. */
   pause(ms) {
-    const self = this;
-    return new Promise(function (resolve) {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        self.wake = null;
-        resolve();
-      }
-      self.wake = done;
-    });
+    return wakeablePause(this, ms);
   }
 
   teardownConnection() {

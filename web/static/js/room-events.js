@@ -4,6 +4,7 @@
 
 import { _, format, language, number } from "./i18n.js";
 import { byId, el, setPressed } from "./dom.js";
+import { bindServerEvents } from "./signaling.js";
 
 export class RoomEvents {
   async onAdmitted(joined) {
@@ -51,18 +52,7 @@ export class RoomEvents {
       removed: this.onRemoved,
       room_state: this.onRoomState,
     };
-    Object.keys(handlers).forEach(function (event) {
-      signal.on(event, function (data) {
-        if (self.signal !== signal || !data || typeof data !== "object") {
-          return;
-        }
-        try {
-          handlers[event].call(self, data);
-        } catch (error) {
-          console.error("handling " + event + " failed", error);
-        }
-      });
-    });
+    bindServerEvents(this, signal, handlers);
     signal.on("disconnect", function (reason) {
       if (self.signal === signal && reason !== "io client disconnect") {
         self.connectionLost("signaling: " + reason);

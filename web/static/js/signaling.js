@@ -122,3 +122,38 @@ export async function measureRoundTrip(signaling, count) {
   times.sort(function (a, b) { return a - b; });
   return times[Math.floor(times.length / 2)];
 }
+
+/**
+ * Route server events to ``owner``'s handlers while ``signal`` is still the owner's current
+ * connection; ``after`` (optional) runs after each handled event. Shared by the room and the console.
+ */
+export function bindServerEvents(owner, signal, handlers, after) {
+  Object.keys(handlers).forEach(function (event) {
+    signal.on(event, function (data) {
+      if (owner.signal !== signal || !data || typeof data !== "object") {
+        return;
+      }
+      try {
+        handlers[event].call(owner, data);
+        if (after) {
+          after.call(owner);
+        }
+      } catch (error) {
+        console.error("handling " + event + " failed", error);
+      }
+    });
+  });
+}
+
+/** Wait ``ms``, but let ``owner.wake()`` end the wait early (e.g. when the network is back). */
+export function wakeablePause(owner, ms) {
+  return new Promise(function (resolve) {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      owner.wake = null;
+      resolve();
+    }
+    owner.wake = done;
+  });
+}
