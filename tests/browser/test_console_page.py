@@ -125,6 +125,11 @@ async def test_the_secretariat_runs_a_session_from_the_console(server: LiveServe
         # A mute from the console: enforced by the server, shown on the governor's page, and the
         # other governor stops receiving that governor's sound (while video keeps coming).
         await wait_for_media(governor2, g1)
+        start = await audio_from(governor2, g1)
+        await asyncio.sleep(2.5)
+        sounding = await audio_from(governor2, g1)
+        heard = sounding["energy"] - start["energy"]
+        assert heard > 0, (start, sounding)
         await row1.get_by_role("button", name="Mute").click()
         mic = governor.page.locator("#mic-button")
         await expect(mic).to_have_attribute("aria-pressed", "true")
@@ -136,7 +141,9 @@ async def test_the_secretariat_runs_a_session_from_the_console(server: LiveServe
         await asyncio.sleep(2.5)
         after = await audio_from(governor2, g1)
         assert after["packets"] - before["packets"] < 5, (before, after)
-        assert after["energy"] - before["energy"] < 1e-6, (before, after)
+        # The receiver's concealment may add a trace of energy as its jitter buffer drains; what
+        # matters is that nothing like the sound it heard over the same span before the mute arrives.
+        assert after["energy"] - before["energy"] < heard / 100, (heard, before, after)
         assert after["frames"] > before["frames"], (before, after)
         await secretariat.screenshot("console-muted")
         await row1.get_by_role("button", name=re.compile("^Allow .* to speak$")).click()
