@@ -1,11 +1,12 @@
-"""Meetings and invitations (scheduling, agenda and the rest come later)."""
+"""Meetings (one occurrence of a session or a briefing), their agenda and invitations."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, false, CheckConstraint, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (Boolean, CheckConstraint, Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint,
+                        false)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from meetings.models.base import Base, UTCDateTime, utcnow
@@ -31,6 +32,7 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 
 class Meeting(Base):
     __tablename__ = "meetings"
+    __table_args__ = (UniqueConstraint("series_id", "occurrence_date", name="uq_meetings_series_occurrence"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -48,6 +50,24 @@ class Meeting(Base):
     current_item_id: Mapped[int | None] = mapped_column(
         ForeignKey("agenda_items.id", use_alter=True, ondelete="SET NULL"), nullable=True
     )
+    #: The weekly series this occurrence belongs to, and the local date it was generated for (kept when
+    #: the occurrence is moved, so regenerating the series never duplicates or resurrects it).
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meeting_series.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    occurrence_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: iCalendar SEQUENCE: bumped on every change invitees must see (time, cancellation, title).
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Quorum: at least this share of the invited sites (offices) present.
+    quorum_percent: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    #: A drop shorter than this is not an absence.
+    grace_seconds: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    #: Offices mark their positions on the agenda items before this time.
+    positions_deadline: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     host_office: Mapped[Office] = relationship(lazy="joined")
     invitations: Mapped[list[Invitation]] = relationship(
@@ -72,6 +92,9 @@ class AgendaItem(Base):
     presenter_office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"), nullable=True)
     planned_minutes: Mapped[int] = mapped_column(Integer, default=10)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the item was first made current, and when it last stopped being current (live record).
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     meeting: Mapped[Meeting] = relationship(back_populates="agenda", foreign_keys=[meeting_id])
     presenter_office: Mapped[Office | None] = relationship(lazy="joined")
