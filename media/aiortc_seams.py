@@ -17,12 +17,19 @@ Seams:
   * SrtpIngress: unprotect and dispatch SRTP straight from the socket callback (no STUN parse
     attempt, no queue, no coroutine hops); STUN and DTLS still take aioice's and aiortc's path.
   * configure_ice: host candidate addresses (bind and announced addresses, e.g. 127.0.0.1).
+  * enlarge_socket_buffers: kernel buffers of the ICE sockets sized for bursts (a busy event loop
+    must not lose STUN consent checks and media to a 200 KB default buffer).
+  * speed_up_negotiation: process-wide, cheaper equivalents of two aiortc helpers that dominate the
+    CPU of renegotiating large sessions (codec matching deep-copies every codec of every m-line;
+    the DTLS certificate fingerprint is recomputed for every m-line of every description).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,8 +38,9 @@ import ifaddr
 import pylibsrtp
 from aioice.candidate import candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import rtcpeerconnection as aiortc_pc
 from aiortc import sdp as aiortc_sdp
-from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 
 from .errors import SeamError
@@ -255,10 +263,11 @@ class SrtpIngress:
     """
 
     __slots__ = ("_dtls", "_on_rtp", "_on_rtcp", "_clock", "received", "dropped", "_protocols",
-                 "_rtp_filters", "_rtcp_filters")
+                 "_rtp_filters", "_rtcp_filters", "buffer_bytes")
 
     def __init__(self, dtls: RTCDtlsTransport, on_rtp: Callable[[bytes, int], None],
-                 on_rtcp: Callable[[bytes], None], clock: Callable[[], int]) -> None:
+                 on_rtcp: Callable[[bytes], None], clock: Callable[[], int], *, buffer_bytes: int = 0) -> None:
+        self.buffer_bytes = buffer_bytes
         self._dtls = dtls
         self._on_rtp = on_rtp
         self._on_rtcp = on_rtcp
@@ -285,6 +294,8 @@ class SrtpIngress:
                     _original(data, addr)
 
             protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+            if self.buffer_bytes:
+                enlarge_socket_buffers(protocol.transport, self.buffer_bytes)
             setattr(protocol, _INGRESS, self)
             self._protocols.add(id(protocol))
             added += 1
@@ -305,6 +316,87 @@ class SrtpIngress:
                     self._on_rtp(plain, self._clock())
         except (pylibsrtp.Error, ValueError):  # failed authentication, replay, garbage
             self.dropped += 1
+
+
+# -- sockets ---------------------------------------------------------------------------------
+
+_FORCE = {socket.SO_RCVBUF: getattr(socket, "SO_RCVBUFFORCE", None),
+          socket.SO_SNDBUF: getattr(socket, "SO_SNDBUFFORCE", None)}
+
+
+def enlarge_socket_buffers(transport: Any, size: int) -> tuple[int, int]:
+    """Ask for ``size``-byte kernel receive and send buffers on a datagram transport's socket.
+
+    The privileged ``*BUFFORCE`` options are tried first (root, or CAP_NET_ADMIN), then the plain
+    ones (capped by net.core.rmem_max / wmem_max). Returns what the kernel granted.
+    """
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return (0, 0)
+    for option, force in _FORCE.items():
+        for opt in (force, option):
+            if opt is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+                break
+            except OSError:
+                continue
+    return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF), sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+
+
+# -- negotiation cost ----------------------------------------------------------------------------
+
+_original_find_common_codecs = aiortc_pc.find_common_codecs
+_original_get_fingerprints = RTCCertificate.getFingerprints
+
+
+def _clone_codec(codec: RTCRtpCodecParameters) -> RTCRtpCodecParameters:
+    # What copy.deepcopy gives, for a dataclass whose fields are immutable scalars, a list of
+    # RTCRtcpFeedback (never mutated in place by aiortc) and a dict of scalars; ~20x cheaper.
+    return dataclasses.replace(codec, rtcpFeedback=list(codec.rtcpFeedback), parameters=dict(codec.parameters))
+
+
+def _find_common_codecs(local_codecs: list[RTCRtpCodecParameters],
+                        remote_codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    """aiortc's ``find_common_codecs`` (1.16.0), line for line, with cheap copies."""
+    common: list[RTCRtpCodecParameters] = []
+    common_base: dict[int, RTCRtpCodecParameters] = {}
+    for c in remote_codecs:
+        if aiortc_pc.is_rtx(c):
+            apt = c.parameters.get("apt")
+            if isinstance(apt, int) and apt in common_base:
+                base = common_base[apt]
+                if c.clockRate == base.clockRate:
+                    common.append(_clone_codec(c))
+            continue
+        for codec in local_codecs:
+            if aiortc_pc.is_codec_compatible(codec, c):
+                codec = _clone_codec(codec)
+                if c.payloadType in aiortc_pc.rtp.DYNAMIC_PAYLOAD_TYPES:
+                    codec.payloadType = c.payloadType
+                codec.rtcpFeedback = [x for x in codec.rtcpFeedback if x in c.rtcpFeedback]
+                common.append(codec)
+                common_base[codec.payloadType] = codec
+                break
+    return common
+
+
+_FINGERPRINTS = "_cabinet_fingerprints"
+
+
+def _get_fingerprints(self: RTCCertificate) -> list[RTCDtlsFingerprint]:
+    cached = self.__dict__.get(_FINGERPRINTS)
+    if cached is None:
+        cached = _original_get_fingerprints(self)
+        self.__dict__[_FINGERPRINTS] = cached
+    return list(cached)
+
+
+def speed_up_negotiation() -> None:
+    """Install the cheaper codec matching and fingerprint cache (idempotent, process-wide)."""
+    aiortc_pc.find_common_codecs = _find_common_codecs
+    RTCCertificate.getFingerprints = _get_fingerprints  # type: ignore[method-assign]
 
 
 # -- ICE -------------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ class MediaConfig:
     speaker_switch_ms: int = 1000
     #: Interval of the server's RTCP reports (receiver reports upstream, sender reports down).
     rtcp_interval_ms: int = 1000
+    #: Kernel receive/send buffer asked for on each ICE socket (0: the system default). Large
+    #: buffers ride out the moments the event loop is busy (e.g. negotiating a large session).
+    socket_buffer_bytes: int = 4 * 1024 * 1024
 
     def validate(self) -> list[tuple[str, str]]:
         """Return ``(key, problem)`` pairs; empty when the section is valid."""
@@ -46,6 +49,8 @@ class MediaConfig:
             problems.append(("speaker_switch_ms", "must be between 200 and 10000"))
         if not 100 <= self.rtcp_interval_ms <= 10000:
             problems.append(("rtcp_interval_ms", "must be between 100 and 10000"))
+        if not (self.socket_buffer_bytes == 0 or 65536 <= self.socket_buffer_bytes <= 64 * 1024 * 1024):
+            problems.append(("socket_buffer_bytes", "must be 0 or between 65536 and 67108864"))
         for key, addresses in (
             ("announced_addresses", self.announced_addresses),
             ("ice_bind_addresses", self.ice_bind_addresses),

@@ -94,6 +94,7 @@ class WebRtcTransport(EventEmitter):
         self.consumers: dict[str, Consumer] = {}
         self._router = router
         self._config = config
+        seams.speed_up_negotiation()
         self._pc = RTCPeerConnection(
             RTCConfiguration(iceServers=ice_servers(config), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
@@ -143,7 +144,8 @@ class WebRtcTransport(EventEmitter):
         for dtls in seams.dtls_transports(self._pc):
             if seams.install_packet_hooks(dtls, self._on_rtp_async, self._on_rtcp_async) and self._egress is None:
                 self._egress = seams.SrtpEgress(dtls)
-                self._ingress = seams.SrtpIngress(dtls, self._on_rtp, self._on_rtcp, monotonic_ms)
+                self._ingress = seams.SrtpIngress(dtls, self._on_rtp, self._on_rtcp, monotonic_ms,
+                                                  buffer_bytes=self._config.socket_buffer_bytes)
         self._install_ingress()
 
     def _install_ingress(self) -> None:

@@ -216,3 +216,54 @@ async def test_default_aiortc_never_offers_loopback() -> None:
     """Why configure_ice exists: aioice skips 127.0.0.1 on its own."""
     assert "127.0.0.1" not in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
     await asyncio.sleep(0)
+
+
+def test_cheaper_codec_matching_gives_what_aiortc_gives() -> None:
+    from aiortc import rtcpeerconnection as aiortc_pc
+    from aiortc.codecs import CODECS
+    from aiortc.rtcrtpparameters import RTCRtcpFeedback
+
+    fb = [RTCRtcpFeedback(type="nack"), RTCRtcpFeedback(type="nack", parameter="pli"),
+          RTCRtcpFeedback(type="goog-remb")]
+    chrome_video = [
+        RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96, rtcpFeedback=fb[:2]),
+        RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96}),
+        RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102, rtcpFeedback=fb,
+                              parameters={"packetization-mode": "1", "profile-level-id": "42e01f"}),
+        RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=103, parameters={"apt": 102}),
+        RTCRtpCodecParameters(mimeType="video/AV1", clockRate=90000, payloadType=45),
+    ]
+    chrome_audio = [RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111,
+                                          parameters={"minptime": 10, "useinbandfec": 1})]
+    for local, remote in ((CODECS["video"], chrome_video), (CODECS["audio"], chrome_audio)):
+        expected = seams._original_find_common_codecs(local, remote)
+        got = seams._find_common_codecs(local, remote)
+        assert got == expected and got
+        got[0].rtcpFeedback.clear()
+        got[0].parameters["x"] = 1
+        assert seams._find_common_codecs(local, remote) == expected, "copies, not aliases of aiortc's table"
+    seams.speed_up_negotiation()
+    assert aiortc_pc.find_common_codecs is seams._find_common_codecs
+
+
+async def test_fingerprint_cache_gives_what_aiortc_gives() -> None:
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    cert = RTCCertificate.generateCertificate()
+    expected = seams._original_get_fingerprints(cert)
+    seams.speed_up_negotiation()
+    assert cert.getFingerprints() == expected == cert.getFingerprints()
+    assert cert.getFingerprints() is not cert.getFingerprints()
+
+
+async def test_enlarge_socket_buffers() -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    try:
+        before = transport.get_extra_info("socket").getsockopt(__import__("socket").SOL_SOCKET,
+                                                              __import__("socket").SO_RCVBUF)
+        rcv, snd = seams.enlarge_socket_buffers(transport, 4 * 1024 * 1024)
+        assert rcv >= before and snd > 0
+        assert seams.enlarge_socket_buffers(None, 1 << 20) == (0, 0)
+    finally:
+        transport.close()
