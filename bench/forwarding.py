@@ -193,7 +193,7 @@ class CabinetServer:
         self.config_file.write_text(
             "[media]\nice_bind_addresses = [\"127.0.0.1\"]\n"
             "[signaling]\nmax_message_bytes = 1048576\nrate_per_second = 50.0\nrate_burst = 200\n"
-            "[server]\nlog_level = \"WARNING\"\n"
+            "[server]\nlog_level = \"INFO\"\n"
         )
         self.log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
 
@@ -253,6 +253,10 @@ class CabinetServer:
         if self.proc is not None:
             await self.proc.stop()
         self.log.close()
+        keep = os.environ.get("CABINET_BENCH_LOGS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.workdir / "server.log", Path(keep) / "server.log")
 
 
 # -- one measured run --------------------------------------------------------------------------
@@ -434,6 +438,11 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
         await sfu.stop()
         for log in logs:
             log.close()
+    keep = os.environ.get("CABINET_BENCH_LOGS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for path in logdir.glob("*.log"):
+            shutil.copy(path, Path(keep) / path.name)
     shutil.rmtree(logdir, ignore_errors=True)
     elapsed = t1 - t0
     cpu = cpu1 - cpu0

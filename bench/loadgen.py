@@ -558,7 +558,10 @@ def cpu_seconds() -> float:
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    for noisy in ("aiortc", "aioice", "socketio", "engineio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    seams.speed_up_negotiation()  # the generator's SDP work must not starve its own publishers
     config = json.loads(sys.stdin.readline())
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
