@@ -79,6 +79,14 @@ class Action(enum.StrEnum):
     JOIN_MEETING = "meeting.join"
     PUBLISH_MEDIA = "meeting.publish"
     MODERATE_MEETING = "meeting.moderate"
+    # The record of a session: decisions, votes, minutes and exports (each follows a rule above, SAME_AS).
+    RECORD_DECISION = "meeting.decision.record"
+    RUN_VOTE = "meeting.vote.run"
+    CAST_BALLOT = "meeting.vote.cast"
+    VIEW_MINUTES_DRAFT = "minutes.view_draft"
+    EDIT_MINUTES = "minutes.edit"
+    APPROVE_MINUTES = "minutes.approve"
+    EXPORT_RECORD = "meeting.export"
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,21 @@ ROLE_ACTIONS: dict[Action, frozenset[Role]] = {
 }
 
 
+#: Record actions and the meeting rule they follow: the chair and the secretariat decide and run votes;
+#: whoever may publish (not an observer) casts their site's ballot (the service also checks the site is
+#: invited); drafts are for those who run the session; the secretariat (a briefing's host commander)
+#: edits and approves; anyone who may see the meeting may read approved minutes and export the register.
+SAME_AS: dict[Action, Action] = {
+    Action.RECORD_DECISION: Action.MODERATE_MEETING,
+    Action.RUN_VOTE: Action.MODERATE_MEETING,
+    Action.CAST_BALLOT: Action.PUBLISH_MEDIA,
+    Action.VIEW_MINUTES_DRAFT: Action.MODERATE_MEETING,
+    Action.EDIT_MINUTES: Action.MANAGE_MEETING,
+    Action.APPROVE_MINUTES: Action.MANAGE_MEETING,
+    Action.EXPORT_RECORD: Action.VIEW_MEETING,
+}
+
+
 def is_invited(principal: Principal, meeting: MeetingAccess) -> bool:
     return (
         principal.person_id in meeting.invited_person_ids
@@ -113,6 +136,8 @@ def is_invited(principal: Principal, meeting: MeetingAccess) -> bool:
 
 
 def _decide_meeting(principal: Principal, action: Action, meeting: MeetingAccess) -> Decision:
+    if action in SAME_AS:
+        return _decide_meeting(principal, SAME_AS[action], meeting)
     invited = is_invited(principal, meeting)
     # A cabinet session is the secretariat's own business; a briefing belongs to its invitees alone.
     secretariat_sees = meeting.kind is MeetingKind.CABINET_SESSION and principal.has(Role.SECRETARIAT)

@@ -29,7 +29,8 @@ if [[ -r /etc/os-release ]]; then
 fi
 
 # Required packages. Khmer fonts are handled separately (see below).
-packages=(chromium chromium-driver postgresql iproute2 fonts-dejavu-core openssl)
+# libpango-1.0-0 and libpangoft2-1.0-0: WeasyPrint renders the minutes PDF with them (Khmer shaping).
+packages=(chromium chromium-driver postgresql iproute2 fonts-dejavu-core openssl libpango-1.0-0 libpangoft2-1.0-0)
 if ! command -v node >/dev/null 2>&1; then
     packages+=(nodejs npm)
 elif ! command -v npm >/dev/null 2>&1; then

@@ -15,6 +15,7 @@ from signaling.errors import InvalidMessage, RateLimited, SignalingError, WrongS
 from signaling.participant import Participant, new_participant_id
 from signaling.protocol import CLIENT_EVENTS
 from signaling.ratelimit import TokenBucket
+from signaling.votes import VoteHandlers
 
 if TYPE_CHECKING:
     from meetings.services.meetings import JoinGrant
@@ -36,7 +37,7 @@ class Connection:
     connected_at: float = field(default_factory=time.time)
 
 
-class MeetingNamespace(socketio.AsyncNamespace):
+class MeetingNamespace(VoteHandlers, socketio.AsyncNamespace):
     def __init__(self, signaling: Signaling) -> None:
         super().__init__("/")
         self.signaling = signaling

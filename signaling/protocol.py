@@ -17,6 +17,10 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
     moderate    {action, participant_id?}  moderators only: mute | unmute | remove | admit | lower_hand
                                        | lock | unlock | lobby_on | lobby_off
     set_agenda_item {item_id | null}   moderators only; broadcast as ``agenda``
+    vote_open   {item_id, question}    the chair / secretariat -> vote_id   (quorum recorded at opening)
+    vote_cast   {vote_id, choice}      yes | no | abstain; one ballot per site, a later one replaces it
+    vote_close  {vote_id}              the chair / secretariat -> vote (with the tally)
+    vote_state  {}                     -> vote (the open one, or null), my_site_choice
 
 Server -> client::
 
@@ -25,12 +29,14 @@ Server -> client::
     offer {sdp, revision, consumers}, dominant_speaker {participant_id}, last_n {producer_ids},
     mute_changed {participant_id, kind, muted, by}, hands {queue}, quality {participant_id, ...},
     agenda {items, current_item_id}, room_state {locked, lobby_enabled},
-    lobby {waiting} (moderators), presence {people} (moderators), admitted {join payload} (to the
+    vote {id, item_id, question, open, quorum, tally, voted_office_ids, ballots (moderators; all once
+    closed)}, lobby {waiting} (moderators), presence {people} (moderators), admitted {join payload} (to the
     admitted participant), removed {reason} (to the removed participant), transport_state
 """
 
 from __future__ import annotations
 
+from signaling import votes
 from signaling.validation import Schema, boolean, identifier, integer, nullable, number, one_of, sdp
 
 MODERATION = ("mute", "unmute", "remove", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off")
@@ -54,8 +60,9 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
                                   "bitrate_kbps": nullable(number(0, 1_000_000))}),
         "moderate": Schema(required={"action": one_of(*MODERATION)}, optional={"participant_id": identifier()}),
         "set_agenda_item": Schema(required={"item_id": nullable(integer(1, 2**31))}),
+        **votes.SCHEMAS,
     }
 
 
 CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave", "ping",
-                           "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"})
+                           "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"}) | votes.EVENTS

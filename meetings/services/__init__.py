@@ -9,10 +9,13 @@ from meetings.db import Database
 from meetings.services.agenda import AgendaService
 from meetings.services.audit import AuditService
 from meetings.services.auth import AuthService
+from meetings.services.decisions import DecisionService
 from meetings.services.live import LiveService
 from meetings.services.meetings import MeetingService
+from meetings.services.minutes import MinutesService
 from meetings.services.offices import OfficeService
 from meetings.services.people import PeopleService
+from meetings.services.votes import VoteService
 from meetings.tokens import JoinTokenSigner
 
 
@@ -26,6 +29,9 @@ class Services:
     audit: AuditService
     agenda: AgendaService
     live: LiveService
+    decisions: DecisionService
+    votes: VoteService
+    minutes: MinutesService
 
     @classmethod
     def build(cls, db: Database, config: MeetingsConfig, secret_key: str) -> Services:
@@ -40,4 +46,7 @@ class Services:
             audit=AuditService(db),
             agenda=AgendaService(db, meetings),
             live=LiveService(db, meetings),
+            decisions=DecisionService(db, meetings),
+            votes=VoteService(db, meetings),
+            minutes=MinutesService(db, meetings),
         )

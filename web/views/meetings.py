@@ -8,6 +8,7 @@ from aiohttp import web
 
 from meetings.errors import MeetingsError, ValidationFailed
 from meetings.models import MeetingKind, OfficeKind, Role
+from meetings.models.decisions import Outcome
 from meetings.policy import Action, decide
 from meetings.services.common import meeting_access
 from web.forms import caller, int_param, principal, read_form, services
@@ -95,4 +96,8 @@ async def meeting_page(request: web.Request) -> web.StreamResponse:
         "can_manage": decide(me, Action.MANAGE_MEETING, access).allowed,
         "can_join": decide(me, Action.JOIN_MEETING, access).allowed,
         "can_moderate": decide(me, Action.MODERATE_MEETING, access).allowed,
+        # The record: decisions per item (entered here by the chair or the secretariat), minutes link.
+        "decisions": {d.item_id: d for d in await services(request).decisions.list(caller(request), meeting.id)},
+        "can_decide": decide(me, Action.RECORD_DECISION, access).allowed,
+        "outcomes": list(Outcome),
     })
