@@ -204,10 +204,15 @@ class CabinetServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--demo-if-empty", stderr=self.log,
         )
         deadline = time.monotonic() + 120
-        while True:
-            line = await self.proc.line(max(0.1, deadline - time.monotonic()))
-            if "is running at" in line:
-                break
+        try:
+            while True:
+                line = await self.proc.line(max(0.1, deadline - time.monotonic()))
+                if "is running at" in line:
+                    break
+        except RuntimeError:
+            self.log.flush()
+            sys.stderr.write((self.workdir / "server.log").read_text(errors="replace")[-4000:])
+            raise
 
     @property
     def pid(self) -> int:
