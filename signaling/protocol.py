@@ -17,6 +17,7 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
     moderate    {action, participant_id?}  moderators only: mute | unmute | remove | admit | lower_hand
                                        | lock | unlock | lobby_on | lobby_off
     set_agenda_item {item_id | null}   moderators only; broadcast as ``agenda``
+    session, floor, roll_call, excuse, register: running the session, see signaling/floor_protocol.py
 
 Server -> client::
 
@@ -31,6 +32,7 @@ Server -> client::
 
 from __future__ import annotations
 
+from signaling.floor_protocol import FLOOR_EVENTS, FLOOR_SCHEMAS
 from signaling.validation import Schema, boolean, identifier, integer, nullable, number, one_of, sdp
 
 MODERATION = ("mute", "unmute", "remove", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off")
@@ -54,8 +56,9 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
                                   "bitrate_kbps": nullable(number(0, 1_000_000))}),
         "moderate": Schema(required={"action": one_of(*MODERATION)}, optional={"participant_id": identifier()}),
         "set_agenda_item": Schema(required={"item_id": nullable(integer(1, 2**31))}),
+        **FLOOR_SCHEMAS,
     }
 
 
 CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave", "ping",
-                           "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"})
+                           "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"}) | FLOOR_EVENTS
