@@ -208,6 +208,8 @@ class SessionControl:
         await self.room.outbox.broadcast(self.room, "quorum", {"quorum": self.quorum})
         for moderator in self.room.moderation.moderators():
             await self.room.outbox.to(moderator, "register", register)
+            if self.roll_call is not None:  # who has not answered yet, with who is connected
+                await self.room.outbox.to(moderator, "roll_call", {"roll_call": self.roll_call})
 
     # -- session ----------------------------------------------------------------------------
     async def session_action(self, moderator: Participant, action: str) -> dict[str, Any]:
