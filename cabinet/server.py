@@ -25,6 +25,15 @@ def build_app(runtime: Runtime, services: Services) -> web.Application:
     app = create_app(services, config.web, runtime.secret_key, tls=config.web.tls)
     Signaling(services, config.signaling, config.media).attach(app)
 
+    async def recover_attendance(_app: web.Application) -> None:
+        # Before any connection is accepted: intervals a crash left open end at their last heartbeat.
+        closed = await services.attendance.recover_crashed()
+        if closed:
+            log.warning("closed %d attendance intervals left open by a crash", closed,
+                        extra={"event": "attendance.recovered", "intervals": closed})
+
+    app.on_startup.append(recover_attendance)
+
     async def close_db(_app: web.Application) -> None:
         await services.db.dispose()
 

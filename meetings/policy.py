@@ -87,6 +87,14 @@ class Action(enum.StrEnum):
     EDIT_MINUTES = "minutes.edit"
     APPROVE_MINUTES = "minutes.approve"
     EXPORT_RECORD = "meeting.export"
+    # Running the session (see _decide_session).
+    OPEN_SESSION = "session.open"
+    CLOSE_SESSION = "session.close"
+    GRANT_FLOOR = "session.floor"
+    RUN_ROLL_CALL = "session.roll_call"
+    ANSWER_ROLL_CALL = "session.answer_roll_call"
+    EXCUSE_ABSENCE = "session.excuse"
+    VIEW_REGISTER = "session.register"
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,8 @@ def _decide_meeting(principal: Principal, action: Action, meeting: MeetingAccess
                 return ALLOW
             return Decision(False, "only the secretariat and the chair run a cabinet session")
         return _decide_meeting(principal, Action.MANAGE_MEETING, meeting)
+    if action in SESSION_ACTIONS:
+        return _decide_session(principal, action, meeting)
     if action in (Action.JOIN_MEETING, Action.PUBLISH_MEDIA):
         if meeting.state in (MeetingState.CLOSED, MeetingState.CANCELLED):
             return Decision(False, f"the meeting is {meeting.state.value}")
@@ -168,6 +178,39 @@ def _decide_meeting(principal: Principal, action: Action, meeting: MeetingAccess
             return Decision(False, "observers watch and listen only")
         return ALLOW
     return Decision(False, f"{action.value} does not apply to a meeting")
+
+
+SESSION_ACTIONS = frozenset({Action.OPEN_SESSION, Action.CLOSE_SESSION, Action.GRANT_FLOOR, Action.RUN_ROLL_CALL,
+                             Action.ANSWER_ROLL_CALL, Action.EXCUSE_ABSENCE, Action.VIEW_REGISTER})
+_FINISHED = (MeetingState.CLOSED, MeetingState.CANCELLED)
+
+
+def _decide_session(principal: Principal, action: Action, meeting: MeetingAccess) -> Decision:
+    """The live session: moderators (secretariat, chair; a briefing's host commander) run it; the
+    secretariat (the briefing's managers) keeps the record of excused absences."""
+    if action is Action.EXCUSE_ABSENCE:
+        return _decide_meeting(principal, Action.MANAGE_MEETING, meeting)
+    if action is Action.VIEW_REGISTER:
+        if _decide_meeting(principal, Action.MANAGE_MEETING, meeting):
+            return ALLOW
+        return _decide_meeting(principal, Action.MODERATE_MEETING, meeting)
+    if action is Action.ANSWER_ROLL_CALL:
+        if meeting.state is not MeetingState.OPEN:
+            return Decision(False, "the session is not open")
+        return _decide_meeting(principal, Action.PUBLISH_MEDIA, meeting)
+    moderate = _decide_meeting(principal, Action.MODERATE_MEETING, meeting)
+    if not moderate:
+        return moderate
+    if action is Action.OPEN_SESSION:
+        if meeting.state is not MeetingState.SCHEDULED:
+            return Decision(False, f"the meeting is {meeting.state.value}")
+        return ALLOW
+    if meeting.state in _FINISHED:
+        return Decision(False, f"the meeting is {meeting.state.value}")
+    if action in (Action.GRANT_FLOOR, Action.RUN_ROLL_CALL, Action.CLOSE_SESSION) \
+            and meeting.state is not MeetingState.OPEN:
+        return Decision(False, "the session is not open")
+    return ALLOW
 
 
 def decide(principal: Principal | None, action: Action, target: MeetingAccess | None = None) -> Decision:

@@ -12,6 +12,7 @@ import socketio
 from media import MediaError
 from meetings.errors import MeetingsError, TokenInvalid
 from signaling.errors import InvalidMessage, RateLimited, SignalingError, WrongState
+from signaling.floor import FloorHandlers
 from signaling.participant import Participant, new_participant_id
 from signaling.protocol import CLIENT_EVENTS
 from signaling.ratelimit import TokenBucket
@@ -37,7 +38,7 @@ class Connection:
     connected_at: float = field(default_factory=time.time)
 
 
-class MeetingNamespace(VoteHandlers, socketio.AsyncNamespace):
+class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
     def __init__(self, signaling: Signaling) -> None:
         super().__init__("/")
         self.signaling = signaling

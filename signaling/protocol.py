@@ -21,6 +21,7 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
     vote_cast   {vote_id, choice}      yes | no | abstain; one ballot per site, a later one replaces it
     vote_close  {vote_id}              the chair / secretariat -> vote (with the tally)
     vote_state  {}                     -> vote (the open one, or null), my_site_choice
+    session, floor, roll_call, excuse, register: running the session, see signaling/floor_protocol.py
 
 Server -> client::
 
@@ -37,6 +38,7 @@ Server -> client::
 from __future__ import annotations
 
 from signaling import votes
+from signaling.floor_protocol import FLOOR_EVENTS, FLOOR_SCHEMAS
 from signaling.validation import Schema, boolean, identifier, integer, nullable, number, one_of, sdp
 
 MODERATION = ("mute", "unmute", "remove", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off")
@@ -61,8 +63,9 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
         "moderate": Schema(required={"action": one_of(*MODERATION)}, optional={"participant_id": identifier()}),
         "set_agenda_item": Schema(required={"item_id": nullable(integer(1, 2**31))}),
         **votes.SCHEMAS,
+        **FLOOR_SCHEMAS,
     }
 
 
 CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave", "ping",
-                           "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"}) | votes.EVENTS
+                           "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"}) | votes.EVENTS | FLOOR_EVENTS

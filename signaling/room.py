@@ -15,6 +15,7 @@ from media import MediaError, Producer, Router, WebRtcTransport
 from media.config import MediaConfig
 from meetings.services import Services
 from signaling.errors import Forbidden, NegotiationFailed, WrongState
+from signaling.floor import SessionControl
 from signaling.moderation import Moderation
 from signaling.participant import Participant
 
@@ -49,6 +50,7 @@ class Room:
         self.ice_servers = ice_servers
         self.moderation = Moderation(self, services, locked=locked, lobby_enabled=lobby_enabled,
                                      agenda=agenda or {"items": [], "current_item_id": None})
+        self.floor = SessionControl(self, services)
         self._on_empty = on_empty
         self._tasks: set[asyncio.Task[Any]] = set()
         self.router.on("producer_added", self._on_producer_added)
@@ -93,6 +95,7 @@ class Room:
             await self.outbox.disconnect(stale)
         participant.force_muted = participant.person_id in self.moderation.force_muted
         self.participants[participant.id] = participant
+        await self.floor.on_joined(participant)
         self._update_pins()
         await self.outbox.broadcast(self, "participant_joined", participant.public(), skip=participant)
         await self.moderation.set_presence(participant, "joined")
@@ -109,6 +112,7 @@ class Room:
             "hands": self.moderation.hands(),
             "agenda": self.moderation.agenda,
             "room_state": self.moderation.state(),
+            **self.floor.join_payload(participant),
         }
 
     async def remove(self, participant: Participant, status: str = "left") -> None:
@@ -125,6 +129,7 @@ class Room:
                 await transport.close()
         participant.send = participant.recv = None
         self.router.set_last_n(participant.id, None)
+        await self.floor.on_left(participant, status)
         self._update_pins()
         await self.outbox.broadcast(self, "participant_left", {"participant_id": participant.id, "status": status})
         if participant.hand_raised_at is not None:
@@ -138,12 +143,15 @@ class Room:
             await self._on_empty(self)
 
     async def close(self) -> None:
+        await self.floor.close()
         await self.router.close()
         for task in list(self._tasks):
             task.cancel()
 
     def _update_pins(self) -> None:
-        self.router.set_pinned(p.id for p in self.participants.values() if p.is_chair)
+        self.router.set_pinned(p.id for p in self.participants.values() if p.is_chair or self.floor.holds_floor(p))
+
+    update_pins = _update_pins
 
     # -- publishing -------------------------------------------------------------------------
     async def publish(self, participant: Participant, sdp: str) -> dict[str, Any]:
@@ -184,6 +192,7 @@ class Room:
         return transport
 
     def _on_producer_added(self, producer: Producer) -> None:
+        self.floor.gate_producer(producer)  # a new audio producer is muted from the start unless heard
         for other in self.participants.values():
             if other.id != producer.participant_id and other.recv is not None:
                 other.recv.consume(producer)
@@ -272,7 +281,7 @@ class Room:
     async def force_mute(self, participant: Participant, muted: bool) -> None:
         """A moderator's mute: the SFU stops forwarding the participant's audio, whatever their page does."""
         participant.force_muted = muted
-        self.router.set_participant_audio_muted(participant.id, muted)
+        self.floor.gate(participant)
         await self.outbox.broadcast(self, "mute_changed", {
             "participant_id": participant.id, "kind": "audio", "muted": muted or participant.audio_muted,
             "by": "server", "force_muted": muted})

@@ -57,6 +57,7 @@ class Rooms:
                             services=self.signaling.services, ice_servers=self.signaling.ice_servers(),
                             locked=meeting.locked, lobby_enabled=meeting.lobby_enabled,
                             agenda=agenda_payload(meeting))
+                await room.floor.restore(meeting)
                 self.rooms[meeting_id] = room
             return room
 

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from meetings.config import MeetingsConfig
 from meetings.db import Database
 from meetings.services.agenda import AgendaService
+from meetings.services.attendance import AttendanceService
+from meetings.services.floor import FloorService
+from meetings.services.rollcall import RollCallService
+from meetings.services.session import SessionService
 from meetings.services.audit import AuditService
 from meetings.services.auth import AuthService
 from meetings.services.decisions import DecisionService
@@ -32,6 +36,10 @@ class Services:
     decisions: DecisionService
     votes: VoteService
     minutes: MinutesService
+    session: SessionService
+    floor: FloorService
+    attendance: AttendanceService
+    roll_calls: RollCallService
 
     @classmethod
     def build(cls, db: Database, config: MeetingsConfig, secret_key: str) -> Services:
@@ -49,4 +57,8 @@ class Services:
             decisions=DecisionService(db, meetings),
             votes=VoteService(db, meetings),
             minutes=MinutesService(db, meetings),
+            session=SessionService(db, meetings),
+            floor=FloorService(db, meetings),
+            attendance=AttendanceService(db, meetings),
+            roll_calls=RollCallService(db, meetings),
         )

@@ -12,6 +12,8 @@ from meetings.models import AgendaItem, Meeting
 from meetings.policy import Action, Caller, require
 from meetings.services.common import meeting_access, record
 from meetings.services.meetings import MeetingService
+from meetings.services.session import mark_item_times
+from meetings.models.base import utcnow
 
 MODERATION_ACTIONS = frozenset({"participant.mute", "participant.unmute", "participant.remove", "lobby.admit",
                                 "hand.lower"})
@@ -51,6 +53,7 @@ class LiveService:
             raise ValidationFailed("no such agenda item in this meeting", field="item_id")
         async with self.db.write() as uow:
             previous = meeting.current_item_id
+            await mark_item_times(uow.session, meeting, item_id, utcnow())
             await uow.session.execute(update(Meeting).where(Meeting.id == meeting_id).values(current_item_id=item_id))
             record(uow, caller, "agenda.current", target_type="meeting", target_id=meeting_id,
                    details={"item_id": item_id, "previous_item_id": previous})
@@ -68,6 +71,8 @@ def agenda_payload(meeting: Meeting) -> dict[str, Any]:
     def item(i: AgendaItem) -> dict[str, Any]:
         return {"id": i.id, "position": i.position, "title": i.title, "planned_minutes": i.planned_minutes,
                 "presenter": i.presenter_office.name_en if i.presenter_office else None,
-                "presenter_km": i.presenter_office.name_km if i.presenter_office else None}
+                "presenter_km": i.presenter_office.name_km if i.presenter_office else None,
+                "started_at": i.started_at.isoformat() if i.started_at else None,
+                "ended_at": i.ended_at.isoformat() if i.ended_at else None}
 
     return {"items": [item(i) for i in meeting.agenda], "current_item_id": meeting.current_item_id}

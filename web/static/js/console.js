@@ -8,6 +8,7 @@
 
 import { _, format, loadCatalog } from "./i18n.js";
 import { Signaling, bindServerEvents, fetchJoinToken, wakeablePause } from "./signaling.js";
+import { SessionPanel } from "./session-panel.js";
 import { byId } from "./dom.js";
 import { ConsoleBoard } from "./console-board.js";
 import { ConsolePanels } from "./console-panels.js";
@@ -82,6 +83,8 @@ class Console {
     this.onHands(joined.hands || { queue: [] });
     this.onAgenda(joined.agenda || { items: [], current_item_id: null });
     this.onRoomState(joined.room_state || { locked: false, lobby_enabled: false });
+    this.sessionPanel = this.sessionPanel || new SessionPanel(document.getElementById("session-panel"));
+    this.sessionPanel.attach(signal, joined);
   }
 
   bind(signal) {

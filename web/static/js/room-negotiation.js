@@ -6,6 +6,7 @@
 import { _, format } from "./i18n.js";
 import { iceGathered } from "./media.js";
 import { Signaling, fetchJoinToken } from "./signaling.js";
+import { SessionPanel } from "./session-panel.js";
 
 const VIDEO_MAX_BITRATE = 900000;
 
@@ -58,6 +59,8 @@ export class RoomNegotiation {
     const signal = this.signal;
     this.inLobby = false;
     this.applyJoin(joined);
+    this.sessionPanel = this.sessionPanel || new SessionPanel(document.getElementById("session-panel"));
+    this.sessionPanel.attach(signal, joined);
     if (this.canPublish) {
       if (this.micMuted) {
         await signal.call("mute", { kind: "audio", muted: true });

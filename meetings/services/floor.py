@@ -1,0 +1,83 @@
+"""Floor control records: who was given the floor, by whom, for how long, and how it ended.
+
+The effect (whose audio the SFU forwards) lives in signaling; these rows are the "who spoke" of the
+minutes, and every grant and revocation is audited.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from meetings.db import Database
+from meetings.errors import ValidationFailed
+from meetings.models import FloorGrant, Meeting
+from meetings.models.base import utcnow
+from meetings.policy import Action, Caller, require
+from meetings.services.common import meeting_access, record
+from meetings.services.meetings import MeetingService
+
+END_REASONS = frozenset({"revoked", "expired", "yielded", "left", "closed"})
+MAX_LIMIT_SECONDS = 4 * 3600
+
+
+class FloorService:
+    def __init__(self, db: Database, meetings: MeetingService) -> None:
+        self.db = db
+        self.meetings = meetings
+
+    async def grant(self, caller: Caller, meeting_id: int, *, person_id: int, office_id: int,
+                    limit_seconds: int | None = None) -> FloorGrant:
+        """Give ``person_id`` the floor; any grant still running in this meeting ends ("revoked")."""
+        if limit_seconds is not None and not 1 <= limit_seconds <= MAX_LIMIT_SECONDS:
+            raise ValidationFailed(f"the time limit must be between 1 and {MAX_LIMIT_SECONDS} seconds",
+                                   field="limit_seconds")
+        meeting = await self.meetings.get(caller, meeting_id)
+        access = meeting_access(meeting)
+        require(caller, Action.GRANT_FLOOR, access)
+        now = utcnow()
+        async with self.db.write() as uow:
+            await uow.session.execute(
+                update(FloorGrant).where(FloorGrant.meeting_id == meeting_id, FloorGrant.ended_at.is_(None))
+                .values(ended_at=now, end_reason="revoked"))
+            grant = FloorGrant(meeting_id=meeting_id, item_id=meeting.current_item_id, person_id=person_id,
+                               office_id=office_id, granted_by_id=caller.actor_id, granted_at=now,
+                               limit_seconds=limit_seconds)
+            uow.session.add(grant)
+            await uow.session.flush()
+            record(uow, caller, "floor.grant", target_type="meeting", target_id=meeting_id,
+                   details={"grant_id": grant.id, "person_id": person_id, "office_id": office_id,
+                            "limit_seconds": limit_seconds})
+        return grant
+
+    async def end(self, caller: Caller, meeting_id: int, grant_id: int, reason: str) -> bool:
+        """End a grant. ``revoked`` needs a moderator; ``yielded`` the holder; ``expired`` and ``left``
+        are the server's own (the caller is the system acting on the session). False if already ended."""
+        if reason not in END_REASONS:
+            raise ValidationFailed(f"unknown end reason {reason!r}", field="reason")
+        async with self.db.read() as session:
+            grant = await session.get(FloorGrant, grant_id)
+        if grant is None or grant.meeting_id != meeting_id:
+            raise ValidationFailed("no such floor grant in this meeting", field="grant_id")
+        if reason == "revoked":
+            meeting = await self.meetings.get(caller, meeting_id)
+            require(caller, Action.GRANT_FLOOR, meeting_access(meeting))
+        elif reason == "yielded" and not caller.system and caller.actor_id != grant.person_id:
+            raise ValidationFailed("only the holder yields the floor", field="reason")
+        async with self.db.write() as uow:
+            done = await uow.session.execute(
+                update(FloorGrant).where(FloorGrant.id == grant_id, FloorGrant.ended_at.is_(None))
+                .values(ended_at=utcnow(), end_reason=reason))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            record(uow, caller, f"floor.{reason}", target_type="meeting", target_id=meeting_id,
+                   details={"grant_id": grant_id, "person_id": grant.person_id})
+        return True
+
+    async def grants(self, caller: Caller, meeting_id: int) -> list[FloorGrant]:
+        """Every grant of a meeting in order (the record of who spoke)."""
+        meeting: Meeting = await self.meetings.get(caller, meeting_id)
+        require(caller, Action.VIEW_REGISTER, meeting_access(meeting))
+        async with self.db.read() as session:
+            rows = await session.scalars(select(FloorGrant).where(FloorGrant.meeting_id == meeting_id)
+                                         .order_by(FloorGrant.granted_at, FloorGrant.id))
+            return list(rows.all())
