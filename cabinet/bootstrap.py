@@ -55,7 +55,8 @@ class Runtime:
     database_url: str
 
     def services(self) -> Services:
-        return Services.build(Database(self.database_url), self.config.meetings, self.secret_key)
+        return Services.build(Database(self.database_url), self.config.meetings, self.secret_key,
+                              self.data_dir)
 
 
 def prepare(config: Config, *, migrate: bool | None = None) -> Runtime:

@@ -46,6 +46,8 @@ class MeetingsConfig:
     password_min_length: int = 12
     #: Lifetime of a join token (seconds): it only needs to outlive the connect that follows it.
     join_token_seconds: int = 120
+    #: Largest agenda document (PDF) accepted, in bytes.
+    document_max_bytes: int = 20 * 1024 * 1024
 
     def validate(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -69,4 +71,6 @@ class MeetingsConfig:
             problems.append(("password_min_length", "must be at least 8"))
         if self.join_token_seconds > 3600:
             problems.append(("join_token_seconds", "must be at most 3600 (join tokens are short-lived)"))
+        if not 1024 <= self.document_max_bytes <= 1024**3:
+            problems.append(("document_max_bytes", "must be between 1024 and 1073741824"))
         return problems

@@ -148,11 +148,15 @@ async def load(services: Services, now: dt.datetime | None = None) -> list[DemoA
     start = next_friday_0800(now or dt.datetime.now(dt.UTC))
     governments = [oid for code, oid in by_code.items() if code.startswith("KH-") or
                    dict((c, k) for c, k, _, _ in OFFICES)[code] is OfficeKind.MINISTRY]
-    session = await services.meetings.create(
+    # The weekly session is a real series (every Friday 08:00 Phnom Penh time); its first occurrence is
+    # created first, so it is meeting 1, and carries the demo agenda.
+    series = await services.schedule.create_series(
         caller, title="Weekly Cabinet Session", kind=MeetingKind.CABINET_SESSION.value,
-        host_office_id=by_code["OCM"], starts_at=start, ends_at=start + dt.timedelta(hours=3),
+        host_office_id=by_code["OCM"], weekday=4, local_time="08:00", duration_minutes=180,
+        timezone="Asia/Phnom_Penh", starts_on=start.date(),
         invited_office_ids=governments, invited_person_ids=[people["chair"], people["observer"]],
-    )
+        now=now or dt.datetime.now(dt.UTC))
+    session = (await services.schedule.occurrences(caller, series.id))[0]
     for title, presenter, minutes in AGENDA:
         await services.agenda.add(caller, session.id, title=title, presenter_office_id=by_code[presenter],
                                   planned_minutes=minutes)

@@ -95,6 +95,14 @@ class Action(enum.StrEnum):
     ANSWER_ROLL_CALL = "session.answer_roll_call"
     EXCUSE_ABSENCE = "session.excuse"
     VIEW_REGISTER = "session.register"
+    #: Before the session: an invited office marks its position on the agenda items.
+    SUBMIT_POSITION = "meeting.position.submit"
+    #: The tally of every office's positions (those who run the session).
+    VIEW_POSITIONS = "meeting.position.tally"
+    #: Adopt every unopposed item in one action at the start of the session.
+    ADOPT_EN_BLOC = "meeting.adopt_en_bloc"
+    #: One's own secret iCalendar feed address (create, rotate, revoke).
+    MANAGE_CALENDAR_FEED = "calendar.feed"
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,7 @@ ROLE_ACTIONS: dict[Action, frozenset[Role]] = {
     Action.VIEW_AUDIT: frozenset({Role.SECRETARIAT}),
     Action.CREATE_CABINET_SESSION: frozenset({Role.SECRETARIAT}),
     Action.CREATE_BRIEFING: frozenset({Role.SECRETARIAT, Role.COMMANDER}),
+    Action.MANAGE_CALENDAR_FEED: frozenset(Role),
 }
 
 
@@ -176,6 +185,23 @@ def _decide_meeting(principal: Principal, action: Action, meeting: MeetingAccess
             return Decision(False, "not invited to this meeting")
         if action is Action.PUBLISH_MEDIA and principal.roles <= {Role.OBSERVER}:
             return Decision(False, "observers watch and listen only")
+        return ALLOW
+    if action is Action.SUBMIT_POSITION:
+        # Positions belong to an invited office (not to a person invited alone, nor to the host).
+        if principal.office_id not in meeting.invited_office_ids:
+            return Decision(False, "only an invited office marks positions")
+        if principal.roles <= {Role.OBSERVER}:
+            return Decision(False, "observers do not mark positions")
+        if meeting.state is not MeetingState.SCHEDULED:
+            return Decision(False, f"positions are marked before the session; it is {meeting.state.value}")
+        return ALLOW
+    if action in (Action.VIEW_POSITIONS, Action.ADOPT_EN_BLOC):
+        # The tally steers the session (what is adopted at once, who speaks): those who run it.
+        decision = _decide_meeting(principal, Action.MODERATE_MEETING, meeting)
+        if not decision or action is Action.VIEW_POSITIONS:
+            return decision
+        if meeting.state in (MeetingState.CLOSED, MeetingState.CANCELLED):
+            return Decision(False, f"the meeting is {meeting.state.value}")
         return ALLOW
     return Decision(False, f"{action.value} does not apply to a meeting")
 

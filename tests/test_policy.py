@@ -108,3 +108,30 @@ def test_anonymous_and_roleless_are_refused_everything() -> None:
 
 def test_meeting_actions_need_a_target() -> None:
     assert not decide(SECRETARIAT, Action.VIEW_MEETING, None).allowed
+
+
+def test_positions_tally_and_en_bloc_actions() -> None:
+    """Positions: an invited office (not observers, not the host); tally and en bloc: those who run it."""
+    from meetings.models import MeetingKind, MeetingState, Role
+    from meetings.policy import Action, MeetingAccess, Principal, decide
+
+    def who(role: Role, office: int, pid: int = 1) -> Principal:
+        return Principal(person_id=pid, username="u", full_name="U", office_id=office, roles=frozenset({role}))
+
+    session = MeetingAccess(meeting_id=1, kind=MeetingKind.CABINET_SESSION, state=MeetingState.SCHEDULED,
+                            host_office_id=1, invited_office_ids=frozenset({2, 3}), invited_person_ids=frozenset({9}))
+    delegate, observer, secretariat = who(Role.DELEGATE, 2), who(Role.OBSERVER, 3), who(Role.SECRETARIAT, 1)
+    chair, stranger = who(Role.CHAIR, 1, 9), who(Role.DELEGATE, 7)
+    assert decide(delegate, Action.SUBMIT_POSITION, session)
+    assert not decide(observer, Action.SUBMIT_POSITION, session)
+    assert not decide(secretariat, Action.SUBMIT_POSITION, session)
+    assert not decide(stranger, Action.SUBMIT_POSITION, session)
+    opened = MeetingAccess(**{**session.__dict__, "state": MeetingState.OPEN})
+    assert not decide(delegate, Action.SUBMIT_POSITION, opened)
+    for action in (Action.VIEW_POSITIONS, Action.ADOPT_EN_BLOC):
+        assert decide(secretariat, action, session) and decide(chair, action, session)
+        assert not decide(delegate, action, session) and not decide(observer, action, session)
+    closed = MeetingAccess(**{**session.__dict__, "state": MeetingState.CLOSED})
+    assert not decide(chair, Action.ADOPT_EN_BLOC, closed) and decide(chair, Action.VIEW_POSITIONS, closed)
+    assert all(decide(who(r, 5), Action.MANAGE_CALENDAR_FEED) for r in Role)
+    assert not decide(None, Action.MANAGE_CALENDAR_FEED)

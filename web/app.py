@@ -17,7 +17,7 @@ from web.i18n import LOCALES, Catalogs
 from web.middleware import csrf, errors, headers, request_context
 from web.render import create_environment
 from web.security import Security
-from web.views import api, auth, console, meetings, offices, pages, people, record, register, room
+from web.views import api, api_schedule, auth, console, meetings, offices, pages, people, record, register, room, schedule
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Browser libraries come from the npm registry (package.json, package-lock.json) into node_modules.
@@ -72,7 +72,8 @@ def create_app(services: Services, config: WebConfig, secret_key: str, *, tls: b
                     extra={"event": "web.vendor_missing"})
     app.router.add_get("/vendor/{name}", vendor)
     app.router.add_get("/i18n/{lang}.json", script_catalog)
-    for module in (auth, pages, offices, people, meetings, room, console, record, register, api):
+    for module in (auth, pages, offices, people, schedule, meetings, room, console, record, register, api,
+                   api_schedule):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     return app

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from meetings.config import MeetingsConfig
 from meetings.db import Database
 from meetings.services.agenda import AgendaService
 from meetings.services.attendance import AttendanceService
-from meetings.services.floor import FloorService
-from meetings.services.rollcall import RollCallService
-from meetings.services.session import SessionService
 from meetings.services.audit import AuditService
 from meetings.services.auth import AuthService
+from meetings.services.calendar import CalendarService
 from meetings.services.decisions import DecisionService
+from meetings.services.documents import DocumentService
+from meetings.services.floor import FloorService
 from meetings.services.live import LiveService
 from meetings.services.meetings import MeetingService
 from meetings.services.minutes import MinutesService
+from meetings.services.notices import NoticeService
 from meetings.services.offices import OfficeService
 from meetings.services.people import PeopleService
+from meetings.services.positions import PositionService
+from meetings.services.rollcall import RollCallService
+from meetings.services.schedule import ScheduleService
+from meetings.services.session import SessionService
 from meetings.services.votes import VoteService
 from meetings.tokens import JoinTokenSigner
 
@@ -40,12 +46,18 @@ class Services:
     floor: FloorService
     attendance: AttendanceService
     roll_calls: RollCallService
+    schedule: ScheduleService = field(init=False)
+    notices: NoticeService = field(init=False)
+    calendar: CalendarService = field(init=False)
+    positions: PositionService = field(init=False)
+    documents: DocumentService = field(init=False)
 
     @classmethod
-    def build(cls, db: Database, config: MeetingsConfig, secret_key: str) -> Services:
+    def build(cls, db: Database, config: MeetingsConfig, secret_key: str, data_dir: Path | None = None) -> Services:
+        """``data_dir`` holds the agenda documents (``documents/``); without it, uploads are refused."""
         signer = JoinTokenSigner(secret_key, config.join_token_seconds)
         meetings = MeetingService(db, signer)
-        return cls(
+        built = cls(
             db=db,
             auth=AuthService(db, config),
             people=PeopleService(db, config),
@@ -62,3 +74,10 @@ class Services:
             attendance=AttendanceService(db, meetings),
             roll_calls=RollCallService(db, meetings),
         )
+        built.schedule = ScheduleService(db, meetings)
+        built.notices = NoticeService(db)
+        built.calendar = CalendarService(db, meetings)
+        built.positions = PositionService(db, meetings)
+        built.documents = DocumentService(db, meetings, data_dir / "documents" if data_dir else None,
+                                          config.document_max_bytes)
+        return built

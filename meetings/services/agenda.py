@@ -12,6 +12,7 @@ from meetings.models import AgendaItem, Office
 from meetings.policy import Action, Caller, require
 from meetings.services.common import clean_text, meeting_access, record
 from meetings.services.meetings import MeetingService
+from meetings.services.notices import notify
 
 
 class AgendaService:
@@ -46,6 +47,9 @@ class AgendaService:
             await uow.session.flush()
             record(uow, caller, "agenda.add", target_type="meeting", target_id=meeting_id,
                    details={"item_id": item.id, "title": clean_title, "position": position})
+            if meeting.state.value == "scheduled" and not caller.system:
+                await notify(uow.session, meeting, "agenda", f"{meeting.title}: item {position} added to the "
+                             f"agenda: {clean_title}.", skip_person_id=caller.actor_id)
         async with self.db.read() as session:
             loaded = await session.get(AgendaItem, item.id)
         if loaded is None:  # pragma: no cover

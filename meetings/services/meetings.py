@@ -184,6 +184,10 @@ class MeetingService:
                     conditions.append(Meeting.kind == MeetingKind.CABINET_SESSION)
                 query = query.where(or_(*conditions))
             meetings = (await session.execute(query)).scalars().unique().all()
+        # What is still to come first (soonest first, so the next occurrence of a series leads), then the past.
+        now = dt.datetime.now(dt.UTC)
+        meetings = sorted((m for m in meetings if m.ends_at >= now), key=lambda m: (m.starts_at, m.id)) + [
+            m for m in meetings if m.ends_at < now]
         if principal is None:
             return meetings
         # The SQL narrows the list; the policy has the last word.

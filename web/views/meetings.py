@@ -91,8 +91,20 @@ async def meeting_page(request: web.Request) -> web.StreamResponse:
     me = principal(request)
     meeting = await services(request).meetings.get(caller(request), int_param(request, "id"))
     access = meeting_access(meeting)
+    svc = services(request)
+    can_position = decide(me, Action.SUBMIT_POSITION, access).allowed
+    can_tally = decide(me, Action.VIEW_POSITIONS, access).allowed
+    from meetings.services.positions import deadline_of
+
     return render(request, "meetings/detail.html", {
         "meeting": meeting,
+        "documents": await svc.documents.list(caller(request), meeting.id),
+        "can_position": can_position,
+        "my_positions": await svc.positions.mine(caller(request), meeting.id) if can_position else {},
+        "positions_open": dt.datetime.now(dt.UTC) < deadline_of(meeting),
+        "positions_deadline": deadline_of(meeting),
+        "tally": await svc.positions.tally(caller(request), meeting.id) if can_tally else None,
+        "can_adopt": decide(me, Action.ADOPT_EN_BLOC, access).allowed,
         "can_manage": decide(me, Action.MANAGE_MEETING, access).allowed,
         "can_join": decide(me, Action.JOIN_MEETING, access).allowed,
         "can_moderate": decide(me, Action.MODERATE_MEETING, access).allowed,

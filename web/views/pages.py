@@ -25,8 +25,12 @@ async def home(request: web.Request) -> web.StreamResponse:
         Action.MANAGE_OFFICES, Action.VIEW_PEOPLE, Action.VIEW_AUDIT, Action.CREATE_CABINET_SESSION,
         Action.CREATE_BRIEFING)}
     roles = sorted(r.value for r in me.roles)
+    svc = services(request)
     return render(request, "home.html", {"upcoming": upcoming, "past": past, "can": can, "roles": roles,
-                                         "is_chair": me.has(Role.CHAIR)})
+                                         "is_chair": me.has(Role.CHAIR),
+                                         "notices": await svc.notices.list(caller(request), limit=20),
+                                         "unread": await svc.notices.unread_count(caller(request)),
+                                         "feed": await svc.calendar.current(caller(request))})
 
 
 @routes.get("/audit", name="audit")
