@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import aiohttp
+
 import icalendar
 import pytest
 
@@ -103,6 +105,21 @@ async def test_documents_over_http(live_server: LiveServer, ids: dict[str, int])
         assert [d["id"] for d in listing["documents"]] == [doc["id"]]
         status, page = await client.page(f"/meetings/{ids['session']}")
         assert doc["sha256"] in page and "budget.pdf" in page
+        # The meeting page's form takes documents larger than the 1 MiB every other request is held to.
+        large = PDF + b"%" + b"x" * (3 * 1024 * 1024) + b"\n%%EOF\n"
+        form = aiohttp.FormData()
+        form.add_field("csrf_token", client.csrf or "")
+        form.add_field("file", large, filename="annex.pdf", content_type="application/pdf")
+        async with client.http.post(f"/agenda-items/{ids['item']}/documents", data=form,
+                                    allow_redirects=False) as response:
+            assert response.status == 303, await response.text()
+        status, listing = await client.api("GET", f"/api/meetings/{ids['session']}/documents")
+        annex = next(d for d in listing["documents"] if d["filename"] == "annex.pdf")
+        assert annex["sha256"] == hashlib.sha256(large).hexdigest() and annex["size_bytes"] == len(large)
+        # ... while another form post of that size is still refused.
+        async with client.http.post(f"/meetings/{ids['session']}/positions", data={
+                "csrf_token": client.csrf or "", "x": "y" * (2 * 1024 * 1024)}) as response:
+            assert response.status == 413
     async with Client(live_server.url) as governor:
         await governor.login("governor")
         async with governor.http.get(f"/documents/{doc['id']}") as response:

@@ -14,7 +14,7 @@ from meetings.services import Services
 from web import keys
 from web.config import WebConfig
 from web.i18n import LOCALES, Catalogs
-from web.middleware import csrf, errors, headers, request_context
+from web.middleware import csrf, errors, headers, request_context, upload_limit
 from web.render import create_environment
 from web.security import Security
 from web.views import api, api_schedule, auth, console, meetings, offices, pages, people, record, register, room, schedule
@@ -57,7 +57,7 @@ class AccessLogger(AbstractAccessLogger):
 
 def create_app(services: Services, config: WebConfig, secret_key: str, *, tls: bool) -> web.Application:
     app = web.Application(
-        middlewares=[headers, errors, request_context, csrf],
+        middlewares=[headers, errors, request_context, upload_limit, csrf],
         client_max_size=config.max_body_bytes,
     )
     app[keys.SERVICES] = services

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 
@@ -77,6 +78,10 @@ def error_response(request: web.Request, status: int, code: str, message: str, f
 
 #: socket.io authenticates with a join token, not the session cookie, and carries no CSRF token.
 SIGNALING_PREFIX = "/socket.io/"
+#: Form posts that carry an agenda document: allowed up to the document limit, not web.max_body_bytes.
+DOCUMENT_UPLOAD = re.compile(r"^/agenda-items/\d+/documents$")
+#: Room for the multipart framing and the other form fields around the file.
+MULTIPART_OVERHEAD = 256 * 1024
 
 
 @web.middleware
@@ -125,6 +130,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.exception("unhandled error", extra={"event": "http.error", "path": request.path,
                                                  "request_id": request.get(keys.REQUEST_ID)})
         return error_response(request, 500, "internal", "internal error; it has been logged")
+
+
+@web.middleware
+async def upload_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Document uploads from the meeting page may be as large as ``meetings.document_max_bytes``;
+    every other request keeps the application's ``web.max_body_bytes``."""
+    if request.method == "POST" and DOCUMENT_UPLOAD.match(request.path):
+        limit = request.app[keys.SERVICES].documents.max_bytes + MULTIPART_OVERHEAD
+        request = request.clone(client_max_size=limit)
+    return await handler(request)
 
 
 @web.middleware
