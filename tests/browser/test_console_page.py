@@ -33,7 +33,7 @@ from playwright.async_api import Browser, Page, expect
 from harness import LiveServer
 from meetings.policy import Caller
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(360)]
 
 LIVE = "document.getElementById('console').dataset.connection === 'live'"
 
