@@ -54,8 +54,8 @@ class LiveServer:
         self.runtime = prepare(self.config)
         self._thread = threading.Thread(target=self._run, name="live-server", daemon=True)
         self._thread.start()
-        if not self._ready.wait(30):
-            raise RuntimeError("server did not start")
+        if not self._ready.wait(180):
+            raise RuntimeError("server did not start within 180 s")
         if self._error:
             raise self._error
         return self
