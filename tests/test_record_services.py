@@ -38,7 +38,8 @@ async def loaded(services: Services) -> Services:
 
 
 async def session_of(services: Services) -> Meeting:
-    return next(m for m in await services.meetings.list_visible(CLI) if m.kind is MeetingKind.CABINET_SESSION)
+    return next(m for m in await services.meetings.list_visible(CLI)
+                if m.kind is MeetingKind.CABINET_SESSION and m.agenda)  # the next session, with its agenda
 
 
 async def audit_actions(services: Services, prefix: str) -> list[AuditEvent]:
