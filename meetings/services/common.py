@@ -6,9 +6,9 @@ import re
 from typing import Any
 
 from meetings.db import UnitOfWork
-from meetings.errors import ValidationFailed
+from meetings.errors import NotAuthenticated, NotFound, ValidationFailed
 from meetings.models import Meeting, Person
-from meetings.policy import Caller, MeetingAccess, Principal
+from meetings.policy import Action, Caller, MeetingAccess, Principal, decide, log_refusal
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 OFFICE_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
@@ -40,15 +40,48 @@ def meeting_access(meeting: Meeting) -> MeetingAccess:
     )
 
 
-def clean_text(value: object, field: str, *, max_length: int, min_length: int = 1) -> str:
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{field} must be text", field=field)
-    text = " ".join(value.split())
+def require_visible(caller: Caller, access: MeetingAccess, missing: str) -> None:
+    """What the caller may not see does not exist for them: NotFound (logged), or NotAuthenticated for
+    a caller who has not logged in. The server operator sees everything."""
+    if caller.system:
+        return
+    decision = decide(caller.principal, Action.VIEW_MEETING, access)
+    if decision:
+        return
+    log_refusal(caller, Action.VIEW_MEETING, access, decision.reason)
+    if caller.principal is None:
+        raise NotAuthenticated("log in first")
+    raise NotFound(missing)
+
+
+def _bounded(text: str, field: str, min_length: int, max_length: int) -> str:
     if len(text) < min_length:
         raise ValidationFailed(f"{field} is required", field=field)
     if len(text) > max_length:
         raise ValidationFailed(f"{field} must be at most {max_length} characters", field=field)
     return text
+
+
+def clean_text(value: object, field: str, *, max_length: int, min_length: int = 1) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field} must be text", field=field)
+    text = " ".join(value.split())
+    return _bounded(text, field, min_length, max_length)
+
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_long_text(value: object, field: str, *, max_length: int, min_length: int = 0) -> str:
+    """Free text that keeps its line breaks: trimmed, no control characters, length-limited."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field} must be text", field=field)
+    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if CONTROL_CHARACTERS.search(text.replace("\t", " ")):
+        raise ValidationFailed(f"{field} contains control characters", field=field)
+    return _bounded(text, field, min_length, max_length)
 
 
 def clean_username(value: object) -> str:

@@ -3,7 +3,6 @@ are approved; every change is audited with the old and the new value."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,27 +15,10 @@ from meetings.models import AgendaItem, Meeting
 from meetings.models.base import utcnow
 from meetings.models.decisions import Decision, Minutes, MinutesState, Outcome, Vote
 from meetings.policy import Action, Caller, require
-from meetings.services.common import meeting_access, record
+from meetings.services.common import clean_long_text, meeting_access, record
 from meetings.services.meetings import MeetingService
 
 MAX_DECISION_TEXT = 4000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def clean_long_text(value: object, field: str, *, max_length: int, min_length: int = 0) -> str:
-    """Free text that keeps its line breaks: trimmed, no control characters, length-limited."""
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{field} must be text", field=field)
-    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
-    if _CONTROL.search(text.replace("\t", " ")):
-        raise ValidationFailed(f"{field} contains control characters", field=field)
-    if len(text) < min_length:
-        raise ValidationFailed(f"{field} is required", field=field)
-    if len(text) > max_length:
-        raise ValidationFailed(f"{field} must be at most {max_length} characters", field=field)
-    return text
 
 
 def parse_outcome(value: object) -> Outcome:

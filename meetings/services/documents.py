@@ -6,7 +6,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable
 from pathlib import Path
 
 from sqlalchemy import func, select

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 
 from meetings.db import Database
-from meetings.errors import NotAuthenticated, NotFound, PermissionDenied, TokenInvalid, ValidationFailed
+from meetings.errors import NotFound, PermissionDenied, TokenInvalid, ValidationFailed
 from meetings.models import Invitation, Meeting, MeetingKind, Office, OfficeKind, Person, Role
-from meetings.policy import Action, Caller, MeetingAccess, Principal, decide, log_refusal, require
-from meetings.services.common import clean_text, meeting_access, principal_of, record
+from meetings.policy import Action, Caller, MeetingAccess, Principal, decide, require
+from meetings.services.common import clean_text, meeting_access, principal_of, record, require_visible
 from meetings.tokens import JoinClaims, JoinTokenSigner
 
 MAX_DURATION = dt.timedelta(hours=24)
@@ -146,15 +146,7 @@ class MeetingService:
             meeting = await session.get(Meeting, meeting_id)
         if meeting is None:
             raise NotFound("no such meeting")
-        if caller.system:
-            return meeting
-        access = meeting_access(meeting)
-        decision = decide(caller.principal, Action.VIEW_MEETING, access)
-        if not decision:
-            log_refusal(caller, Action.VIEW_MEETING, access, decision.reason)
-            if caller.principal is None:
-                raise NotAuthenticated("log in first")
-            raise NotFound("no such meeting")
+        require_visible(caller, meeting_access(meeting), "no such meeting")
         return meeting
 
     async def expected_people(self, caller: Caller, meeting_id: int) -> Sequence[Person]:

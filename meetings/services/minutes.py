@@ -23,8 +23,7 @@ from meetings.models.base import utcnow
 from meetings.models.decisions import Decision, Minutes, MinutesState, Vote
 from meetings.models.record import ExcusedAbsence
 from meetings.policy import Action, Caller, decide, require
-from meetings.services.common import meeting_access, record
-from meetings.services.decisions import clean_long_text
+from meetings.services.common import clean_long_text, meeting_access, record
 from meetings.services.meetings import MeetingService
 from meetings.services.register import load_register
 

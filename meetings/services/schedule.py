@@ -13,8 +13,8 @@ from meetings.errors import Conflict, NotFound, PermissionDenied, ValidationFail
 from meetings.models import (Invitation, Meeting, MeetingKind, MeetingSeries, MeetingState, Office, OfficeKind,
                              Role, SeriesInvitation)
 from meetings.models.schedule import PHNOM_PENH
-from meetings.policy import Action, Caller, MeetingAccess, decide, log_refusal, require
-from meetings.services.common import clean_text, meeting_access, record
+from meetings.policy import Action, Caller, MeetingAccess, decide, require
+from meetings.services.common import clean_text, meeting_access, record, require_visible
 from meetings.services.meetings import MAX_DURATION, MeetingService, _ids, _parse_time
 from meetings.services.notices import notify
 
@@ -173,13 +173,7 @@ class ScheduleService:
             series = await session.get(MeetingSeries, series_id)
         if series is None:
             raise NotFound("no such series")
-        if caller.system:
-            return series
-        access = series_access(series)
-        decision = decide(caller.principal, Action.VIEW_MEETING, access)
-        if not decision:
-            log_refusal(caller, Action.VIEW_MEETING, access, decision.reason)
-            raise NotFound("no such series")
+        require_visible(caller, series_access(series), "no such series")
         return series
 
     async def list_series(self, caller: Caller) -> Sequence[MeetingSeries]:

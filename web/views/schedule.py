@@ -15,7 +15,7 @@ from meetings.errors import MeetingsError, ValidationFailed
 from meetings.models import Meeting, MeetingSeries, Notice
 from meetings.policy import Action, decide
 from meetings.services.positions import ItemTally
-from web.forms import caller, int_param, principal, read_form, read_json, services
+from web.forms import caller, int_param, principal, read_form, services
 from web.middleware import see_other
 from web.render import LOCAL_TZ, render
 
