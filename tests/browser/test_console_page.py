@@ -154,7 +154,8 @@ async def test_the_secretariat_runs_a_session_from_the_console(server: LiveServe
         second = page.locator("#agenda-list li").nth(1)
         title = await second.locator(".agenda-title").text_content() or ""
         await second.get_by_role("button").click()
-        await expect(second).to_have_attribute("aria-current", "step")
+        # The acknowledgement waits for the database write and the broadcast to every page.
+        await expect(second).to_have_attribute("aria-current", "step", timeout=15_000)
         for p in (governor, governor2):
             await expect(p.page.locator("#agenda-list li.current")).to_contain_text(title)
             await expect(p.page.locator("#agenda-current")).to_contain_text(title)
