@@ -12,6 +12,8 @@ class SignalingConfig:
     #: Sustained messages per second per connection, and the burst allowed above it.
     rate_per_second: float = 20.0
     rate_burst: int = 40
+    #: Refused messages in a row after which a flooding client is disconnected (see signaling/ratelimit.py).
+    flood_disconnect_after: int = 100
 
     def validate(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -21,4 +23,6 @@ class SignalingConfig:
             problems.append(("rate_per_second", "must be positive"))
         if self.rate_burst < 1:
             problems.append(("rate_burst", "must be at least 1"))
+        if self.flood_disconnect_after < 1:
+            problems.append(("flood_disconnect_after", "must be at least 1"))
         return problems

@@ -15,7 +15,7 @@ from signaling.errors import InvalidMessage, RateLimited, SignalingError, WrongS
 from signaling.floor import FloorHandlers
 from signaling.participant import Participant, new_participant_id
 from signaling.protocol import CLIENT_EVENTS
-from signaling.ratelimit import TokenBucket
+from signaling.ratelimit import FloodRule, Verdict
 from signaling.votes import VoteHandlers
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class Connection:
     """Per-connection state, kept in the socket.io session."""
 
     grant: JoinGrant
-    bucket: TokenBucket
+    flood: FloodRule
     address: str = ""
     participant: Participant | None = None
     room: Room | None = None
@@ -56,8 +56,9 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
                                                             "address": address})
             raise socketio.exceptions.ConnectionRefusedError(exc.message, {"code": "token_invalid"}) from None
         config = self.signaling.config
-        connection = Connection(grant=grant, bucket=TokenBucket(config.rate_per_second, config.rate_burst),
-                                address=address)
+        connection = Connection(grant=grant, address=address,
+                                flood=FloodRule(config.rate_per_second, config.rate_burst,
+                                                config.flood_disconnect_after))
         await self.save_session(sid, {"connection": connection})
         log.info("signaling connected", extra={"event": "signaling.connected", "meeting_id": grant.meeting.meeting_id,
                                                "person_id": grant.principal.person_id, "address": address})
@@ -88,11 +89,10 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         if connection is None:
             return WrongState("not connected").ack()
         try:
-            if not connection.bucket.take():
-                if connection.bucket.refused_in_a_row > 2 * self.signaling.config.rate_burst:
-                    log.warning("disconnecting a flooding client", extra={"event": "signaling.flood",
-                                                                          "person_id": connection.grant.principal.person_id})
-                    await self.disconnect(sid)
+            verdict = connection.flood.check()
+            if verdict is Verdict.DISCONNECT:
+                await self._disconnect_flooding(sid, connection)
+            if verdict is not Verdict.ACCEPT:
                 raise RateLimited("too many messages; slow down")
             if event not in CLIENT_EVENTS or len(args) > 3:
                 raise InvalidMessage(f"unknown event {str(event)[:40]!r}")
@@ -109,6 +109,15 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         except Exception:
             log.exception("signaling handler failed", extra={"event": "signaling.error", "signal": event})
             return {"ok": False, "error": {"code": "internal", "message": "internal error; it has been logged"}}
+
+    async def _disconnect_flooding(self, sid: str, connection: Connection) -> None:
+        """Tell the client why, then close it once this message's ``rate_limited`` answer has gone out."""
+        log.warning("disconnecting a flooding client", extra={
+            "event": "signaling.flood", "person_id": connection.grant.principal.person_id,
+            "address": connection.address, "refused": connection.flood.bucket.refused_in_a_row})
+        await self.emit("closing", {"code": "flooding", "message": "too many messages after being told to slow "
+                                    "down; the server closed this connection"}, to=sid)
+        self.signaling.spawn_disconnect(sid)
 
     def _joined(self, connection: Connection, *, lobby_ok: bool = False) -> tuple[Participant, Room]:
         if connection.participant is None or connection.room is None:

@@ -32,7 +32,9 @@ Server -> client::
     agenda {items, current_item_id}, room_state {locked, lobby_enabled},
     vote {id, item_id, question, open, quorum, tally, voted_office_ids, ballots (moderators; all once
     closed)}, lobby {waiting} (moderators), presence {people} (moderators), admitted {join payload} (to the
-    admitted participant), removed {reason} (to the removed participant), transport_state
+    admitted participant), removed {reason} (to the removed participant), transport_state,
+    closing {code, message} (just before the server closes this connection; code ``flooding``: the client
+    went on sending after ``signaling.flood_disconnect_after`` refusals in a row, see signaling/ratelimit.py)
 """
 
 from __future__ import annotations

@@ -146,17 +146,36 @@ async def test_oversized_messages_are_refused(server: LiveServer, tokens: Tokens
     assert all(p["participant_id"] for p in roster)
 
 
-async def test_rate_limit(server: LiveServer, tokens: Tokens, clients: list[SigClient]) -> None:
-    c = client(server, clients)
-    await c.connect(await tokens("secretariat"))
-    await c.call("join")
-    started = time.monotonic()
-    replies = await asyncio.gather(*[c.call("set_last_n", {"n": 3}) for _ in range(120)])
-    elapsed = time.monotonic() - started
-    codes = [r["error"]["code"] for r in replies if not r["ok"]]
-    accepted = len(replies) - len(codes)
-    assert codes and set(codes) == {"rate_limited"}
-    assert accepted <= 40 + 20 * elapsed + 1  # burst 40, then 20 per second
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server whose bucket never refills within a test: burst 5, then every message is refused."""
+    config = make_config(tmp_path_factory.mktemp("sig-strict"), **{
+        "media.ice_bind_addresses": ["127.0.0.1"], "signaling.rate_per_second": 0.0001,
+        "signaling.rate_burst": 5, "signaling.flood_disconnect_after": 10})
+    live = LiveServer(config).start()
+    yield live
+    live.stop()
+
+
+async def test_a_flooding_client_is_refused_then_disconnected_with_a_reason(strict_server: LiveServer) -> None:
+    c = SigClient(strict_server.url)
+    disconnected = asyncio.Event()
+    c.sio.on("closing", lambda data: c.events["closing"].append(data))
+    c.sio.on("disconnect", lambda *reason: disconnected.set())
+    try:
+        await c.connect(await strict_server.join_token("secretariat"))
+        assert (await c.call("join"))["ok"]  # 1 of the burst of 5
+        replies = [await c.call("set_last_n", {"n": 3}) for _ in range(4 + 9)]
+        assert [r["ok"] for r in replies] == [True] * 4 + [False] * 9
+        assert {r["error"]["code"] for r in replies[4:]} == {"rate_limited"}
+        assert not c.events["closing"] and c.sio.connected  # 9 refusals in a row: still connected
+        last = await c.call("set_last_n", {"n": 3})  # the 10th refusal in a row is still answered...
+        assert last["error"]["code"] == "rate_limited"
+        await asyncio.wait_for(disconnected.wait(), 15)  # ...and then the server closes the connection
+        assert c.events["closing"] == [{"code": "flooding", "message": c.events["closing"][0]["message"]}]
+        assert "slow down" in c.events["closing"][0]["message"]
+    finally:
+        await c.close()
 
 
 async def test_observer_may_not_publish(server: LiveServer, tokens: Tokens, clients: list[SigClient]) -> None:
