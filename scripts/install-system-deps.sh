@@ -60,6 +60,30 @@ for p in "${khmer_font_candidates[@]}"; do
     if is_installed "$p"; then khmer_installed=yes; break; fi
 done
 
+# The browser tests were written against this Chromium major version (VP8 L1T3, the fake-device flags);
+# Debian ships security updates as new majors, so another one is reported, not refused.
+CHROMIUM_TESTED_MAJOR=156
+
+report_versions() {
+    local p line
+    log "versions:"
+    for p in "${packages[@]}" "${khmer_font_candidates[@]}"; do
+        line=$(dpkg-query -W -f='${Package} ${Version}' "$p" 2>/dev/null) && is_installed "$p" \
+            && printf '    %s\n' "$line"
+    done
+    if command -v chromium >/dev/null 2>&1; then
+        line=$(chromium --version 2>/dev/null || true)
+        printf '    %s\n' "${line:-chromium: no version}"
+        local major
+        major=$(grep -oE '[0-9]+' <<<"$line" | head -n1 || true)
+        if [[ -n "$major" && "$major" != "$CHROMIUM_TESTED_MAJOR" ]]; then
+            log "warning: Chromium $major here; the browser tests were last checked with $CHROMIUM_TESTED_MAJOR"
+        fi
+    fi
+    command -v node >/dev/null 2>&1 && printf '    node %s, npm %s\n' "$(node --version)" "$(npm --version 2>/dev/null)"
+    return 0
+}
+
 running_clusters() {
     # "15 main" for each online cluster; nothing if postgresql-common is absent.
     command -v pg_lsclusters >/dev/null 2>&1 || return 0
@@ -70,6 +94,7 @@ clusters=$(running_clusters)
 
 if [[ ${#missing[@]} -eq 0 && $khmer_installed == yes && -z "$clusters" ]]; then
     log "all system packages present, no PostgreSQL cluster running: nothing to do"
+    report_versions
     exit 0
 fi
 
@@ -146,4 +171,5 @@ if [[ -n "$clusters" ]]; then
     [[ -z "$(running_clusters)" ]] || log "warning: a system PostgreSQL cluster is still running: $(running_clusters | tr '\n' ' ')"
 fi
 
+report_versions
 log "done"

@@ -3,9 +3,12 @@
 # scripts/install-system-deps.sh):
 #
 #   * creates the virtualenv $ROOT/.venv with Python 3.11 (or 3.12),
-#   * `pip install -e ".[test]"` -- only when pyproject.toml changed since the
-#     last successful install (stamp: .venv/.installed-<sha256 of pyproject.toml>),
-#   * `npm ci` (`npm install` without a package-lock.json) when package.json
+#   * installs the exact versions of requirements.lock, every file checked against
+#     its SHA-256 (`pip install --require-hashes`), then Cabinet itself, editable,
+#     with no further resolution (`--no-deps --no-build-isolation`) -- only when
+#     requirements.lock or pyproject.toml changed since the last successful install
+#     (stamp: .venv/.installed-<sha256 of both>); `make lock` refreshes the lock,
+#   * `npm ci` (exactly package-lock.json) when package.json
 #     exists and node_modules is stale (stamp: node_modules/.installed-<sha256 of
 #     package-lock.json>).
 #
@@ -68,11 +71,12 @@ else
 fi
 
 # ------------------------------------------------------------------ python deps
-py_hash=$(sha256_of "$ROOT/pyproject.toml")
+[[ -f "$ROOT/requirements.lock" ]] || die "no requirements.lock in $ROOT (make lock creates it)"
+py_hash=$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)
 py_stamp="$VENV/.installed-$py_hash"
 pip_log="$VENV/.pip-install.log"
 if [[ "$FORCE" == 1 || ! -f "$py_stamp" ]]; then
-    log "installing Python dependencies (pip install -e \".[test]\"; log: $pip_log)"
+    log "installing Python dependencies from requirements.lock (log: $pip_log)"
     : >"$pip_log"
     rm -f -- "$VENV"/.installed-*   # a failed install must not leave an old stamp behind
     run_pip() {
@@ -81,8 +85,10 @@ if [[ "$FORCE" == 1 || ! -f "$py_stamp" ]]; then
         tail -n 40 -- "$pip_log" | sed 's/^/    /' >&2
         return 1
     }
-    run_pip install --quiet --upgrade pip || die "upgrading pip in $VENV failed"
-    run_pip install --quiet -e ".[test]" || die "pip install -e \".[test]\" failed"
+    run_pip install --quiet --require-hashes -r requirements.lock \
+        || die "pip install --require-hashes -r requirements.lock failed"
+    run_pip install --quiet --no-deps --no-build-isolation -e . || die "pip install -e . failed"
+    run_pip check || die "pip check: the installed packages do not fit together"
     : >"$py_stamp"
 else
     log "Python dependencies up to date"
@@ -101,19 +107,12 @@ if [[ -f "$ROOT/package.json" ]]; then
     if [[ $node_stamp_ok == yes ]]; then
         log "node modules up to date"
     else
-        npm_flags=(--no-audit --no-fund --loglevel=error)
-        if [[ -f "$lock" ]]; then
-            log "installing node modules (npm ci)"
-            (cd "$ROOT" && npm ci "${npm_flags[@]}" >/dev/null) || die "npm ci failed"
-        else
-            log "installing node modules (npm install; no package-lock.json yet)"
-            (cd "$ROOT" && npm install "${npm_flags[@]}" >/dev/null) || die "npm install failed"
-        fi
+        [[ -f "$lock" ]] || die "package.json without package-lock.json: run 'npm install' once and commit the lock"
+        log "installing node modules (npm ci: exactly package-lock.json, integrity-checked)"
+        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed"
         mkdir -p "$ROOT/node_modules"
         rm -f -- "$ROOT"/node_modules/.installed-*
-        if [[ -f "$lock" ]]; then
-            : >"$ROOT/node_modules/.installed-$(sha256_of "$lock")"
-        fi
+        : >"$ROOT/node_modules/.installed-$(sha256_of "$lock")"
     fi
 fi
 
