@@ -32,11 +32,12 @@ def make_config(data_dir: Path, **overrides: Any) -> Config:
 
 
 class LiveServer:
-    """Runs the real application (with demo data) on 127.0.0.1 in a background thread with its own loop."""
+    """Runs the real application (with demo data) on 127.0.0.1 (or ``host``) in a background thread with its own loop."""
 
-    def __init__(self, config: Config, *, demo: bool = True) -> None:
+    def __init__(self, config: Config, *, demo: bool = True, host: str = "127.0.0.1") -> None:
         self.config = config
         self.demo = demo
+        self.host = host
         self.runtime: Runtime | None = None
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -48,7 +49,7 @@ class LiveServer:
     @property
     def url(self) -> str:
         scheme = "https" if self.config.web.tls else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> LiveServer:
         self.runtime = prepare(self.config)
@@ -78,7 +79,7 @@ class LiveServer:
         app = build_app(self.runtime, services)
         runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls_context(self.runtime))
+        site = web.TCPSite(runner, self.host, 0, ssl_context=tls_context(self.runtime))
         await site.start()
         self.port = runner.addresses[0][1]
         self._stop = asyncio.Event()

@@ -10,7 +10,7 @@ import asyncio
 import itertools
 
 import pytest
-from conftest import Probe, run_probe
+from linklab_probes import Probe, run_probe
 
 from linklab import Lab, get_profile
 
