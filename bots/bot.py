@@ -88,6 +88,15 @@ class Bot:
         if self.publisher is not None:
             self.publisher.speaking = speaking
 
+    async def speak_for(self, ms: int) -> None:
+        """Speak for ``ms`` of audio (whole 20 ms packets), then as before; returns once it is sent."""
+        publisher = self.publisher
+        if publisher is None:
+            return
+        publisher.speak_packets(max(1, round(ms / 20)))
+        while publisher.burst_left > 0 and not publisher.is_closed:
+            await asyncio.sleep(0.02)
+
     def report(self) -> BotReport:
         client = self.client
         report = BotReport(

@@ -83,6 +83,8 @@ class Publisher:
             raise ValueError("a publisher needs audio or video")
         self.media = media
         self.speaking = speaking
+        #: Speech packets still to send whatever :attr:`speaking` says (see :meth:`speak_packets`).
+        self.burst_left = 0
         self.stats = PublishReport()
         self._want = [k for k, on in (("audio", audio), ("video", video)) if on]
         self._bind = bind_addresses or []
@@ -235,11 +237,23 @@ class Publisher:
         else:
             self.stats.send_failures += 1
 
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def speak_packets(self, count: int) -> None:
+        """Speak for exactly ``count`` audio packets (20 ms each), then go back to :attr:`speaking`:
+        a burst measured in media, however late the caller's or the pacer's loop runs."""
+        self.burst_left = count
+
     def _send_audio(self, stream: _Stream, k: int) -> None:
-        loop = self._speech if self.speaking else self._silence
+        speaking = self.speaking or self.burst_left > 0
+        if self.burst_left > 0:
+            self.burst_left -= 1
+        loop = self._speech if speaking else self._silence
         index = k % len(loop)
         head, level = loop[index]
-        flags = FLAG_SPEAKING if self.speaking else 0
+        flags = FLAG_SPEAKING if speaking else 0
         payload = head + pack_stamp(self.stats.audio_packets, index, flags, now_us())
         ts = (stream.ts_base + k * AUDIO_PACKET_SAMPLES) & 0xFFFFFFFF
         stream.last_ts = ts

@@ -68,7 +68,7 @@ class Producer(EventEmitter):
         send_rtcp: Callable[[bytes], bool],
         rtx_history_ms: int,
         pli_throttle_ms: int,
-        on_audio_level: Callable[[Producer, int, int], None] | None = None,
+        on_audio_level: Callable[[Producer, int, int, float], None] | None = None,
         app_data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -96,6 +96,8 @@ class Producer(EventEmitter):
         self._last_pli_ms = -(10**9)
         self._on_audio_level = on_audio_level
         self._level_id = parameters.ext_ids.audio_level if self.kind == "audio" else 0
+        self._clock_rate = parameters.clock_rate or 48000
+        self._level_ts: int | None = None
         self._needs_abs = self.kind == "video"
         self._receive_stats = ReceiveStats(parameters.clock_rate)
         video = self.kind == "video"
@@ -141,7 +143,7 @@ class Producer(EventEmitter):
             if value:
                 packet.audio_level = value[0]
                 if self._on_audio_level is not None and not (self.muted or self.paused):
-                    self._on_audio_level(self, value[0] & 0x7F, now)
+                    self._on_audio_level(self, value[0] & 0x7F, now, self._media_ms(packet.timestamp))
         if self.muted or self.paused:
             stats.dropped_muted += 1
             return
@@ -150,6 +152,20 @@ class Producer(EventEmitter):
             abs_send_time = abs_send_time_now() if self._needs_abs else b""
             for consumer in consumers:
                 consumer.forward(packet, abs_send_time)
+
+    def _media_ms(self, timestamp: int) -> float:
+        """How much audio this packet carries, from the RTP timestamp step (the dominant-speaker
+        detector accounts media time, not arrival time). 20 ms when the step is not a plain one
+        (first packet, reordering, a DTX gap)."""
+        last, self._level_ts = self._level_ts, timestamp
+        if last is None:
+            return 20.0
+        step = ((timestamp - last) & 0xFFFFFFFF) * 1000 / self._clock_rate
+        if 0 < step <= 120:
+            return step
+        if step > 0x7FFFFFFF * 1000 / self._clock_rate:  # an older packet, late: keep the newer stamp
+            self._level_ts = last
+        return 20.0
 
     def refresh_active(self) -> None:
         """Recompute which consumers get packets (call after any consumer state change)."""

@@ -165,9 +165,9 @@ class Router(EventEmitter):
     def dominant_speaker(self) -> str | None:
         return self._detector.dominant
 
-    def on_audio_level(self, producer: Producer, level: int, now_ms: int) -> None:
-        """Per audio packet with an audio level (hot path; cheap)."""
-        self._detector.add_level(producer.participant_id, level, now_ms)
+    def on_audio_level(self, producer: Producer, level: int, now_ms: int, media_ms: float = 20.0) -> None:
+        """Per audio packet with an audio level, with the media time it carries (hot path; cheap)."""
+        self._detector.add_level(producer.participant_id, level, now_ms, media_ms)
 
     def tick_speaker(self, now_ms: int) -> None:
         changed = self._detector.tick(now_ms)

@@ -1,11 +1,18 @@
 """Dominant speaker detection from RFC 6464 audio levels, with hysteresis. Pure: time is passed in.
 
-Levels arrive per audio packet as -dBov (0 loudest, 127 silence). They are accumulated into
-buckets of ``bucket_ms``; a bucket is *active* when its mean loudness is above the speech
-threshold. A speaker takes the stage from the current dominant speaker only when, over the last
-``switch_ms``, it was active in at least ``min_active_ratio`` of the buckets and louder on
-average than the current speaker by ``margin`` — so a cough or a door slam (a few hundred
-milliseconds) never steals the stage, while a real turn of speech does within ~``switch_ms``.
+Levels arrive per audio packet as -dBov (0 loudest, 127 silence), each with the media time the
+packet carries (its duration). They are accounted in buckets of ``bucket_ms`` by the amount of
+media they stand for, not by when the event loop got round to them: a packet is *speech* when its
+level is above the speech threshold. A speaker takes the stage from the current dominant speaker
+only when, over the last ``switch_ms``, it spoke for at least ``min_active_ratio`` of that time and
+was louder on average than the current speaker by ``margin`` — so a cough or a door slam (a few
+hundred milliseconds) never steals the stage, while a real turn of speech does within ~``switch_ms``.
+
+Why media time: on a busy server the 100 ms tick runs late (two or more buckets close at once)
+and packets arrive in bursts (a sender or the network stalls, then catches up). Counting buckets
+that happened to receive packets made both look like silence, so a sustained speaker could stay
+below the ratio for as long as the load lasted. Summing the media time of the packets instead keeps
+the totals over the window the same however they were spread over the buckets.
 """
 
 from __future__ import annotations
@@ -14,11 +21,16 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
+#: Media time assumed for a packet whose duration is not known (the usual Opus packet).
+DEFAULT_PACKET_MS = 20.0
+
+
 @dataclass
 class _Speaker:
-    buckets: deque[float]
-    total: int = 0
-    count: int = 0
+    #: Per closed bucket: (loudness x media ms, speech media ms).
+    buckets: deque[tuple[float, float]]
+    loud_ms: float = 0.0
+    speech_ms: float = 0.0
     last_ms: int = 0
     order: int = field(default=0)
 
@@ -37,6 +49,7 @@ class DominantSpeakerDetector:
             raise ValueError("need 0 < bucket_ms <= switch_ms")
         self.bucket_ms = bucket_ms
         self.window = max(1, switch_ms // bucket_ms)
+        self.window_ms = self.window * bucket_ms
         self.speech_level = speech_level
         self.min_active_ratio = min_active_ratio
         self.margin = margin
@@ -62,29 +75,32 @@ class DominantSpeakerDetector:
             return None
         return self.dominant
 
-    def add_level(self, speaker: str, level: int, now_ms: int) -> None:
-        """Account one audio level (0..127 -dBov) of ``speaker``."""
+    def add_level(self, speaker: str, level: int, now_ms: int, duration_ms: float = DEFAULT_PACKET_MS) -> None:
+        """Account one audio level (0..127 -dBov) of ``speaker``, for ``duration_ms`` of media."""
         state = self._speakers.get(speaker)
         if state is None:
             self.add_speaker(speaker)
             state = self._speakers[speaker]
-        state.total += 127 - (level & 0x7F)
-        state.count += 1
+        level &= 0x7F
+        state.loud_ms += (127 - level) * duration_ms
+        if level <= self.speech_level:
+            state.speech_ms += duration_ms
         state.last_ms = now_ms
 
     def _close_bucket(self) -> None:
         for state in self._speakers.values():
-            loudness = state.total / state.count if state.count else 0.0
-            state.buckets.append(loudness)
-            state.total = state.count = 0
+            state.buckets.append((state.loud_ms, state.speech_ms))
+            state.loud_ms = state.speech_ms = 0.0
 
     def _stats(self, state: _Speaker) -> tuple[float, float]:
+        """(share of the window spoken, mean loudness over the window), from media time."""
         buckets = state.buckets
         if not buckets:
             return 0.0, 0.0
-        threshold = 127 - self.speech_level
-        active = sum(1 for b in buckets if b >= threshold)
-        return active / self.window, sum(buckets) / self.window
+        loud = sum(b[0] for b in buckets)
+        speech = sum(b[1] for b in buckets)
+        # A burst that catches up on a stall may bring slightly more than a window of media.
+        return min(1.0, speech / self.window_ms), min(127.0, loud / self.window_ms)
 
     def tick(self, now_ms: int) -> str | None:
         """Close elapsed buckets and re-evaluate; returns the new dominant speaker on a change."""

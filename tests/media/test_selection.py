@@ -67,6 +67,58 @@ def test_removed_dominant_speaker() -> None:
     assert feed(det, {"b": LOUD}, 1500, 1500) == ["b"]
 
 
+def test_a_late_tick_does_not_hide_a_speaker() -> None:
+    """On a busy server the 100 ms tick may run every 200-250 ms, closing two buckets at once: the
+    speech of the whole span still counts (it used to land in one bucket and leave the other empty,
+    so no one ever reached the active share and the stage stayed empty)."""
+    for tick_every in (100, 200, 250, 400):
+        det = DominantSpeakerDetector(switch_ms=600)
+        changes = []
+        for t in range(0, 3000, 20):
+            det.add_level("a", LOUD, t)
+            det.add_level("b", SILENT, t)
+            if t % tick_every == 0 and (changed := det.tick(t)) is not None:
+                changes.append((changed, t))
+        assert [c for c, _ in changes] == ["a"], tick_every
+        assert changes[0][1] <= 600 + tick_every, (tick_every, changes)
+
+
+def test_bursty_arrival_counts_media_time_not_arrivals() -> None:
+    """A sender or network that stalls and catches up delivers 200 ms of packets at once: the speaker
+    spoke all along; the buckets that got no packet are not silence."""
+    det = DominantSpeakerDetector(switch_ms=600)
+    feed(det, {"a": LOUD, "b": SILENT}, 0, 1000)
+    changes = []
+    for t in range(1000, 4000, 20):
+        det.add_level("a", SILENT, t)
+        if t % 200 == 0:
+            for _ in range(10):  # b's last 200 ms of speech, all at once
+                det.add_level("b", LOUD, t)
+        if t % 100 == 0 and (changed := det.tick(t)) is not None:
+            changes.append((changed, t))
+    assert [c for c, _ in changes] == ["b"]
+    assert changes[0][1] <= 1000 + 1000
+    # ...and a 200 ms cough that arrives in one burst is still only 200 ms of speech.
+    for t in range(4000, 6000, 20):
+        det.add_level("a", SILENT, t)
+        det.add_level("b", LOUD, t)
+        if t == 4400:
+            for _ in range(10):
+                det.add_level("a", 5, t)
+        if t % 100 == 0:
+            assert det.tick(t) is None
+
+
+def test_media_time_of_a_packet_is_its_duration() -> None:
+    """40 ms packets count twice as much speech as 20 ms ones: half as many of them is the same talk."""
+    det = DominantSpeakerDetector(switch_ms=1000)
+    for t in range(0, 1000, 40):
+        det.add_level("a", LOUD, t, 40.0)
+        det.add_level("b", SILENT, t, 40.0)
+        det.tick(t)
+    assert det.dominant == "a"
+
+
 def test_detector_validates() -> None:
     with pytest.raises(ValueError):
         DominantSpeakerDetector(switch_ms=50, bucket_ms=100)
