@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     site = sub.add_parser(
         "site", help="create a site, run CMD in it, print the link's counters at exit",
         description="Create a site behind an emulated link and run CMD inside it (e.g. a bot with "
-        "--url http://198.18.0.1:PORT). Without CMD, hold the site until Ctrl-C. SIGUSR1 toggles a blackhole.")
+        "--url http://198.18.0.1:PORT); it sees LINKLAB_SITE_ADDRESS and LINKLAB_SERVER_ADDRESS. Without CMD, "
+        "hold the site until Ctrl-C. SIGUSR1 toggles a blackhole.")
     site.add_argument("--name", default="site", help="site name (a-z, 0-9)")
     site.add_argument("--profile", default="province",
                       help="profile name, optionally with overrides: poor,rtt_ms=250,loss_pct=3 (default province)")
@@ -71,7 +72,9 @@ async def run_site(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         code = 0
         if cmd:
-            proc = await asyncio.create_subprocess_exec(*site.exec_args(cmd))
+            env = {**os.environ, "LINKLAB_SITE": site.name, "LINKLAB_NETNS": site.netns,
+                   "LINKLAB_SITE_ADDRESS": site.address, "LINKLAB_SERVER_ADDRESS": lab.server_address}
+            proc = await asyncio.create_subprocess_exec(*site.exec_args(cmd), env=env)
             waiter = asyncio.ensure_future(proc.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)

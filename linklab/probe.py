@@ -147,6 +147,7 @@ def receive(bind: str, port: int, *, seconds: float, idle: float, count: int | N
         "loss_bursts": len(bursts), "mean_burst": sum(bursts) / len(bursts) if bursts else None,
         "delay_ms_p50": _percentile(delays, 50), "delay_ms_p95": _percentile(delays, 95),
         "delay_ms_max": max(delays, default=None), "delay_ms_min": min(delays, default=None),
+        "delay_ms_p50_last_quarter": _percentile(delays[len(delays) * 3 // 4:], 50),
         "max_gap_ms": max(((b[0] - a[0]) * 1000 for a, b in zip(arrivals, arrivals[1:])), default=None),
         "max_seq": max(seen, default=None),
     }

@@ -91,18 +91,20 @@ async def test_throughput_at_the_cap_and_the_queue_stays_bounded(lab: Lab) -> No
     results = {"uplink": await up_rx.result(), "downlink": await down_rx.result()}
     counters = await site.counters()
     bound = spec.delay_ms + spec.jitter_ms + spec.queue_ms + 1028 * 8 / spec.rate_kbit + 30  # + scheduling slack
-    # Without the bound the backlog would grow by 0.5 s per second of a 1.5x overload: > 1.3 s after 4 s.
-    # The maximum gets the scheduling stalls of a loaded 2-core machine on top (seen: up to +100 ms).
+    # Without the bound the backlog would grow by 0.5 s per second of the 1.5x overload: ~2.1 s at the end.
     for direction, result in results.items():
         c = counters[direction]
         print(f"{direction}: {result['throughput_kbit']:.0f} kbit/s at the receiver (cap 2000), one-way delay "
-              f"p50 {result['delay_ms_p50']:.0f} / max {result['delay_ms_max']:.0f} ms (bound {bound:.0f}), "
-              f"queue drops {c['dropped_queue']} of {c['in_packets']}")
+              f"p50 {result['delay_ms_p50']:.0f} / last quarter p50 {result['delay_ms_p50_last_quarter']:.0f} / "
+              f"max {result['delay_ms_max']:.0f} ms (bound {bound:.0f}), queue drops {c['dropped_queue']} of {c['in_packets']}")
         assert abs(result["throughput_kbit"] - 2000) <= 200
-        # Overload: the queue drops rather than grows; delay stays within propagation + queue bound.
-        assert c["dropped_queue"] > 0.2 * c["in_packets"]
-        assert spec.delay_ms + 0.8 * spec.queue_ms <= result["delay_ms_p50"] <= bound  # the queue filled, no more
-        assert result["delay_ms_max"] <= spec.delay_ms + 2 * spec.queue_ms
+        # Overload: the queue drops (a third of the offered load) rather than grows; the queue filled and
+        # the delay stays at propagation + queue bound to the end.
+        assert 0.25 * c["in_packets"] <= c["dropped_queue"] <= 0.4 * c["in_packets"]
+        assert spec.delay_ms + 0.8 * spec.queue_ms <= result["delay_ms_p50"] <= bound
+        assert result["delay_ms_p50_last_quarter"] <= bound
+        # The maximum also holds the scheduling stalls of a loaded 2-core machine (seen: up to +350 ms).
+        assert result["delay_ms_max"] <= 1000
 
 
 async def _stream_through_outage(lab: Lab, site_name: str, profile: str, manual: bool) -> tuple[dict, dict]:
