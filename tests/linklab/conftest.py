@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 import pytest
+from linklab_probes import lab_unavailable
 
 from linklab import Lab
-from linklab.tun import tun_available
-
-
-def lab_unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "the link lab needs root (network namespaces, TUN devices)"
-    if not tun_available():
-        return "the link lab needs /dev/net/tun"
-    return None
 
 
 @pytest.fixture

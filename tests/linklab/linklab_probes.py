@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from linklab.tun import tun_available
+
 PROBE = [sys.executable, "-m", "linklab", "probe"]
+
+
+def lab_unavailable() -> str | None:
+    """Why the lab cannot run here (not root, no TUN), or None."""
+    if os.geteuid() != 0:
+        return "the link lab needs root (network namespaces, TUN devices)"
+    if not tun_available():
+        return "the link lab needs /dev/net/tun"
+    return None
 
 
 class Probe:

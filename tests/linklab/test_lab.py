@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import lab_unavailable
+from linklab_probes import lab_unavailable
 
 from linklab import Lab, LinkLabError, ProfileError, RelayError
 from linklab.netns import list_netns, live_labs, pid_alive

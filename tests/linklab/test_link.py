@@ -14,7 +14,7 @@ from linklab_probes import Probe, run_probe
 
 from linklab import Lab, get_profile
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 _ports = itertools.count(47100)
 
 

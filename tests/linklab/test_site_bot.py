@@ -20,7 +20,7 @@ from bots.media_files import MediaParams, load_media
 from harness import LiveServer, make_config
 from linklab import Lab
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 SECONDS = 20.0
 
