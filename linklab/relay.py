@@ -10,7 +10,7 @@ then serves a control channel of JSON lines on stdin/stdout:
     {"cmd": "stop"}                              -> {"ok": true}, then exit
 
 End of stdin (the lab process went away) stops the relay; so does SIGTERM, and the parent's death
-(PR_SET_PDEATHSIG). Closing the descriptors removes both devices.
+(PR_SET_PDEATHSIG); SIGINT is ignored (a terminal's Ctrl-C is for the lab process). Closing the descriptors removes both devices.
 """
 
 from __future__ import annotations
@@ -251,8 +251,9 @@ async def serve(args: argparse.Namespace) -> int:
             raise RelayError(f"cannot move {args.site_if} into {args.netns}: {moved.stderr.strip()}")
         relay = Relay(site_fd, root_fd, args.site_address, profile, args.seed)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, relay.stop)
+        loop.add_signal_handler(signal.SIGTERM, relay.stop)
+        # A Ctrl-C at the operator's terminal is for the lab process, which still wants the counters.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         relay.start()
         _reply({"ready": True, "pid": os.getpid(), "root_if": args.root_if, "site_if": args.site_if})
         control = asyncio.create_task(_control(relay))
