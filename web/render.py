@@ -7,10 +7,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from web import keys
 from web.i18n import LOCALES, gettext_, ngettext_
+from web.security import SCRIPT_GUARD_JS
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 #: Times are shown in the government's time zone, whatever the viewer's machine says.
@@ -49,6 +51,7 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
         "me": principal,
         "csrf_token": csrf_token_for(request),
         "path": request.path,
+        "script_guard": markupsafe.Markup(SCRIPT_GUARD_JS),
     }
     data.update(context or {})
     body = env.get_template(template).render(data)

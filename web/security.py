@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -86,6 +87,32 @@ class Security:
         return origin == expected
 
 
+#: The only inline script, on the pages that run module scripts (room, console); allowed by its hash.
+#: A page whose module scripts did not all arrive never starts, and the browser does not fetch a failed
+#: module again within the page: Chromium, for one, aborts every request in flight with
+#: ERR_NETWORK_CHANGED when an address is added to or removed from any interface of the machine (a VPN
+#: coming up, a Wi-Fi change, a test lab's TUN devices). Rather than a page that looks ready and does
+#: nothing, reload it (at most three times in a row for one path; the count resets once it has loaded).
+SCRIPT_GUARD_JS = (
+    "(function () {"
+    " var key = 'cabinet.script-reloads:' + location.pathname, failed = false;"
+    " window.addEventListener('error', function (event) {"
+    " var node = event.target;"
+    " if (failed || !node || node.tagName !== 'SCRIPT') { return; }"
+    " failed = true;"
+    " var count;"
+    " try { count = parseInt(sessionStorage.getItem(key) || '0', 10) || 0;"
+    " sessionStorage.setItem(key, String(count + 1)); } catch (e) { return; }"
+    " if (count >= 3) { return; }"
+    " console.warn('a script of this page did not load; reloading it');"
+    " setTimeout(function () { location.reload(); }, 300 * (count + 1));"
+    " }, true);"
+    " window.addEventListener('load', function () {"
+    " if (!failed) { try { sessionStorage.removeItem(key); } catch (e) { } } });"
+    " })();"
+)
+SCRIPT_GUARD_HASH = "sha256-" + base64.b64encode(hashlib.sha256(SCRIPT_GUARD_JS.encode()).digest()).decode()
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -93,7 +120,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self), geolocation=()",
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"default-src 'self'; script-src 'self' '{SCRIPT_GUARD_HASH}'; style-src 'self'; img-src 'self' data: blob:; "
         "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
         "base-uri 'none'; form-action 'self'; object-src 'none'"
     ),

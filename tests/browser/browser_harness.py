@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
+from playwright.async_api import Error as PlaywrightError
 
 from meetings.demo import DEMO_PASSWORD
 
@@ -72,7 +73,13 @@ async def until(page: Page, expression: str, *, timeout: float = 15.0) -> Any:
     """
     deadline = time.monotonic() + timeout
     while True:
-        value = await page.evaluate(expression)
+        try:
+            value = await page.evaluate(expression)
+        except PlaywrightError as error:
+            # The page reloaded itself (a script did not arrive: see web.security.SCRIPT_GUARD_JS).
+            if "context was destroyed" not in str(error) and "navigation" not in str(error):
+                raise
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

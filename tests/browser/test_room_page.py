@@ -24,7 +24,7 @@ from browser_harness import (
     until,
     wait_for_media,
 )
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from harness import LiveServer
 from meetings.policy import Caller
@@ -280,5 +280,31 @@ async def test_lobby_admission_and_removal_are_shown(server: LiveServer, browser
         assert await governor.page.evaluate("window.cabinetRoom.local.video") is None
         await expect(secretariat.page.locator("#roster > li")).to_have_count(1)
         no_page_errors(*people)
+    finally:
+        await close_all(people)
+
+
+async def test_a_room_page_whose_script_did_not_arrive_reloads_itself(server: LiveServer, browser: Browser) -> None:
+    """A module script that fails to load (Chromium aborts requests in flight with ERR_NETWORK_CHANGED
+    when any address of the machine changes) leaves a page that never starts: it reloads itself."""
+    people: list[Participant] = []
+    try:
+        governor = await new_participant(browser, server.url, "governor")
+        people.append(governor)
+        dropped: list[str] = []
+
+        async def drop_once(route: Route) -> None:
+            if not dropped:
+                dropped.append(route.request.url)
+                await route.abort("failed")
+            else:
+                await route.continue_()
+
+        await governor.page.route("**/static/js/room-view.js*", drop_once)
+        await open_room(governor, CABINET_SESSION)
+        await governor.page.wait_for_selector(CONNECTION_TESTED)
+        assert len(dropped) == 1
+        assert await governor.page.evaluate("window.cabinetRoom.phase") == "prejoin"
+        assert governor.errors == []
     finally:
         await close_all(people)

@@ -123,11 +123,24 @@ export class RoomPrejoin {
     }
   }
 
-  /** Get a join token, connect, and time a few acknowledged messages; keep the connection for joining. */
-  async testConnection() {
+  /**
+   * Get a join token, connect, and time a few acknowledged messages; keep the connection for joining.
+   * A failure that may be passing (the network changed under the request, no answer yet) is retried
+   * twice, a second apart, before it is shown: the person would otherwise have to press "Test again".
+   */
+  async testConnection(retries) {
     if (this.phase !== "prejoin") {
       return;
     }
+    const left = retries === undefined ? 2 : retries;
+    const self = this;
+    const retryLater = function () {
+      if (left <= 0) {
+        return false;
+      }
+      setTimeout(function () { self.testConnection(left - 1); }, 1000);
+      return true;
+    };
     if (this.pendingSignal) {
       this.pendingSignal.close();
       this.pendingSignal = null;
@@ -141,10 +154,11 @@ export class RoomPrejoin {
       const rtt = await measureRoundTrip(signal, 3);
       if (rtt === null) {
         signal.close();
-        this.setConnectionResult("bad", _("The server does not answer."));
+        if (!retryLater()) {
+          this.setConnectionResult("bad", _("The server does not answer."));
+        }
         return;
       }
-      const self = this;
       signal.on("disconnect", function () {
         if (self.pendingSignal === signal) {
           self.pendingSignal = null;
@@ -157,7 +171,7 @@ export class RoomPrejoin {
     } catch (error) {
       if (error.fatal) {
         this.setConnectionResult("bad", _("You may not join this meeting now, or your login has ended. Reload the page."));
-      } else {
+      } else if (!retryLater()) {
         this.setConnectionResult("bad", format(_("Cannot reach the server (%(reason)s)."), { reason: error.code || error.message }));
       }
     } finally {
