@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("signaling")
 
+#: Event names only python-socketio may deliver; a client's event of that name is refused as unknown.
+RESERVED_EVENTS = frozenset({"connect", "disconnect"})
+
 
 @dataclass
 class Connection:
@@ -81,7 +84,7 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
 
     # -- dispatch ---------------------------------------------------------------------------
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
+        if event in RESERVED_EVENTS and await self._from_the_library(event, args[0]):
             return await super().trigger_event(event, *args)
         sid = args[0]
         data = args[1] if len(args) > 1 else None
@@ -94,6 +97,10 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
                 await self._disconnect_flooding(sid, connection)
             if verdict is not Verdict.ACCEPT:
                 raise RateLimited("too many messages; slow down")
+            if event in RESERVED_EVENTS:
+                log.warning("a client emitted a reserved event", extra={
+                    "event": "signaling.reserved_event", "signal": event, "address": connection.address,
+                    "person_id": connection.grant.principal.person_id})
             if event not in CLIENT_EVENTS or len(args) > 3:
                 raise InvalidMessage(f"unknown event {str(event)[:40]!r}")
             payload = self.schemas[event].validate(event, data, self.signaling.config.max_message_bytes)
@@ -118,6 +125,17 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         await self.emit("closing", {"code": "flooding", "message": "too many messages after being told to slow "
                                     "down; the server closed this connection"}, to=sid)
         self.signaling.spawn_disconnect(sid)
+
+    async def _from_the_library(self, event: str, sid: str) -> bool:
+        """Whether a ``connect``/``disconnect`` comes from python-socketio itself, not from a client that
+        emitted an event of that name (which would forge an environ, or a departure while staying).
+
+        The library calls ``connect`` before this connection has any state, and ``disconnect`` after it
+        has marked the socket as disconnecting; a client's event arrives only on a live, accepted socket.
+        """
+        if event == "connect":
+            return await self._connection(sid) is None
+        return not self.server.manager.is_connected(sid, self.namespace)
 
     def _joined(self, connection: Connection, *, lobby_ok: bool = False) -> tuple[Participant, Room]:
         if connection.participant is None or connection.room is None:

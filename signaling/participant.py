@@ -39,6 +39,8 @@ class Participant:
     #: Server-driven renegotiation of the receiving connection.
     revision: int = 0
     awaiting_answer: bool = False
+    #: Media sections of the offer awaiting an answer (an answer has exactly as many).
+    offered_media: int = 0
     renegotiate: bool = False
     negotiation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

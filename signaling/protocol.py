@@ -5,8 +5,10 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
     join        {last_n?, client?}     -> participant_id, meeting, me, permissions, roster, tracks,
                                           dominant_speaker, ice_servers
     publish     {sdp}   (an offer)     -> sdp (answer), producers [{producer_id, kind, mid}]
+                                          (at most 4 media sections: signaling/validation.py)
     subscribe   {}                     -> sdp (offer), revision, consumers [...]
-    answer      {sdp, revision}        -> {}            (answers the latest server offer)
+    answer      {sdp, revision}        -> {}            (answers the latest server offer, with as
+                                                         many media sections as it had)
     mute        {kind, muted}          -> {}            (the participant's own microphone/camera)
     set_last_n  {n}                    -> {}            (0: audio only)
     restart     {transport}            -> {}            (drop a failed send/recv connection to rebuild it)
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 from signaling import votes
 from signaling.floor_protocol import FLOOR_EVENTS, FLOOR_SCHEMAS
-from signaling.validation import Schema, boolean, identifier, integer, nullable, number, one_of, sdp
+from signaling.validation import MAX_PUBLISH_MEDIA, Schema, boolean, identifier, integer, nullable, number, one_of, sdp
 
 MODERATION = ("mute", "unmute", "remove", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off")
 
@@ -50,7 +52,7 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
     sdp_check = sdp(max_sdp_bytes)
     return {
         "join": Schema(optional={"last_n": integer(0, 64), "client": one_of("room", "console")}),
-        "publish": Schema(required={"sdp": sdp_check}),
+        "publish": Schema(required={"sdp": sdp(max_sdp_bytes, MAX_PUBLISH_MEDIA)}),
         "subscribe": Schema(),
         "answer": Schema(required={"sdp": sdp_check, "revision": integer(1, 2**31)}),
         "mute": Schema(required={"kind": one_of("audio", "video"), "muted": boolean}),

@@ -14,10 +14,11 @@ from typing import Any, Protocol
 from media import MediaError, Producer, Router, WebRtcTransport
 from media.config import MediaConfig
 from meetings.services import Services
-from signaling.errors import Forbidden, NegotiationFailed, WrongState
+from signaling.errors import Forbidden, InvalidMessage, NegotiationFailed, WrongState
 from signaling.floor import SessionControl
 from signaling.moderation import Moderation
 from signaling.participant import Participant
+from signaling.validation import media_count
 
 log = logging.getLogger("signaling.room")
 
@@ -229,6 +230,7 @@ class Room:
         except MediaError as exc:
             raise NegotiationFailed(str(exc)) from None
         participant.revision += 1
+        participant.offered_media = media_count(sdp)
         participant.awaiting_answer = True
         participant.renegotiate = False
         return {"sdp": sdp, "revision": participant.revision, "consumers": self._consumers(participant)}
@@ -253,6 +255,11 @@ class Room:
                 raise WrongState("no offer is waiting for an answer")
             if revision != participant.revision:
                 raise WrongState(f"this answer is for offer {revision}; the current offer is {participant.revision}")
+            answered = media_count(sdp)
+            if answered != participant.offered_media:
+                # Refused before any parsing: an answer padded with m-lines costs nothing.
+                raise InvalidMessage(f"the answer has {answered} media sections; "
+                                     f"the offer had {participant.offered_media}")
             try:
                 await participant.recv.accept_answer(sdp)
             except MediaError as exc:

@@ -10,11 +10,19 @@ from typing import Any
 from signaling.errors import InvalidMessage
 
 MAX_SDP_LINES = 4000
+#: Media sections in a publisher's offer: a camera and a microphone, with room for a shared screen and
+#: its sound. Each m-line costs the server a transceiver and its share of every negotiation.
+MAX_PUBLISH_MEDIA = 4
 SDP_LINE = re.compile(r"^[a-z]=[^\x00-\x08\x0b-\x1f\x7f]*$")
 Check = Callable[[str, Any], Any]
 
 
-def sdp(max_bytes: int) -> Check:
+def media_count(sdp_text: str) -> int:
+    """Number of media sections (m= lines) of an SDP, without parsing it."""
+    return sdp_text.startswith("m=") + sdp_text.count("\nm=")
+
+
+def sdp(max_bytes: int, max_media: int | None = None) -> Check:
     def check(name: str, value: Any) -> str:
         if not isinstance(value, str):
             raise InvalidMessage(f"{name} must be an SDP string")
@@ -28,8 +36,11 @@ def sdp(max_bytes: int) -> Check:
         for number, line in enumerate(lines, 1):
             if not SDP_LINE.match(line):
                 raise InvalidMessage(f"{name} line {number} is not an SDP line")
-        if not any(line.startswith("m=") for line in lines):
+        media = sum(1 for line in lines if line.startswith("m="))
+        if not media:
             raise InvalidMessage(f"{name} has no media section")
+        if max_media is not None and media > max_media:
+            raise InvalidMessage(f"{name} has {media} media sections; at most {max_media} are accepted")
         return value
 
     return check

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 import socketio
+from aiortc import RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from harness import LiveServer, make_config
 from meetings.policy import Caller
-from sigclient import SigClient
+from media.aiortc_seams import configure_ice
+from sigclient import SigClient, loopback_pc
 
 CLI = Caller.cli()
 
@@ -128,6 +130,74 @@ async def test_malformed_messages_get_an_error_and_change_nothing(server: LiveSe
     assert (await c.call("answer", {"sdp": "v=0\r\nm=audio 9 X 0\r\n", "revision": 1}))["error"]["code"] == "wrong_state"
     again = await c.call("mute", {"kind": "audio", "muted": True})
     assert again["ok"]
+
+
+async def test_reserved_event_names_from_a_client_are_refused(server: LiveServer, tokens: Tokens,
+                                                              clients: list[SigClient]) -> None:
+    """Only python-socketio delivers connect/disconnect: a client's event of that name forges nothing."""
+    governor, chair = client(server, clients), client(server, clients)
+    await governor.connect(await tokens("governor"))
+    await chair.connect(await tokens("chair"))
+    g = await governor.call("join")
+    await chair.call("join")
+    spare = await tokens("governor")
+    forged_environ = {"REMOTE_ADDR": "203.0.113.66 (forged)", "HTTP_X_FORWARDED_FOR": "203.0.113.66"}
+    reply = await governor.call("connect", forged_environ)
+    assert reply["ok"] is False and reply["error"]["code"] == "invalid"
+    reply = await governor.call("disconnect", "client namespace disconnect")
+    assert reply["ok"] is False and reply["error"]["code"] == "invalid"
+    # Still the same, joined participant: nobody was told it left, and it still acts and hears broadcasts.
+    assert (await governor.call("raise_hand"))["ok"]
+    await chair.wait_for("hands", lambda h: any(e["participant_id"] == g["participant_id"] for e in h["queue"]))
+    assert not [e for e in chair.events["participant_left"] if e["participant_id"] == g["participant_id"]]
+    assert (await governor.call("lower_hand"))["ok"]
+    await governor.wait_for("hands", lambda h: not h["queue"])
+    # The forged connect spent no token and made no connection: the spare token still works once.
+    third = client(server, clients)
+    await third.connect(spare)
+
+
+async def test_media_sections_are_capped_before_any_parsing(server: LiveServer, tokens: Tokens,
+                                                            clients: list[SigClient]) -> None:
+    """A publish offer may carry at most 4 m-lines; an answer exactly as many as the server's offer."""
+    governor, chair = client(server, clients), client(server, clients)
+    await governor.connect(await tokens("governor"))
+    await chair.connect(await tokens("chair"))
+    await governor.call("join")
+    await chair.call("join")
+    pc = loopback_pc()
+    try:
+        for _ in range(5):
+            pc.addTransceiver("audio", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        five = pc.localDescription.sdp
+    finally:
+        await pc.close()
+    reply = await governor.call("publish", {"sdp": five})
+    assert reply["error"] == {"code": "invalid", "message": "sdp has 5 media sections; at most 4 are accepted"}
+    # The offer that froze the server for 28.7 s (790 audio m-lines, 77 KB) is refused unread.
+    head = five.partition("m=audio")[0]
+    huge = head + "".join(f"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=sendonly\r\n"
+                          f"a=rtpmap:111 opus/48000/2\r\n" for i in range(790))
+    assert len(huge) < 256 * 1024 and huge.count("\n") < 4000
+    reply = await governor.call("publish", {"sdp": huge})
+    assert reply["error"] == {"code": "invalid", "message": "sdp has 790 media sections; at most 4 are accepted"}
+    assert (await governor.publish(AudioStreamTrack(), VideoStreamTrack()))["ok"]  # state unchanged
+    # An answer padded with media sections is refused; the real answer is still taken afterwards.
+    offer = await chair.call("subscribe")
+    assert offer["ok"] and offer["sdp"] and offer["sdp"].count("m=") == 2
+    recv = loopback_pc()
+    try:
+        await recv.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        configure_ice(recv, ["127.0.0.1"], [])
+        await recv.setLocalDescription(await recv.createAnswer())
+        good = recv.localDescription.sdp
+        padded = good + good[good.index("m=audio"):].replace("a=mid:", "a=mid:x") * 3
+        reply = await chair.call("answer", {"sdp": padded, "revision": offer["revision"]})
+        assert reply["error"] == {"code": "invalid", "message": "the answer has 8 media sections; the offer had 2"}
+        assert (await chair.call("answer", {"sdp": good, "revision": offer["revision"]}))["ok"]
+    finally:
+        await recv.close()
 
 
 async def test_oversized_messages_are_refused(server: LiveServer, tokens: Tokens, clients: list[SigClient]) -> None:
