@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -40,11 +41,21 @@ async def test_a_whole_session_logs_no_secrets(live_server: LiveServer, captured
         join_token = body["token"]
         await client.api("PUT", "/api/people/5/password", {"password": "another-long-password"})
         await client.api("GET", f"/api/me?token={join_token}")
+        # The secret calendar feed: its address is a bearer secret, fetched without a login.
+        async with client.http.post("/calendar-feed", data={"csrf_token": client.csrf}) as response:
+            page = await response.text()
+        feed_token = re.search(r"/calendar/([A-Za-z0-9_-]{20,})\.ics", page).group(1)  # type: ignore[union-attr]
+        async with client.http.get(f"/calendar/{feed_token}.ics") as response:
+            assert response.status == 200 and "BEGIN:VCALENDAR" in await response.text()
+        async with client.http.get(f"/calendar/{feed_token[::-1]}.ics") as response:
+            assert response.status == 404  # a wrong (maybe revoked) feed address is not logged either
         await client.form("/logout", {})
     text = captured.getvalue()
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert any(line.get("event") == "http.request" for line in lines)  # logging did happen
-    for secret in (PASSWORD, "wrong-password-here", "another-long-password", session, csrf, join_token):
+    assert any(line.get("path") == "/calendar/***.ics" for line in lines)
+    for secret in (PASSWORD, "wrong-password-here", "another-long-password", session, csrf, join_token,
+                   feed_token, feed_token[::-1]):
         assert secret and secret not in text
 
 

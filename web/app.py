@@ -14,7 +14,7 @@ from meetings.services import Services
 from web import keys
 from web.config import WebConfig
 from web.i18n import LOCALES, Catalogs
-from web.middleware import csrf, errors, headers, request_context, upload_limit
+from web.middleware import csrf, errors, headers, loggable_path, request_context, upload_limit
 from web.render import create_environment
 from web.security import Security
 from web.views import api, api_schedule, auth, console, meetings, offices, pages, people, record, register, room, schedule
@@ -44,12 +44,13 @@ async def script_catalog(request: web.Request) -> web.StreamResponse:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One structured line per request: no query strings, no cookies, no headers."""
+    """One structured line per request: no query strings, no cookies, no headers, no secret segments."""
 
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:  # noqa: A002
+        path = loggable_path(request)
         self.logger.info(
-            "%s %s %s", request.method, request.path, response.status,
-            extra={"event": "http.request", "method": request.method, "path": request.path,
+            "%s %s %s", request.method, path, response.status,
+            extra={"event": "http.request", "method": request.method, "path": path,
                    "status": response.status, "duration_ms": round(time * 1000, 1), "remote": request.remote,
                    "request_id": request.get(keys.REQUEST_ID)},
         )

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.web_request import BaseRequest
 
 from meetings.errors import (
     Conflict,
@@ -83,6 +84,26 @@ DOCUMENT_UPLOAD = re.compile(r"^/agenda-items/\d+/documents$")
 #: Room for the multipart framing and the other form fields around the file.
 MULTIPART_OVERHEAD = 256 * 1024
 
+#: Path parameters that are secrets (a calendar feed address is a bearer token): masked in request logs.
+SECRET_PATH_PARAMETERS = ("token", "secret", "credential")
+#: Routes whose next segment is a secret, for paths that matched no route (a mistyped or revoked address).
+SECRET_PATH_PREFIXES = ("/calendar/",)
+
+
+def loggable_path(request: BaseRequest) -> str:
+    """The request's path with secret segments masked. A path that matched no route cannot be told
+    apart from a mistyped or revoked secret address, so its segments after a secret route's prefix
+    are masked too."""
+    path = request.path
+    match_info = getattr(request, "match_info", None)
+    for name, value in (match_info.items() if match_info is not None else ()):
+        if value and any(part in name for part in SECRET_PATH_PARAMETERS):
+            path = path.replace(value, "***")
+    for prefix in SECRET_PATH_PREFIXES:
+        if path.startswith(prefix) and "***" not in path:
+            path = prefix + "***"
+    return path
+
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -127,7 +148,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             return error_response(request, exc.status, code, exc.reason)
         raise
     except Exception:
-        log.exception("unhandled error", extra={"event": "http.error", "path": request.path,
+        log.exception("unhandled error", extra={"event": "http.error", "path": loggable_path(request),
                                                  "request_id": request.get(keys.REQUEST_ID)})
         return error_response(request, 500, "internal", "internal error; it has been logged")
 
@@ -156,7 +177,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         value = form.get(CSRF_FIELD)
         presented = value if isinstance(value, str) else None
     if not security.csrf_valid(binding, presented):
-        log.info("csrf refused", extra={"event": "csrf.refused", "path": request.path,
+        log.info("csrf refused", extra={"event": "csrf.refused", "path": loggable_path(request),
                                         "address": request[keys.CALLER].address})
         return error_response(request, 403, "csrf", "missing or invalid CSRF token; reload the page and try again")
     return await handler(request)
