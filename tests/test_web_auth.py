@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,3 +175,15 @@ def test_tls_cookie_is_secure_and_host_prefixed(tmp_path: Path) -> None:
         assert (tmp_path / "tls" / "self-signed.crt").exists()
     finally:
         server.stop()
+
+
+async def test_language_links_stay_on_this_site(live_server: LiveServer) -> None:
+    """``GET //evil.example/x`` must not render ``href="//evil.example/x?lang=km"`` (another host)."""
+    async with Client(live_server.url) as client:
+        for target in ("//evil.example/x", "/\\evil.example/x", "///evil.example/x"):
+            async with client.http.get(live_server.url + target, allow_redirects=False) as response:
+                body = await response.text()
+            hrefs = re.findall(r'href="([^"]*)\?lang=', body)
+            assert hrefs, (target, response.status)
+            for href in hrefs:
+                assert href.startswith("/") and not href.startswith(("//", "/\\")), (target, href)

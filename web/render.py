@@ -38,6 +38,12 @@ def csrf_token_for(request: web.Request) -> str:
     return security.csrf_token(binding) if binding else ""
 
 
+def same_origin_path(path: str) -> str:
+    """``path`` as a link that stays on this site: ``//host/x`` or ``/\\host/x`` would be read by a
+    browser as another host (a protocol-relative address), so leading slashes collapse to one."""
+    return "/" + path.lstrip("/\\")
+
+
 def render(request: web.Request, template: str, context: dict[str, Any] | None = None, *,
            status: int = 200) -> web.Response:
     env = request.app[keys.TEMPLATES]
@@ -50,7 +56,7 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
         "locales": LOCALES,
         "me": principal,
         "csrf_token": csrf_token_for(request),
-        "path": request.path,
+        "path": same_origin_path(request.path),
         "script_guard": markupsafe.Markup(SCRIPT_GUARD_JS),
     }
     data.update(context or {})
