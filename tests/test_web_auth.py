@@ -187,3 +187,16 @@ async def test_language_links_stay_on_this_site(live_server: LiveServer) -> None
             assert hrefs, (target, response.status)
             for href in hrefs:
                 assert href.startswith("/") and not href.startswith(("//", "/\\")), (target, href)
+
+
+async def test_login_redirects_only_to_paths_on_this_site(live_server: LiveServer) -> None:
+    """``next`` after login: browsers strip tabs/newlines and read ``\\`` as ``/``, so those go home."""
+    hostile = ["/\t/evil.example", "/\n/evil.example", "/\r\n/x", "//evil.example", "/\\evil.example",
+               "https://evil.example/", "/ /evil.example", "/\x7f/evil.example", "javascript:alert(1)", ""]
+    for target in hostile:
+        async with Client(live_server.url) as client:
+            response = await client.login("observer", next_url=target)
+            assert response.status == 303 and response.headers["Location"] == "/", (target, response.headers)
+    async with Client(live_server.url) as client:
+        response = await client.login("observer", next_url="/meetings?lang=km")
+        assert response.headers["Location"] == "/meetings?lang=km"

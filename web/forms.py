@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -60,7 +61,17 @@ async def read_form(request: web.Request) -> dict[str, Any]:
 
 
 def safe_next(value: str | None) -> str:
-    """Only local paths are allowed as a post-login destination (no open redirect)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Only a path on this site is allowed as a post-login destination (no open redirect).
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so ``/\t/host``,
+    ``/\n/host`` and ``/\\host`` would become ``//host`` (another site): any control character, space
+    or backslash refuses the value, as does anything with a scheme or a host after parsing.
+    """
+    if not value or len(value) > 2000 or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    if "\\" in value or any(ch <= " " or ch == "\x7f" for ch in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
         return "/"
     return value
