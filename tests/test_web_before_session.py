@@ -75,7 +75,15 @@ async def test_a_briefing_is_invisible_to_an_uninvited_governor_on_every_route(l
                      f"/api/documents/{document['id']}", f"/api/meetings/{b}/tally", f"/api/meetings/{b}/positions"):
             status, _ = await governor.page(path)
             assert status == 404, path
+        # A hidden briefing's document or agenda item answers exactly as a missing one.
         await governor.page("/")
+        assert (await governor.api("GET", f"/api/documents/{document['id']}")
+                == await governor.api("GET", "/api/documents/999999"))
+        hidden = await governor.http.post(f"/api/agenda-items/{item.id}/documents", data=PDF, headers={
+            "Content-Type": "application/pdf", "X-CSRF-Token": governor.csrf or "", "X-Filename": "x.pdf"})
+        missing = await governor.http.post("/api/agenda-items/999999/documents", data=PDF, headers={
+            "Content-Type": "application/pdf", "X-CSRF-Token": governor.csrf or "", "X-Filename": "x.pdf"})
+        assert (hidden.status, await hidden.json()) == (missing.status, await missing.json())
         assert (await governor.api("POST", f"/api/meetings/{b}/join-token"))[0] == 404
         status, body = await governor.api("POST", "/api/me/calendar-feed")
         async with governor.http.get(body["url"].removeprefix(live_server.url)) as response:

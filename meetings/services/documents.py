@@ -45,12 +45,18 @@ class DocumentService:
             raise NotFound("documents are not stored on this server")
         return self.directory / f"{sha256}.pdf"
 
-    async def _item(self, caller: Caller, item_id: int) -> tuple[Meeting, AgendaItem]:
+    async def _item(self, caller: Caller, item_id: int,
+                    missing: str = "no such agenda item") -> tuple[Meeting, AgendaItem]:
+        """The item and its meeting; one answer, ``missing``, whether the item does not exist or its
+        meeting is hidden from the caller (a hidden briefing's items and documents do not leak)."""
         async with self.db.read() as session:
             item = await session.get(AgendaItem, item_id)
         if item is None:
-            raise NotFound("no such agenda item")
-        meeting = await self.meetings.get(caller, item.meeting_id)  # 404 for those who may not see it
+            raise NotFound(missing)
+        try:
+            meeting = await self.meetings.get(caller, item.meeting_id)
+        except NotFound:
+            raise NotFound(missing) from None
         return meeting, item
 
     async def upload(self, caller: Caller, item_id: int, *, filename: object, content_type: object,
@@ -121,7 +127,7 @@ class DocumentService:
             document = await session.get(AgendaDocument, document_id)
         if document is None:
             raise NotFound("no such document")
-        await self._item(caller, document.item_id)
+        await self._item(caller, document.item_id, "no such document")
         path = self.path_for(document.sha256)
         if not path.exists():
             raise NotFound("the document's file is missing")
@@ -132,7 +138,7 @@ class DocumentService:
             document = await session.get(AgendaDocument, document_id)
         if document is None:
             raise NotFound("no such document")
-        meeting, item = await self._item(caller, document.item_id)
+        meeting, item = await self._item(caller, document.item_id, "no such document")
         require(caller, Action.MANAGE_MEETING, meeting_access(meeting))
         async with self.db.write() as uow:
             row = await uow.session.get(AgendaDocument, document.id)
