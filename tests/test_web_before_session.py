@@ -203,3 +203,20 @@ async def test_cancel_and_move_pages_and_home_notices(live_server: LiveServer, i
         assert any(n["kind"] == "cancelled" and "Holiday" in n["text"] for n in notices["notices"])
         status, home = await governor.page("/?lang=km")
         assert "សេចក្ដីជូនដំណឹង" in home and "Holiday" in home
+
+
+async def test_an_anonymous_upload_is_refused_before_its_body_is_read(live_server: LiveServer) -> None:
+    """The request announces 20 MiB and sends 1 KiB: the refusal must come without waiting for the rest."""
+    host, port = "127.0.0.1", int(live_server.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        boundary = "b0undary"
+        writer.write((f"POST /agenda-items/1/documents HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                      f"Origin: http://{host}:{port}\r\n"
+                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                      f"Content-Length: {20 * 1024 * 1024}\r\n\r\n--{boundary}\r\n").encode() + b"x" * 1024)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        assert status_line.split()[1] in (b"401", b"303"), status_line
+    finally:
+        writer.close()

@@ -156,8 +156,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def upload_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Document uploads from the meeting page may be as large as ``meetings.document_max_bytes``;
-    every other request keeps the application's ``web.max_body_bytes``."""
+    every other request keeps the application's ``web.max_body_bytes``. Only a signed-in caller gets
+    the larger limit: an anonymous upload is refused before a byte of its body is read."""
     if request.method == "POST" and DOCUMENT_UPLOAD.match(request.path):
+        if request[keys.CALLER].principal is None:
+            raise NotAuthenticated("log in first")
         limit = request.app[keys.SERVICES].documents.max_bytes + MULTIPART_OVERHEAD
         request = request.clone(client_max_size=limit)
     return await handler(request)
