@@ -113,6 +113,13 @@ class Moderation:
                                                                 **participant.quality})
 
     # -- moderator actions ------------------------------------------------------------------
+    def connections_of(self, person_id: int, *, lobby: bool = False) -> list[Participant]:
+        """Every present connection of one person (a meeting page and a console), also in the lobby."""
+        present = [p for p in self.room.participants.values() if p.person_id == person_id]
+        if lobby:
+            present += [p for p in self.lobby.values() if p.person_id == person_id]
+        return present
+
     def _target(self, payload: dict[str, Any], *, lobby: bool = False) -> Participant:
         pid = payload.get("participant_id")
         if pid is None:
@@ -137,7 +144,8 @@ class Moderation:
                 self.force_muted.add(target.person_id)
             else:
                 self.force_muted.discard(target.person_id)
-            await self.room.force_mute(target, action == "mute")
+            for connection in self.connections_of(target.person_id):  # the person, not one connection
+                await self.room.force_mute(connection, action == "mute")
         elif action == "remove":
             target = self._target(payload)
             if target.id == moderator.id:
@@ -145,9 +153,10 @@ class Moderation:
             await live.record_moderation(caller, meeting_id, "participant.remove",
                                          {"person_id": target.person_id, "participant_id": target.id})
             self.banned.add(target.person_id)
-            await self.room.outbox.to(target, "removed", {"reason": "removed by a moderator"})
-            await self.room.remove(target, status="removed")
-            await self.room.outbox.disconnect(target)
+            for connection in self.connections_of(target.person_id, lobby=True):  # every connection
+                await self.room.outbox.to(connection, "removed", {"reason": "removed by a moderator"})
+                await self.room.remove(connection, status="removed")
+                await self.room.outbox.disconnect(connection)
         elif action == "admit":
             target = self._target(payload, lobby=True)
             await live.record_moderation(caller, meeting_id, "lobby.admit",

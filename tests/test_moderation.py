@@ -195,3 +195,38 @@ async def test_the_console_and_the_meeting_page_of_one_person_coexist(server: Li
     assert {p["participant_id"] for p in c["roster"]} >= {r["participant_id"], c["participant_id"]}
     assert (await room.call("ping"))["ok"]  # not replaced
     assert (await console.call("join", {"client": "kiosk"}))["error"]["code"] == "invalid"
+
+
+async def test_mute_and_removal_bind_the_person_on_every_connection(server: LiveServer,
+                                                                    people: dict[str, SigClient]) -> None:
+    """A delegate with two connections (the meeting page and a console) is muted and removed as a person."""
+    chair, _ = await connect(server, people, "chair")
+    page, g = await connect(server, people, "governor")
+    second = SigClient(server.url)
+    people["governor-console"] = second
+    await second.connect(await token(server, "governor"))
+    s = await second.call("join", {"client": "console"})
+    assert s["ok"] and s["participant_id"] != g["participant_id"]
+    # A force-mute of one connection mutes the person: the other connection may not unmute itself.
+    assert (await chair.call("moderate", {"action": "mute", "participant_id": g["participant_id"]}))["ok"]
+    for client in (page, second):
+        reply = await client.call("mute", {"kind": "audio", "muted": False})
+        assert reply["error"]["code"] == "force_muted", reply
+    await chair.wait_for("mute_changed", lambda m: m["participant_id"] == s["participant_id"] and m["force_muted"])
+    assert (await chair.call("moderate", {"action": "unmute", "participant_id": s["participant_id"]}))["ok"]
+    for client in (page, second):
+        assert (await client.call("mute", {"kind": "audio", "muted": False}))["ok"]
+    # Removal: both connections are told and closed; a new connection of that person is refused.
+    assert (await chair.call("moderate", {"action": "remove", "participant_id": g["participant_id"]}))["ok"]
+    for client in (page, second):
+        await client.wait_for("removed")
+    deadline = time.monotonic() + 15
+    while (page.sio.connected or second.sio.connected) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not page.sio.connected and not second.sio.connected
+    left = {e["participant_id"] for e in chair.events["participant_left"]}
+    assert {g["participant_id"], s["participant_id"]} <= left
+    again = SigClient(server.url)
+    people["governor-again"] = again
+    await again.connect(await token(server, "governor"))
+    assert (await again.call("join", {"client": "console"}))["error"]["code"] == "removed"
