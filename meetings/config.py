@@ -37,10 +37,13 @@ class MeetingsConfig:
     session_idle_minutes: int = 30
     #: ...and in any case this many hours after login.
     session_absolute_hours: int = 12
-    #: Failed logins for one account within the window before further attempts are refused.
+    #: Failed logins for one account from one address within the window before that pair is refused
+    #: (a guesser elsewhere cannot lock the chair out before a session)...
     login_max_failures: int = 5
-    #: Failed logins from one address within the window before further attempts are refused.
+    #: ...failed logins from one address, whatever the accounts...
     login_max_failures_per_address: int = 20
+    #: ...and, a slower backstop against guessing from many addresses, failed logins for one account.
+    login_max_failures_per_account: int = 100
     login_window_minutes: int = 15
     #: Minimum length of account passwords.
     password_min_length: int = 12
@@ -62,6 +65,7 @@ class MeetingsConfig:
             "session_absolute_hours",
             "login_max_failures",
             "login_max_failures_per_address",
+            "login_max_failures_per_account",
             "login_window_minutes",
             "join_token_seconds",
         ):

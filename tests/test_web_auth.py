@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import select, update
 
 from harness import Client, LiveServer, make_config
+from meetings.demo import DEMO_PASSWORD as PASSWORD
+from meetings.errors import LoginFailed, LoginThrottled
 from meetings.models import LoginSession
 from meetings.policy import Caller
 
@@ -100,6 +102,7 @@ async def test_csrf_is_required_on_every_state_changing_request(live_server: Liv
 def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     config = make_config(tmp_path_factory.mktemp("strict"), **{
         "meetings.login_max_failures": 3, "meetings.login_max_failures_per_address": 8,
+        "meetings.login_max_failures_per_account": 6,
         "meetings.session_idle_minutes": 5, "meetings.session_absolute_hours": 1})
     server = LiveServer(config).start()
     yield server
@@ -200,3 +203,29 @@ async def test_login_redirects_only_to_paths_on_this_site(live_server: LiveServe
     async with Client(live_server.url) as client:
         response = await client.login("observer", next_url="/meetings?lang=km")
         assert response.headers["Location"] == "/meetings?lang=km"
+
+
+async def test_throttling_binds_the_account_and_address_pair_with_a_backstop(strict_server: LiveServer) -> None:
+    """A guesser at one address cannot lock the chair out at another; a flood of throttled attempts is
+    audited once per period; guessing from many addresses meets the per-account backstop."""
+    services = strict_server.services()
+    try:
+        guesser, chair_office = Caller(None, "198.51.100.7"), Caller(None, "198.51.100.8")
+        for _ in range(3):
+            with pytest.raises(LoginFailed):
+                await services.auth.login("chair", "wrong-password-x", guesser)
+        for _ in range(30):
+            with pytest.raises(LoginThrottled):
+                await services.auth.login("chair", PASSWORD, guesser)
+        assert (await services.auth.login("chair", PASSWORD, chair_office)).principal.username == "chair"
+        events = await services.audit.recent(CLI, action_prefix="auth.login.throttled", limit=100)
+        assert len([e for e in events if e.address == "198.51.100.7"]) == 1
+        # The backstop (strict server: 6 per account from anywhere): three more addresses, two tries each.
+        for n in range(3):
+            for _ in range(2):
+                with pytest.raises(LoginFailed):
+                    await services.auth.login("observer", "wrong-password-x", Caller(None, f"203.0.113.{n}"))
+        with pytest.raises(LoginThrottled):
+            await services.auth.login("observer", PASSWORD, Caller(None, "203.0.113.200"))
+    finally:
+        await services.db.dispose()

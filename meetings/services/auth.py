@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -18,6 +19,8 @@ from meetings.policy import Caller, Principal
 from meetings.services.common import principal_of, record
 from meetings.tokens import new_session_token, token_digest
 
+log = logging.getLogger("meetings.auth")
+
 #: last_seen_at is written at most this often per session, not on every request.
 TOUCH_INTERVAL = dt.timedelta(seconds=60)
 GENERIC_FAILURE = "wrong username or password"
@@ -29,10 +32,29 @@ class LoginResult:
     principal: Principal
 
 
+#: Throttled (account, address) pairs remembered for audit aggregation, at most (oldest dropped first).
+MAX_THROTTLED_PAIRS = 10_000
+
+
 class AuthService:
     def __init__(self, db: Database, config: MeetingsConfig) -> None:
         self.db = db
         self.config = config
+        #: (account, address) -> end of the throttled period already written to the audit trail.
+        self._throttle_audited: dict[tuple[str, str], dt.datetime] = {}
+
+    def _first_throttled(self, name: str, address: str, now: dt.datetime, retry_after: int) -> bool:
+        """True once per throttled period of an (account, address) pair: the attempts that follow within
+        the period are counted in the log, not each written to the audit trail."""
+        key = (name, address)
+        until = self._throttle_audited.get(key)
+        if until is not None and now < until:
+            return False
+        self._throttle_audited.pop(key, None)
+        while len(self._throttle_audited) >= MAX_THROTTLED_PAIRS:
+            self._throttle_audited.pop(next(iter(self._throttle_audited)))
+        self._throttle_audited[key] = now + dt.timedelta(seconds=retry_after)
+        return True
 
     @property
     def idle_timeout(self) -> dt.timedelta:
@@ -43,6 +65,11 @@ class AuthService:
         return dt.timedelta(hours=self.config.session_absolute_hours)
 
     async def _throttle_retry_after(self, username: str, address: str, now: dt.datetime) -> int | None:
+        """Seconds to wait, or None. Three counts of failures within the window: the account from this
+        address (``login_max_failures``), this address for any account (``login_max_failures_per_address``),
+        and the account from anywhere, a slower backstop (``login_max_failures_per_account``); the
+        account's counts start again after its last successful login. A guesser elsewhere cannot lock the
+        chair out before a session, as the usual guidance against online guessing recommends."""
         window = dt.timedelta(minutes=self.config.login_window_minutes)
         since = now - window
         async with self.db.read() as session:
@@ -52,29 +79,20 @@ class AuthService:
                 )
             )
             user_since = max(since, last_success) if last_success else since
-            user_failures = (
-                await session.execute(
-                    select(LoginAttempt.at).where(
-                        LoginAttempt.username == username,
-                        LoginAttempt.succeeded.is_(False),
-                        LoginAttempt.at > user_since,
-                    ).order_by(LoginAttempt.at)
-                )
-            ).scalars().all()
-            address_failures = (
-                await session.execute(
-                    select(LoginAttempt.at).where(
-                        LoginAttempt.address == address,
-                        LoginAttempt.succeeded.is_(False),
-                        LoginAttempt.at > since,
-                    ).order_by(LoginAttempt.at)
-                )
-            ).scalars().all()
-        waits: list[dt.timedelta] = []
-        if len(user_failures) >= self.config.login_max_failures:
-            waits.append(user_failures[-self.config.login_max_failures] + window - now)
-        if len(address_failures) >= self.config.login_max_failures_per_address:
-            waits.append(address_failures[-self.config.login_max_failures_per_address] + window - now)
+            rows = (await session.execute(
+                select(LoginAttempt.at, LoginAttempt.username, LoginAttempt.address).where(
+                    LoginAttempt.succeeded.is_(False), LoginAttempt.at > since,
+                    (LoginAttempt.username == username) | (LoginAttempt.address == address),
+                ).order_by(LoginAttempt.at)
+            )).all()
+        account = [at for at, name, _ in rows if name == username and at > user_since]
+        pair = [at for at, name, addr in rows if name == username and addr == address and at > user_since]
+        from_address = [at for at, _, addr in rows if addr == address]
+        waits = [times[-limit] + window - now for times, limit in (
+            (pair, self.config.login_max_failures),
+            (from_address, self.config.login_max_failures_per_address),
+            (account, self.config.login_max_failures_per_account),
+        ) if len(times) >= limit]
         if not waits:
             return None
         return max(1, int(max(waits).total_seconds()) + 1)
@@ -85,9 +103,13 @@ class AuthService:
         now = utcnow()
         retry_after = await self._throttle_retry_after(name, address, now)
         if retry_after is not None:
-            async with self.db.write() as uow:
-                record(uow, caller, "auth.login.throttled", target_type="username", target_id=name,
-                       details={"retry_after_seconds": retry_after})
+            if self._first_throttled(name, address, now, retry_after):
+                async with self.db.write() as uow:
+                    record(uow, caller, "auth.login.throttled", target_type="username", target_id=name,
+                           details={"retry_after_seconds": retry_after,
+                                    "note": "later attempts of this period are not audited one by one"})
+            else:
+                log.info("login throttled", extra={"event": "auth.login.throttled", "address": address})
             raise LoginThrottled("too many failed logins; try again later", retry_after)
 
         async with self.db.read() as session:
