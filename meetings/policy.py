@@ -64,6 +64,8 @@ class MeetingAccess:
     host_office_id: int
     invited_office_ids: frozenset[int] = field(default_factory=frozenset)
     invited_person_ids: frozenset[int] = field(default_factory=frozenset)
+    #: The meeting's minutes are approved: its record (the attendance register too) is public to invitees.
+    record_approved: bool = False
 
 
 class Action(enum.StrEnum):
@@ -86,7 +88,6 @@ class Action(enum.StrEnum):
     VIEW_MINUTES_DRAFT = "minutes.view_draft"
     EDIT_MINUTES = "minutes.edit"
     APPROVE_MINUTES = "minutes.approve"
-    EXPORT_RECORD = "meeting.export"
     # Running the session (see _decide_session).
     OPEN_SESSION = "session.open"
     CLOSE_SESSION = "session.close"
@@ -132,7 +133,8 @@ ROLE_ACTIONS: dict[Action, frozenset[Role]] = {
 #: Record actions and the meeting rule they follow: the chair and the secretariat decide and run votes;
 #: whoever may publish (not an observer) casts their site's ballot (the service also checks the site is
 #: invited); drafts are for those who run the session; the secretariat (a briefing's host commander)
-#: edits and approves; anyone who may see the meeting may read approved minutes and export the register.
+#: edits and approves; anyone who may see the meeting may read approved minutes (and then the register:
+#: VIEW_REGISTER).
 SAME_AS: dict[Action, Action] = {
     Action.RECORD_DECISION: Action.MODERATE_MEETING,
     Action.RUN_VOTE: Action.MODERATE_MEETING,
@@ -140,7 +142,6 @@ SAME_AS: dict[Action, Action] = {
     Action.VIEW_MINUTES_DRAFT: Action.MODERATE_MEETING,
     Action.EDIT_MINUTES: Action.MANAGE_MEETING,
     Action.APPROVE_MINUTES: Action.MANAGE_MEETING,
-    Action.EXPORT_RECORD: Action.VIEW_MEETING,
 }
 
 
@@ -217,8 +218,12 @@ def _decide_session(principal: Principal, action: Action, meeting: MeetingAccess
     if action is Action.EXCUSE_ABSENCE:
         return _decide_meeting(principal, Action.MANAGE_MEETING, meeting)
     if action is Action.VIEW_REGISTER:
+        # One rule for the live register and its export: those who run the session at any time; every
+        # invitee once the minutes (which carry the same attendance) are approved.
         if _decide_meeting(principal, Action.MANAGE_MEETING, meeting):
             return ALLOW
+        if meeting.record_approved:
+            return _decide_meeting(principal, Action.VIEW_MEETING, meeting)
         return _decide_meeting(principal, Action.MODERATE_MEETING, meeting)
     if action is Action.ANSWER_ROLL_CALL:
         if meeting.state is not MeetingState.OPEN:

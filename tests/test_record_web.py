@@ -157,7 +157,10 @@ async def test_permission_matrix_and_lock(live_server: LiveServer, ids: dict[str
             "summaries": {str(items[1]): "=HYPERLINK(\"x\") presented by the minister."}}
     await check("PATCH", f"/api/meetings/{s}/minutes", edit, only({"secretariat"}), order=order)
     await check("POST", f"/meetings/{s}/minutes/draft", {}, only({"secretariat"}, 303), order=order, form=True)
-    await check("GET", f"/meetings/{s}/attendance.csv", None, only(viewers))
+    # The register, live or exported, has one rule: those who run the session until the minutes are
+    # approved, then everyone who may see the meeting (the approved minutes carry the same attendance).
+    await check("GET", f"/meetings/{s}/attendance.csv", None, only(runners))
+    await check("GET", f"/api/meetings/{s}/register", None, only(runners))
     # Approval: confirmation required; stale versions refused; then only the secretariat.
     response = await clients["secretariat"].form(f"/meetings/{s}/minutes/approve", {"version": "3"})
     assert response.status == 400
@@ -173,6 +176,8 @@ async def test_permission_matrix_and_lock(live_server: LiveServer, ids: dict[str
     await check("POST", f"/api/meetings/{s}/minutes", None, only(set()) | {"secretariat": 409})
     await check("PUT", f"/api/meetings/{s}/items/{items[1]}/decision", {"outcome": "rejected"},
                 only(set()) | {"secretariat": 409, "chair": 409})
+    await check("GET", f"/meetings/{s}/attendance.csv", None, only(viewers))
+    await check("GET", f"/api/meetings/{s}/register", None, only(viewers))
     replies = await check("GET", f"/api/meetings/{s}/minutes/verify", None, only(viewers))
     assert replies["observer"]["ok"] and replies["observer"]["audited"] == approved["sha256"]
     status, page = await clients["governor"].page(f"/meetings/{s}/minutes")

@@ -13,6 +13,8 @@ from test_policy import BRIEFING, CHAIR, COMMANDER, EVERYONE, GOVERNOR, OBSERVER
 OPEN = dataclasses.replace(SESSION, state=MeetingState.OPEN)
 CLOSED = dataclasses.replace(SESSION, state=MeetingState.CLOSED)
 OPEN_BRIEFING = dataclasses.replace(BRIEFING, state=MeetingState.OPEN)
+APPROVED = dataclasses.replace(CLOSED, record_approved=True)
+APPROVED_BRIEFING = dataclasses.replace(BRIEFING, state=MeetingState.CLOSED, record_approved=True)
 
 #: (action, meeting) -> who may
 MATRIX = {
@@ -33,6 +35,8 @@ MATRIX = {
     (Action.EXCUSE_ABSENCE, OPEN): {"secretariat"},
     (Action.VIEW_REGISTER, OPEN): {"secretariat", "chair"},
     (Action.VIEW_REGISTER, CLOSED): {"secretariat", "chair"},
+    # Once the minutes are approved, the register is part of the public record of those invited.
+    (Action.VIEW_REGISTER, APPROVED): {"secretariat", "chair", "delegate", "observer"},
 }
 BRIEFING_MATRIX = {  # a briefing is run by its host commander; the invited office answers the roll
     (Action.OPEN_SESSION, BRIEFING): {"commander"},
@@ -42,6 +46,7 @@ BRIEFING_MATRIX = {  # a briefing is run by its host commander; the invited offi
     (Action.ANSWER_ROLL_CALL, OPEN_BRIEFING): {"commander", "other"},
     (Action.EXCUSE_ABSENCE, OPEN_BRIEFING): {"commander"},
     (Action.VIEW_REGISTER, OPEN_BRIEFING): {"commander"},
+    (Action.VIEW_REGISTER, APPROVED_BRIEFING): {"commander", "other"},
 }
 PEOPLE = {**{p.username: p for p in EVERYONE}, "other": OTHER_GOVERNOR}
 

@@ -20,7 +20,7 @@ from meetings.errors import ValidationFailed
 from meetings.models import AttendanceInterval, ExcusedAbsence, FloorGrant, Meeting, Office, Person
 from meetings.models.base import utcnow
 from meetings.policy import Action, Caller, require
-from meetings.services.common import clean_text, meeting_access, record
+from meetings.services.common import clean_text, meeting_access, record, record_access
 from meetings.services.meetings import MeetingService
 from meetings.services.register import LiveRegister, load_register
 
@@ -142,9 +142,10 @@ class AttendanceService:
 
     # -- the register -----------------------------------------------------------------------
     async def register(self, caller: Caller, meeting_id: int) -> dict[str, object]:
-        """The register for the secretariat and the chair: per site and per person, with excuses."""
+        """The register: per site and per person, with excuses (policy VIEW_REGISTER: those who run the
+        session, and every invitee once the minutes are approved)."""
         meeting = await self.meetings.get(caller, meeting_id)
-        require(caller, Action.VIEW_REGISTER, meeting_access(meeting))
+        require(caller, Action.VIEW_REGISTER, await record_access(self.db, meeting))
         return await self.register_payload(meeting)
 
     async def live(self, meeting_id: int) -> tuple[Meeting, LiveRegister]:

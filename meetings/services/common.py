@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
-from meetings.db import UnitOfWork
+from sqlalchemy import select
+
+from meetings.db import Database, UnitOfWork
 from meetings.errors import NotAuthenticated, NotFound, ValidationFailed
-from meetings.models import Meeting, Person
+from meetings.models import Meeting, Minutes, MinutesState, Person
 from meetings.policy import Action, Caller, MeetingAccess, Principal, decide, log_refusal
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -38,6 +41,13 @@ def meeting_access(meeting: Meeting) -> MeetingAccess:
         invited_office_ids=frozenset(i.office_id for i in meeting.invitations if i.office_id is not None),
         invited_person_ids=frozenset(i.person_id for i in meeting.invitations if i.person_id is not None),
     )
+
+
+async def record_access(db: Database, meeting: Meeting) -> MeetingAccess:
+    """``meeting_access`` plus whether its minutes are approved (the record then opens to invitees)."""
+    async with db.read() as session:
+        state = await session.scalar(select(Minutes.state).where(Minutes.meeting_id == meeting.id))
+    return dataclasses.replace(meeting_access(meeting), record_approved=state is MinutesState.APPROVED)
 
 
 def require_visible(caller: Caller, access: MeetingAccess, missing: str) -> None:

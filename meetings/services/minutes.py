@@ -23,7 +23,7 @@ from meetings.models.base import utcnow
 from meetings.models.decisions import Decision, Minutes, MinutesState, Vote
 from meetings.models.record import ExcusedAbsence
 from meetings.policy import Action, Caller, decide, require
-from meetings.services.common import clean_long_text, meeting_access, record
+from meetings.services.common import clean_long_text, meeting_access, record, record_access
 from meetings.services.meetings import MeetingService
 from meetings.services.register import load_register
 
@@ -118,9 +118,10 @@ class MinutesService:
         return caller.system or decide(caller.principal, Action.VIEW_MINUTES_DRAFT, meeting_access(meeting)).allowed
 
     async def register(self, caller: Caller, meeting_id: int) -> md.Record:
-        """The record of a meeting (for the attendance register export): anyone who may see the meeting."""
+        """The record of a meeting, for the attendance register's export: the same rule as the register
+        itself (VIEW_REGISTER)."""
         meeting = await self.meetings.get(caller, meeting_id)
-        require(caller, Action.EXPORT_RECORD, meeting_access(meeting))
+        require(caller, Action.VIEW_REGISTER, await record_access(self.db, meeting))
         async with self.db.read() as session:
             return await gather(session, meeting)
 
