@@ -161,6 +161,8 @@ async def test_permission_matrix_and_lock(live_server: LiveServer, ids: dict[str
     # approved, then everyone who may see the meeting (the approved minutes carry the same attendance).
     await check("GET", f"/meetings/{s}/attendance.csv", None, only(runners))
     await check("GET", f"/api/meetings/{s}/register", None, only(runners))
+    assert "attendance.csv" not in (await clients["observer"].page(f"/meetings/{s}"))[1]
+    assert "attendance.csv" in (await clients["chair"].page(f"/meetings/{s}"))[1]
     # Approval: confirmation required; stale versions refused; then only the secretariat.
     response = await clients["secretariat"].form(f"/meetings/{s}/minutes/approve", {"version": "3"})
     assert response.status == 400
@@ -178,6 +180,7 @@ async def test_permission_matrix_and_lock(live_server: LiveServer, ids: dict[str
                 only(set()) | {"secretariat": 409, "chair": 409})
     await check("GET", f"/meetings/{s}/attendance.csv", None, only(viewers))
     await check("GET", f"/api/meetings/{s}/register", None, only(viewers))
+    assert "attendance.csv" in (await clients["observer"].page(f"/meetings/{s}"))[1]
     replies = await check("GET", f"/api/meetings/{s}/minutes/verify", None, only(viewers))
     assert replies["observer"]["ok"] and replies["observer"]["audited"] == approved["sha256"]
     status, page = await clients["governor"].page(f"/meetings/{s}/minutes")

@@ -117,6 +117,11 @@ class MinutesService:
     def may_see_drafts(self, caller: Caller, meeting: Meeting) -> bool:
         return caller.system or decide(caller.principal, Action.VIEW_MINUTES_DRAFT, meeting_access(meeting)).allowed
 
+    async def may_view_register(self, caller: Caller, meeting: Meeting) -> bool:
+        """Whether the caller may read the attendance register now (for links on pages)."""
+        return caller.system or decide(caller.principal, Action.VIEW_REGISTER,
+                                       await record_access(self.db, meeting)).allowed
+
     async def register(self, caller: Caller, meeting_id: int) -> md.Record:
         """The record of a meeting, for the attendance register's export: the same rule as the register
         itself (VIEW_REGISTER)."""

@@ -111,5 +111,6 @@ async def meeting_page(request: web.Request) -> web.StreamResponse:
         # The record: decisions per item (entered here by the chair or the secretariat), minutes link.
         "decisions": {d.item_id: d for d in await services(request).decisions.list(caller(request), meeting.id)},
         "can_decide": decide(me, Action.RECORD_DECISION, access).allowed,
+        "can_register": await svc.minutes.may_view_register(caller(request), meeting),
         "outcomes": list(Outcome),
     })
