@@ -9,10 +9,14 @@ the gap, as RFC 5545 (3.3.5) prescribes; an ambiguous one (autumn fold) takes it
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from meetings.errors import ValidationFailed
+
+#: The shape of an IANA zone name ("Asia/Phnom_Penh", "UTC", "America/Argentina/Buenos_Aires").
+TZ_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]{0,30}(/[A-Za-z0-9_+-]{1,30}){0,2}$")
 
 
 @dataclass(frozen=True)
@@ -23,9 +27,13 @@ class Occurrence:
 
 
 def zone(name: str) -> ZoneInfo:
+    """An IANA time zone by name; anything else (a folder such as "America", a long or odd string) is a
+    ValidationFailed naming the field."""
+    if not isinstance(name, str) or not TZ_NAME.match(name):
+        raise ValidationFailed(f"unknown time zone {str(name)[:64]!r}", field="timezone")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValidationFailed(f"unknown time zone {name!r}", field="timezone") from None
 
 

@@ -44,7 +44,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise ValidationFailed("the body must be JSON (Content-Type: application/json)")
     try:
         data = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, a number of 5000 digits
         raise ValidationFailed("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object")

@@ -13,6 +13,9 @@ from meetings.errors import NotAuthenticated, NotFound, ValidationFailed
 from meetings.models import Meeting, Minutes, MinutesState, Person
 from meetings.policy import Action, Caller, MeetingAccess, Principal, decide, log_refusal
 
+#: Largest id or count accepted from a request (the databases' 32-bit integer columns).
+MAX_INT = 2**31 - 1
+_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,12}$")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 OFFICE_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
 
@@ -41,6 +44,20 @@ def meeting_access(meeting: Meeting) -> MeetingAccess:
         invited_office_ids=frozenset(i.office_id for i in meeting.invitations if i.office_id is not None),
         invited_person_ids=frozenset(i.person_id for i in meeting.invitations if i.person_id is not None),
     )
+
+
+def clean_int(value: object, field: str, low: int = 1, high: int = MAX_INT) -> int:
+    """A whole number from a request (an int, or digits in a string) within ``low..high``; anything else,
+    a float (1e999), a bool, a huge number (10^30) or text, is a ValidationFailed naming the field."""
+    if isinstance(value, str) and _WHOLE_NUMBER.match(value.strip()):
+        number = int(value.strip())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise ValidationFailed(f"{field} must be a whole number", field=field)
+    if not low <= number <= high:
+        raise ValidationFailed(f"{field} must be between {low} and {high}", field=field)
+    return number
 
 
 async def record_access(db: Database, meeting: Meeting) -> MeetingAccess:

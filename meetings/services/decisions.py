@@ -15,7 +15,7 @@ from meetings.models import AgendaItem, Meeting
 from meetings.models.base import utcnow
 from meetings.models.decisions import Decision, Minutes, MinutesState, Outcome, Vote
 from meetings.policy import Action, Caller, require
-from meetings.services.common import clean_long_text, meeting_access, record
+from meetings.services.common import clean_int, clean_long_text, meeting_access, record
 from meetings.services.meetings import MeetingService
 
 MAX_DECISION_TEXT = 4000
@@ -97,11 +97,7 @@ class DecisionService:
 
 
 def _item_of(meeting: Meeting, item_id: object) -> AgendaItem:
-    if isinstance(item_id, bool) or not isinstance(item_id, int):
-        try:
-            item_id = int(str(item_id))
-        except ValueError:
-            raise ValidationFailed("item_id must be an id", field="item_id") from None
+    item_id = clean_int(item_id, "item_id")
     for item in meeting.agenda:
         if item.id == item_id:
             return item

@@ -12,7 +12,7 @@ from meetings.db import Database
 from meetings.errors import NotFound, PermissionDenied, TokenInvalid, ValidationFailed
 from meetings.models import Invitation, Meeting, MeetingKind, Office, OfficeKind, Person, Role
 from meetings.policy import Action, Caller, MeetingAccess, Principal, decide, require
-from meetings.services.common import clean_text, meeting_access, principal_of, record, require_visible
+from meetings.services.common import clean_int, clean_text, meeting_access, principal_of, record, require_visible
 from meetings.tokens import JoinClaims, JoinTokenSigner
 
 MAX_DURATION = dt.timedelta(hours=24)
@@ -43,21 +43,21 @@ def _parse_time(value: object, field: str) -> dt.datetime:
         raise ValidationFailed(f"{field} is required", field=field)
     if parsed.tzinfo is None:
         raise ValidationFailed(f"{field} must include a time zone offset", field=field)
-    return parsed.astimezone(dt.UTC)
+    try:
+        utc = parsed.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not 2000 <= utc.year <= 2200:
+        raise ValidationFailed(f"{field} must be between the years 2000 and 2200", field=field)
+    return utc
 
 
 def _ids(values: object, field: str) -> set[int]:
     if values is None:
         return set()
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+    if isinstance(values, (str, bytes, dict)) or not isinstance(values, Iterable):
         raise ValidationFailed(f"{field} must be a list of ids", field=field)
-    out: set[int] = set()
-    for value in values:
-        try:
-            out.add(int(value))
-        except (TypeError, ValueError):
-            raise ValidationFailed(f"{field} must be a list of ids", field=field) from None
-    return out
+    return {clean_int(value, field) for value in values}
 
 
 class MeetingService:
@@ -83,10 +83,7 @@ class MeetingService:
             raise ValidationFailed("a meeting lasts at most 24 hours", field="ends_at")
         office_ids = _ids(invited_office_ids, "invited_office_ids")
         person_ids = _ids(invited_person_ids, "invited_person_ids")
-        try:
-            host_id = int(host_office_id)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            raise ValidationFailed("host office is required", field="host_office_id") from None
+        host_id = clean_int(host_office_id, "host_office_id")
         async with self.db.write() as uow:
             host = await uow.session.get(Office, host_id)
             if host is None or not host.active:

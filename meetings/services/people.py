@@ -14,7 +14,7 @@ from meetings.models import LoginSession, Office, Person, PersonRole, Role
 from meetings.models.base import utcnow
 from meetings.passwords import hash_password, password_problem
 from meetings.policy import Action, Caller, require
-from meetings.services.common import clean_text, clean_username, record
+from meetings.services.common import clean_int, clean_text, clean_username, record
 
 
 def clean_roles(values: object) -> frozenset[Role]:
@@ -98,11 +98,7 @@ class PeopleService:
         return await self._reload(person.id)
 
     async def _active_office(self, uow: UnitOfWork, office_id: object) -> Office:
-        try:
-            oid = int(office_id)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            raise ValidationFailed("office is required", field="office_id") from None
-        office = await uow.session.get(Office, oid)
+        office = await uow.session.get(Office, clean_int(office_id, "office_id"))
         if office is None or not office.active:
             raise ValidationFailed("no such active office", field="office_id")
         return office

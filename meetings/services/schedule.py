@@ -14,7 +14,7 @@ from meetings.models import (Invitation, Meeting, MeetingKind, MeetingSeries, Me
                              Role, SeriesInvitation)
 from meetings.models.schedule import PHNOM_PENH
 from meetings.policy import Action, Caller, MeetingAccess, decide, require
-from meetings.services.common import clean_text, meeting_access, record, require_visible
+from meetings.services.common import clean_int, clean_text, meeting_access, record, require_visible
 from meetings.services.meetings import MAX_DURATION, MeetingService, _ids, _parse_time
 from meetings.services.notices import notify
 
@@ -52,16 +52,6 @@ def _date(value: object, field: str, *, required: bool = True) -> dt.date | None
         raise ValidationFailed(f"{field} must be a date (YYYY-MM-DD)", field=field) from None
 
 
-def _int(value: object, field: str, low: int, high: int) -> int:
-    try:
-        number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"{field} must be a whole number", field=field) from None
-    if isinstance(value, bool) or not low <= number <= high:
-        raise ValidationFailed(f"{field} must be between {low} and {high}", field=field)
-    return number
-
-
 def _when(meeting: Meeting, tz: str = PHNOM_PENH) -> str:
     zone = recurrence.zone(tz)
     return meeting.starts_at.astimezone(zone).strftime("%a %d %b %Y %H:%M")
@@ -85,9 +75,9 @@ class ScheduleService:
         me = require(caller, Action.CREATE_CABINET_SESSION if series_kind is MeetingKind.CABINET_SESSION
                      else Action.CREATE_BRIEFING)
         clean_title = clean_text(title, "title", max_length=200)
-        day = _int(weekday, "weekday", 0, 6)
+        day = clean_int(weekday, "weekday", 0, 6)
         at = _local_time(local_time)
-        minutes = _int(duration_minutes, "duration_minutes", 1, int(MAX_DURATION.total_seconds() // 60))
+        minutes = clean_int(duration_minutes, "duration_minutes", 1, int(MAX_DURATION.total_seconds() // 60))
         tz_name = str(timezone or PHNOM_PENH)
         recurrence.zone(tz_name)
         first = _date(starts_on, "starts_on")
@@ -97,7 +87,7 @@ class ScheduleService:
             raise ValidationFailed("until must not be before starts_on", field="until")
         office_ids = _ids(invited_office_ids, "invited_office_ids")
         person_ids = _ids(invited_person_ids, "invited_person_ids")
-        host_id = _int(host_office_id, "host_office_id", 1, 2**31)
+        host_id = clean_int(host_office_id, "host_office_id", 1, 2**31)
         async with self.db.write() as uow:
             host = await uow.session.get(Office, host_id)
             if host is None or not host.active:
@@ -129,7 +119,7 @@ class ScheduleService:
         """Create the occurrences of the next ``weeks`` weeks that do not exist yet (idempotent)."""
         series = await self.get_series(caller, series_id)
         require(caller, Action.MANAGE_MEETING, series_access(series))
-        weeks = _int(weeks, "weeks", 1, MAX_HORIZON_WEEKS)
+        weeks = clean_int(weeks, "weeks", 1, MAX_HORIZON_WEEKS)
         async with self.db.write() as uow:
             fresh = await uow.session.get(MeetingSeries, series.id)
             assert fresh is not None

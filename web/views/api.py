@@ -7,6 +7,7 @@ import datetime as dt
 from aiohttp import web
 from sqlalchemy import text
 
+from meetings.services.common import clean_int
 from web import serialize
 from web.forms import caller, int_param, principal, read_json, services
 
@@ -145,13 +146,8 @@ async def join_token(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/audit")
 async def audit(request: web.Request) -> web.StreamResponse:
     principal(request)
-    try:
-        before = int(request.query["before"]) if "before" in request.query else None
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        from meetings.errors import ValidationFailed
-
-        raise ValidationFailed("before and limit must be integers") from None
+    before = clean_int(request.query["before"], "before") if "before" in request.query else None
+    limit = clean_int(request.query.get("limit", "100"), "limit", 1, 500)
     events = await services(request).audit.recent(caller(request), limit=limit, before_seq=before,
                                                   action_prefix=request.query.get("action", "")[:64])
     return web.json_response({"events": [serialize.audit_event(e) for e in events]})

@@ -18,7 +18,7 @@ from meetings.errors import NotFound, ValidationFailed
 from meetings.models import Meeting
 from meetings.models.decisions import Minutes, MinutesState
 from meetings.policy import Action, decide
-from meetings.services.common import meeting_access
+from meetings.services.common import clean_int, meeting_access
 from meetings.services.minutes import body_of
 from meetings.services.decisions import decision_payload
 from web import exports
@@ -35,13 +35,6 @@ def hm(value: str | None, with_date: bool = False) -> str:
         return ""
     local = dt.datetime.fromisoformat(value).astimezone(LOCAL_TZ)
     return local.strftime("%d/%m/%Y %H:%M" if with_date else "%H:%M")
-
-
-def _int(value: object, field: str) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        raise ValidationFailed(f"{field} must be a number", field=field) from None
 
 
 def _rights(request: web.Request, meeting: Meeting) -> dict[str, bool]:
@@ -98,7 +91,8 @@ async def minutes_edit(request: web.Request) -> web.StreamResponse:
     meeting_id = int_param(request, "id")
     form = await read_form(request)
     summaries = {key[len("summary-"):]: value for key, value in form.items() if key.startswith("summary-")}
-    await services(request).minutes.edit(caller(request), meeting_id, version=_int(form.get("version"), "version"),
+    await services(request).minutes.edit(caller(request), meeting_id,
+                                         version=clean_int(form.get("version"), "version"),
                                          summaries=summaries, note=form.get("note", ""))
     return see_other(f"/meetings/{meeting_id}/minutes")
 
@@ -111,7 +105,7 @@ async def minutes_approve(request: web.Request) -> web.StreamResponse:
     if form.get("confirm") != "yes":
         raise ValidationFailed("tick the box to confirm that the minutes are final", field="confirm")
     await services(request).minutes.approve(caller(request), meeting_id,
-                                            version=_int(form.get("version"), "version"))
+                                            version=clean_int(form.get("version"), "version"))
     return see_other(f"/meetings/{meeting_id}/minutes")
 
 

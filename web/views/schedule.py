@@ -14,6 +14,7 @@ from aiohttp import web
 from meetings.errors import MeetingsError, ValidationFailed
 from meetings.models import Meeting, MeetingSeries, Notice
 from meetings.policy import Action, decide
+from meetings.services.common import clean_int
 from meetings.services.positions import ItemTally
 from web.forms import caller, int_param, principal, read_form, services
 from web.middleware import see_other
@@ -173,7 +174,8 @@ async def notices_read_form(request: web.Request) -> web.StreamResponse:
     principal(request)
     form = await read_form(request)
     notice_id = form.get("notice_id")
-    await services(request).notices.mark_read(caller(request), int(notice_id) if notice_id else None)
+    notice = clean_int(notice_id, "notice_id") if notice_id else None
+    await services(request).notices.mark_read(caller(request), notice)
     return see_other("/")
 
 
