@@ -12,7 +12,7 @@ from typing import Any
 SECRET_FIELD = re.compile(r"pass(word)?|secret|token|cookie|authorization|credential|session|csrf", re.I)
 #: Scrubbed from free text too: key=value / "key": "value" pairs for secret-looking keys.
 SECRET_PAIR = re.compile(
-    r"""(?P<key>["']?(?:password|passwd|secret(?:_key)?|token|csrf_token|cookie|authorization|set-cookie)["']?\s*[:=]\s*)"""
+    r"""(?P<key>["']?[\w-]*(?:password|passwd|secret|token|csrf|cookie|authorization|session)[\w-]*["']?\s*[:=]\s*)"""
     r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&}]+)""",
     re.I,
 )

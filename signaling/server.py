@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -101,8 +102,10 @@ class Signaling:
             async_mode="aiohttp",
             max_http_buffer_size=config.max_message_bytes,
             cors_allowed_origins=None,  # same origin only; bots send no Origin
-            logger=False,
-            engineio_logger=False,
+            # Logger objects, not False: with False each library hangs its own StreamHandler on its logger,
+            # which writes raw tracebacks to stderr past the JSON formatter and its secret scrubber.
+            logger=logging.getLogger("socketio.server"),
+            engineio_logger=logging.getLogger("engineio.server"),
         )
         self.rooms = Rooms(self, SocketOutbox(self.sio))
         self.sio.register_namespace(MeetingNamespace(self))

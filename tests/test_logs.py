@@ -67,3 +67,17 @@ def test_scrubbing_of_free_text_and_extras() -> None:
     out = json.loads(logs.JsonFormatter().format(record))
     assert "hunter22" not in out["message"] and "abc" not in out["message"]
     assert out["cookie"] == "***" and out["session_token"] == "***" and out["event"] == "auth"
+
+
+def test_cookie_and_session_pairs_in_free_text_are_masked() -> None:
+    """An over-long Cookie header quoted in a parser error must not carry the session cookie."""
+    line = "Got more than 8190 bytes when reading Cookie: __Host-cabinet_session=s3cr3tvalue; cabinet_csrf=abc123"
+    assert "s3cr3tvalue" not in logs.scrub(line) and "abc123" not in logs.scrub(line)
+    assert logs.scrub("join_token: eyJhbGciOi.x") == "join_token: ***"
+
+
+async def test_socketio_and_engineio_log_only_through_the_structured_handler(live_server: LiveServer) -> None:
+    """Given False, python-socketio and python-engineio add a StreamHandler of their own that prints raw
+    tracebacks past the JSON formatter; the server passes its loggers instead, which have none."""
+    for name in ("socketio.server", "engineio.server"):
+        assert logging.getLogger(name).handlers == [], name

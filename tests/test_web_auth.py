@@ -229,3 +229,12 @@ async def test_throttling_binds_the_account_and_address_pair_with_a_backstop(str
             await services.auth.login("observer", PASSWORD, Caller(None, "203.0.113.200"))
     finally:
         await services.db.dispose()
+
+
+async def test_headers_name_no_versions_and_scripts_connect_only_to_this_site(live_server: LiveServer) -> None:
+    async with Client(live_server.url) as client:
+        for path in ("/login", "/static/js/signaling.js", "/no-such-page", "/api/health"):
+            async with client.http.get(path) as response:
+                assert response.headers["Server"] == "Cabinet", path
+                csp = response.headers["Content-Security-Policy"]
+                assert "connect-src 'self';" in csp and "ws:" not in csp and "wss:" not in csp, path

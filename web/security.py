@@ -121,7 +121,7 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self), geolocation=()",
     "Content-Security-Policy": (
         f"default-src 'self'; script-src 'self' '{SCRIPT_GUARD_HASH}'; style-src 'self'; img-src 'self' data: blob:; "
-        "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+        "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; "
         "base-uri 'none'; form-action 'self'; object-src 'none'"
     ),
 }
