@@ -92,6 +92,16 @@ async def test_negotiated_parameters_and_remote_ssrcs() -> None:
     audio_ssrc, audio_rtx = seams.remote_ssrcs(answerer, answerer.getTransceivers()[1].mid)
     assert audio_ssrc == offerer.getTransceivers()[1].sender._ssrc and audio_rtx is None
     assert seams.remote_ssrcs(answerer, "nope") == (None, None)
+    # Parsed once per remote description, however many tracks ask.
+    parses = []
+    original = seams.aiortc_sdp.SessionDescription.parse
+    seams.aiortc_sdp.SessionDescription.parse = lambda text: parses.append(1) or original(text)  # type: ignore[method-assign]
+    try:
+        for t in answerer.getTransceivers():
+            seams.remote_ssrcs(answerer, t.mid)
+    finally:
+        seams.aiortc_sdp.SessionDescription.parse = original  # type: ignore[method-assign]
+    assert len(parses) == 0  # parsed above already, for this same description
     await offerer.close()
     await answerer.close()
 
