@@ -56,6 +56,15 @@ def client(server: LiveServer, made: list[SigClient]) -> SigClient:
     return c
 
 
+async def governor_and_chair(server: LiveServer, tokens: Tokens,
+                             clients: list[SigClient]) -> tuple[SigClient, dict[str, Any], SigClient, dict[str, Any]]:
+    """A governor and the chair, connected and joined: (governor, its join reply, chair, its join reply)."""
+    governor, chair = client(server, clients), client(server, clients)
+    await governor.connect(await tokens("governor"))
+    await chair.connect(await tokens("chair"))
+    return governor, await governor.call("join"), chair, await chair.call("join")
+
+
 async def refused(server: LiveServer, token: Any) -> dict[str, Any]:
     sio = socketio.AsyncClient(reconnection=False)
     errors: list[Any] = []
@@ -135,11 +144,7 @@ async def test_malformed_messages_get_an_error_and_change_nothing(server: LiveSe
 async def test_reserved_event_names_from_a_client_are_refused(server: LiveServer, tokens: Tokens,
                                                               clients: list[SigClient]) -> None:
     """Only python-socketio delivers connect/disconnect: a client's event of that name forges nothing."""
-    governor, chair = client(server, clients), client(server, clients)
-    await governor.connect(await tokens("governor"))
-    await chair.connect(await tokens("chair"))
-    g = await governor.call("join")
-    await chair.call("join")
+    governor, g, chair, _ = await governor_and_chair(server, tokens, clients)
     spare = await tokens("governor")
     forged_environ = {"REMOTE_ADDR": "203.0.113.66 (forged)", "HTTP_X_FORWARDED_FOR": "203.0.113.66"}
     reply = await governor.call("connect", forged_environ)
@@ -160,11 +165,7 @@ async def test_reserved_event_names_from_a_client_are_refused(server: LiveServer
 async def test_media_sections_are_capped_before_any_parsing(server: LiveServer, tokens: Tokens,
                                                             clients: list[SigClient]) -> None:
     """A publish offer may carry at most 4 m-lines; an answer exactly as many as the server's offer."""
-    governor, chair = client(server, clients), client(server, clients)
-    await governor.connect(await tokens("governor"))
-    await chair.connect(await tokens("chair"))
-    await governor.call("join")
-    await chair.call("join")
+    governor, _, chair, _ = await governor_and_chair(server, tokens, clients)
     pc = loopback_pc()
     try:
         for _ in range(5):
@@ -259,11 +260,7 @@ async def test_observer_may_not_publish(server: LiveServer, tokens: Tokens, clie
 
 async def test_join_publish_subscribe_renegotiate_and_leave(server: LiveServer, tokens: Tokens,
                                                             clients: list[SigClient]) -> None:
-    governor, chair = client(server, clients), client(server, clients)
-    await governor.connect(await tokens("governor"))
-    await chair.connect(await tokens("chair"))
-    g = await governor.call("join")
-    c = await chair.call("join")
+    governor, g, chair, c = await governor_and_chair(server, tokens, clients)
     await governor.wait_for("participant_joined", lambda p: p["participant_id"] == c["participant_id"])
     assert (await chair.subscribe())["sdp"] is None  # nothing to receive yet
     published = await governor.publish(AudioStreamTrack(), VideoStreamTrack())
