@@ -273,8 +273,7 @@ class Room:
     # -- controls ---------------------------------------------------------------------------
     async def set_muted(self, participant: Participant, kind: str, muted: bool) -> None:
         """The participant's own microphone or camera switch."""
-        if kind == "audio" and not muted and (participant.force_muted
-                                              or participant.person_id in self.moderation.force_muted):
+        if kind == "audio" and not muted and participant.force_muted:
             raise Forbidden("a moderator has muted you; raise your hand to ask to speak", code="force_muted")
         if kind == "audio":
             participant.audio_muted = muted

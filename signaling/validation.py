@@ -36,7 +36,7 @@ def sdp(max_bytes: int, max_media: int | None = None) -> Check:
         for number, line in enumerate(lines, 1):
             if not SDP_LINE.match(line):
                 raise InvalidMessage(f"{name} line {number} is not an SDP line")
-        media = sum(1 for line in lines if line.startswith("m="))
+        media = media_count(value)
         if not media:
             raise InvalidMessage(f"{name} has no media section")
         if max_media is not None and media > max_media:

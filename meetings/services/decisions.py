@@ -70,7 +70,7 @@ class DecisionService:
             if vote_id is not None:
                 if isinstance(vote_id, bool) or not isinstance(vote_id, int):
                     raise ValidationFailed("vote_id must be an id", field="vote_id")
-                vote = await session.get(Vote, vote_id)
+                vote = await session.get(Vote, clean_int(vote_id, "vote_id"))  # 10^30: a 400, not a 500
                 if vote is None or vote.meeting_id != meeting_id or vote.item_id != item.id:
                     raise ValidationFailed("no such vote on this item", field="vote_id")
                 linked_vote = vote.id

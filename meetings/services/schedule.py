@@ -87,7 +87,7 @@ class ScheduleService:
             raise ValidationFailed("until must not be before starts_on", field="until")
         office_ids = _ids(invited_office_ids, "invited_office_ids")
         person_ids = _ids(invited_person_ids, "invited_person_ids")
-        host_id = clean_int(host_office_id, "host_office_id", 1, 2**31)
+        host_id = clean_int(host_office_id, "host_office_id")
         async with self.db.write() as uow:
             host = await uow.session.get(Office, host_id)
             if host is None or not host.active:

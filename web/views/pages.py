@@ -6,8 +6,10 @@ import datetime as dt
 
 from aiohttp import web
 
+from meetings.errors import ValidationFailed
 from meetings.models import Role
 from meetings.policy import Action, decide, require
+from meetings.services.common import clean_int
 from web.forms import caller, principal, services
 from web.render import render
 
@@ -38,9 +40,9 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     require(caller(request), Action.VIEW_AUDIT)
     svc = services(request)
     try:
-        before = int(request.query["before"]) if "before" in request.query else None
-    except ValueError:
-        before = None
+        before = clean_int(request.query["before"], "before") if "before" in request.query else None
+    except ValidationFailed:
+        before = None  # a mistyped page link shows the newest events
     prefix = request.query.get("action", "")[:64]
     events = await svc.audit.recent(caller(request), limit=100, before_seq=before, action_prefix=prefix)
     result = await svc.audit.verify(caller(request))
