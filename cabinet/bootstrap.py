@@ -11,6 +11,7 @@ from pathlib import Path
 from cabinet.config import Config
 from cabinet.errors import ConfigError
 from meetings import db as database
+from meetings.audit_trail import chain_key
 from meetings.config import secret_weakness
 from meetings.db import Database
 from meetings.services import Services
@@ -54,6 +55,10 @@ class Runtime:
     secret_key: str
     database_url: str
 
+    @property
+    def audit_key(self) -> bytes:
+        return chain_key(self.secret_key)
+
     def services(self) -> Services:
         return Services.build(Database(self.database_url), self.config.meetings, self.secret_key,
                               self.data_dir)
@@ -64,5 +69,5 @@ def prepare(config: Config, *, migrate: bool | None = None) -> Runtime:
     data_dir = ensure_data_dir(config)
     runtime = Runtime(config, data_dir, secret_key(config, data_dir), database_url(config, data_dir))
     if config.meetings.auto_migrate if migrate is None else migrate:
-        database.upgrade(runtime.database_url)
+        database.upgrade(runtime.database_url, audit_key=runtime.audit_key)
     return runtime

@@ -8,6 +8,7 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from cabinet import logs
@@ -16,6 +17,7 @@ from cabinet.config import Config, load_config
 from cabinet.errors import CabinetError
 from meetings import db as database
 from meetings import demo
+from meetings.audit_checkpoints import scan, scan_file
 from meetings.errors import MeetingsError
 from meetings.policy import Caller
 from meetings.services import Services
@@ -75,9 +77,9 @@ def cmd_db(args: argparse.Namespace) -> int:
     runtime = prepare(_config(args), migrate=False)
     url = runtime.database_url
     if args.db_command == "upgrade":
-        database.upgrade(url, args.revision)
+        database.upgrade(url, args.revision, audit_key=runtime.audit_key)
     elif args.db_command == "downgrade":
-        database.downgrade(url, args.revision)
+        database.downgrade(url, args.revision, audit_key=runtime.audit_key)
     print(f"database revision: {database.current_revision(url) or 'empty'} (latest: {database.head_revision()})")
     return 0
 
@@ -135,13 +137,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     async def body(services: Services, runtime: Runtime) -> int:
         if args.audit_command == "verify":
-            result = await services.audit.verify(caller)
+            extra = [c for text in args.checkpoint for c in scan(text, "--checkpoint")]
+            for path in args.checkpoints:
+                try:
+                    extra.extend(scan_file(Path(path)))
+                except OSError as exc:
+                    raise CabinetError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            result = await services.audit.verify(caller, extra)
             if result.ok:
-                print(f"audit chain intact: {result.checked} events; head #{result.head_seq} {result.head_hash}")
+                print(f"audit chain intact: {result.checked} events; head #{result.head_seq} {result.head_hash}; "
+                      f"held against {result.checkpoints} signed checkpoints (the latest names row "
+                      f"#{result.checkpoint_seq})")
+                if not result.checkpoints and result.checked:
+                    print("warning: no signed checkpoint found (checkpoint file, approved minutes, --checkpoints): "
+                          "rows removed from the end would not be noticed")
                 return 0
             print(f"audit chain BROKEN at event #{result.broken_seq}: {result.problem} "
                   f"({result.checked} events verified before it)")
             return 1
+        if args.audit_command == "checkpoint":
+            print((await services.audit.checkpoint(caller)).text())
+            return 0
         for event in reversed(await services.audit.recent(caller, limit=args.lines)):
             print(f"#{event.seq:<6} {event.created_at:%Y-%m-%d %H:%M:%S} {event.action:<26} actor={event.actor_id} "
                   f"from={event.address} {event.target_type}:{event.target_id} {event.details}")
@@ -224,7 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    _add_common(audit_sub.add_parser("verify", help="check the hash chain; report the first broken link"))
+    verify = audit_sub.add_parser("verify", help="check the keyed hash chain and its signed checkpoints; "
+                                                 "report the first broken link")
+    _add_common(verify)
+    verify.add_argument("--checkpoints", action="append", default=[], metavar="FILE",
+                        help="also hold the chain against the checkpoints in FILE (a log, saved minutes); repeatable")
+    verify.add_argument("--checkpoint", action="append", default=[], metavar="LINE",
+                        help="a checkpoint line copied from elsewhere (printed minutes); repeatable")
+    _add_common(audit_sub.add_parser("checkpoint", help="print a signed checkpoint of the chain's head, to keep "
+                                                       "somewhere the database's owner cannot write"))
     tail = audit_sub.add_parser("tail", help="show the latest events")
     _add_common(tail)
     tail.add_argument("-n", "--lines", type=int, default=20)

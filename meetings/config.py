@@ -51,6 +51,10 @@ class MeetingsConfig:
     join_token_seconds: int = 120
     #: Largest agenda document (PDF) accepted, in bytes.
     document_max_bytes: int = 20 * 1024 * 1024
+    #: Directory of the audit checkpoint file (signed heads of the audit chain, one line per change).
+    #: Empty: ``audit/`` in the data directory. Better: another disk, or a directory the database's
+    #: owner cannot rewrite (an append-only mount, a synced folder).
+    audit_checkpoint_dir: str = ""
 
     def validate(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from meetings import audit
 from meetings.audit import PendingEvent
+from meetings.audit_trail import AuditTrail
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -122,6 +123,8 @@ class Database:
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         # SQLite allows one writer; queue this process's writers here instead of failing on "locked".
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        #: The chain key and checkpoint writer; set by ``Services.build`` (no audited write without it).
+        self.audit_trail: AuditTrail | None = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -133,10 +136,16 @@ class Database:
         if self._write_lock is not None:
             await self._write_lock.acquire()
         try:
+            head = None
             async with self._write_sessions() as session, session.begin():
                 uow = UnitOfWork(session)
                 yield uow
-                await audit.append(session, uow.pending)
+                if uow.pending:
+                    if self.audit_trail is None:
+                        raise RuntimeError("audited write without the audit key: build the database through Services")
+                    head = await audit.append(session, self.audit_trail.chain_key, uow.pending)
+            if head is not None and self.audit_trail is not None:
+                self.audit_trail.committed(head)
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()
@@ -147,26 +156,28 @@ class Database:
             await self.write_engine.dispose()
 
 
-def alembic_config(url: str) -> Any:
+def alembic_config(url: str, audit_key: bytes | None = None) -> Any:
+    """``audit_key``: the audit chain's key, for the migrations that re-seal the chain (0004)."""
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
+    cfg.attributes["audit_key"] = audit_key
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).render_as_string(hide_password=False).replace("%", "%%"))
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head", *, audit_key: bytes | None = None) -> None:
     """Apply migrations (synchronous; call outside the event loop or in a thread)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    command.upgrade(alembic_config(url, audit_key), revision)
 
 
-def downgrade(url: str, revision: str) -> None:
+def downgrade(url: str, revision: str, *, audit_key: bytes | None = None) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(url), revision)
+    command.downgrade(alembic_config(url, audit_key), revision)
 
 
 def current_revision(url: str) -> str | None:

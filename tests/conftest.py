@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from harness import STRONG_SECRET as SECRET
 from harness import LiveServer, make_config
 from meetings import db as database
 from meetings.config import MeetingsConfig
 from meetings.db import Database
 from meetings.services import Services
 from pg_server import PostgresServer, available, shared_server
-
-SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG"
 
 
 @pytest.fixture(scope="session")

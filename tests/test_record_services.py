@@ -7,9 +7,11 @@ import json
 
 import pytest
 from sqlalchemy import text, update
+from test_audit import truncate
 
 import record_fixtures as rf
 from meetings import demo
+from meetings.audit_checkpoints import scan
 from meetings.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from meetings.models import AuditEvent, Meeting, MeetingKind
 from meetings.models.decisions import Minutes, MinutesState
@@ -226,3 +228,13 @@ async def test_edit_approve_lock(loaded: Services) -> None:
     [event] = await audit_actions(s, "minutes.approve")
     assert json.loads(event.details)["sha256"] == m.sha256
     assert (await s.audit.verify(CLI)).ok
+    # The approved minutes carry a signed checkpoint of the trail as it stood at approval; verify holds
+    # the trail to it (these services keep no checkpoint file), so cutting the tail back past it shows.
+    [checkpoint] = scan(m.audit_checkpoint, "minutes")
+    assert s.db.audit_trail is not None and s.db.audit_trail.signer.valid(checkpoint)
+    assert checkpoint.seq == event.seq - 1
+    assert (await s.audit.verify(CLI)).checkpoint_seq == checkpoint.seq
+    before = (await s.audit.recent(CLI, before_seq=checkpoint.seq, limit=1))[0]
+    truncate(s.db.url, before.seq, before.hash)
+    result = await s.audit.verify(CLI)
+    assert not result.ok and "approved minutes of meeting" in result.problem

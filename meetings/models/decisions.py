@@ -101,3 +101,6 @@ class Minutes(Base):
     approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: SHA-256 of the canonical body at approval; also written into the audit trail.
     sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    #: The signed checkpoint of the audit chain's head at approval (meetings/audit_checkpoints.py), printed
+    #: with the minutes so a paper copy can hold the trail to what it was that day.
+    audit_checkpoint: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meetings.audit_trail import AuditTrail
 from meetings.config import MeetingsConfig
 from meetings.db import Database
 from meetings.services.agenda import AgendaService
@@ -54,7 +55,14 @@ class Services:
 
     @classmethod
     def build(cls, db: Database, config: MeetingsConfig, secret_key: str, data_dir: Path | None = None) -> Services:
-        """``data_dir`` holds the agenda documents (``documents/``); without it, uploads are refused."""
+        """``data_dir`` holds the agenda documents (``documents/``); without it, uploads are refused.
+
+        The audit chain is keyed from ``secret_key``; its checkpoints go to ``audit_checkpoint_dir``, or
+        ``audit/`` in ``data_dir``, or (neither given, as in tests) only to the log.
+        """
+        checkpoint_dir = (Path(config.audit_checkpoint_dir) if config.audit_checkpoint_dir
+                          else data_dir / "audit" if data_dir else None)
+        db.audit_trail = AuditTrail(secret_key, checkpoint_dir)
         signer = JoinTokenSigner(secret_key, config.join_token_seconds)
         meetings = MeetingService(db, signer)
         built = cls(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meetings import audit
 from meetings import minutes_draft as md
 from meetings.db import Database
 from meetings.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -214,6 +215,9 @@ class MinutesService:
         require(caller, Action.APPROVE_MINUTES, meeting_access(meeting))
         async with self.db.write() as uow:
             minutes = await self._editable(uow.session, meeting_id, version)
+            if self.db.audit_trail is not None:  # read before the row changes: an approved row is locked
+                head = await audit.head(uow.session)
+                minutes.audit_checkpoint = self.db.audit_trail.signer.sign(head.seq, head.hash).text()
             sha = md.digest(body_of(minutes))
             minutes.state, minutes.sha256 = MinutesState.APPROVED, sha
             minutes.approved_by_id, minutes.approved_at = caller.actor_id, utcnow()

@@ -151,6 +151,7 @@ async def attendance_csv(request: web.Request) -> web.StreamResponse:
 def minutes_json(minutes: Minutes) -> dict[str, Any]:
     return {"id": minutes.id, "meeting_id": minutes.meeting_id, "state": minutes.state.value,
             "version": minutes.version, "sha256": minutes.sha256 or None,
+            "audit_checkpoint": minutes.audit_checkpoint or None,
             "approved_at": minutes.approved_at.isoformat() if minutes.approved_at else None,
             "body": body_of(minutes)}
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from meetings.migrations.append_only import create_append_only_triggers, drop_append_only_triggers
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -144,43 +146,11 @@ def upgrade() -> None:
         sa.table("audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.Integer), sa.column("hash", sa.String)),
         [{"id": 1, "seq": 0, "hash": "0" * 64}],
     )
-    _create_append_only_triggers()
-
-
-APPEND_ONLY_MESSAGE = "audit_events is append-only"
-
-
-def _create_append_only_triggers() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for verb in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER audit_events_no_{verb.lower()} BEFORE {verb} ON audit_events "
-                f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
-            )
-    elif dialect == "postgresql":
-        op.execute(
-            "CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            f"BEGIN RAISE EXCEPTION '{APPEND_ONLY_MESSAGE}'; END $$"
-        )
-        op.execute(
-            "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_events "
-            "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()"
-        )
-
-
-def _drop_append_only_triggers() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        op.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
-        op.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
-    elif dialect == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events")
-        op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
+    create_append_only_triggers()
 
 
 def downgrade() -> None:
-    _drop_append_only_triggers()
+    drop_append_only_triggers()
     with op.batch_alter_table('invitations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitations_meeting_id'))
 
