@@ -103,7 +103,9 @@ def merge(intervals: Iterable[Interval], grace: dt.timedelta) -> tuple[Interval,
 def _presence(connections: list[Connection], *, grace: dt.timedelta, now: dt.datetime, start: dt.datetime,
               end: dt.datetime | None) -> Presence:
     open_now = any(c.left_at is None for c in connections)
-    intervals = merge((Interval(c.joined_at, c.left_at or now) for c in connections), grace)
+    # An open connection runs until now, and never ends before it started (a join stamped by another
+    # writer just after this register's "now" was taken).
+    intervals = merge((Interval(c.joined_at, c.left_at or max(now, c.joined_at)) for c in connections), grace)
     if not intervals:
         return Presence((), False, None, None)
     last_end = intervals[-1].end

@@ -32,6 +32,12 @@ def test_merge_refuses_an_interval_that_ends_before_it_starts() -> None:
         merge([Interval(at(10), at(0))], GRACE)
 
 
+def test_an_open_connection_that_joined_after_now_is_not_an_error() -> None:
+    """The live register took "now", then read a join another writer committed a moment later (issue 10.6)."""
+    register = compute([Connection(1, 10, at(5.0), None)], grace=GRACE, now=at(4.9), start=T0)
+    assert register.people[1].present_now and register.people[1].seconds == 0
+
+
 def test_register_per_person_and_site_while_the_session_runs() -> None:
     conns = [
         Connection(1, 10, at(-30), at(100)),

@@ -35,11 +35,11 @@ async def site_ids(session: AsyncSession, meeting: Meeting) -> frozenset[int]:
 
 async def load_register(session: AsyncSession, meeting: Meeting, now: dt.datetime | None = None) -> LiveRegister:
     """The register as of ``now``; while the meeting is not closed, open connections run until now."""
-    now = now or utcnow()
     rows = (await session.scalars(
         select(AttendanceInterval).where(AttendanceInterval.meeting_id == meeting.id,
                                          AttendanceInterval.client == ATTENDING_CLIENT)
     )).all()
+    now = now or utcnow()  # after the query: a row committed meanwhile may start after an earlier "now"
     end = meeting.closed_at
     conns = [Connection(r.person_id, r.office_id, r.joined_at, r.left_at if r.left_at is not None
                         else (end if end is not None else None)) for r in rows]
