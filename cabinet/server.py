@@ -34,6 +34,15 @@ def build_app(runtime: Runtime, services: Services) -> web.Application:
 
     app.on_startup.append(recover_attendance)
 
+    async def start_refusal_log(_app: web.Application) -> None:
+        services.refusals.start()
+
+    async def stop_refusal_log(_app: web.Application) -> None:
+        await services.refusals.stop()  # writes what is still counted, before the database closes
+
+    app.on_startup.append(start_refusal_log)
+    app.on_cleanup.append(stop_refusal_log)
+
     async def close_db(_app: web.Application) -> None:
         await services.db.dispose()
 

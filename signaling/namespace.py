@@ -16,6 +16,7 @@ from signaling.floor import FloorHandlers
 from signaling.participant import Participant, new_participant_id
 from signaling.protocol import CLIENT_EVENTS
 from signaling.ratelimit import FloodRule, Verdict
+from signaling.refusals import note_refused_connect, note_refused_event
 from signaling.votes import VoteHandlers
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         except TokenInvalid as exc:
             log.info("signaling connection refused", extra={"event": "signaling.refused", "reason": exc.message,
                                                             "address": address})
+            note_refused_connect(self.signaling.services, token, address)
             raise socketio.exceptions.ConnectionRefusedError(exc.message, {"code": "token_invalid"}) from None
         config = self.signaling.config
         connection = Connection(grant=grant, address=address,
@@ -108,8 +110,10 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
             result = await handler(sid, connection, payload)
             return {"ok": True, **(result or {})}
         except SignalingError as exc:
+            note_refused_event(self.signaling.services, connection, event, exc)
             return exc.ack()
         except MeetingsError as exc:
+            note_refused_event(self.signaling.services, connection, event, exc)
             return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
         except MediaError as exc:
             return {"ok": False, "error": {"code": "media_error", "message": str(exc)}}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -20,6 +20,7 @@ from meetings.services import Services
 from web.app import AccessLogger
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+T = TypeVar("T")
 STRONG_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG"
 
 
@@ -45,6 +46,8 @@ class LiveServer:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
+        #: The running server's own Services (use ``in_server`` to run something with them).
+        self.served: Services | None = None
 
     @property
     def url(self) -> str:
@@ -76,6 +79,7 @@ class LiveServer:
         services = self.runtime.services()
         if self.demo:
             await load_demo_if_empty(services)
+        self.served = services
         app = build_app(self.runtime, services)
         runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
         await runner.setup()
@@ -91,6 +95,11 @@ class LiveServer:
         if self._loop and self._stop and self._thread and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(15)
+
+    async def in_server(self, work: Callable[[Services], Awaitable[T]]) -> T:
+        """Run ``work`` with the server's own Services on the server's loop (e.g. flush its refusal counts)."""
+        assert self._loop is not None and self.served is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work(self.served), self._loop))
 
     def services(self) -> Services:
         """A separate Services instance on the same database, for the test's own event loop."""

@@ -26,6 +26,7 @@ from meetings.errors import (
 from meetings.policy import Caller
 from web import keys
 from web.i18n import LOCALE_COOKIE, LOCALES, activate, negotiate
+from web.refusals import note_csrf, note_error
 from web.render import render
 from web.security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, SECURITY_HEADERS
 
@@ -140,6 +141,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(request, 429, exc.code, exc.message,
                               headers={"Retry-After": str(exc.retry_after_seconds)})
     except MeetingsError as exc:
+        note_error(request, exc)
         status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
         return error_response(request, status, exc.code, exc.message, exc.field)
     except web.HTTPException as exc:
@@ -172,6 +174,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     security = request.app[keys.SECURITY]
     if not security.origin_ok(request):
+        note_csrf(request)
         return error_response(request, 403, "csrf", "cross-site request refused")
     binding = request.get(keys.SESSION_TOKEN) or request.get(keys.PRE_SESSION)
     presented = request.headers.get(CSRF_HEADER)
@@ -182,6 +185,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not security.csrf_valid(binding, presented):
         log.info("csrf refused", extra={"event": "csrf.refused", "path": loggable_path(request),
                                         "address": request[keys.CALLER].address})
+        note_csrf(request)
         return error_response(request, 403, "csrf", "missing or invalid CSRF token; reload the page and try again")
     return await handler(request)
 

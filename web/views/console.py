@@ -20,6 +20,7 @@ from meetings.policy import Action, decide
 from meetings.services.common import meeting_access
 from web import keys
 from web.forms import caller, int_param, principal, services
+from web.refusals import note as note_refusal
 from web.render import render
 
 routes = web.RouteTableDef()
@@ -56,9 +57,11 @@ async def console_page(request: web.Request) -> web.StreamResponse:
     try:
         meeting = await services(request).meetings.get(caller(request), meeting_id)
     except NotFound:
+        note_refusal(request, "not_found")
         return render(request, "meetings/console.html", {"refused": "missing", "meeting": None}, status=404)
     decision = decide(me, Action.MODERATE_MEETING, meeting_access(meeting))
     if not decision.allowed:
+        note_refusal(request, "forbidden")
         return render(request, "meetings/console.html", {"refused": "not_allowed", "meeting": meeting},
                       status=403)
     people = list(await services(request).meetings.expected_people(caller(request), meeting.id))

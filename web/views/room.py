@@ -13,6 +13,7 @@ from meetings.errors import NotFound
 from meetings.policy import Action, decide
 from meetings.services.common import meeting_access
 from web.forms import caller, int_param, principal, services
+from web.refusals import note as note_refusal
 from web.render import render
 
 routes = web.RouteTableDef()
@@ -28,11 +29,13 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     try:
         meeting = await services(request).meetings.get(caller(request), meeting_id)
     except NotFound:
+        note_refusal(request, "not_found")
         # A meeting the caller may not see does not exist for them: say so plainly, without telling which.
         return render(request, "meetings/room.html", {"refused": "missing", "meeting": None}, status=404)
     access = meeting_access(meeting)
     join = decide(me, Action.JOIN_MEETING, access)
     if not join.allowed:
+        note_refusal(request, "forbidden")
         return render(request, "meetings/room.html", {"refused": "not_allowed", "meeting": meeting,
                                                       "reason": join.reason}, status=403)
     may_publish = decide(me, Action.PUBLISH_MEDIA, access).allowed
