@@ -23,6 +23,7 @@ from meetings.services.notices import NoticeService
 from meetings.services.offices import OfficeService
 from meetings.services.people import PeopleService
 from meetings.services.positions import PositionService
+from meetings.services.refusals import RefusalLog
 from meetings.services.rollcall import RollCallService
 from meetings.services.schedule import ScheduleService
 from meetings.services.session import SessionService
@@ -52,6 +53,7 @@ class Services:
     calendar: CalendarService = field(init=False)
     positions: PositionService = field(init=False)
     documents: DocumentService = field(init=False)
+    refusals: RefusalLog = field(init=False)
 
     @classmethod
     def build(cls, db: Database, config: MeetingsConfig, secret_key: str, data_dir: Path | None = None) -> Services:
@@ -88,4 +90,5 @@ class Services:
         built.positions = PositionService(db, meetings)
         built.documents = DocumentService(db, meetings, data_dir / "documents" if data_dir else None,
                                           config.document_max_bytes)
+        built.refusals = RefusalLog(db)
         return built
