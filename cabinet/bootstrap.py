@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cabinet.config import Config
-from cabinet.errors import ConfigError
+from cabinet.errors import CabinetError, ConfigError
 from meetings import db as database
 from meetings.audit_trail import chain_key
 from meetings.config import secret_weakness
@@ -67,6 +67,9 @@ class Runtime:
 def prepare(config: Config, *, migrate: bool | None = None) -> Runtime:
     """Everything synchronous that must happen before the event loop starts."""
     data_dir = ensure_data_dir(config)
+    problem = database.sqlite_write_problem(database_url(config, data_dir))
+    if problem:
+        raise CabinetError(problem)
     runtime = Runtime(config, data_dir, secret_key(config, data_dir), database_url(config, data_dir))
     if config.meetings.auto_migrate if migrate is None else migrate:
         database.upgrade(runtime.database_url, audit_key=runtime.audit_key)

@@ -7,6 +7,7 @@ of work and appends them to the chain in the same transaction, just before commi
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,26 @@ def sync_url(url: str) -> URL:
 
 def sqlite_url_for(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def sqlite_write_problem(url: str) -> str | None:
+    """Why this SQLite database cannot be written, or None. Checked before anything opens it: a failed
+    open would leave behind ``-wal`` and ``-shm`` files that a later fix of the database's mode misses."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database).absolute()
+    if not path.exists():
+        return None if os.access(path.parent, os.W_OK | os.X_OK) else (
+            f"cannot create the database {path}: its directory is not writable by this user")
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+            return (f"the database file {file} is read-only for this user (or on a read-only file system): "
+                    f"make it writable (chmod u+rw {file}) and start again")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return (f"the database's directory {path.parent} is not writable by this user (or is on a read-only "
+                "file system); SQLite keeps its -wal and -shm files there: make it writable and start again")
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

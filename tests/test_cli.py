@@ -91,3 +91,28 @@ def test_db_and_user_management(tmp_path: Path) -> None:
                           timeout=60).stdout
     assert "person.update" in tail and "via" in tail
     assert "a-strong-kratie-pass" not in tail
+
+
+def test_start_on_a_read_only_database_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Issue 10.9: no traceback, and nothing created (a failed open used to leave read-only -wal/-shm)."""
+    data = tmp_path / "data"
+    assert subprocess.run([*CABINET, "demo", "load"], capture_output=True, env=env_for(data), timeout=120).returncode == 0
+    before = sorted(p.name for p in data.iterdir())
+    serve = [*CABINET, "serve", "--port", str(free_port())]
+    if os.geteuid() == 0:  # root writes through file modes: make the file system read-only, in a mount namespace
+        script = f'mount --bind "{data}" "{data}" && mount -o remount,bind,ro "{data}" && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *serve]
+    else:
+        (data / "cabinet.db").chmod(0o444)
+        data.chmod(0o555)
+        command = serve
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, env=env_for(data), timeout=60)
+    finally:
+        data.chmod(0o700)
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert str(data / "cabinet.db") in lines[0] or str(data) in lines[0]
+    assert "read-only" in lines[0] and "writable" in lines[0]
+    assert sorted(p.name for p in data.iterdir()) == before
