@@ -111,7 +111,7 @@ class Schema:
             raise InvalidMessage(f"{event}: the payload must be an object")
         try:
             size = len(json.dumps(data, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # RecursionError: nested deeper than json.dumps goes
             raise InvalidMessage(f"{event}: the payload is not plain JSON") from None
         if size > max_bytes:
             raise InvalidMessage(f"{event}: the payload is larger than {max_bytes} bytes")
