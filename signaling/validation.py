@@ -13,7 +13,10 @@ MAX_SDP_LINES = 4000
 #: Media sections in a publisher's offer: a camera and a microphone, with room for a shared screen and
 #: its sound. Each m-line costs the server a transceiver and its share of every negotiation.
 MAX_PUBLISH_MEDIA = 4
-SDP_LINE = re.compile(r"^[a-z]=[^\x00-\x08\x0b-\x1f\x7f]*$")
+#: One SDP line: no control characters, and none of the other characters str.splitlines() breaks a line at
+#: (\x85, \u2028, \u2029): aiortc splits the SDP with splitlines(), so such a character would open a line,
+#: an m-line even, that this check and media_count never saw.
+SDP_LINE = re.compile(r"^[a-z]=[^\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]*$")
 Check = Callable[[str, Any], Any]
 
 
