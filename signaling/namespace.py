@@ -85,8 +85,9 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         return session.get("connection")  # type: ignore[no-any-return]
 
     # -- dispatch ---------------------------------------------------------------------------
-    async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in RESERVED_EVENTS and await self._from_the_library(event, args[0]):
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        # ``event`` is whatever JSON value the client put first: a list or an object is not even hashable.
+        if isinstance(event, str) and event in RESERVED_EVENTS and await self._from_the_library(event, args[0]):
             return await super().trigger_event(event, *args)
         sid = args[0]
         data = args[1] if len(args) > 1 else None
@@ -99,6 +100,8 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
                 await self._disconnect_flooding(sid, connection)
             if verdict is not Verdict.ACCEPT:
                 raise RateLimited("too many messages; slow down")
+            if not isinstance(event, str):
+                raise InvalidMessage("the event name must be a string")
             if event in RESERVED_EVENTS:
                 log.warning("a client emitted a reserved event", extra={
                     "event": "signaling.reserved_event", "signal": event, "address": connection.address,
