@@ -102,23 +102,19 @@ def negotiated_parameters(
     return list(transceiver._codecs), list(transceiver._headerExtensions)
 
 
-_PARSED_REMOTE = "_cabinet_parsed_remote"
-
-
 def remote_ssrcs(pc: RTCPeerConnection, mid: str) -> tuple[int | None, int | None]:
     """(media SSRC, RTX SSRC) announced by the remote description for m-line ``mid``.
 
-    The remote description is parsed once per description, not once per track: producing every track
-    of an offer re-parsed the whole SDP each time (quadratic in its m-lines)."""
-    description = pc.remoteDescription
-    if description is None:
+    Read from the parsed description aiortc itself negotiated with (its private
+    ``__remoteDescription()``), never through the public ``remoteDescription``: that property
+    re-serializes the whole description, once per produced track, and raises ValueError on what
+    aiortc accepted but cannot write back (a c= line whose address is not an IP address)."""
+    current = getattr(pc, "_RTCPeerConnection__remoteDescription", None)
+    if current is None:
+        raise SeamError("RTCPeerConnection.__remoteDescription missing")
+    parsed = current()
+    if parsed is None:
         return None, None
-    cached = getattr(pc, _PARSED_REMOTE, None)
-    if cached is not None and cached[0] == description.sdp:
-        parsed = cached[1]
-    else:
-        parsed = aiortc_sdp.SessionDescription.parse(description.sdp)
-        setattr(pc, _PARSED_REMOTE, (description.sdp, parsed))
     for media in parsed.media:
         if media.rtp.muxId != mid:
             continue
