@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errors import UnsupportedError
 from .events import EventEmitter
 from .keyframe import is_keyframe
 from .parameters import StreamParameters
@@ -116,11 +117,15 @@ class Consumer(EventEmitter):
 
     def configure(self, parameters: StreamParameters) -> None:
         """Apply what the subscriber's answer negotiated for this consumer's m-line."""
+        try:
+            rewriter = RtpRewriter(
+                ssrc=self.ssrc, payload_type=parameters.payload_type, ids=parameters.ext_ids, mid=parameters.mid
+            )
+        except ValueError as exc:  # e.g. a subscriber's answer gave the MID extension an id above 14
+            raise UnsupportedError(f"consumer {self.id}: {exc}") from exc
         self.parameters = parameters
         self.mid = parameters.mid
-        self._rewriter = RtpRewriter(
-            ssrc=self.ssrc, payload_type=parameters.payload_type, ids=parameters.ext_ids, mid=parameters.mid
-        )
+        self._rewriter = rewriter
         self._rtx_pt = parameters.rtx_payload_type
         self._update()
 
