@@ -13,6 +13,13 @@ MAX_SDP_LINES = 4000
 #: Media sections in a publisher's offer: a camera and a microphone, with room for a shared screen and
 #: its sound. Each m-line costs the server a transceiver and its share of every negotiation.
 MAX_PUBLISH_MEDIA = 4
+#: aiortc's SDP parser matches every a=rtcp-fb and a=fmtp line against every a=rtpmap of its media section,
+#: and looks every a=ssrc line up among the SSRCs listed before it: costs quadratic in a section's lines,
+#: paid on the event loop. Within 4000 lines they held it for 4.8 s (1900 a=rtpmap x 1900 a=rtcp-fb:*) and
+#: 120 ms (3800 a=ssrc) per message (tests/test_loop_budget.py). A Chromium video section has ~33 codecs x
+#: ~117 feedback and parameter lines (~3900 pairs) and at most 24 a=ssrc lines (simulcast with RTX).
+MAX_CODEC_PAIRS = 16384  # sum over media sections of a=rtpmap lines x (a=rtcp-fb + a=fmtp lines)
+MAX_SSRC_LINES = 64  # a=ssrc lines per media section
 #: One SDP line: no control characters, and none of the other characters str.splitlines() breaks a line at
 #: (\x85, \u2028, \u2029): aiortc splits the SDP with splitlines(), so such a character would open a line,
 #: an m-line even, that this check and media_count never saw.
@@ -36,9 +43,25 @@ def sdp(max_bytes: int, max_media: int | None = None) -> Check:
             raise InvalidMessage(f"{name} must start with v=0")
         if len(lines) > MAX_SDP_LINES:
             raise InvalidMessage(f"{name} has more than {MAX_SDP_LINES} lines")
+        codecs = feedback = ssrcs = pairs = 0
         for number, line in enumerate(lines, 1):
             if not SDP_LINE.match(line):
                 raise InvalidMessage(f"{name} line {number} is not an SDP line")
+            if line.startswith("m="):
+                pairs += codecs * feedback
+                codecs = feedback = ssrcs = 0
+            elif line.startswith("a=rtpmap:"):
+                codecs += 1
+            elif line.startswith(("a=rtcp-fb:", "a=fmtp:")):
+                feedback += 1
+            elif line.startswith("a=ssrc:"):
+                ssrcs += 1
+                if ssrcs > MAX_SSRC_LINES:
+                    raise InvalidMessage(f"{name} has more than {MAX_SSRC_LINES} a=ssrc lines in a media section")
+        pairs += codecs * feedback
+        if pairs > MAX_CODEC_PAIRS:
+            raise InvalidMessage(f"{name} has {pairs} pairs of codec (a=rtpmap) and feedback or parameter "
+                                 f"(a=rtcp-fb, a=fmtp) lines in its media sections; at most {MAX_CODEC_PAIRS}")
         media = media_count(value)
         if not media:
             raise InvalidMessage(f"{name} has no media section")
