@@ -60,7 +60,8 @@ class Runtime:
         return chain_key(self.secret_key)
 
     def services(self) -> Services:
-        return Services.build(Database(self.database_url), self.config.meetings, self.secret_key,
+        return Services.build(Database(self.database_url, busy_seconds=self.config.meetings.database_busy_seconds),
+                              self.config.meetings, self.secret_key,
                               self.data_dir)
 
 

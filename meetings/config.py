@@ -28,6 +28,9 @@ class MeetingsConfig:
     #: SQLAlchemy URL. Empty: an SQLite file ``cabinet.db`` in the data directory.
     #: ``postgresql://user:pass@host/db`` selects PostgreSQL (psycopg 3).
     database_url: str = ""
+    #: How long a change waits for the database's write lock held by another process (a backup, a
+    #: maintenance script) before it is answered "the database is busy; try again".
+    database_busy_seconds: int = 30
     #: Apply pending migrations when the server starts.
     auto_migrate: bool = True
     #: Key for signing join tokens and CSRF tokens. Empty: generated once and kept in the data
@@ -72,6 +75,7 @@ class MeetingsConfig:
             "login_max_failures_per_account",
             "login_window_minutes",
             "join_token_seconds",
+            "database_busy_seconds",
         ):
             if getattr(self, key) < 1:
                 problems.append((key, "must be at least 1"))

@@ -7,6 +7,7 @@ of work and appends them to the chain in the same transaction, just before commi
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from meetings import audit
 from meetings.audit import PendingEvent
 from meetings.audit_trail import AuditTrail
+from meetings.errors import DatabaseBusy, DatabaseReadOnly, DiskFull, StorageError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger("meetings.db")
 
 
 def async_url(url: str) -> URL:
@@ -76,11 +80,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
-def configure_sqlite(engine: Any, *, begin: str) -> None:
+def configure_sqlite(engine: Any, *, begin: str, busy_ms: int = 10000) -> None:
     """Take transaction control from the driver so writers can BEGIN IMMEDIATE.
 
     A deferred transaction that reads and then writes fails at once with "database is locked" when
@@ -90,6 +93,9 @@ def configure_sqlite(engine: Any, *, begin: str) -> None:
 
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         _sqlite_pragmas(dbapi_connection, record)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.close()
         dbapi_connection.isolation_level = None
 
     def on_begin(conn: Any) -> None:
@@ -130,16 +136,33 @@ class UnitOfWork:
         )
 
 
+def storage_error(exc: DBAPIError) -> StorageError | None:
+    """The domain error for a write the machine refused (locked, disk full, read-only), else None."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if "database is locked" in text or "database is busy" in text or state in ("55P03", "40P01"):
+        return DatabaseBusy("the database is busy; try again")
+    if "database or disk is full" in text or state == "53100" or "no space left" in text:
+        return DiskFull("the server's disk is full; nothing was saved. Tell the administrator")
+    if "readonly database" in text or "read-only" in text or state == "25006":
+        return DatabaseReadOnly("the database is read-only; nothing was saved. Tell the administrator")
+    return None
+
+
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, busy_seconds: float = 30.0) -> None:
         self.url = url
+        #: How long a write waits for another writer (another process holding the SQLite write lock)
+        #: before it is answered "the database is busy"; never "internal error".
+        self.busy_seconds = busy_seconds
+        busy_ms = int(min(10.0, max(0.1, busy_seconds / 3)) * 1000)  # per attempt; retried until busy_seconds
         self.engine: AsyncEngine = create_async_engine(async_url(url), echo=echo, pool_pre_ping=True)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.write_engine = self.engine
         if self.is_sqlite:
             self.write_engine = create_async_engine(async_url(url), echo=echo)
-            configure_sqlite(self.engine.sync_engine, begin="BEGIN")
-            configure_sqlite(self.write_engine.sync_engine, begin="BEGIN IMMEDIATE")
+            configure_sqlite(self.engine.sync_engine, begin="BEGIN", busy_ms=busy_ms)
+            configure_sqlite(self.write_engine.sync_engine, begin="BEGIN IMMEDIATE", busy_ms=busy_ms)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         # SQLite allows one writer; queue this process's writers here instead of failing on "locked".
@@ -152,19 +175,57 @@ class Database:
         async with self._sessions() as session:
             yield session
 
+    async def _begin_write(self) -> AsyncSession:
+        """A session holding the write lock. Another process's lock is waited out, with backoff, for
+        ``busy_seconds``: nothing has run yet, so trying again is safe."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.busy_seconds
+        pause = 0.05
+        while True:
+            session = self._write_sessions()
+            try:
+                await session.begin()
+                await session.connection()  # BEGIN IMMEDIATE runs here on SQLite
+                return session
+            except DBAPIError as exc:
+                await session.close()
+                error = storage_error(exc)
+                if not isinstance(error, DatabaseBusy):
+                    raise (error or exc) from exc
+                if loop.time() + pause >= deadline:
+                    log.warning("database busy; write refused", extra={
+                        "event": "db.busy", "waited_seconds": round(self.busy_seconds, 1)})
+                    raise error from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[UnitOfWork]:
         if self._write_lock is not None:
             await self._write_lock.acquire()
         try:
+            session = await self._begin_write()
             head = None
-            async with self._write_sessions() as session, session.begin():
+            try:
                 uow = UnitOfWork(session)
                 yield uow
                 if uow.pending:
                     if self.audit_trail is None:
                         raise RuntimeError("audited write without the audit key: build the database through Services")
                     head = await audit.append(session, self.audit_trail.chain_key, uow.pending)
+                await session.commit()
+            except DBAPIError as exc:
+                await session.rollback()
+                error = storage_error(exc)
+                if error is None:
+                    raise
+                log.error("database write failed", extra={"event": f"db.{error.code}", "error": str(exc.orig)[:200]})
+                raise error from exc
+            except BaseException:
+                await session.rollback()
+                raise
+            finally:
+                await session.close()
             if head is not None and self.audit_trail is not None:
                 self.audit_trail.committed(head)
         finally:

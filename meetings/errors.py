@@ -48,3 +48,22 @@ class LoginThrottled(MeetingsError):
 
 class TokenInvalid(MeetingsError):
     code = "token_invalid"
+
+
+class StorageError(MeetingsError):
+    """The database could not take a write for a reason of the machine, not of the request; nothing of
+    the request was written, and trying again later can succeed."""
+
+    code = "storage"
+
+
+class DatabaseBusy(StorageError):
+    code = "busy"
+
+
+class DiskFull(StorageError):
+    code = "disk_full"
+
+
+class DatabaseReadOnly(StorageError):
+    code = "read_only"

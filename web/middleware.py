@@ -14,6 +14,9 @@ from aiohttp.web_request import BaseRequest
 
 from meetings.errors import (
     Conflict,
+    DatabaseBusy,
+    DatabaseReadOnly,
+    DiskFull,
     LoginFailed,
     LoginThrottled,
     MeetingsError,
@@ -42,6 +45,9 @@ STATUS = {
     NotFound: 404,
     Conflict: 409,
     LoginThrottled: 429,
+    DatabaseBusy: 503,
+    DatabaseReadOnly: 503,
+    DiskFull: 507,
 }
 
 
@@ -143,7 +149,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except MeetingsError as exc:
         note_error(request, exc)
         status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-        return error_response(request, status, exc.code, exc.message, exc.field)
+        headers = {"Retry-After": "5"} if isinstance(exc, DatabaseBusy) else None
+        return error_response(request, status, exc.code, exc.message, exc.field, headers=headers)
     except web.HTTPException as exc:
         if exc.status >= 400 and (is_api(request) or exc.status in (404, 405, 413)):
             code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
