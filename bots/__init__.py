@@ -14,36 +14,44 @@ loop index as a bar code (:mod:`bots.picture`).
 
 Layout: ``publisher`` / ``subscriber`` are the media halves (offer/answer methods, usable without
 any server: :mod:`bots.inprocess` wires them to a media.Router); ``client`` speaks the socket.io
-signaling protocol; ``bot`` combines them; ``cli`` is ``python -m bots``.
+signaling protocol; ``bot`` combines them (and reconnects, with a new join token from a
+:mod:`bots.tokens` source each time); ``cli`` is ``python -m bots``.
 """
 
 from __future__ import annotations
 
 from .bot import Bot, BotOptions, run_bot
 from .client import SignalingClient
-from .errors import BotError, LoginError, MediaFileError, NegotiationError, SignalingError
-from .login import fetch_join_token
+from .errors import BotError, LoginError, MediaFileError, NegotiationError, ReconnectImpossible, SignalingError
+from .login import LoginTokenSource, fetch_join_token
 from .media_files import MediaParams, PreEncodedMedia, load_media
 from .publisher import Publisher
-from .report import BotReport, PublishReport, StreamReport
+from .report import BotReport, ConnectionInterval, PublishReport, StreamReport
 from .subscriber import Subscriber
+from .tokens import CallableTokenSource, StaticToken, TokenSource
 
 __all__ = [
     "Bot",
     "BotError",
     "BotOptions",
     "BotReport",
+    "CallableTokenSource",
+    "ConnectionInterval",
     "LoginError",
+    "LoginTokenSource",
     "MediaFileError",
     "MediaParams",
     "NegotiationError",
     "PreEncodedMedia",
     "PublishReport",
     "Publisher",
+    "ReconnectImpossible",
     "SignalingClient",
     "SignalingError",
+    "StaticToken",
     "StreamReport",
     "Subscriber",
+    "TokenSource",
     "fetch_join_token",
     "load_media",
     "run_bot",

@@ -11,8 +11,19 @@ from typing import TextIO
 
 from .bot import BotOptions, run_bot
 from .errors import BotError
-from .login import fetch_join_token
+from .login import LoginTokenSource
 from .media_files import MediaParams
+from .tokens import StaticToken, TokenSource
+
+EPILOG = """\
+Reconnection: like the web page, a bot whose connection is lost (network, server restart) tears
+down its media, waits 0.5 s, then retries backing off up to 5 s, each time with a NEW join token,
+and joins, publishes and subscribes again; it stops if the server refuses it (removed from the
+meeting, login refused or ended for good). Only a logged-in bot (--username, --password-stdin,
+--meeting) can reconnect: a --token join token is single-use, so a bot given one connects once and
+cannot reconnect; it reports a lost connection as an error. --no-reconnect turns reconnection off.
+The report counts reconnects and lists every connection (UTC times connected, joined and ended).
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,11 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bots",
         description="Cabinet test bot: joins a meeting, publishes pre-encoded VP8/Opus and/or subscribes, "
         "and reports frames, loss, freezes and latency.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8080")
     auth = parser.add_argument_group("authentication (a token, or a login)")
-    auth.add_argument("--token", help="join token")
-    auth.add_argument("--username", help="log in as this user to obtain a join token")
+    auth.add_argument("--token", help="join token (single-use: a bot given one cannot reconnect)")
+    auth.add_argument("--username", help="log in as this user to obtain join tokens (one per connection)")
     auth.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     auth.add_argument("--meeting", type=int, help="meeting id to obtain a join token for")
     parser.add_argument("--publish", action="store_true", help="publish audio and video (default: both roles)")
@@ -40,19 +53,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", action="append", default=None, metavar="ADDR",
                         help="host candidate address (repeatable; default 127.0.0.1 for a loopback server)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument("--no-reconnect", action="store_true",
+                        help="do not reconnect after a lost connection (default: reconnect, when logged in)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     return parser
 
 
-async def _token(args: argparse.Namespace, stdin: TextIO) -> str:
+def _token_source(args: argparse.Namespace, stdin: TextIO) -> TokenSource:
     if args.token:
-        return str(args.token)
+        return StaticToken(str(args.token))
     if not (args.username and args.meeting is not None and args.password_stdin):
         raise BotError("give --token, or --username with --password-stdin and --meeting")
     password = stdin.readline().rstrip("\r\n")
     if not password:
         raise BotError("no password on stdin")
-    return await fetch_join_token(args.url, args.username, password, args.meeting, verify_tls=not args.insecure)
+    return LoginTokenSource(args.url, args.username, password, args.meeting, verify_tls=not args.insecure)
+
+
+async def _token(args: argparse.Namespace, stdin: TextIO) -> str:
+    """One join token, from --token or by logging in."""
+    source = _token_source(args, stdin)
+    try:
+        return await source.token()
+    finally:
+        await source.close()
 
 
 async def main_async(argv: list[str] | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
@@ -64,14 +88,20 @@ async def main_async(argv: list[str] | None = None, stdin: TextIO = sys.stdin, s
         publish = subscribe = True
     if args.no_audio and args.no_video and publish:
         parser.error("--no-audio and --no-video leave nothing to publish")
+    source: TokenSource | None = None
     try:
-        token = await _token(args, stdin)
+        source = _token_source(args, stdin)
+        token = await source.token()  # a login refused is a usage error, as before
     except BotError as exc:
+        if source is not None:
+            await source.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     options = BotOptions(
         url=args.url,
         token=token,
+        token_source=source,
+        reconnect=not args.no_reconnect,
         name=args.name,
         publish=publish,
         subscribe=subscribe,

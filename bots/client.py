@@ -4,6 +4,11 @@ Every client event is emitted with an acknowledgement; ``{"ok": false, "error": 
 a :class:`SignalingError`. The media halves (:class:`bots.publisher.Publisher`,
 :class:`bots.subscriber.Subscriber`) are attached through callbacks, so they stay usable without
 any server (see :mod:`bots.inprocess`).
+
+One client is one connection: python-socketio's own reconnection stays off (``reconnection=False``)
+because every connection needs a new single-use join token; :class:`bots.bot.Bot` reconnects with
+a new client. A connection the bot did not close itself is reported once through ``on_lost``
+(reason, code): a disconnect, the server's ``closing {code, message}``, or ``removed``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: Answers a server offer: (sdp, consumers) -> answer sdp.
 OfferHandler = Callable[[str, list[dict[str, Any]]], Awaitable[str]]
+#: Told once when the connection is lost without the bot closing it: (reason, server code or None).
+LostHandler = Callable[["SignalingClient", str, str | None], None]
 
 SERVER_EVENTS = (
     "participant_joined",
@@ -58,7 +65,13 @@ class SignalingClient:
         self.errors: list[str] = []
         self.on_offer: OfferHandler | None = None
         self.listeners: list[Callable[[str, Any], None]] = []
-        self._token = token
+        self.on_lost: LostHandler | None = None
+        #: Why the connection was lost (None while it is up, or when the bot closed it).
+        self.lost: str | None = None
+        #: The code of the server's ``closing`` (or "removed"), if it said why.
+        self.lost_code: str | None = None
+        self._closed_by_us = False
+        self.token = token
         self._sio = socketio.AsyncClient(reconnection=False, ssl_verify=ssl_verify)
         self._connect_error: Any = None
         self._offers: asyncio.PriorityQueue[tuple[int, int, dict[str, Any], asyncio.Future[None] | None]] = (
@@ -69,6 +82,9 @@ class SignalingClient:
         self._offer_task: asyncio.Task[None] | None = None
         self._sio.on("connect_error", self._on_connect_error)
         self._sio.on("offer", self._on_server_offer)
+        self._sio.on("disconnect", self._on_disconnect)
+        self._sio.on("closing", self._on_closing)
+        self._sio.on("removed", self._on_removed)
         for name in SERVER_EVENTS:
             self._sio.on(name, self._make_listener(name))
 
@@ -81,7 +97,7 @@ class SignalingClient:
     async def connect(self) -> None:
         """Connect with the join token; a refusal raises SignalingError with the server's code."""
         try:
-            await self._sio.connect(self.url, auth={"token": self._token}, wait_timeout=self.timeout)
+            await self._sio.connect(self.url, auth={"token": self.token}, wait_timeout=self.timeout)
         except socketio.exceptions.ConnectionError as exc:
             code, message = refusal(self._connect_error)
             raise SignalingError(code or "connect_failed", message or str(exc)) from exc
@@ -143,10 +159,34 @@ class SignalingClient:
             logger.debug("leave: %s", exc)
 
     async def disconnect(self) -> None:
+        self._closed_by_us = True
         if self._offer_task is not None:
             self._offer_task.cancel()
             await asyncio.gather(self._offer_task, return_exceptions=True)
         await self._sio.disconnect()
+
+    # -- losing the connection --------------------------------------------------------------
+
+    def _lose(self, reason: str, code: str | None = None) -> None:
+        if self._closed_by_us or self.lost is not None:
+            return
+        self.lost, self.lost_code = reason, code
+        if self.on_lost is not None:
+            self.on_lost(self, reason, code)
+
+    async def _on_disconnect(self, reason: Any = None) -> None:
+        self._lose(f"disconnected ({reason or 'unknown reason'})")
+
+    async def _on_closing(self, data: Any = None) -> None:
+        self.events["closing"] += 1
+        code = str(data.get("code") or "closing") if isinstance(data, dict) else "closing"
+        message = str(data.get("message") or "") if isinstance(data, dict) else ""
+        self._lose(f"the server is closing the connection ({code}{': ' + message if message else ''})", code)
+
+    async def _on_removed(self, data: Any = None) -> None:
+        self.events["removed"] += 1
+        reason = str(data.get("reason") or "") if isinstance(data, dict) else ""
+        self._lose(f"removed from the meeting{' (' + reason + ')' if reason else ''}", "removed")
 
     # -- server events ----------------------------------------------------------------------
 

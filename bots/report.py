@@ -74,6 +74,33 @@ class StreamReport:
 
 
 @dataclass
+class ConnectionInterval:
+    """One signaling connection as the bot saw it: wall-clock UTC ISO 8601 times (milliseconds)."""
+
+    connected_at: str
+    joined_at: str | None = None
+    #: When the connection ended: lost, or closed by the bot itself (``end_reason`` "left"); None: still up.
+    ended_at: str | None = None
+    end_reason: str | None = None
+    participant_id: str | None = None
+
+
+def merge_publish(reports: list[PublishReport]) -> PublishReport | None:
+    """One PublishReport for a bot's successive publishers: counters add up; the latest connection's
+    loss and round-trip time."""
+    if not reports:
+        return None
+    merged = PublishReport()
+    for report in reports:
+        for name, value in vars(report).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                setattr(merged, name, getattr(merged, name) + value)
+    merged.upstream_fraction_lost = dict(reports[-1].upstream_fraction_lost)
+    merged.rtt_ms = reports[-1].rtt_ms
+    return merged
+
+
+@dataclass
 class BotReport:
     name: str
     mode: str
@@ -84,6 +111,14 @@ class BotReport:
     dominant_speaker: str | None = None
     events: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: Times the bot got back in (connected, joined, published and subscribed again) after a loss.
+    reconnects: int = 0
+    #: Every signaling connection the bot made (a failed attempt that never connected is not one).
+    connections: list[ConnectionInterval] = field(default_factory=list)
+    #: Whether the bot would reconnect after a loss (off: --no-reconnect; impossible: a bare --token).
+    reconnect: str = "on"
+    #: Why the bot stopped trying to reconnect (a fatal refusal, reconnection off or impossible), if it did.
+    gave_up: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +149,11 @@ class BotReport:
             lines.append(line)
         if self.dominant_speaker:
             lines.append(f"  dominant speaker: {self.dominant_speaker}")
+        if self.reconnects or len(self.connections) > 1 or self.gave_up:
+            lines.append(f"  reconnects: {self.reconnects} (reconnection {self.reconnect})")
+            for c in self.connections:
+                ended = f"{c.ended_at} ({c.end_reason})" if c.ended_at else "still connected"
+                lines.append(f"  connection: {c.connected_at}, joined {c.joined_at or '-'}, ended {ended}")
         for error in self.errors:
             lines.append(f"  error: {error}")
         return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""A real Cabinet server in its own process on 127.0.0.1, so a test can kill it (SIGKILL) and start it
+again on the same port and data directory. (tests/harness.LiveServer runs in a thread: it can stop,
+not die.) The server's output goes to ``server.log`` in the data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.data_dir),
+                "CABINET_SERVER__DATA_DIR": str(self.data_dir),
+                "CABINET_MEDIA__ICE_BIND_ADDRESSES": "127.0.0.1"}
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        """Start (demo data when the data directory is empty) and wait until the API answers."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cabinet.cli", "serve", "--demo-if-empty", "--port", str(self.port)],
+                cwd=ROOT, env=self._env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self.starts += 1
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/session", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer within {timeout:.0f}s: {self.log_tail()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to anyone, as if the machine had lost power."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join((self.data_dir / "server.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
