@@ -18,7 +18,8 @@ from signaling.participant import Participant
 log = logging.getLogger("signaling.attendance")
 
 #: How a room removal ends an attendance interval.
-END_REASON = {"left": "left", "dropped": "dropped", "replaced": "dropped", "removed": "removed"}
+END_REASON = {"left": "left", "dropped": "dropped", "replaced": "dropped", "removed": "removed",
+              "restart": "restart"}
 
 
 class AttendanceRecorder:

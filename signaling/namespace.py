@@ -73,7 +73,7 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         if connection is not None and connection.participant is not None and connection.room is not None:
             participant, room = connection.participant, connection.room
             connection.participant = connection.room = None
-            await room.remove(participant, status="dropped")
+            await room.remove(participant, status="restart" if self.signaling.stopping else "dropped")
             log.info("participant dropped", extra={"event": "signaling.dropped", "meeting_id": room.meeting_id,
                                                    "participant_id": participant.id, "reason": str(reason)})
 

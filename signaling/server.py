@@ -21,6 +21,8 @@ from meetings.services.live import agenda_payload
 from signaling.room import Room
 
 SOCKETIO_PATH = "socket.io"
+RESTARTING = {"code": "restarting", "message": "The server is restarting; this page reconnects by itself."}
+log = logging.getLogger("signaling.server")
 
 
 class UsedTokens:
@@ -110,15 +112,43 @@ class Signaling:
         self.rooms = Rooms(self, SocketOutbox(self.sio))
         self.sio.register_namespace(MeetingNamespace(self))
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: A planned stop is under way: departures are "restart", not "dropped".
+        self.stopping = False
 
     def attach(self, app: web.Application) -> None:
         self.sio.attach(app, socketio_path=SOCKETIO_PATH)
 
         async def close(_app: web.Application) -> None:
-            await self.rooms.close()
-            await self.sio.shutdown()
+            await self.stop()
 
         app.on_shutdown.append(close)
+
+    async def stop(self, budget_seconds: float = 3.0) -> None:
+        """A planned stop: tell every page the server is restarting (they reconnect by themselves), end
+        every attendance interval now with the reason ``restart`` and write it, close every socket.
+
+        Without closing the sockets aiohttp waits for them for its whole shutdown timeout, and their
+        intervals were later closed as "dropped", crediting the shutdown as presence.
+        """
+        self.stopping = True
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._close_connections(), budget_seconds)
+        except TimeoutError:
+            log.warning("planned stop: connections still closing after the budget", extra={
+                "event": "signaling.stop_slow", "budget_seconds": budget_seconds})
+        await self.rooms.close()
+        await self.sio.shutdown()
+        log.info("signaling stopped", extra={"event": "signaling.stopped",
+                                             "seconds": round(time.monotonic() - started, 3)})
+
+    async def _close_connections(self) -> None:
+        sids = [sid for sid, _eio in self.sio.manager.get_participants("/", None)]
+        await asyncio.gather(*(self.sio.emit("closing", RESTARTING, to=sid) for sid in sids), return_exceptions=True)
+        # Each namespace disconnect runs on_disconnect, which ends the participant's interval as "restart".
+        await asyncio.gather(*(self.sio.disconnect(sid) for sid in sids), return_exceptions=True)
+        if self.sio.eio.sockets:  # and the transports, so no request handler is left waiting
+            await self.sio.eio.disconnect()
 
     def ice_servers(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -24,7 +24,7 @@ from meetings.services.common import clean_text, meeting_access, record, record_
 from meetings.services.meetings import MeetingService
 from meetings.services.register import LiveRegister, load_register
 
-END_REASONS = frozenset({"left", "dropped", "removed", "closed", "crashed"})
+END_REASONS = frozenset({"left", "dropped", "removed", "closed", "crashed", "restart"})
 
 
 @dataclass

@@ -100,13 +100,14 @@ class Console {
       agenda: this.onAgenda,
       room_state: this.onRoomState,
       removed: this.onRemoved,
+      closing: this.onClosing,
     };
     bindServerEvents(this, signal, handlers, this.render);
     signal.on("disconnect", function (reason) {
       if (self.signal !== signal || reason === "io client disconnect") {
         return;
       }
-      if (reason === "io server disconnect") {
+      if (reason === "io server disconnect" && !self.serverRestarting) {
         // The server closed this console: the same account joined elsewhere, or it was removed.
         self.stop(_("This console was disconnected by the server: your account may have joined the meeting from another page. Close that page, then connect again."));
         return;
@@ -121,7 +122,9 @@ class Console {
     }
     console.warn("console connection lost:", reason);
     this.phase = "reconnecting";
-    this.showBanner(_("Connection lost. Reconnecting…"), false);
+    this.showBanner(this.serverRestarting ? _("The server is restarting. Reconnecting…")
+      : _("Connection lost. Reconnecting…"), false);
+    this.serverRestarting = false;
     this.reconnectLoop(false);
   }
 
@@ -273,6 +276,11 @@ class Console {
 
   onRemoved() {
     this.stop(_("A moderator has removed you from this meeting."));
+  }
+
+  onClosing(notice) {
+    // "restarting": a planned restart of the server; reconnect by ourselves as after a lost connection.
+    this.serverRestarting = notice.code === "restarting";
   }
 
   /** The connected participant of a person, if any. */

@@ -44,7 +44,9 @@ export class RoomConnection {
     }
     console.warn("connection lost:", reason);
     this.phase = "reconnecting";
-    this.showBanner(_("Connection lost. Reconnecting…"));
+    this.showBanner(this.serverRestarting ? _("The server is restarting. Reconnecting…")
+      : _("Connection lost. Reconnecting…"));
+    this.serverRestarting = false;
     this.root.dataset.connection = "reconnecting";
     this.reconnectLoop();
   }

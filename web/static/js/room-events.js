@@ -29,6 +29,12 @@ export class RoomEvents {
     this.status(_("A moderator has removed you from this meeting."));
   }
 
+  onClosing(notice) {
+    // The server says why it is about to close this connection; "restarting": a planned restart, after
+    // which this page reconnects by itself like after any lost connection.
+    this.serverRestarting = notice.code === "restarting";
+  }
+
   onRoomState(state) {
     byId("room-locked").hidden = !state.locked;
   }
@@ -51,6 +57,7 @@ export class RoomEvents {
       admitted: this.onAdmitted,
       removed: this.onRemoved,
       room_state: this.onRoomState,
+      closing: this.onClosing,
     };
     bindServerEvents(this, signal, handlers);
     signal.on("disconnect", function (reason) {

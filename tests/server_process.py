@@ -13,7 +13,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from cabinet.bootstrap import prepare
+from cabinet.config import load_config
+from meetings.services import Services
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -60,6 +64,11 @@ class ServerProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not answer within {timeout:.0f}s: {self.log_tail()}")
             time.sleep(0.1)
+
+    def services(self) -> Services:
+        """Services on the server's database with the server's own key (its data directory's secret.key)."""
+        return prepare(load_config(None, env={}, cli_overrides={"server.data_dir": str(self.data_dir)}),
+                       migrate=False).services()
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to anyone, as if the machine had lost power."""
