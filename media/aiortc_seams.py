@@ -121,11 +121,23 @@ def remote_ssrcs(pc: RTCPeerConnection, mid: str) -> tuple[int | None, int | Non
         ssrc = rtx = None
         for group in media.ssrc_group:
             if group.semantic == "FID" and len(group.items) == 2:
-                ssrc, rtx = int(group.items[0]), int(group.items[1])
+                first, second = _ssrc(group.items[0]), _ssrc(group.items[1])
+                if first is not None and second is not None:
+                    ssrc, rtx = first, second
         if ssrc is None and media.ssrc:
-            ssrc = media.ssrc[0].ssrc
+            ssrc = _ssrc(media.ssrc[0].ssrc)
         return ssrc, rtx
     return None, None
+
+
+def _ssrc(value: object) -> int | None:
+    """An SSRC is 32 bits; aiortc reads any integer. One outside that range counts as not announced
+    (the producer learns its SSRC from the packets): kept, it broke every PLI and receiver report."""
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number <= 0xFFFFFFFF else None
 
 
 # -- packets ---------------------------------------------------------------------------------
