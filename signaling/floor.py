@@ -9,6 +9,7 @@ the session opens everyone is heard (sound check).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Coroutine
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from media import Producer
 from meetings.models import Meeting, MeetingState
+from meetings.models.base import utcnow
 from meetings.policy import Caller
 from meetings.services import Services
 from meetings.services.live import agenda_payload
@@ -40,19 +42,27 @@ SERVER = Caller(principal=None, address="server", system=True)
 class FloorHolder:
     grant_id: int
     person_id: int
-    participant: Participant
+    #: The holder's connection; None while they are not connected (a grant restored after a restart).
+    participant: Participant | None
     granted_at: float
     limit_seconds: int | None
+    #: full_name, office_name, office_name_km: shown while the holder is away too.
+    names: dict[str, Any]
     timer: asyncio.Task[Any] | None = None
+    #: When the holder's connection was lost: the grant ends then if they do not come back in time.
+    lost_at: dt.datetime | None = None
 
     def public(self) -> dict[str, Any]:
-        p = self.participant.public()
         remaining = None
         if self.limit_seconds is not None:
             remaining = max(0.0, round(self.granted_at + self.limit_seconds - time.time(), 1))
-        return {"participant_id": p["participant_id"], "person_id": self.person_id, "full_name": p["full_name"],
-                "office_name": p["office_name"], "office_name_km": p["office_name_km"],
-                "granted_at": self.granted_at, "limit_seconds": self.limit_seconds, "remaining_seconds": remaining}
+        return {"participant_id": self.participant.id if self.participant else None, "person_id": self.person_id,
+                **self.names, "granted_at": self.granted_at, "limit_seconds": self.limit_seconds,
+                "remaining_seconds": remaining}
+
+
+def holder_names(public: dict[str, Any]) -> dict[str, Any]:
+    return {k: public.get(k) for k in ("full_name", "office_name", "office_name_km")}
 
 
 class SessionControl:
@@ -69,6 +79,8 @@ class SessionControl:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._push_due = False
         self._heartbeat: asyncio.Task[Any] | None = None
+        #: A planned stop of the server is closing this room: the floor grant stays open, to be restored.
+        self._stopping = False
 
     # -- lifecycle --------------------------------------------------------------------------
     async def restore(self, meeting: Meeting) -> None:
@@ -76,7 +88,28 @@ class SessionControl:
         self._set_state(meeting)
         current = await self.services.roll_calls.current(meeting.id)
         self.roll_call = _roll_call(current) if current else None
+        if self.state is MeetingState.OPEN:
+            await self._restore_floor(meeting)
         self._heartbeat = asyncio.ensure_future(self._beat())
+
+    async def _restore_floor(self, meeting: Meeting) -> None:
+        """A grant still running (the server restarted under it) is the floor again: the holder keeps it
+        if they come back within the meeting's grace window; otherwise it ends at their last evidence of
+        life, not at the restart."""
+        grant = await self.services.floor.open_grant(SERVER, meeting.id)
+        if grant is None:
+            return
+        last = await self.services.attendance.last_evidence(meeting.id, grant.person_id)
+        names = {"full_name": grant.person.full_name, "office_name": grant.office.name_en,
+                 "office_name_km": grant.office.name_km}
+        holder = FloorHolder(grant.id, grant.person_id, None, grant.granted_at.timestamp(), grant.limit_seconds,
+                             names, lost_at=last or grant.granted_at)
+        self.holder = holder
+        if holder.limit_seconds is not None:
+            holder.timer = asyncio.ensure_future(self._expire(holder))
+        self._spawn(self._end_if_not_back(holder))
+        log.info("floor grant restored", extra={"event": "floor.restored", "meeting_id": meeting.id,
+                                                  "grant_id": grant.id})
 
     def _set_state(self, meeting: Meeting) -> None:
         self.state = meeting.state
@@ -87,7 +120,7 @@ class SessionControl:
         """The room closes (everyone left): the last writes, then stop."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
-        if self.holder is not None:
+        if self.holder is not None and not self._stopping:
             await self._end_floor("left", SERVER)
         await self.recorder.flush()
         for task in list(self._tasks):
@@ -162,7 +195,7 @@ class SessionControl:
     async def on_joined(self, participant: Participant) -> None:
         holder = self.holder
         if holder is not None and holder.person_id == participant.person_id and participant.client == "room":
-            holder.participant = participant  # the holder is back after a drop: the floor stays theirs
+            holder.participant, holder.lost_at = participant, None  # back after a drop: the floor stays theirs
             self.room.update_pins()
             self._spawn(self.room.outbox.broadcast(self.room, "floor", self.floor_payload()))
         self.gate(participant)
@@ -174,7 +207,10 @@ class SessionControl:
         self.recorder.ended(participant, status)
         holder = self.holder
         if holder is not None and holder.participant is participant:
-            if status in ("dropped", "replaced"):
+            if status == "restart":  # a planned stop: the grant stays open; the next start restores it
+                holder.lost_at, self._stopping = utcnow(), True
+            elif status in ("dropped", "replaced"):
+                holder.lost_at = utcnow()
                 self._spawn(self._end_if_not_back(holder))
             else:
                 await self._end_floor("left", participant.caller)
@@ -184,9 +220,10 @@ class SessionControl:
         """A holder who dropped keeps the floor for the meeting's grace window, then loses it."""
         meeting = await self.services.meetings.get(SERVER, self.room.meeting_id)
         await asyncio.sleep(meeting.grace_seconds)
-        if self.holder is holder and holder.participant.id not in self.room.participants:
-            # nobody of that person came back within the grace window
-            await self._end_floor("left", SERVER)
+        if self.holder is holder and holder.lost_at is not None and (
+                holder.participant is None or holder.participant.id not in self.room.participants):
+            # nobody of that person came back within the grace window: the grant ended when they went
+            await self._end_floor("left", SERVER, at=holder.lost_at)
 
     async def _written(self) -> None:
         await self.recorder.flush()
@@ -263,7 +300,8 @@ class SessionControl:
                                                 office_id=principal.office_id, limit_seconds=limit)
         previous = self.holder
         self._clear_holder()
-        self.holder = FloorHolder(grant.id, principal.person_id, target, time.time(), limit)
+        self.holder = FloorHolder(grant.id, principal.person_id, target, time.time(), limit,
+                                  holder_names(target.public()))
         if limit is not None:
             self.holder.timer = asyncio.ensure_future(self._expire(self.holder))
         if previous is not None:
@@ -288,11 +326,11 @@ class SessionControl:
 
     async def _expire(self, holder: FloorHolder) -> None:
         assert holder.limit_seconds is not None
-        await asyncio.sleep(holder.limit_seconds)
+        await asyncio.sleep(max(0.0, holder.granted_at + holder.limit_seconds - time.time()))  # restored: less
         if self.holder is holder:
             await self._end_floor("expired", SERVER)
 
-    async def _end_floor(self, reason: str, caller: Caller) -> None:
+    async def _end_floor(self, reason: str, caller: Caller, at: dt.datetime | None = None) -> None:
         holder = self._clear_holder()
         if holder is None:
             return
@@ -301,7 +339,7 @@ class SessionControl:
         self.room.update_pins()
         await self.room.outbox.broadcast(self.room, "floor", {**self.floor_payload(), "ended": reason})
         try:
-            await self.services.floor.end(caller, self.room.meeting_id, holder.grant_id, reason)
+            await self.services.floor.end(caller, self.room.meeting_id, holder.grant_id, reason, at=at)
         except Exception:  # noqa: BLE001 - the floor has ended in the SFU whatever the record says
             log.exception("could not record the end of a floor grant",
                           extra={"event": "floor.record_failed", "meeting_id": self.room.meeting_id})

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from meetings.services import Services
-from meetings.services.live import agenda_payload
+from meetings.services.live import Sanctions, agenda_payload
 from signaling.errors import Forbidden, InvalidMessage, WrongState
 from signaling.participant import Participant
 
@@ -36,17 +36,21 @@ class Presence:
 
 class Moderation:
     def __init__(self, room: Room, services: Services, *, locked: bool, lobby_enabled: bool,
-                 agenda: dict[str, Any]) -> None:
+                 agenda: dict[str, Any], sanctions: Sanctions) -> None:
         self.room = room
         self.services = services
         self.locked = locked
         self.lobby_enabled = lobby_enabled
         self.agenda = agenda
         self.lobby: dict[str, Participant] = {}
-        self.banned: set[int] = set()
-        #: People a moderator muted: the mute outlives a reconnect.
-        self.force_muted: set[int] = set()
-        self.presence: dict[int, Presence] = {}
+        #: People a moderator removed, and people a moderator muted: both bind the person (every connection,
+        #: now and later) until lifted, and are kept in the database (meetings/services/live.py sanctions),
+        #: so they outlive reconnects and restarts.
+        self.banned: set[int] = set(sanctions.removed)
+        self.force_muted: set[int] = set(sanctions.muted)
+        self.presence: dict[int, Presence] = {
+            person_id: Presence(person_id, office_id, name, "removed")
+            for person_id, (office_id, name) in sanctions.removed.items()}
 
     # -- state for clients ------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -138,8 +142,8 @@ class Moderation:
         live = self.services.live
         if action in ("mute", "unmute"):
             target = self._target(payload)
-            await live.record_moderation(caller, meeting_id, f"participant.{action}",
-                                         {"person_id": target.person_id, "participant_id": target.id})
+            await live.sanction(caller, meeting_id, target.person_id, f"participant.{action}",
+                                {"participant_id": target.id})
             if action == "mute":
                 self.force_muted.add(target.person_id)
             else:
@@ -150,13 +154,25 @@ class Moderation:
             target = self._target(payload)
             if target.id == moderator.id:
                 raise InvalidMessage("you cannot remove yourself")
-            await live.record_moderation(caller, meeting_id, "participant.remove",
-                                         {"person_id": target.person_id, "participant_id": target.id})
+            await live.sanction(caller, meeting_id, target.person_id, "participant.remove",
+                                {"participant_id": target.id})
             self.banned.add(target.person_id)
             for connection in self.connections_of(target.person_id, lobby=True):  # every connection
                 await self.room.outbox.to(connection, "removed", {"reason": "removed by a moderator"})
                 await self.room.remove(connection, status="removed")
                 await self.room.outbox.disconnect(connection)
+        elif action == "readmit":
+            person_id = payload.get("person_id")
+            if person_id is None:
+                raise InvalidMessage("person_id is required to let a removed person back in")
+            if person_id not in self.banned:
+                raise WrongState("that person is not removed from this meeting")
+            await live.sanction(caller, meeting_id, person_id, "participant.readmit", {})
+            self.banned.discard(person_id)
+            presence = self.presence.get(person_id)
+            if presence is not None:
+                presence.status, presence.since = "left", time.time()
+                await self._to_moderators("presence", {"people": [p.public() for p in self.presence.values()]})
         elif action == "admit":
             target = self._target(payload, lobby=True)
             await live.record_moderation(caller, meeting_id, "lobby.admit",

@@ -16,8 +16,10 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
     ping        {}                     -> {}            (round-trip test before or during a session)
     raise_hand  {} / lower_hand {}     -> {}            (queue broadcast as ``hands``)
     stats       {rtt_ms, loss_percent, bitrate_kbps}   (every few seconds; broadcast as ``quality``)
-    moderate    {action, participant_id?}  moderators only: mute | unmute | remove | admit | lower_hand
-                                       | lock | unlock | lobby_on | lobby_off
+    moderate    {action, participant_id?, person_id?}  moderators only: mute | unmute | remove | admit
+                                       | lower_hand | lock | unlock | lobby_on | lobby_off, and readmit
+                                       {person_id}: let a removed person back in (mute and removal bind the
+                                       person until lifted, across reconnects and restarts)
     set_agenda_item {item_id | null}   moderators only; broadcast as ``agenda``
     vote_open   {item_id, question}    the chair / secretariat -> vote_id   (quorum recorded at opening)
     vote_cast   {vote_id, choice}      yes | no | abstain; one ballot per site, a later one replaces it
@@ -45,7 +47,7 @@ from signaling import votes
 from signaling.floor_protocol import FLOOR_EVENTS, FLOOR_SCHEMAS
 from signaling.validation import MAX_PUBLISH_MEDIA, Schema, boolean, identifier, integer, nullable, number, one_of, sdp
 
-MODERATION = ("mute", "unmute", "remove", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off")
+MODERATION = ("mute", "unmute", "remove", "readmit", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off")
 
 
 def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
@@ -64,7 +66,8 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
         "lower_hand": Schema(),
         "stats": Schema(optional={"rtt_ms": nullable(number(0, 60_000)), "loss_percent": nullable(number(0, 100)),
                                   "bitrate_kbps": nullable(number(0, 1_000_000))}),
-        "moderate": Schema(required={"action": one_of(*MODERATION)}, optional={"participant_id": identifier()}),
+        "moderate": Schema(required={"action": one_of(*MODERATION)},
+                           optional={"participant_id": identifier(), "person_id": integer(1, 2**31)}),
         "set_agenda_item": Schema(required={"item_id": nullable(integer(1, 2**31))}),
         **votes.SCHEMAS,
         **FLOOR_SCHEMAS,

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from media import MediaError, Producer, Router, WebRtcTransport
 from media.config import MediaConfig
 from meetings.services import Services
+from meetings.services.live import Sanctions
 from signaling.errors import Forbidden, InvalidMessage, NegotiationFailed, WrongState
 from signaling.floor import SessionControl
 from signaling.moderation import Moderation
@@ -43,14 +44,15 @@ class Room:
     def __init__(self, meeting_id: int, config: MediaConfig, outbox: Outbox,
                  on_empty: Callable[[Room], Awaitable[None]], *, services: Services,
                  ice_servers: list[dict[str, Any]], locked: bool = False, lobby_enabled: bool = False,
-                 agenda: dict[str, Any] | None = None) -> None:
+                 agenda: dict[str, Any] | None = None, sanctions: Sanctions | None = None) -> None:
         self.meeting_id = meeting_id
         self.router = Router(config, router_id=f"meeting-{meeting_id}")
         self.outbox = outbox
         self.participants: dict[str, Participant] = {}
         self.ice_servers = ice_servers
         self.moderation = Moderation(self, services, locked=locked, lobby_enabled=lobby_enabled,
-                                     agenda=agenda or {"items": [], "current_item_id": None})
+                                     agenda=agenda or {"items": [], "current_item_id": None},
+                                     sanctions=sanctions or Sanctions())
         self.floor = SessionControl(self, services)
         self._on_empty = on_empty
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -55,11 +55,13 @@ class Rooms:
         async with self._lock:
             room = self.rooms.get(meeting_id)
             if room is None:
-                meeting = await self.signaling.services.meetings.get(participant.caller, meeting_id)
+                services = self.signaling.services
+                meeting = await services.meetings.get(participant.caller, meeting_id)
+                sanctions = await services.live.sanctions(participant.caller, meeting_id)
                 room = Room(meeting_id, self.signaling.media_config, self.outbox, self._closed,
-                            services=self.signaling.services, ice_servers=self.signaling.ice_servers(),
+                            services=services, ice_servers=self.signaling.ice_servers(),
                             locked=meeting.locked, lobby_enabled=meeting.lobby_enabled,
-                            agenda=agenda_payload(meeting))
+                            agenda=agenda_payload(meeting), sanctions=sanctions)
                 await room.floor.restore(meeting)
                 self.rooms[meeting_id] = room
             return room

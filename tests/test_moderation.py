@@ -135,6 +135,15 @@ async def test_lock_lobby_admit_and_remove(server: LiveServer, people: dict[str,
     people["again"] = again
     await again.connect(await token(server, "governor"))
     assert (await again.call("join"))["error"]["code"] == "removed"
+    # Until a moderator lets the person back in (the removal binds the person, restarts included).
+    person_id = admitted["me"]["person_id"]
+    assert (await secretariat.call("moderate", {"action": "readmit", "person_id": person_id}))["ok"]
+    assert (await secretariat.call("moderate", {"action": "readmit", "person_id": person_id}))["error"]["code"] \
+        == "wrong_state"
+    back = SigClient(server.url)
+    people["back"] = back
+    await back.connect(await token(server, "governor"))
+    assert "participant_id" in await back.call("join")
     presence = (await secretariat.wait_for("presence"))
     assert presence["people"]
     actions = await audit_actions(server)
@@ -230,3 +239,4 @@ async def test_mute_and_removal_bind_the_person_on_every_connection(server: Live
     people["governor-again"] = again
     await again.connect(await token(server, "governor"))
     assert (await again.call("join", {"client": "console"}))["error"]["code"] == "removed"
+    assert (await chair.call("moderate", {"action": "readmit", "person_id": g["me"]["person_id"]}))["ok"]

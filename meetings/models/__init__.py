@@ -8,7 +8,7 @@ from meetings.models.decisions import Ballot, Choice, Decision, Minutes, Minutes
 from meetings.models.meetings import AgendaItem, Invitation, Meeting, MeetingKind, MeetingState
 from meetings.models.offices import Office, OfficeKind
 from meetings.models.people import Person, PersonRole, Role
-from meetings.models.record import AttendanceInterval, ExcusedAbsence, FloorGrant, RollCall, RollCallResponse
+from meetings.models.record import AttendanceInterval, ExcusedAbsence, FloorGrant, RollCall, RollCallResponse, Sanction
 from meetings.models.schedule import CalendarFeed, MeetingSeries, Notice, SeriesInvitation
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "Role",
     "RollCall",
     "RollCallResponse",
+    "Sanction",
     "SeriesInvitation",
     "Stance",
     "Vote",

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from meetings.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from meetings.models.offices import Office
+    from meetings.models.people import Person
 
 
 class FloorGrant(Base):
@@ -26,6 +31,9 @@ class FloorGrant(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: revoked | expired | yielded | left | closed
     end_reason: Mapped[str] = mapped_column(String(16), default="", server_default="")
+
+    person: Mapped[Person] = relationship(foreign_keys=[person_id], lazy="raise")
+    office: Mapped[Office] = relationship(foreign_keys=[office_id], lazy="raise")
 
 
 class AttendanceInterval(Base):
@@ -87,3 +95,21 @@ class RollCallResponse(Base):
     office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     responded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Sanction(Base):
+    """A moderator muted or removed a person in a meeting: it binds every connection of that person,
+    present and future, across reconnects and server restarts, until a moderator lifts it."""
+
+    __tablename__ = "sanctions"
+    __table_args__ = (CheckConstraint("kind IN ('muted', 'removed')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    #: muted | removed
+    kind: Mapped[str] = mapped_column(String(16))
+    imposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    imposed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lifted_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -12,12 +12,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.attendance import Presence
 from meetings.db import Database
 from meetings.errors import ValidationFailed
-from meetings.models import AttendanceInterval, ExcusedAbsence, FloorGrant, Meeting, Office, Person
+from meetings.models import AttendanceInterval, ExcusedAbsence, FloorGrant, Meeting, MeetingState, Office, Person
 from meetings.models.base import utcnow
 from meetings.policy import Action, Caller, require
 from meetings.services.common import clean_text, meeting_access, record, record_access
@@ -97,12 +98,22 @@ class AttendanceService:
             done = await s.execute(update(AttendanceInterval).where(AttendanceInterval.left_at.is_(None))
                                    .values(left_at=AttendanceInterval.last_seen_at, end_reason="crashed"))
             count = int(done.rowcount or 0)  # type: ignore[attr-defined]
-            grants = await s.execute(update(FloorGrant).where(FloorGrant.ended_at.is_(None))
-                                     .values(ended_at=utcnow(), end_reason="crashed"))
-            if count or grants.rowcount:  # type: ignore[attr-defined]
+            # A grant in a session still open is restored by its room (signaling/floor.py), which ends it
+            # at the holder's last evidence of life if they do not come back; any other ends at it now.
+            grants = (await s.scalars(select(FloorGrant).join(Meeting, Meeting.id == FloorGrant.meeting_id).where(
+                FloorGrant.ended_at.is_(None), Meeting.state != MeetingState.OPEN))).all()
+            for grant in grants:
+                last = await last_evidence(s, grant.meeting_id, grant.person_id)
+                grant.ended_at, grant.end_reason = max(last or grant.granted_at, grant.granted_at), "crashed"
+            if count or grants:
                 uow.audit("attendance.recovered", actor_id=None, actor_office_id=None, address="server",
-                          details={"intervals": count, "floor_grants": int(grants.rowcount or 0)})  # type: ignore[attr-defined]
+                          details={"intervals": count, "floor_grants": len(grants)})
         return count
+
+    async def last_evidence(self, meeting_id: int, person_id: int) -> dt.datetime | None:
+        """When a person was last known to be connected to a meeting (end or last refresh of an interval)."""
+        async with self.db.read() as session:
+            return await last_evidence(session, meeting_id, person_id)
 
     # -- excused absences -------------------------------------------------------------------
     async def excuse(self, caller: Caller, meeting_id: int, *, office_id: int | None = None,
@@ -202,3 +213,15 @@ def register_document(meeting: Meeting, live: LiveRegister, offices: dict[int, O
             "sites": sites, "people": persons,
             "excuses": [{"id": e.id, "office_id": e.office_id, "person_id": e.person_id, "reason": e.reason}
                         for e in excuses]}
+
+
+async def last_evidence(session: AsyncSession, meeting_id: int, person_id: int) -> dt.datetime | None:
+    """The latest moment any of the person's intervals in the meeting shows them connected."""
+    value = await session.scalar(select(func.max(func.coalesce(AttendanceInterval.left_at,
+                                                               AttendanceInterval.last_seen_at))).where(
+        AttendanceInterval.meeting_id == meeting_id, AttendanceInterval.person_id == person_id))
+    if isinstance(value, str):  # SQLite returns the raw text of a computed column
+        value = dt.datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value

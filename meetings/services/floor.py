@@ -6,7 +6,10 @@ minutes, and every grant and revocation is audited.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from meetings.db import Database
 from meetings.errors import ValidationFailed
@@ -49,9 +52,11 @@ class FloorService:
                             "limit_seconds": limit_seconds})
         return grant
 
-    async def end(self, caller: Caller, meeting_id: int, grant_id: int, reason: str) -> bool:
+    async def end(self, caller: Caller, meeting_id: int, grant_id: int, reason: str,
+                  at: dt.datetime | None = None) -> bool:
         """End a grant. ``revoked`` needs a moderator; ``yielded`` the holder; ``expired`` and ``left``
-        are the server's own (the caller is the system acting on the session). False if already ended."""
+        are the server's own (the caller is the system acting on the session). ``at``: when it ended, if
+        not now (a holder who never came back: their last evidence of life). False if already ended."""
         if reason not in END_REASONS:
             raise ValidationFailed(f"unknown end reason {reason!r}", field="reason")
         async with self.db.read() as session:
@@ -66,12 +71,21 @@ class FloorService:
         async with self.db.write() as uow:
             done = await uow.session.execute(
                 update(FloorGrant).where(FloorGrant.id == grant_id, FloorGrant.ended_at.is_(None))
-                .values(ended_at=utcnow(), end_reason=reason))
+                .values(ended_at=max(at, grant.granted_at) if at is not None else utcnow(), end_reason=reason))
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             record(uow, caller, f"floor.{reason}", target_type="meeting", target_id=meeting_id,
                    details={"grant_id": grant_id, "person_id": grant.person_id})
         return True
+
+    async def open_grant(self, caller: Caller, meeting_id: int) -> FloorGrant | None:
+        """The grant still running in a meeting (after a restart: the one to restore), with its person."""
+        await self.meetings.get(caller, meeting_id)
+        async with self.db.read() as session:
+            return (await session.scalars(
+                select(FloorGrant).options(selectinload(FloorGrant.person), selectinload(FloorGrant.office))
+                .where(FloorGrant.meeting_id == meeting_id, FloorGrant.ended_at.is_(None))
+                .order_by(FloorGrant.granted_at.desc()).limit(1))).first()
 
     async def grants(self, caller: Caller, meeting_id: int) -> list[FloorGrant]:
         """Every grant of a meeting in order (the record of who spoke)."""

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from meetings.db import Database
 from meetings.errors import ValidationFailed
-from meetings.models import AgendaItem, Meeting
+from meetings.models import AgendaItem, Meeting, Person, Sanction
 from meetings.policy import Action, Caller, require
 from meetings.services.common import meeting_access, record
 from meetings.services.meetings import MeetingService
 from meetings.services.session import mark_item_times
 from meetings.models.base import utcnow
 
-MODERATION_ACTIONS = frozenset({"participant.mute", "participant.unmute", "participant.remove", "lobby.admit",
-                                "hand.lower"})
+MODERATION_ACTIONS = frozenset({"lobby.admit", "hand.lower"})
+#: Moderations that bind a person until lifted: action -> (kind of sanction, imposed or lifted).
+SANCTION_ACTIONS = {"participant.mute": ("muted", True), "participant.unmute": ("muted", False),
+                    "participant.remove": ("removed", True), "participant.readmit": ("removed", False)}
 
 
 class LiveService:
@@ -65,6 +68,45 @@ class LiveService:
         await self._moderated(caller, meeting_id)
         async with self.db.write() as uow:
             record(uow, caller, action, target_type="meeting", target_id=meeting_id, details=details)
+
+    async def sanction(self, caller: Caller, meeting_id: int, person_id: int, action: str,
+                       details: dict[str, Any]) -> None:
+        """Impose or lift a person's mute or removal (audited). It is kept in the database, so it binds the
+        person's every connection across reconnects and server restarts until a moderator lifts it."""
+        if action not in SANCTION_ACTIONS:
+            raise ValueError(f"unknown sanction {action!r}")
+        kind, impose = SANCTION_ACTIONS[action]
+        await self._moderated(caller, meeting_id)
+        now = utcnow()
+        async with self.db.write() as uow:
+            active = (await uow.session.scalars(select(Sanction).where(
+                Sanction.meeting_id == meeting_id, Sanction.person_id == person_id, Sanction.kind == kind,
+                Sanction.lifted_at.is_(None)))).all()
+            if impose and not active:
+                uow.session.add(Sanction(meeting_id=meeting_id, person_id=person_id, kind=kind,
+                                         imposed_by_id=caller.actor_id, imposed_at=now))
+            for row in active if not impose else ():
+                row.lifted_at, row.lifted_by_id = now, caller.actor_id
+            record(uow, caller, action, target_type="meeting", target_id=meeting_id,
+                   details={**details, "person_id": person_id})
+
+    async def sanctions(self, caller: Caller, meeting_id: int) -> Sanctions:
+        """The people muted and the people removed in a meeting, now (for a room being set up)."""
+        await self.meetings.get(caller, meeting_id)
+        async with self.db.read() as session:
+            rows = (await session.execute(
+                select(Sanction.kind, Person.id, Person.office_id, Person.full_name)
+                .join(Person, Person.id == Sanction.person_id)
+                .where(Sanction.meeting_id == meeting_id, Sanction.lifted_at.is_(None)))).all()
+        return Sanctions(muted=frozenset(r[1] for r in rows if r[0] == "muted"),
+                         removed={r[1]: (r[2], r[3]) for r in rows if r[0] == "removed"})
+
+
+@dataclass(frozen=True)
+class Sanctions:
+    muted: frozenset[int] = frozenset()
+    #: person id -> (office id, full name), to show them as removed on the console after a restart
+    removed: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
 def agenda_payload(meeting: Meeting) -> dict[str, Any]:

@@ -273,6 +273,11 @@ async def test_lobby_admission_and_removal_from_the_console(server: LiveServer, 
         reply = await page.evaluate(f"window.cabinetConsole.moderate('remove', '{gid}')")
         assert reply["ok"] is False
         await expect(page.locator("#console-error")).to_contain_text("no such participant")
+        # The removal binds the person until a moderator lets them back in from the board.
+        removed = page.locator("#board tr[data-status='removed']")
+        await removed.get_by_role("button", name="Let back in").click()
+        await expect(page.locator("#console-status")).to_contain_text("may join again")
+        await expect(removed.get_by_role("button", name="Let back in")).to_be_hidden()
         no_page_errors(secretariat)
     finally:
         if page is not None:

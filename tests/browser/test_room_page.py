@@ -279,6 +279,10 @@ async def test_lobby_admission_and_removal_are_shown(server: LiveServer, browser
         await expect(governor.page.locator("#banner")).to_be_hidden()
         assert await governor.page.evaluate("window.cabinetRoom.local.video") is None
         await expect(secretariat.page.locator("#roster > li")).to_have_count(1)
+        # The removal binds the person until a moderator lifts it (other tests of this module join as them).
+        person_id = await governor.page.evaluate("window.cabinetRoom.me.person_id")
+        reply = await secretariat.page.evaluate(call, {"action": "readmit", "person_id": person_id})
+        assert reply["ok"], reply
         no_page_errors(*people)
     finally:
         await close_all(people)

@@ -1,6 +1,6 @@
 // The console's board: one row per expected person, grouped by site (the server renders the rows;
 // this keeps them live). Status from `presence` and the roster, quality from `quality`, microphone
-// from `mute_changed`; per-row Mute / Allow to speak, Remove (with a confirmation) and Admit.
+// from `mute_changed`; per-row Mute / Allow to speak, Remove (with a confirmation), Let back in and Admit.
 
 import { _, format, language, number } from "./i18n.js";
 import { byId, el } from "./dom.js";
@@ -72,6 +72,8 @@ export class ConsoleBoard {
       "aria-label": format(_("Remove %(name)s"), { name: name }) });
     row.admit = el("button", { type: "button", className: "small", text: _("Admit"), hidden: true,
       "aria-label": format(_("Admit %(name)s"), { name: name }) });
+    row.readmit = el("button", { type: "button", className: "small", text: _("Let back in"), hidden: true,
+      "aria-label": format(_("Let %(name)s join again"), { name: name }) });
     row.confirmYes = el("button", { type: "button", className: "small danger", text: _("Yes, remove") });
     row.confirmNo = el("button", { type: "button", className: "small secondary", text: _("Cancel") });
     row.confirm = el("span", { className: "confirm", role: "group", hidden: true,
@@ -79,12 +81,13 @@ export class ConsoleBoard {
       el("span", { text: format(_("Remove %(name)s from the meeting? They cannot join again."), { name: name }) }),
       row.confirmYes, row.confirmNo,
     ]);
-    tr.querySelector(".actions-cell").append(row.mute, row.remove, row.admit, row.confirm);
+    tr.querySelector(".actions-cell").append(row.mute, row.remove, row.admit, row.readmit, row.confirm);
     row.mute.addEventListener("click", function () { self.toggleMute(row); });
     row.remove.addEventListener("click", function () { self.askRemove(row); });
     row.confirmNo.addEventListener("click", function () { self.cancelRemove(row); });
     row.confirmYes.addEventListener("click", function () { self.confirmRemove(row); });
     row.admit.addEventListener("click", function () { self.admit(row); });
+    row.readmit.addEventListener("click", function () { self.readmit(row); });
     row.confirm.addEventListener("keydown", function (event) {
       if (event.key === "Escape") {
         self.cancelRemove(row);
@@ -233,6 +236,8 @@ export class ConsoleBoard {
     const waiting = owner.lobby.find(function (w) { return w.person_id === row.personId; });
     row.waitingId = waiting ? waiting.participant_id : null;
     row.admit.hidden = !live || !waiting;
+    // A removal binds the person (restarts included) until a moderator lets them back in.
+    row.readmit.hidden = !live || row.self || found.status !== "removed";
   }
 
   toggleMute(row) {
@@ -266,6 +271,11 @@ export class ConsoleBoard {
     if (id) {
       await this.owner.moderate("remove", id, format(_("%(name)s was removed from the meeting."), { name: row.name }));
     }
+  }
+
+  readmit(row) {
+    this.owner.moderate("readmit", null, format(_("%(name)s may join again."), { name: row.name }), row.readmit,
+      { person_id: row.personId });
   }
 
   admit(row) {

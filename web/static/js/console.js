@@ -319,8 +319,8 @@ class Console {
     return reply;
   }
 
-  moderate(action, participantId, done, button) {
-    const payload = { action: action };
+  moderate(action, participantId, done, button, extra) {
+    const payload = Object.assign({ action: action }, extra || {});
     if (participantId) {
       payload.participant_id = participantId;
     }
