@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from meetings.models import FloorGrant
 from server_process import ServerProcess
-from session_helpers import new_session, sig_join, token_for
+from session_helpers import eventually, new_session, sig_join, token_for
 from sigclient import SigClient
 
 
@@ -87,8 +87,13 @@ async def test_floor_mute_and_removal_survive_kill_9_and_an_absent_holder_loses_
         chair, c = await sig_join(server, clients, "chair", meeting_id)  # type: ignore[arg-type]
         assert c["floor"]["holder"]["person_id"] == governor_person and c["floor"]["holder"]["participant_id"] is None
         await chair.wait_for("floor", lambda f: f["holder"] is None and f.get("ended") == "left", timeout=15)
-        grant = await grant_of(server, grant_id)
-        assert grant.ended_at is not None and grant.end_reason == "left"
+
+        async def ended() -> FloorGrant:  # the floor event goes out before the record is written
+            grant = await grant_of(server, grant_id)
+            assert grant.ended_at is not None and grant.end_reason == "left"
+            return grant
+
+        grant = await eventually(ended, timeout=10)
         assert grant.ended_at <= killed_at < restarted_at, (grant.ended_at, killed_at, restarted_at)
     finally:
         await disconnect_all(clients)
