@@ -49,11 +49,11 @@ class Result:
         return self.inputs / self.seconds if self.seconds else 0.0
 
 
-def _script(work: Path, env: dict[str, str]) -> Path:
-    """An executable that starts the child: libFuzzer re-executes argv[0] (for -merge)."""
+def _script(work: Path) -> Path:
+    """An executable that starts the child (libFuzzer re-executes argv[0] for -merge; the FUZZ_*
+    environment is inherited)."""
     script = work / "run.sh"
-    exports = "".join(f"export {key}='{value}'\n" for key, value in env.items())
-    script.write_text(f"#!/bin/sh\n{exports}cd '{ROOT}'\nexec '{sys.executable}' -m fuzz._child \"$@\"\n")
+    script.write_text(f"#!/bin/sh\ncd '{ROOT}'\nexec '{sys.executable}' -m fuzz._child \"$@\"\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return script
 
@@ -70,7 +70,7 @@ def run_target(name: str, *, runs: int | None, seconds: float | None, max_ms: fl
         seeds.mkdir(parents=True, exist_ok=True)
     max_len = SETTINGS[name][0] if name in SETTINGS else 4096
     env = {"FUZZ_TARGET": name, "FUZZ_STATS": str(stats), "FUZZ_MAX_MS": str(max_ms), "FUZZ_RUNS": str(runs or -1)}
-    script = _script(base, env)
+    script = _script(base)
     env["FUZZ_ARGV0"] = str(script)
     args = [str(script), str(found), *([str(seeds)] if seeds else []), f"-max_len={max_len}", "-timeout=10",
             "-rss_limit_mb=3072", f"-artifact_prefix={artifacts}/", "-print_final_stats=1", "-print_pcs=0"]
