@@ -9,6 +9,7 @@ slowest input (CPU ms) and the corpus size. Exit status 1 when any target found 
     python -m fuzz all --runs 1000000            the long run (README: "Fuzzing the network parsers")
     python -m fuzz sdp --seconds 60 --merge      fold the inputs that add coverage into fuzz/corpus/sdp
     python -m fuzz replay all                    every corpus file once, in this process (no atheris)
+    python -m fuzz merge sdp DIR...              fold a run's discoveries (DIR: <work>/sdp/corpus) into it
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from pathlib import Path
 from fuzz import CORPUS, SETTINGS, TARGETS, target
 
 ROOT = Path(__file__).resolve().parent.parent
+#: What fuzz/corpus/<target>/ may hold after a merge (tests/test_fuzz.py holds the suite to it).
+MAX_CORPUS_FILES = 200
+MAX_CORPUS_BYTES = 1_000_000
 
 
 @dataclass
@@ -92,15 +96,43 @@ def run_target(name: str, *, runs: int | None, seconds: float | None, max_ms: fl
     found_files = sorted(artifacts.iterdir())
     crashes = len(found_files) + (1 if proc.returncode != 0 and not found_files else 0)
     if merge and seeds is not None and crashes == 0:
-        subprocess.run([str(script), "-merge=1", str(seeds), str(found), f"-max_len={max_len}"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                       env={**os.environ, **env, "PYTHONPATH": pythonpath, "FUZZ_STATS": str(base / "merge.json")})
+        merge_into_corpus(name, [found], work=work)
     if not quiet or crashes:
         tail = "\n".join(text.splitlines()[-40:])
         print(f"--- {name}: {log}\n{tail}", file=sys.stderr)
     return Result(name, inputs, elapsed, crashes, float(state.get("slowest_ms", 0.0)),
                   len(list(seeds.iterdir())) if seeds else 0, len(list(found.iterdir())),
                   [str(p) for p in found_files], str(log))
+
+
+def merge_into_corpus(name: str, sources: list[Path], *, work: Path) -> int:
+    """Fold the inputs of ``sources`` that add coverage into fuzz/corpus/<name>/ (libFuzzer's set-cover
+    merge); when that passes MAX_CORPUS_FILES or MAX_CORPUS_BYTES, merge again counting edges only (no
+    hit counts), which keeps every edge with far fewer files. Seeds (seed-*) and the inputs kept by
+    hand (found-*) always stay. Returns the corpus size."""
+    corpus = CORPUS / name
+    base = work / name
+    base.mkdir(parents=True, exist_ok=True)
+    script = _script(base)
+    env = {**os.environ, "FUZZ_TARGET": name, "FUZZ_STATS": str(base / "merge.json"), "FUZZ_ARGV0": str(script),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))}
+    pool = base / "merge-pool"
+    shutil.rmtree(pool, ignore_errors=True)
+    pool.mkdir()
+    for path in corpus.iterdir():  # what earlier merges kept competes again with the new inputs
+        if not path.name.startswith(("seed-", "found-")):
+            path.rename(pool / path.name)
+    for counters in ("1", "0"):
+        subprocess.run([str(script), "-set_cover_merge=1", f"-use_counters={counters}", str(corpus), str(pool),
+                        *map(str, sources), f"-max_len={SETTINGS[name][0]}"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env)
+        files = list(corpus.iterdir())
+        if len(files) <= MAX_CORPUS_FILES and sum(p.stat().st_size for p in files) <= MAX_CORPUS_BYTES:
+            break
+        for path in files:
+            if not path.name.startswith(("seed-", "found-")):
+                path.unlink()
+    return len(list(corpus.iterdir()))
 
 
 def replay(name: str, max_ms: float) -> Result:
@@ -146,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     options = parser.parse_args(argv)
     what = options.what
+    if what[0] == "merge":  # python -m fuzz merge <target> DIR...: fold a run's discoveries into the corpus
+        work = options.work or Path(tempfile.gettempdir()) / "cabinet-fuzz"
+        size = merge_into_corpus(what[1], [Path(p) for p in what[2:]], work=work)
+        print(f"{what[1]}: corpus {size} files")
+        return 0
     if what[0] == "replay":
         names = list(TARGETS) if what[1:] in ([], ["all"]) else what[1:]
         results = [replay(name, options.max_ms) for name in names]
