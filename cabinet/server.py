@@ -12,9 +12,11 @@ from pathlib import Path
 from aiohttp import web
 
 from cabinet.bootstrap import Runtime
+from cabinet.storage import replay_attendance_journal, watch_storage
 from cabinet.tls import self_signed, ssl_context
 from meetings import demo
 from meetings.services import Services
+from signaling.alarms import StorageAlarms
 from signaling.server import Signaling
 from web.app import AccessLogger, create_app
 
@@ -24,16 +26,21 @@ log = logging.getLogger("cabinet")
 def build_app(runtime: Runtime, services: Services) -> web.Application:
     config = runtime.config
     app = create_app(services, config.web, runtime.secret_key, tls=config.web.tls)
-    Signaling(services, config.signaling, config.media).attach(app)
+    signaling = Signaling(services, config.signaling, config.media)
+    signaling.attach(app)
+    StorageAlarms(services, lambda: list(signaling.rooms.rooms.values()))  # the console's storage alarm
 
     async def recover_attendance(_app: web.Application) -> None:
-        # Before any connection is accepted: intervals a crash left open end at their last heartbeat.
+        # Before any connection is accepted: attendance a full disk held back comes from the journal, then
+        # intervals a crash left open end at their last heartbeat.
+        await replay_attendance_journal(services)
         closed = await services.attendance.recover_crashed()
         if closed:
             log.warning("closed %d attendance intervals left open by a crash", closed,
                         extra={"event": "attendance.recovered", "intervals": closed})
 
     app.on_startup.append(recover_attendance)
+    watch_storage(app, services)
 
     async def start_refusal_log(_app: web.Application) -> None:
         services.refusals.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +158,9 @@ class Database:
         busy_ms = int(min(10.0, max(0.1, busy_seconds / 3)) * 1000)  # per attempt; retried until busy_seconds
         self.engine: AsyncEngine = create_async_engine(async_url(url), echo=echo, pool_pre_ping=True)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        database = make_url(url).database if self.is_sqlite else None
+        #: The SQLite database file (None for PostgreSQL and in-memory databases).
+        self.sqlite_path = Path(database).absolute() if database and database != ":memory:" else None
         self.write_engine = self.engine
         if self.is_sqlite:
             self.write_engine = create_async_engine(async_url(url), echo=echo)
@@ -169,6 +172,12 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         #: The chain key and checkpoint writer; set by ``Services.build`` (no audited write without it).
         self.audit_trail: AuditTrail | None = None
+        #: Told of each write's outcome: None once committed, else the StorageError (meetings/storage.py).
+        self.observers: list[Callable[[StorageError | None], None]] = []
+
+    def observe(self, outcome: StorageError | None) -> None:
+        for observer in list(self.observers):
+            observer(outcome)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -226,8 +235,12 @@ class Database:
                 raise
             finally:
                 await session.close()
+            self.observe(None)
             if head is not None and self.audit_trail is not None:
                 self.audit_trail.committed(head)
+        except StorageError as exc:
+            self.observe(exc)
+            raise
         finally:
             if self._write_lock is not None:
                 self._write_lock.release()

@@ -69,6 +69,10 @@ class AttendanceRecorder:
                 self.failures += 1
                 log.exception("attendance write failed; will retry", extra={
                     "event": "attendance.write_failed", "meeting_id": self.meeting_id, "pending": len(batch)})
+                if (journal := getattr(self.service, "journal", None)) is not None:
+                    journal.failed(self.meeting_id, batch)  # on disk, so a crash loses none of it
                 return False
+            if (journal := getattr(self.service, "journal", None)) is not None:
+                journal.written(batch)
             self.records = [r for r in self.records if r.left_at is None or r.pending]
             return True

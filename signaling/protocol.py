@@ -38,7 +38,10 @@ Server -> client::
     closed)}, lobby {waiting} (moderators), presence {people} (moderators), admitted {join payload} (to the
     admitted participant), removed {reason} (to the removed participant), transport_state,
     closing {code, message} (just before the server closes this connection; code ``flooding``: the client
-    went on sending after ``signaling.flood_disconnect_after`` refusals in a row, see signaling/ratelimit.py)
+    went on sending after ``signaling.flood_disconnect_after`` refusals in a row, see signaling/ratelimit.py),
+    alarm {code, message, since, cleared: false} / {code, cleared: true} (moderators of every live room: the
+    server cannot save, code ``disk_full`` | ``read_only`` | ``busy``, and when that clears; see
+    signaling/alarms.py and meetings/storage.py; a console opened meanwhile reads ``problems`` of /api/health)
 """
 
 from __future__ import annotations

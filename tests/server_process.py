@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from cabinet.bootstrap import prepare
@@ -27,8 +28,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, wrap: Sequence[str] = (),
+                 log_dir: Path | None = None) -> None:
+        """``wrap``: a command the server runs under (e.g. ``nsenter`` into a mount namespace where
+        ``data_dir`` is a small tmpfs); ``log_dir``: where ``server.log`` goes (default ``data_dir``)."""
         self.data_dir = data_dir
+        self.wrap = list(wrap)
+        self.log_dir = log_dir or data_dir
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -45,10 +51,12 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Start (demo data when the data directory is empty) and wait until the API answers."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / "server.log", "ab") as log:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if not self.wrap:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / "server.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cabinet.cli", "serve", "--demo-if-empty", "--port", str(self.port)],
+                [*self.wrap, sys.executable, "-m", "cabinet.cli", "serve", "--demo-if-empty", "--port", str(self.port)],
                 cwd=ROOT, env=self._env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
         deadline = time.monotonic() + timeout
@@ -87,6 +95,6 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 20) -> str:
         try:
-            return "\n".join((self.data_dir / "server.log").read_text(errors="replace").splitlines()[-lines:])
+            return "\n".join((self.log_dir / "server.log").read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""

@@ -10,6 +10,7 @@ from meetings.config import MeetingsConfig
 from meetings.db import Database
 from meetings.services.agenda import AgendaService
 from meetings.services.attendance import AttendanceService
+from meetings.services.attendance_journal import AttendanceJournal
 from meetings.services.audit import AuditService
 from meetings.services.auth import AuthService
 from meetings.services.calendar import CalendarService
@@ -28,6 +29,7 @@ from meetings.services.rollcall import RollCallService
 from meetings.services.schedule import ScheduleService
 from meetings.services.session import SessionService
 from meetings.services.votes import VoteService
+from meetings.storage import StorageMonitor
 from meetings.tokens import JoinTokenSigner
 
 
@@ -54,6 +56,10 @@ class Services:
     positions: PositionService = field(init=False)
     documents: DocumentService = field(init=False)
     refusals: RefusalLog = field(init=False)
+    #: Disk full, read-only or locked database: /api/health and the console's alarm (meetings/storage.py).
+    storage: StorageMonitor = field(init=False)
+    #: Attendance the database refused, kept on disk until it is written (None without a data directory).
+    attendance_journal: AttendanceJournal | None = field(init=False)
 
     @classmethod
     def build(cls, db: Database, config: MeetingsConfig, secret_key: str, data_dir: Path | None = None) -> Services:
@@ -91,4 +97,10 @@ class Services:
         built.documents = DocumentService(db, meetings, data_dir / "documents" if data_dir else None,
                                           config.document_max_bytes)
         built.refusals = RefusalLog(db)
+        database_dir = db.sqlite_path.parent if db.sqlite_path else None
+        built.storage = StorageMonitor([p for p in (data_dir, database_dir) if p is not None],
+                                       database_dir=database_dir)
+        db.observers.append(built.storage.write_outcome)
+        built.attendance_journal = AttendanceJournal(data_dir / "journal") if data_dir else None
+        built.attendance.journal = built.attendance_journal  # type: ignore[attr-defined]  # signaling/attendance.py
         return built

@@ -17,6 +17,7 @@ from meetings.models import AgendaDocument, AgendaItem, Meeting
 from meetings.policy import Action, Caller, require
 from meetings.services.common import meeting_access, record
 from meetings.services.meetings import MeetingService
+from meetings.storage import disk_full, is_no_space
 
 PDF_MAGIC = b"%PDF-"
 PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
@@ -70,6 +71,29 @@ class DocumentService:
                                    field="file")
         if self.directory is None:
             raise ValidationFailed("documents are not stored on this server")
+        try:
+            sha, size = await self._store(body)
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            error = disk_full()  # not "internal error": the disk is full, and the console is told
+            self.db.observe(error)
+            raise error from exc
+        name = clean_filename(filename)
+        async with self.db.write() as uow:
+            document = AgendaDocument(item_id=item.id, filename=name, size_bytes=size, sha256=sha,
+                                      content_type="application/pdf",
+                                      uploaded_by_id=me.person_id if me else await self.meetings._operator_id(uow))
+            uow.session.add(document)
+            await uow.session.flush()
+            record(uow, caller, "document.upload", target_type="meeting", target_id=meeting.id,
+                   details={"document_id": document.id, "item_id": item.id, "filename": name,
+                            "size_bytes": size, "sha256": sha})
+        return document
+
+    async def _store(self, body: bytes | AsyncIterable[bytes]) -> tuple[str, int]:
+        """Stream the body to a temp file, check it, and rename it to ``<sha256>.pdf`` (0600)."""
+        assert self.directory is not None
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = hashlib.sha256()
         size = 0
@@ -98,17 +122,7 @@ class DocumentService:
         finally:
             if os.path.exists(temp):
                 os.unlink(temp)
-        name = clean_filename(filename)
-        async with self.db.write() as uow:
-            document = AgendaDocument(item_id=item.id, filename=name, size_bytes=size, sha256=sha,
-                                      content_type="application/pdf",
-                                      uploaded_by_id=me.person_id if me else await self.meetings._operator_id(uow))
-            uow.session.add(document)
-            await uow.session.flush()
-            record(uow, caller, "document.upload", target_type="meeting", target_id=meeting.id,
-                   details={"document_id": document.id, "item_id": item.id, "filename": name,
-                            "size_bytes": size, "sha256": sha})
-        return document
+        return sha, size
 
     async def list(self, caller: Caller, meeting_id: int) -> dict[int, list[AgendaDocument]]:
         meeting = await self.meetings.get(caller, meeting_id)

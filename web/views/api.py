@@ -16,16 +16,27 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/health")
 async def health(request: web.Request) -> web.StreamResponse:
-    """Liveness and database reachability; reveals nothing about meetings or people."""
+    """Liveness, database reachability and storage; reveals nothing about meetings or people.
+
+    ``{"status": "ok"}`` with 200, or ``{"status": "degraded", "problems": [{code, message, since}]}`` with
+    503 when the database cannot be reached or cannot take writes: the disk is full (``disk_full``), the
+    database is read-only (``read_only``) or was locked by another program in the last minute (``busy``).
+    503 so that a monitor that only looks at the status code raises the alarm; the live session goes on.
+    """
+    storage = services(request).storage
+    problems = []
     try:
         async with services(request).db.read() as session:
             await session.execute(text("SELECT 1"))
         database = "ok"
     except Exception:  # noqa: BLE001 - reported, not raised
         database = "unavailable"
-    status = 200 if database == "ok" else 503
-    return web.json_response({"status": "ok" if status == 200 else "degraded", "database": database,
-                              "time": dt.datetime.now(dt.UTC).isoformat()}, status=status)
+        problems.append({"code": "database_unavailable", "message": "the database cannot be reached"})
+    storage.probe()
+    problems.extend(p.public() for p in storage.problems())
+    status = 503 if problems else 200
+    return web.json_response({"status": "degraded" if problems else "ok", "database": database,
+                              "problems": problems, "time": dt.datetime.now(dt.UTC).isoformat()}, status=status)
 
 
 @routes.get("/api/me")

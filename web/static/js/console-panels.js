@@ -17,6 +17,20 @@ function replaceKeepingFocus(list, items) {
   }
 }
 
+/** What the secretariat should know and do, per storage alarm code (signaling/alarms.py). */
+function alarmText(alarm) {
+  switch (alarm.code) {
+    case "disk_full":
+      return _("The server's disk is full: attendance, votes and the current item cannot be saved. The session goes on. Free space on the server now.");
+    case "read_only":
+      return _("The database is read-only: nothing new can be saved. The session goes on. Tell the administrator now.");
+    case "busy":
+      return _("The database is locked by another program: records are saved late or not at all. Tell the administrator.");
+    default:
+      return format(_("The server cannot save: %(message)s"), { message: alarm.message || alarm.code });
+  }
+}
+
 export class ConsolePanels {
   constructor(owner) {
     this.owner = owner;
@@ -40,6 +54,22 @@ export class ConsolePanels {
     });
   }
 
+  /** The storage alarm, above everything, until the server says it cleared. */
+  renderAlarms() {
+    let box = byId("storage-alarm");
+    if (!box) {
+      box = el("div", { id: "storage-alarm", className: "storage-alarm", role: "alert" });
+      const banner = byId("banner");
+      banner.parentNode.insertBefore(box, banner);
+    }
+    const alarms = Array.from(this.owner.alarms.values());
+    box.hidden = alarms.length === 0;
+    box.replaceChildren.apply(box, alarms.map(function (alarm) {
+      return el("p", { "data-code": alarm.code }, [el("strong", { text: _("Alarm:") }),
+        document.createTextNode(" " + alarmText(alarm))]);
+    }));
+  }
+
   render() {
     const owner = this.owner;
     const live = owner.phase === "live";
@@ -54,6 +84,7 @@ export class ConsolePanels {
     lobby.textContent = state.lobby_enabled ? _("Turn the lobby off") : _("Turn the lobby on");
     byId("console-locked").hidden = !state.locked;
     byId("console-lobby-on").hidden = !state.lobby_enabled;
+    this.renderAlarms();
     this.renderHands(live);
     this.renderLobby(live);
     this.renderAgenda(live);

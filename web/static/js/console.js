@@ -35,6 +35,7 @@ class Console {
     this.missed = 0;
     this.wake = null;
     this.reconnects = 0;
+    this.alarms = new Map(); // code -> {code, message, since}: the server's storage is failing
     this.board = new ConsoleBoard(this);
     this.panels = new ConsolePanels(this);
   }
@@ -85,6 +86,25 @@ class Console {
     this.onRoomState(joined.room_state || { locked: false, lobby_enabled: false });
     this.sessionPanel = this.sessionPanel || new SessionPanel(document.getElementById("session-panel"));
     this.sessionPanel.attach(signal, joined);
+    this.checkStorage();
+  }
+
+  /** The storage problems that last now (a full disk...), from /api/health; ``alarm`` events follow. */
+  async checkStorage() {
+    try {
+      const response = await fetch("/api/health", { credentials: "same-origin", cache: "no-store" });
+      const health = await response.json();
+      const alarms = new Map();
+      (Array.isArray(health.problems) ? health.problems : []).forEach(function (problem) {
+        if (problem && problem.code && problem.code !== "database_unavailable") {
+          alarms.set(problem.code, problem);
+        }
+      });
+      this.alarms = alarms;
+      this.render();
+    } catch (error) {
+      console.warn("health unavailable", error);
+    }
   }
 
   bind(signal) {
@@ -101,6 +121,7 @@ class Console {
       room_state: this.onRoomState,
       removed: this.onRemoved,
       closing: this.onClosing,
+      alarm: this.onAlarm,
     };
     bindServerEvents(this, signal, handlers, this.render);
     signal.on("disconnect", function (reason) {
@@ -278,6 +299,15 @@ class Console {
     this.stop(_("A moderator has removed you from this meeting."));
   }
 
+  onAlarm(alarm) {
+    // The server cannot save (disk full, read-only or locked database): shown until it says cleared.
+    if (alarm.cleared) {
+      this.alarms.delete(alarm.code);
+    } else if (alarm.code) {
+      this.alarms.set(alarm.code, alarm);
+    }
+  }
+
   onClosing(notice) {
     // "restarting": a planned restart of the server; reconnect by ourselves as after a lost connection.
     this.serverRestarting = notice.code === "restarting";
@@ -375,6 +405,7 @@ class Console {
       lobby: this.lobby,
       roomState: this.roomState,
       agenda: this.agenda,
+      alarms: Array.from(this.alarms.values()),
     };
   }
 }
