@@ -51,6 +51,9 @@ class TransportStats:
     malformed_rtp: int = 0
     malformed_rtcp: int = 0
     unknown_ssrc: int = 0
+    #: When the last RTP or RTCP packet from the peer arrived (``monotonic_ms``; 0: none yet): evidence
+    #: that the peer is alive, read by signaling's liveness sweep.
+    last_packet_ms: int = 0
 
 
 def ice_servers(config: MediaConfig) -> list[RTCIceServer]:
@@ -343,9 +346,11 @@ class WebRtcTransport(EventEmitter):
 
     def _on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
         """Decrypted RTP (seam): parse once, hand to the producer. Never raises."""
-        self.stats.rtp_received += 1
+        stats = self.stats
+        stats.rtp_received += 1
+        stats.last_packet_ms = now = monotonic_ms()
         try:
-            packet = RtpPacketView.parse(data, monotonic_ms())
+            packet = RtpPacketView.parse(data, now)
         except ValueError as exc:
             self.stats.malformed_rtp += 1
             logger.debug("%r: malformed RTP dropped: %s", self, exc)
@@ -365,6 +370,7 @@ class WebRtcTransport(EventEmitter):
     def _on_rtcp(self, data: bytes) -> None:
         """Decrypted RTCP (seam). Never raises on bad input."""
         self.stats.rtcp_received += 1
+        self.stats.last_packet_ms = monotonic_ms()
         try:
             packets = parse_compound(data)
         except ValueError as exc:

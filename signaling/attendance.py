@@ -13,6 +13,7 @@ import logging
 
 from meetings.models.base import utcnow
 from meetings.services.attendance import AttendanceService, ConnectionRecord
+from signaling.liveness import seen_at
 from signaling.participant import Participant
 
 log = logging.getLogger("signaling.attendance")
@@ -28,6 +29,8 @@ class AttendanceRecorder:
         self.service = service
         self.records: list[ConnectionRecord] = []
         self.by_participant: dict[str, ConnectionRecord] = {}
+        #: The participants of the open records, whose evidence of life the heartbeat writes.
+        self.participants: dict[str, Participant] = {}
         #: The session closed: the service ended every interval; nothing new is opened.
         self.closed = False
         self.failures = 0
@@ -41,11 +44,15 @@ class AttendanceRecorder:
                                   utcnow())
         self.records.append(record)
         self.by_participant[participant.id] = record
+        self.participants[participant.id] = participant
 
     def ended(self, participant: Participant, status: str) -> None:
         record = self.by_participant.pop(participant.id, None)
+        self.participants.pop(participant.id, None)
         if record is not None and record.left_at is None:
-            record.left_at = utcnow()
+            # a dead link ends at its last evidence of life (signaling/liveness.py), anything else now
+            gone = participant.gone_at if status in ("dropped", "replaced") else None
+            record.left_at = max(gone, record.joined_at) if gone is not None else utcnow()
             record.end_reason = END_REASON.get(status, "dropped")
 
     def session_closed(self, at: dt.datetime) -> None:
@@ -56,6 +63,7 @@ class AttendanceRecorder:
                 record.left_at, record.end_reason = at, "closed"
                 record.closed_written = record.interval_id is not None
         self.by_participant.clear()
+        self.participants.clear()
 
     async def flush(self, *, heartbeat: bool = False) -> bool:
         """Write what is pending (and on ``heartbeat`` refresh the open intervals). False on failure."""
@@ -63,6 +71,8 @@ class AttendanceRecorder:
             batch = [r for r in self.records if r.pending or (heartbeat and r.left_at is None)]
             if not batch:
                 return True
+            if heartbeat:
+                self._note_evidence()
             try:
                 await self.service.sync(batch, heartbeat=heartbeat)
             except Exception:  # noqa: BLE001 - keep the batch; the next flush retries it
@@ -76,3 +86,11 @@ class AttendanceRecorder:
                 journal.written(batch)
             self.records = [r for r in self.records if r.left_at is None or r.pending]
             return True
+
+    def _note_evidence(self) -> None:
+        """Each open record's ``last_seen_at``: its connection's last evidence of life (now while fresh)."""
+        now = utcnow()
+        for participant_id, record in self.by_participant.items():
+            participant = self.participants.get(participant_id)
+            if participant is not None and record.left_at is None:
+                record.last_seen_at = max(seen_at(participant, now), record.joined_at)

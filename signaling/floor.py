@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("signaling.floor")
 
-#: Open attendance intervals are refreshed this often (seconds).
-HEARTBEAT_SECONDS = 20.0
+#: Open attendance intervals are refreshed this often (seconds): the most presence a crash can lose.
+HEARTBEAT_SECONDS = 3.0
 #: Register and quorum pushes are at most this frequent (seconds).
 REGISTER_THROTTLE_SECONDS = 1.0
 SERVER = Caller(principal=None, address="server", system=True)

@@ -13,6 +13,7 @@ from media import MediaError
 from meetings.errors import MeetingsError, TokenInvalid
 from signaling.errors import InvalidMessage, RateLimited, SignalingError, WrongState
 from signaling.floor import FloorHandlers
+from signaling.liveness import Evidence, end_of_drop
 from signaling.participant import Participant, new_participant_id
 from signaling.protocol import CLIENT_EVENTS
 from signaling.ratelimit import FloodRule, Verdict
@@ -40,6 +41,8 @@ class Connection:
     participant: Participant | None = None
     room: Room | None = None
     connected_at: float = field(default_factory=time.time)
+    #: Evidence of life: every engine.io packet and every event (signaling/liveness.py).
+    evidence: Evidence = field(default_factory=Evidence)
 
 
 class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
@@ -63,8 +66,10 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         config = self.signaling.config
         connection = Connection(grant=grant, address=address,
                                 flood=FloodRule(config.rate_per_second, config.rate_burst,
-                                                config.flood_disconnect_after))
+                                                config.flood_disconnect_after),
+                                evidence=Evidence(config.ping_interval_seconds + 2.0))
         await self.save_session(sid, {"connection": connection})
+        self.signaling.watch(sid, connection.evidence)
         log.info("signaling connected", extra={"event": "signaling.connected", "meeting_id": grant.meeting.meeting_id,
                                                "person_id": grant.principal.person_id, "address": address})
 
@@ -73,6 +78,8 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         if connection is not None and connection.participant is not None and connection.room is not None:
             participant, room = connection.participant, connection.room
             connection.participant = connection.room = None
+            if not self.signaling.stopping and participant.gone_at is None:
+                participant.gone_at = end_of_drop(participant)  # silent for a while: ends at the last sign
             await room.remove(participant, status="restart" if self.signaling.stopping else "dropped")
             log.info("participant dropped", extra={"event": "signaling.dropped", "meeting_id": room.meeting_id,
                                                    "participant_id": participant.id, "reason": str(reason)})
@@ -94,6 +101,7 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         connection = await self._connection(sid)
         if connection is None:
             return WrongState("not connected").ack()
+        connection.evidence.heard()
         try:
             verdict = connection.flood.check()
             if verdict is Verdict.DISCONNECT:
@@ -157,7 +165,8 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
             raise WrongState("already joined")
         grant = connection.grant
         participant = Participant(id=new_participant_id(grant.principal.person_id), sid=sid, grant=grant,
-                                  address=connection.address, client=payload.get("client", "room"))
+                                  address=connection.address, client=payload.get("client", "room"),
+                                  evidence=connection.evidence)
         room = await self.signaling.rooms.get_or_create(participant)
         try:
             joined = await room.join(participant)
@@ -166,6 +175,7 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
             raise
         connection.participant, connection.room = participant, room
         await self.enter_room(sid, room.name)
+        self.signaling.liveness.ensure_running()
         if "last_n" in payload:
             room.set_last_n(participant, payload["last_n"])
         log.info("participant joined", extra={"event": "signaling.joined", "meeting_id": room.meeting_id,

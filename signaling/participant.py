@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from media import Producer, WebRtcTransport
 from meetings.models import Role
 from meetings.policy import Action, Caller, decide
 from meetings.services.meetings import JoinGrant
+from signaling.liveness import Evidence
 
 
 def new_participant_id(person_id: int) -> str:
@@ -43,6 +45,10 @@ class Participant:
     offered_media: int = 0
     renegotiate: bool = False
     negotiation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The connection's evidence of life (signaling/liveness.py), shared with its socket.io session.
+    evidence: Evidence = field(default_factory=Evidence)
+    #: A connection that died: its last evidence of life, where its attendance interval ends.
+    gone_at: dt.datetime | None = None
 
     @property
     def person_id(self) -> int:

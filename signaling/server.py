@@ -14,6 +14,7 @@ from media.config import MediaConfig
 from meetings.errors import TokenInvalid
 from meetings.services import Services
 from signaling.config import SignalingConfig
+from signaling.liveness import Evidence, LivenessSweep, watch_engineio
 from signaling.namespace import MeetingNamespace
 from signaling.participant import Participant
 from signaling.protocol import schemas
@@ -110,12 +111,18 @@ class Signaling:
             # which writes raw tracebacks to stderr past the JSON formatter and its secret scrubber.
             logger=logging.getLogger("socketio.server"),
             engineio_logger=logging.getLogger("engineio.server"),
+            # Every pong is evidence of life (signaling/liveness.py); the defaults (25 + 20 s) noticed a
+            # silent link after up to 45 s and credited that as presence.
+            ping_interval=config.ping_interval_seconds,
+            ping_timeout=config.ping_timeout_seconds,
         )
         self.rooms = Rooms(self, SocketOutbox(self.sio))
         self.sio.register_namespace(MeetingNamespace(self))
         self._tasks: set[asyncio.Task[Any]] = set()
         #: A planned stop is under way: departures are "restart", not "dropped".
         self.stopping = False
+        self.liveness = LivenessSweep(config.dead_after_seconds, lambda: list(self.rooms.rooms.values()),
+                                      self._silent)
 
     def attach(self, app: web.Application) -> None:
         self.sio.attach(app, socketio_path=SOCKETIO_PATH)
@@ -133,6 +140,7 @@ class Signaling:
         intervals were later closed as "dropped", crediting the shutdown as presence.
         """
         self.stopping = True
+        self.liveness.stop()
         started = time.monotonic()
         try:
             await asyncio.wait_for(self._close_connections(), budget_seconds)
@@ -165,6 +173,29 @@ class Signaling:
         request = environ.get("aiohttp.request")
         remote = getattr(request, "remote", None) or environ.get("REMOTE_ADDR", "")
         return str(remote)[:64]
+
+    def watch(self, sid: str, evidence: Evidence) -> None:
+        """Count the engine.io packets of a new connection (pongs included) as its evidence of life."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        watch_engineio(self.sio.eio.sockets.get(eio_sid) if eio_sid else None, evidence)
+
+    async def _silent(self, room: Room, participant: Participant) -> None:
+        """The liveness sweep found a participant silent (``gone_at`` set): out of the room as "dropped",
+        then the transport is closed as if the link had died, so the client, if it ever hears of it,
+        reconnects as after any lost connection (not as after being sent away)."""
+        try:
+            session = await self.sio.get_session(participant.sid)
+        except KeyError:
+            session = {}
+        connection = session.get("connection")
+        if connection is not None and connection.participant is participant:
+            connection.participant = connection.room = None
+        await room.remove(participant, status="dropped")
+        eio_sid = self.sio.manager.eio_sid_from_sid(participant.sid, "/")
+        if eio_sid is not None:
+            task = asyncio.ensure_future(self.sio.eio.disconnect(eio_sid))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def spawn_disconnect(self, sid: str) -> None:
         task = asyncio.ensure_future(self.sio.disconnect(sid))

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.attendance import Presence
@@ -42,6 +42,8 @@ class ConnectionRecord:
     interval_id: int | None = None
     #: The end has been written.
     closed_written: bool = False
+    #: While open: the last evidence of life, written by the heartbeat as ``last_seen_at`` (None: now).
+    last_seen_at: dt.datetime | None = None
 
     @property
     def pending(self) -> bool:
@@ -81,9 +83,14 @@ class AttendanceService:
             await s.flush()
             open_ids = [r.interval_id for r in records if r.interval_id is not None and r.left_at is None]
             if heartbeat and open_ids:
+                # one statement: each interval's own last evidence of life where the caller knows it
+                seen_type = AttendanceInterval.last_seen_at.type
+                seen = {r.interval_id: literal(r.last_seen_at, seen_type) for r in records
+                        if r.interval_id is not None and r.left_at is None and r.last_seen_at is not None}
+                value = case(seen, value=AttendanceInterval.id, else_=literal(now, seen_type)) if seen else now
                 await s.execute(update(AttendanceInterval).where(AttendanceInterval.id.in_(open_ids),
                                                                  AttendanceInterval.left_at.is_(None))
-                                .values(last_seen_at=now))
+                                .values(last_seen_at=value))
         for rec, row, ended in created:  # the record may have ended while this transaction ran
             rec.interval_id = row.id
             rec.closed_written = ended
