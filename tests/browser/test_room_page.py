@@ -160,6 +160,11 @@ async def test_mute_is_seen_by_others_and_a_server_mute_shows_on_the_page(server
             assert await governor.page.evaluate("window.cabinetRoom.local.audio.enabled") is False
             await expect(governor.page.locator("#room-status")).to_contain_text("muted")
             await governor.screenshot("session-muted-by-chair")
+            # The mute binds the person until lifted (restarts included): lift it for the module's next tests.
+            reply = await secretariat.page.evaluate(
+                "id => window.cabinetRoom.signal.call('moderate', {action: 'unmute', participant_id: id})", gid)
+            assert reply["ok"], reply
+            await expect(mic).to_be_enabled()
         else:
             assert reply["error"]["code"] == "invalid", reply  # a server without moderation
 

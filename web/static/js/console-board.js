@@ -73,7 +73,7 @@ export class ConsoleBoard {
     row.admit = el("button", { type: "button", className: "small", text: _("Admit"), hidden: true,
       "aria-label": format(_("Admit %(name)s"), { name: name }) });
     row.readmit = el("button", { type: "button", className: "small", text: _("Let back in"), hidden: true,
-      "aria-label": format(_("Let %(name)s join again"), { name: name }) });
+      "aria-label": format(_("Let back in: %(name)s"), { name: name }) });
     row.confirmYes = el("button", { type: "button", className: "small danger", text: _("Yes, remove") });
     row.confirmNo = el("button", { type: "button", className: "small secondary", text: _("Cancel") });
     row.confirm = el("span", { className: "confirm", role: "group", hidden: true,
