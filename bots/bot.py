@@ -96,6 +96,8 @@ class Bot:
         self.reconnects = 0
         self.connections: list[ConnectionInterval] = []
         self.gave_up: str | None = None
+        #: Set when the bot stops trying to reconnect (run_bot then ends early).
+        self.given_up = asyncio.Event()
         self._errors: list[str] = self.client.errors
         self._events = self.client.events
         self._past_publish: list[PublishReport] = []
@@ -228,6 +230,7 @@ class Bot:
     def _give_up(self, message: str) -> None:
         self.state = "failed"
         self.gave_up = message
+        self.given_up.set()
         self._errors.append(message)
         logger.warning("bot %s: %s", self.options.name, message)
 
@@ -331,7 +334,10 @@ async def run_bot(options: BotOptions, seconds: float, media: PreEncodedMedia | 
     bot = Bot(options, media)
     try:
         await bot.start()
-        await asyncio.sleep(seconds)
+        try:  # the whole time, or until the bot gives up reconnecting
+            await asyncio.wait_for(bot.given_up.wait(), seconds)
+        except TimeoutError:
+            pass
         report = bot.report()
     except BotError as exc:
         report = bot.report()

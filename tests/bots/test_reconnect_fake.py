@@ -136,7 +136,7 @@ async def test_cli_bare_token_bot_reports_it_cannot_reconnect(server: FakeSignal
 
     dropper = asyncio.ensure_future(drop_soon())
     code = await asyncio.wait_for(
-        main_async(["--url", server.url, "--token", "tok-alice", "--subscribe", "--seconds", "1.5", "--json",
+        main_async(["--url", server.url, "--token", "tok-alice", "--subscribe", "--seconds", "20", "--json",
                     "--cache-dir", str(media.path.parent)], stdout=out), 30)
     await dropper
     report = json.loads(out.getvalue())
