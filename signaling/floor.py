@@ -209,8 +209,8 @@ class SessionControl:
         if holder is not None and holder.participant is participant:
             if status == "restart":  # a planned stop: the grant stays open; the next start restores it
                 holder.lost_at, self._stopping = utcnow(), True
-            elif status in ("dropped", "replaced"):
-                holder.lost_at = utcnow()
+            elif status in ("dropped", "replaced"):  # a dead link: gone at its last evidence of life
+                holder.lost_at = participant.gone_at or utcnow()
                 self._spawn(self._end_if_not_back(holder))
             else:
                 await self._end_floor("left", participant.caller)
