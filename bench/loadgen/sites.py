@@ -1,0 +1,146 @@
+"""One site of the load generator: its publishing and subscribing peer connections."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from bench.loadgen.publishers import OutStream, ext_ids_of
+from bench.loadgen.subscribers import Receiver, hook_datagrams, rx_session
+from media import aiortc_seams as seams
+
+LOOPBACK = ["127.0.0.1"]
+
+@dataclass
+class Site:
+    name: str
+    audio: bool
+    video: bool
+    subscribe: bool
+    speaking: bool = False
+    last_n: int | None = None
+    token: str | None = None
+    participant_id: str = ""
+    control: Any = None
+    receiver: Receiver | None = None
+    send_pc: RTCPeerConnection | None = None
+    recv_pc: RTCPeerConnection | None = None
+    streams: list[OutStream] = field(default_factory=list)
+    sio: Any = None
+    negotiating: asyncio.Lock = field(default_factory=asyncio.Lock)
+    trailer: bool = True
+    sockets: list[socket.socket] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.participant_id = self.name
+
+    async def publish(self) -> None:
+        pc = self.send_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        transceivers = []
+        if self.audio:
+            transceivers.append(pc.addTransceiver("audio", direction="sendonly"))
+        if self.video:
+            t = pc.addTransceiver("video", direction="sendonly")
+            t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                   if c.mimeType in ("video/VP8", "video/rtx")])
+            transceivers.append(t)
+        for t in transceivers:
+            seams.neutralize_sender(t.sender)
+            seams.neutralize_receiver(t.receiver)
+        seams.configure_ice(pc, LOOPBACK, [])
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await self.control.publish(self, pc.localDescription.sdp)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        dtls = seams.dtls_transports(pc)[0]
+        egress = seams.SrtpEgress(dtls)
+
+        async def no_rtp(data: bytes, arrival_time_ms: int = 0) -> None:
+            pass
+
+        async def on_rtcp(data: bytes) -> None:
+            try:
+                plain = data
+                pos = 0
+                while pos + 4 <= len(plain):
+                    pt, fmt = plain[pos + 1], plain[pos] & 0x1F
+                    if pt == 206 and fmt in (1, 4):
+                        for stream in self.streams:
+                            if stream.kind == "video":
+                                stream.keyframe_wanted = True
+                    pos += (((plain[pos + 2] << 8) | plain[pos + 3]) + 1) * 4
+            except IndexError:
+                pass
+
+        seams.install_packet_hooks(dtls, no_rtp, on_rtcp)
+        for t in transceivers:
+            codecs, _ = seams.negotiated_parameters(t)
+            ssrc, _ = seams.sender_ssrcs(t.sender)
+            stream = OutStream(site=self.name, kind=t.kind, egress=egress, ssrc=ssrc,
+                               payload_type=codecs[0].payloadType, ext_ids=ext_ids_of(t), mid=t.mid,
+                               trailer=self.trailer, seq=int.from_bytes(os.urandom(2), "big") & 0x7FFF,
+                               ts=int.from_bytes(os.urandom(4), "big"), speaking=self.speaking)
+            self.streams.append(stream)
+
+    async def do_subscribe(self) -> None:
+        self.recv_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        reply = await self.control.subscribe(self)
+        if reply.get("sdp"):
+            await self._answer(reply["sdp"], reply.get("revision", 0), reply.get("consumers", []))
+
+    async def on_server_offer(self, data: dict[str, Any]) -> None:
+        if self.recv_pc is not None:
+            await self._answer(data["sdp"], data["revision"], data.get("consumers", []))
+
+    async def _answer(self, sdp: str, revision: int, consumers: list[dict[str, Any]]) -> None:
+        async with self.negotiating:
+            pc = self.recv_pc
+            assert pc is not None and self.receiver is not None
+            self.receiver.learn(self.name, sdp, consumers)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            for t in pc.getTransceivers():
+                if getattr(t.receiver, "_RTCRtpReceiver__started", True) is False and not getattr(t, "_bench", False):
+                    seams.neutralize_receiver(t.receiver)
+                    t._bench = True  # type: ignore[attr-defined]
+            seams.configure_ice(pc, LOOPBACK, [])
+            await pc.setLocalDescription(await pc.createAnswer())  # gathers: the sockets exist after this
+            for dtls in seams.dtls_transports(pc):
+                if not getattr(dtls, "_bench_hooked", False):
+                    dtls._bench_hooked = True
+
+                    async def no_rtp(data: bytes, arrival_time_ms: int = 0) -> None:
+                        pass
+
+                    async def no_rtcp(data: bytes) -> None:
+                        pass
+
+                    seams.install_packet_hooks(dtls, no_rtp, no_rtcp)
+                    hook_datagrams(dtls, self.receiver.handler(self.name, lambda d=dtls: rx_session(d)),
+                                   self.sockets)
+            await self.control.answer(self, pc.localDescription.sdp, revision)
+
+    async def close(self) -> None:
+        await self.control.close(self)
+        for pc in (self.send_pc, self.recv_pc):
+            if pc is not None:
+                await pc.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+
+def connection_states(sites: list[Site]) -> dict[str, int]:
+    """How many send/recv peer connections are in each state, e.g. {"send:connected": 50}."""
+    counts: dict[str, int] = {}
+    for site in sites:
+        for name, pc in (("send", site.send_pc), ("recv", site.recv_pc)):
+            if pc is not None:
+                key = f"{name}:{pc.connectionState}"
+                counts[key] = counts.get(key, 0) + 1
+    return counts
+
