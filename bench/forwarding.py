@@ -1,7 +1,9 @@
 """Forwarding benchmark of Cabinet's SFU: CPU per forwarded packet, loss and added delay, against
-aiortc's MediaRelay (decode once, encode per subscriber) measured in the same invocation.
+aiortc's MediaRelay (decode once, encode per subscriber) and/or Janus (C, VideoRoom) measured in the
+same invocation with the same load generator.
 
     .venv/bin/python bench/forwarding.py --publishers 2 --subscribers 4 --seconds 10 --json
+    .venv/bin/python bench/forwarding.py --publishers 4 --subscribers 20 --baseline janus --json
     .venv/bin/python bench/forwarding.py --scenario cabinet --seconds 20 --json
 
 Processes: the SFU runs alone in its own process (bench/sfu_server.py with media.Router, or
@@ -10,6 +12,10 @@ serve`` with socket.io signaling). The load (bench/loadgen/) runs in other proce
 pre-encoded VP8/Opus, neutralized aiortc senders, subscribers that never decode. The SFU's CPU
 time is read from /proc/<pid>/stat right before and after the measured window (warm-up
 excluded); forwarded packets are the SFU's own counters over the same window.
+
+Janus (bench/janus_target.py; needs root and ``apt-get install janus``) runs in a network namespace
+of its own; it has no counters, so its forwarded packets are counted at the subscribers (received +
+gaps); ``janus_ratio`` compares that figure for both (ours over Janus: lower is better, goal <= 0.5).
 
 Figures:
   * us_per_forwarded_packet: SFU CPU time / packets it sent to subscribers;
@@ -35,11 +41,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cabinet_target import BenchSfu, CabinetServer  # noqa: E402
+from bench.janus_target import JanusTarget, JanusUnavailable  # noqa: E402
 from bench.measured_run import run  # noqa: E402
 from bench.procs import machine  # noqa: E402
 
 TARGET_US_PER_PACKET = 15.0
 TARGET_RATIO = 30.0
+TARGET_JANUS_RATIO = 0.5  # ours / Janus, us per forwarded packet
+FIGURES = ("us_per_forwarded_packet", "forwarded_pps", "loss_percent", "added_delay_ms_p50", "added_delay_ms_p99")
 TARGET_LOSS_PERCENT = 0.5
 TARGET_P99_MS = 20.0
 
@@ -78,6 +87,19 @@ def verdict_pairs(ours: dict[str, Any], baseline: dict[str, Any] | None) -> dict
     return out
 
 
+def verdict_janus(ours: dict[str, Any], janus: dict[str, Any]) -> dict[str, Any]:
+    """Ours over Janus, both counted at the subscribers (Janus has no counters)."""
+    mine, theirs = ours.get("us_per_packet_subscriber_side"), janus.get("us_per_packet_subscriber_side")
+    if not mine or not theirs:
+        return {}
+    ratio = mine / theirs
+    out: dict[str, Any] = {"janus_ratio": round(ratio, 3), "janus_ratio_target": TARGET_JANUS_RATIO,
+                           "janus_ratio_met": ratio <= TARGET_JANUS_RATIO}
+    if ratio > TARGET_JANUS_RATIO:
+        out["janus_ratio_over_by_factor"] = round(ratio / TARGET_JANUS_RATIO, 2)
+    return out
+
+
 def verdict_cabinet(result: dict[str, Any]) -> dict[str, Any]:
     loss = result.get("loss_percent")
     p99 = result.get("added_delay_ms_p99")
@@ -101,24 +123,37 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         report["config"] = {"publishers": args.publishers, "subscribers": args.subscribers,
                             "seconds": args.seconds, "warmup": args.warmup,
                             "media": "per publisher: VP8 640x360 15 fps ~500 kbit/s + Opus 50 pps",
-                            "baseline": "aiortc MediaRelay: decode once, encode per subscriber"}
+                            "baseline": "aiortc MediaRelay: decode once, encode per subscriber"
+                            if args.baseline in ("relay", "both") else None}
         ours = await run(BenchSfu("router"), [dict(s) for s in sites], gen_procs=args.gen_procs,
                          seconds=args.seconds, warmup=args.warmup, measure_delay="trailer", trailer=True,
                          profile=profile)
         report["ours"] = ours
         baseline = None
-        if not args.no_baseline:
+        if args.baseline in ("relay", "both"):
             baseline = await run(BenchSfu("relay"), [dict(s) for s in sites], gen_procs=args.gen_procs,
                                  seconds=args.seconds, warmup=args.warmup, measure_delay="frames", trailer=False)
             report["baseline"] = baseline
             if ours.get("us_per_forwarded_packet") and baseline.get("us_per_forwarded_packet"):
                 report["ratio"] = round(baseline["us_per_forwarded_packet"] / ours["us_per_forwarded_packet"], 1)
-        for key in ("us_per_forwarded_packet", "forwarded_pps", "loss_percent", "added_delay_ms_p50",
-                    "added_delay_ms_p99"):
+        for key in FIGURES:
             report[key] = ours.get(key)
             if baseline is not None:
                 report[f"baseline_{key}"] = baseline.get(key)
         report["targets"] = verdict_pairs(ours, baseline)
+        if args.baseline in ("janus", "both"):
+            report["config"]["janus"] = "Janus VideoRoom (HTTP API) in a network namespace, same load generator"
+            janus = await run(JanusTarget(publishers=max(8, 2 * args.publishers)), [dict(s) for s in sites],
+                              gen_procs=args.gen_procs, seconds=args.seconds, warmup=args.warmup,
+                              measure_delay="trailer", trailer=True)
+            report["janus"] = janus
+            for key in FIGURES:
+                report[f"janus_{key}"] = janus.get(key)
+            report["us_per_packet_subscriber_side"] = ours.get("us_per_packet_subscriber_side")
+            report["janus_us_per_packet_subscriber_side"] = janus.get("us_per_packet_subscriber_side")
+            verdict = verdict_janus(ours, janus)
+            report["janus_ratio"] = verdict.get("janus_ratio")
+            report["targets"].update(verdict)
     else:
         audio = "all 50 pps" if args.all_speak else f"{args.speakers} speakers 50 pps, others DTX every 400 ms"
         report["config"] = {"sites": args.sites, "last_n": 9, "seconds": args.seconds, "warmup": args.warmup,
@@ -149,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds after negotiation, not measured")
     parser.add_argument("--gen-procs", type=int, default=None,
                         help="load generator processes (default 2; 3 for --scenario cabinet)")
+    parser.add_argument("--baseline", choices=["relay", "janus", "both", "none"], default="relay",
+                        help="pairs scenario: aiortc MediaRelay (default), Janus VideoRoom (needs root and "
+                             "apt-get install janus), both, or none")
     parser.add_argument("--no-baseline", action="store_true", help="skip the MediaRelay baseline run")
     parser.add_argument("--sites", type=int, default=50, help="cabinet scenario: sites")
     parser.add_argument("--speakers", type=int, default=2, help="cabinet scenario: active speakers")
@@ -160,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.gen_procs is None:
         args.gen_procs = 3 if args.scenario == "cabinet" else 2
+    if args.no_baseline:
+        args.baseline = {"both": "janus", "janus": "janus"}.get(args.baseline, "none")
+    if args.scenario == "pairs" and args.baseline in ("janus", "both"):
+        try:
+            JanusTarget()  # checks that Janus can run here before anything is measured
+        except JanusUnavailable as exc:
+            print(f"forwarding.py: {exc}", file=sys.stderr)
+            return 2
     report = asyncio.run(amain(args))
     if args.json:
         print(json.dumps(report))

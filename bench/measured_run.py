@@ -77,7 +77,8 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
             gen = await Proc.start(f"loadgen-{i}", PYTHON, "-m", "bench.loadgen", stderr=log)
             gen.send(json.dumps({"control": sfu.control, "url": sfu.url, "sites": group,
                                  "subscribe_pause": 1.5 if len(sites) > 20 else 0.0,
-                                 "measure_delay": measure_delay, "trailer": trailer}))
+                                 "measure_delay": measure_delay, "trailer": trailer,
+                                 **getattr(sfu, "loadgen_config", {})}))
             gens.append(gen)
         setup_start = time.monotonic()
         published = await _checked(asyncio.gather(*(g.event("published", 300) for g in gens)), logdir)
@@ -168,6 +169,9 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
         "forwarded_pps": round(forwarded / elapsed, 1),
         "us_per_forwarded_packet": round(cpu * 1e6 / forwarded, 2) if forwarded else None,
         "published_pps": round(publisher_sent / elapsed, 1),
+        # The same count for every target (Janus has no counters): received + gaps at the subscribers.
+        "forwarded_packets_subscriber_side": total_expected,
+        "us_per_packet_subscriber_side": round(cpu * 1e6 / total_expected, 2) if total_expected else None,
         "loss_percent": round(100 * (1 - sum(received.values()) / total_expected), 3) if total_expected else None,
         "loss_percent_audio": round(100 * (1 - received["audio"] / expected["audio"]), 3) if expected["audio"] else None,
         "loss_percent_video": round(100 * (1 - received["video"] / expected["video"]), 3) if expected["video"] else None,

@@ -17,9 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import aiohttp  # noqa: E402
 
 from bench.loadgen.control import BenchControl, SioControl  # noqa: E402
+from bench.loadgen.janus import JanusControl  # noqa: E402
 from bench.loadgen.publishers import Pacer  # noqa: E402
 from bench.loadgen.subscribers import BIN_NS, Receiver  # noqa: E402
-from bench.loadgen.sites import Site, connection_states  # noqa: E402
+from bench.loadgen.sites import LOOPBACK, Site, connection_states  # noqa: E402
 from bench.media_loop import MediaParams, load  # noqa: E402
 from media import aiortc_seams as seams  # noqa: E402
 
@@ -50,11 +51,14 @@ async def main() -> None:
     http = aiohttp.ClientSession()
     if config["control"] == "sio":
         control: Any = SioControl(config["url"])
+    elif config["control"] == "janus":
+        control = JanusControl(config["url"], config["room"], http)
     else:
         control = BenchControl(config["url"], http)
     sites = [Site(name=s["name"], audio=s["audio"], video=s["video"], subscribe=s["subscribe"],
                   speaking=s.get("speaking", False), last_n=s.get("last_n"), token=s.get("token"),
-                  control=control, receiver=receiver, trailer=config["trailer"])
+                  control=control, receiver=receiver, trailer=config["trailer"],
+                  ice_addresses=config.get("ice_addresses") or list(LOOPBACK))
              for s in config["sites"]]
     pacer = Pacer(media)
     pacer_task: asyncio.Task[None] | None = None

@@ -35,6 +35,7 @@ class Site:
     sio: Any = None
     negotiating: asyncio.Lock = field(default_factory=asyncio.Lock)
     trailer: bool = True
+    ice_addresses: list[str] = field(default_factory=lambda: list(LOOPBACK))
     sockets: list[socket.socket] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -53,7 +54,7 @@ class Site:
         for t in transceivers:
             seams.neutralize_sender(t.sender)
             seams.neutralize_receiver(t.receiver)
-        seams.configure_ice(pc, LOOPBACK, [])
+        seams.configure_ice(pc, self.ice_addresses, [])
         await pc.setLocalDescription(await pc.createOffer())
         answer = await self.control.publish(self, pc.localDescription.sdp)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
@@ -107,7 +108,7 @@ class Site:
                 if getattr(t.receiver, "_RTCRtpReceiver__started", True) is False and not getattr(t, "_bench", False):
                     seams.neutralize_receiver(t.receiver)
                     t._bench = True  # type: ignore[attr-defined]
-            seams.configure_ice(pc, LOOPBACK, [])
+            seams.configure_ice(pc, self.ice_addresses, [])
             await pc.setLocalDescription(await pc.createAnswer())  # gathers: the sockets exist after this
             for dtls in seams.dtls_transports(pc):
                 if not getattr(dtls, "_bench_hooked", False):
