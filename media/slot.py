@@ -1,0 +1,560 @@
+"""Slot: one fixed outgoing stream of a subscriber's receiving connection whose source can change.
+
+A receiving connection is negotiated once with a fixed set of slots (see :mod:`media.slot_set`).
+Each slot has its own SSRC (and RTX SSRC), payload type, MID and header-extension ids, fixed by
+that one negotiation; which producer it carries changes without SDP. The slot rewrites the
+current source's packets so the subscriber sees one continuous stream:
+
+- sequence numbers continue across switches (a new *epoch* starts at the next number), so the
+  receiver sees no gap beyond real loss and no repeat;
+- RTP timestamps continue: a new epoch starts ``max(wall-clock time since the last packet sent,
+  one audio frame)`` after the last timestamp sent, in the slot's clock rate;
+- payload type and header-extension ids are the slot's (:class:`media.rewriter.RtpRewriter`);
+- VP8 PictureID / TL0PICIDX continue across switches (:mod:`media.vp8_descriptor`).
+
+Switching: :meth:`Slot.switch_to` makes the new producer *pending*. Video keeps forwarding the
+old source until the new source's first keyframe arrives (a PLI is sent to it at once, through
+the producer's own throttle, and again every ``keyframe_retry_ms`` while waiting), then cuts
+over at that keyframe; no delta frame of the new source is ever sent before it. Audio stops the
+old source at once and starts the new one at its next packet. The ``switch`` event
+(:class:`SlotSwitch`) fires right after the first packet of the new source went out.
+
+Packets reach the slot through a *tap* put in ``producer.consumers``: the producer fans out to
+it exactly as to a :class:`media.consumer.Consumer` (``forwarding``, ``forward``,
+``on_producer_state``, ``send_sender_report``, ``close``), so producer.py is unchanged.
+
+Events: ``switch`` (SlotSwitch), ``close`` ().
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .errors import UnsupportedError
+from .events import EventEmitter
+from .keyframe import is_keyframe
+from .parameters import StreamParameters
+from .rewriter import RtpRewriter
+from .rtcp import ReportBlock, build_sdes_cname, build_sr
+from .rtp_packet import RtpPacketView, abs_send_time_now, monotonic_ms, ntp_now
+from .vp8_descriptor import NONE, Vp8Descriptor, rewrite_vp8
+
+if TYPE_CHECKING:
+    from .producer import Producer
+
+SlotKind = Literal["audio", "video"]
+
+_OSN = struct.Struct("!H")
+_MAX_EPOCHS = 16
+#: While a switch waits for a keyframe, ask the new source again this often.
+DEFAULT_KEYFRAME_RETRY_MS = 500
+
+
+@dataclass(frozen=True)
+class SlotSwitch:
+    """A switch took effect: the first packet of ``producer_id`` went out on ``slot_id`` (or the
+    slot went empty: ``producer_id`` None). ``sequence`` orders switches of one slot set;
+    ``rtp_timestamp`` is the slot's timestamp of that first packet, so a page can change a tile's
+    name at exactly that frame (``requestVideoFrameCallback`` metadata.rtpTimestamp)."""
+
+    slot_id: str
+    producer_id: str | None
+    participant_id: str | None
+    sequence: int
+    rtp_sequence_number: int = -1
+    rtp_timestamp: int = -1
+
+
+@dataclass
+class SlotStats:
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    payload_bytes_sent: int = 0
+    send_failures: int = 0
+    switches: int = 0
+    waiting_keyframe_drops: int = 0
+    source_keyframe_requests: int = 0
+    late_drops: int = 0
+    malformed_drops: int = 0
+    nacks_received: int = 0
+    nacked_packets: int = 0
+    retransmitted: int = 0
+    retransmit_misses: int = 0
+    keyframe_requests_received: int = 0
+    sender_reports_sent: int = 0
+    fraction_lost: int = 0
+    round_trip_time_ms: float | None = None
+    remb_bitrate: int | None = None
+
+
+class SlotTap:
+    """A slot's attachment to one producer (current or pending source), duck-typed as a consumer
+    in ``producer.consumers`` so the producer's fan-out, pause/mute and close reach the slot."""
+
+    __slots__ = ("slot", "producer", "forwarding", "detached")
+
+    def __init__(self, slot: Slot, producer: Producer) -> None:
+        self.slot = slot
+        self.producer = producer
+        self.forwarding = True
+        self.detached = False
+        producer.consumers.append(self)  # type: ignore[arg-type]
+        producer.refresh_active()
+
+    def forward(self, packet: RtpPacketView, abs_send_time: bytes) -> None:
+        self.slot._on_packet(self, packet, abs_send_time)
+
+    def on_producer_state(self) -> None:
+        self.slot._on_source_state(self)
+
+    def send_sender_report(self) -> None:
+        if self.slot._current is self:
+            self.slot.send_sender_report()
+
+    def close(self) -> None:
+        """The producer closed."""
+        self.detach()
+        self.slot._on_source_closed(self)
+
+    def detach(self) -> None:
+        if self.detached:
+            return
+        self.detached = True
+        self.forwarding = False
+        consumers = self.producer.consumers
+        if self in consumers:
+            consumers.remove(self)  # type: ignore[arg-type]
+            self.producer.refresh_active()
+
+
+class Slot(EventEmitter):
+    """One outgoing RTP stream (fixed SSRC / PT / MID) whose source producer can change."""
+
+    def __init__(
+        self,
+        *,
+        slot_id: str,
+        kind: SlotKind,
+        ssrc: int,
+        rtx_ssrc: int,
+        cname: str,
+        stream_id: str,
+        send_rtp: Callable[[bytes], bool],
+        send_rtcp: Callable[[bytes], bool],
+        keyframe_retry_ms: int = DEFAULT_KEYFRAME_RETRY_MS,
+        next_sequence: Callable[[], int] | None = None,
+    ) -> None:
+        super().__init__()
+        if kind not in ("audio", "video"):
+            raise ValueError(f"slot kind must be 'audio' or 'video', not {kind!r}")
+        self.id = slot_id
+        self.kind = kind
+        self.ssrc = ssrc
+        self.rtx_ssrc = rtx_ssrc
+        self.cname = cname
+        #: The msid stream this slot's track belongs to (the stage's audio and video share one).
+        self.stream_id = stream_id
+        self.parameters: StreamParameters | None = None
+        self.mid: str | None = None
+        self.closed = False
+        self.keyframe_retry_ms = keyframe_retry_ms
+        self.stats = SlotStats()
+        self._send_rtp = send_rtp
+        self._send_rtcp = send_rtcp
+        self._next_sequence = next_sequence or itertools.count(1).__next__
+        self._rewriter: RtpRewriter | None = None
+        self._rtx_pt: int | None = None
+        self._codec_name = ""
+        self._clock_rate = 90000 if kind == "video" else 48000
+        self._video = kind == "video"
+        self._vp8 = False
+        self._current: SlotTap | None = None
+        self._pending: SlotTap | None = None
+        self._announce = False
+        self._last_request_ms = -(10**9)
+        self._out = RtpPacketView()  # reused to serialize a rewritten VP8 body
+        # epoch state
+        self._started = False
+        self._ever_started = False
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._pid_offset = 0
+        self._tl0_offset = 0
+        self._epoch_start = 0
+        self._epochs: deque[tuple[int, int, int, int, int, Producer]] = deque(maxlen=_MAX_EPOCHS)
+        self._max_seq = random.randrange(0, 0x8000)
+        self._max_ts = random.getrandbits(32)
+        self._max_ms = 0
+        self._last_step = 0
+        self._last_pid = NONE
+        self._last_tl0 = NONE
+        self._rtx_seq = random.randrange(0, 0x8000)
+        self._sr_sent: deque[tuple[int, int]] = deque(maxlen=8)
+
+    def __repr__(self) -> str:
+        source = self._current.producer.id if self._current is not None else None
+        return f"Slot({self.id!r}, {self.kind}, source={source!r})"
+
+    # -- negotiation ------------------------------------------------------------------------
+
+    def configure(self, parameters: StreamParameters) -> None:
+        """Apply what the subscriber's answer negotiated for this slot's m-line (once, at join)."""
+        if parameters.kind != self.kind:
+            raise UnsupportedError(f"slot {self.id}: a {self.kind} slot cannot use a {parameters.kind} m-line")
+        try:
+            rewriter = RtpRewriter(
+                ssrc=self.ssrc, payload_type=parameters.payload_type, ids=parameters.ext_ids, mid=parameters.mid
+            )
+        except ValueError as exc:
+            raise UnsupportedError(f"slot {self.id}: {exc}") from exc
+        self.parameters = parameters
+        self.mid = parameters.mid
+        self._rewriter = rewriter
+        self._rtx_pt = parameters.rtx_payload_type
+        self._codec_name = parameters.codec_name
+        self._clock_rate = parameters.clock_rate or self._clock_rate
+        self._vp8 = parameters.codec_name.upper() == "VP8"
+
+    @property
+    def ready(self) -> bool:
+        return self._rewriter is not None
+
+    # -- sources ----------------------------------------------------------------------------
+
+    @property
+    def source(self) -> Producer | None:
+        """The producer whose packets the slot sends now."""
+        return self._current.producer if self._current is not None else None
+
+    @property
+    def pending(self) -> Producer | None:
+        """The producer the slot switches to at its next keyframe (video) or packet (audio)."""
+        return self._pending.producer if self._pending is not None else None
+
+    @property
+    def target(self) -> Producer | None:
+        """Where the slot is going: the pending source if any, else the current one."""
+        return self.pending or self.source
+
+    @property
+    def forwarding(self) -> bool:
+        return self._current is not None and self._started
+
+    def switch_to(self, producer: Producer | None) -> None:
+        """Carry ``producer`` from its next keyframe (video) or packet (audio); None empties the slot."""
+        if self.closed:
+            return
+        if producer is None:
+            self._drop_pending()
+            if self._current is not None:
+                self._current.detach()
+                self._current = None
+                self._started = False
+                self._emit_switch(None, None)
+            return
+        if producer.kind != self.kind:
+            raise ValueError(f"slot {self.id} is {self.kind}; {producer!r} is {producer.kind}")
+        if self.parameters is not None and (
+            producer.parameters.codec_name.upper() != self._codec_name.upper()
+            or producer.parameters.clock_rate != self._clock_rate
+        ):
+            raise UnsupportedError(
+                f"slot {self.id} negotiated {self._codec_name}/{self._clock_rate}; "
+                f"{producer!r} sends {producer.parameters.codec_name}/{producer.parameters.clock_rate}"
+            )
+        if producer.closed:
+            raise ValueError(f"{producer!r} is closed")
+        if self._pending is not None and self._pending.producer is producer:
+            return
+        if self._current is not None and self._current.producer is producer:
+            self._drop_pending()  # switching back before the other source's keyframe came
+            return
+        self._drop_pending()
+        self._pending = SlotTap(self, producer)
+        self.stats.switches += 1
+        if not self._video and self._current is not None:
+            # Audio switches at once: nothing more of the old voice; the new one from its next packet.
+            self._current.detach()
+            self._current = None
+            self._started = False
+        if self._video:
+            self._request_keyframe(producer, force=True)
+
+    def _drop_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.detach()
+            self._pending = None
+
+    def _request_keyframe(self, producer: Producer, *, force: bool = False) -> None:
+        now = monotonic_ms()
+        if force or now - self._last_request_ms >= self.keyframe_retry_ms:
+            self._last_request_ms = now
+            self.stats.source_keyframe_requests += 1
+            producer.request_keyframe()  # throttled per producer (MediaConfig.pli_throttle_ms)
+
+    def _on_source_state(self, tap: SlotTap) -> None:
+        """The source paused, resumed or was muted: restart the epoch at its next (key)frame."""
+        if tap is self._current:
+            self._started = False
+            if self._video and tap.producer.forwarding:
+                self._request_keyframe(tap.producer, force=True)
+
+    def _on_source_closed(self, tap: SlotTap) -> None:
+        if tap is self._pending:
+            self._pending = None
+        elif tap is self._current:
+            self._current = None
+            self._started = False
+            if self._pending is None:
+                self._emit_switch(None, None)
+            # else: send nothing until the pending source's keyframe
+
+    def _emit_switch(self, producer: Producer | None, packet_seq_ts: tuple[int, int] | None) -> None:
+        seq, ts = packet_seq_ts if packet_seq_ts is not None else (-1, -1)
+        self.emit(
+            "switch",
+            SlotSwitch(
+                slot_id=self.id,
+                producer_id=producer.id if producer is not None else None,
+                participant_id=producer.participant_id if producer is not None else None,
+                sequence=self._next_sequence(),
+                rtp_sequence_number=seq,
+                rtp_timestamp=ts,
+            ),
+        )
+
+    # -- forwarding (hot path) ------------------------------------------------------------
+
+    def _on_packet(self, tap: SlotTap, packet: RtpPacketView, abs_send_time: bytes) -> None:
+        if self._rewriter is None:
+            return
+        if tap is self._current:
+            if not self._started:
+                if self._video and not is_keyframe(self._codec_name, packet.payload):
+                    self.stats.waiting_keyframe_drops += 1
+                    self._request_keyframe(tap.producer)
+                    return
+                self._start_epoch(tap.producer, packet)
+            self._send(packet, abs_send_time)
+            return
+        if tap is not self._pending:
+            return  # a detached tap (cannot happen: a detached tap is out of the fan-out)
+        if self._video and not is_keyframe(self._codec_name, packet.payload):
+            self.stats.waiting_keyframe_drops += 1
+            self._request_keyframe(tap.producer)
+            return
+        # Cut over at this keyframe (video) or packet (audio).
+        if self._current is not None:
+            self._current.detach()
+        self._current = tap
+        self._pending = None
+        self._start_epoch(tap.producer, packet)
+        sent = self._send(packet, abs_send_time)
+        self._emit_switch(tap.producer, sent)
+
+    def _start_epoch(self, producer: Producer, packet: RtpPacketView) -> None:
+        next_seq = (self._max_seq + 1) & 0xFFFF
+        if self._ever_started:
+            wall = (packet.arrival_ms - self._max_ms) * self._clock_rate // 1000
+            elapsed = max(1, wall, 0 if self._video else self._last_step or self._clock_rate // 50)
+        else:
+            elapsed = 1
+        self._seq_offset = (next_seq - packet.sequence_number) & 0xFFFF
+        self._ts_offset = (self._max_ts + elapsed - packet.timestamp) & 0xFFFFFFFF
+        if self._vp8:
+            try:
+                desc = Vp8Descriptor.parse(packet.body)
+            except ValueError:
+                desc = None
+            if desc is not None and desc.picture_id_bytes:
+                base = (self._last_pid + 1) & 0x7FFF if self._last_pid != NONE else desc.picture_id
+                self._pid_offset = (base - desc.picture_id) & 0x7FFF
+            else:
+                self._pid_offset = 0
+            if desc is not None and desc.tl0picidx != NONE:
+                base = (self._last_tl0 + 1) & 0xFF if self._last_tl0 != NONE else desc.tl0picidx
+                self._tl0_offset = (base - desc.tl0picidx) & 0xFF
+            else:
+                self._tl0_offset = 0
+        self._epoch_start = next_seq
+        self._epochs.append(
+            (next_seq, self._seq_offset, self._ts_offset, self._pid_offset, self._tl0_offset, producer)
+        )
+        self._max_seq = (next_seq - 1) & 0xFFFF
+        self._started = True
+        self._ever_started = True
+        if producer.last_sr is not None:
+            self.send_sender_report()
+
+    def _rewrite_body(self, packet: RtpPacketView, pid_offset: int, tl0_offset: int) -> tuple[RtpPacketView, int, int]:
+        """``packet`` with its VP8 PictureID / TL0PICIDX moved by the offsets (the same view when
+        nothing changes); and the output PictureID / TL0PICIDX (NONE when absent)."""
+        desc = Vp8Descriptor.parse(packet.body)
+        if desc is None:
+            return packet, NONE, NONE
+        pid = (desc.picture_id + pid_offset) & 0x7FFF if desc.picture_id_bytes else NONE
+        tl0 = (desc.tl0picidx + tl0_offset) & 0xFF if desc.tl0picidx != NONE else NONE
+        if not (pid_offset or tl0_offset):
+            return packet, pid, tl0
+        out = self._out
+        out.marker = packet.marker
+        out.padding_size = packet.padding_size
+        out.audio_level = packet.audio_level
+        out.body = rewrite_vp8(packet.body, desc, pid, tl0)
+        return out, pid, tl0
+
+    def _send(self, packet: RtpPacketView, abs_send_time: bytes) -> tuple[int, int] | None:
+        """Rewrite and send one packet of the current epoch; (slot seq, slot ts) when sent."""
+        seq = (packet.sequence_number + self._seq_offset) & 0xFFFF
+        if (seq - self._epoch_start) & 0xFFFF >= 0x8000:
+            self.stats.late_drops += 1
+            return None  # late packet from before this epoch
+        ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        pid = tl0 = NONE
+        out = packet
+        if self._vp8:
+            try:
+                out, pid, tl0 = self._rewrite_body(packet, self._pid_offset, self._tl0_offset)
+            except ValueError:
+                self.stats.malformed_drops += 1
+                return None
+        data = self._rewriter.serialize(out, seq, ts, abs_send_time)  # type: ignore[union-attr]
+        stats = self.stats
+        if self._send_rtp(data):
+            stats.packets_sent += 1
+            stats.bytes_sent += len(data)
+            stats.payload_bytes_sent += len(packet.body)
+        else:
+            stats.send_failures += 1
+        if (seq - self._max_seq) & 0xFFFF < 0x8000:
+            step = (ts - self._max_ts) & 0xFFFFFFFF
+            if 0 < step < self._clock_rate // 5:
+                self._last_step = step
+            self._max_seq = seq
+            self._max_ts = ts
+            self._max_ms = packet.arrival_ms
+            if pid != NONE:
+                self._last_pid = pid
+            if tl0 != NONE:
+                self._last_tl0 = tl0
+        return seq, ts
+
+    # -- feedback from the subscriber -------------------------------------------------------
+
+    def handle_nack(self, lost: list[int]) -> None:
+        """Retransmit slot sequence numbers from the history of the producer that was the source
+        at that moment (RTX when negotiated, else the packet again), rewritten as first sent."""
+        stats = self.stats
+        stats.nacks_received += 1
+        stats.nacked_packets += len(lost)
+        rewriter = self._rewriter
+        if rewriter is None or not self._ever_started:
+            return
+        now = monotonic_ms()
+        for out_seq in lost:
+            if (self._max_seq - out_seq) & 0xFFFF >= 0x8000:
+                stats.retransmit_misses += 1
+                continue  # never sent
+            for start, seq_offset, ts_offset, pid_offset, tl0_offset, producer in reversed(self._epochs):
+                if (out_seq - start) & 0xFFFF < 0x8000:
+                    break
+            else:
+                stats.retransmit_misses += 1
+                continue
+            history = producer.history
+            packet = history.get((out_seq - seq_offset) & 0xFFFF, now) if history is not None else None
+            if packet is None:
+                stats.retransmit_misses += 1
+                continue
+            out = packet
+            if self._vp8:
+                try:
+                    out = self._rewrite_body(packet, pid_offset, tl0_offset)[0]
+                except ValueError:
+                    stats.retransmit_misses += 1
+                    continue
+            ts = (packet.timestamp + ts_offset) & 0xFFFFFFFF
+            if self._rtx_pt is not None:
+                data = rewriter.serialize(
+                    out,
+                    self._rtx_seq,
+                    ts,
+                    abs_send_time_now(),
+                    ssrc=self.rtx_ssrc,
+                    payload_type=self._rtx_pt,
+                    prefix=_OSN.pack(out_seq),
+                )
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            else:
+                data = rewriter.serialize(out, out_seq, ts, abs_send_time_now())
+            if self._send_rtp(data):
+                stats.retransmitted += 1
+
+    def handle_keyframe_request(self) -> None:
+        """PLI/FIR from the subscriber: ask the source it is waiting for, else the current one
+        (each producer throttles its PLIs upstream)."""
+        self.stats.keyframe_requests_received += 1
+        tap = self._pending or self._current
+        if tap is not None and self._video:
+            tap.producer.request_keyframe()
+
+    def handle_report(self, block: ReportBlock) -> None:
+        self.stats.fraction_lost = block.fraction_lost
+        if block.lsr:
+            for lsr, sent_ms in self._sr_sent:
+                if lsr == block.lsr:
+                    rtt = monotonic_ms() - sent_ms - block.dlsr * 1000 / 65536
+                    if rtt >= 0:
+                        self.stats.round_trip_time_ms = rtt
+                    break
+
+    # -- RTCP -------------------------------------------------------------------------------
+
+    def sender_report(self) -> bytes | None:
+        """SR + SDES of the slot's SSRC. The NTP <-> RTP mapping is the current source's last SR
+        moved into the slot's timestamp space by this epoch's offset (the publisher's own clock:
+        the stage's audio and video, both from one publisher, stay in lip sync); before the source
+        sent an SR, or between sources, it is the server's wall clock against the last timestamp
+        sent plus the time since. Packet and octet counts are the slot's, over all its sources."""
+        if self.closed or not self._ever_started or self._rewriter is None:
+            return None
+        current = self._current
+        sr = current.producer.last_sr if current is not None and self._started else None
+        if sr is not None:
+            ntp = sr.ntp_timestamp
+            rtp_ts = (sr.rtp_timestamp + self._ts_offset) & 0xFFFFFFFF
+        else:
+            now = monotonic_ms()
+            ntp = ntp_now()
+            rtp_ts = (self._max_ts + (now - self._max_ms) * self._clock_rate // 1000) & 0xFFFFFFFF
+        lsr = (ntp >> 16) & 0xFFFFFFFF
+        if not self._sr_sent or self._sr_sent[-1][0] != lsr:
+            self._sr_sent.append((lsr, monotonic_ms()))
+        return build_sr(
+            self.ssrc, ntp, rtp_ts, self.stats.packets_sent, self.stats.payload_bytes_sent
+        ) + build_sdes_cname(self.ssrc, self.cname)
+
+    def send_sender_report(self) -> None:
+        data = self.sender_report()
+        if data is not None and self._send_rtcp(data):
+            self.stats.sender_reports_sent += 1
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._drop_pending()
+        if self._current is not None:
+            self._current.detach()
+            self._current = None
+        self._started = False
+        self.emit("close")
+        self.remove_all_listeners()
