@@ -34,6 +34,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from .errors import UnsupportedError
@@ -42,7 +43,7 @@ from .keyframe import is_keyframe
 from .parameters import StreamParameters
 from .rewriter import RtpRewriter
 from .rtcp import ReportBlock, build_sdes_cname, build_sr
-from .rtp_packet import RtpPacketView, abs_send_time_now, monotonic_ms, ntp_now
+from .rtp_packet import BYTES, RtpPacketView, abs_send_time_now, monotonic_ms, ntp_now
 from .vp8_descriptor import NONE, Vp8Descriptor, rewrite_vp8
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 SlotKind = Literal["audio", "video"]
 
 _OSN = struct.Struct("!H")
+_UINT16 = struct.Struct("!H")
 _MAX_EPOCHS = 16
 #: While a switch waits for a keyframe, ask the new source again this often.
 DEFAULT_KEYFRAME_RETRY_MS = 500
@@ -97,18 +99,19 @@ class SlotTap:
     """A slot's attachment to one producer (current or pending source), duck-typed as a consumer
     in ``producer.consumers`` so the producer's fan-out, pause/mute and close reach the slot."""
 
-    __slots__ = ("slot", "producer", "forwarding", "detached")
+    __slots__ = ("slot", "producer", "forwarding", "detached", "forward")
 
     def __init__(self, slot: Slot, producer: Producer) -> None:
         self.slot = slot
         self.producer = producer
         self.forwarding = True
         self.detached = False
+        #: ``forward(packet, abs_send_time)``, the producer's fan-out call: the slot's keyframe /
+        #: cut-over check (a C-level partial), then, once this tap is the current source and its
+        #: epoch started, the slot's ``_send`` itself.
+        self.forward: Callable[[RtpPacketView, bytes], None] = partial(slot._on_packet, self)
         producer.consumers.append(self)  # type: ignore[arg-type]
         producer.refresh_active()
-
-    def forward(self, packet: RtpPacketView, abs_send_time: bytes) -> None:
-        self.slot._on_packet(self, packet, abs_send_time)
 
     def on_producer_state(self) -> None:
         self.slot._on_source_state(self)
@@ -302,6 +305,7 @@ class Slot(EventEmitter):
         """The source paused, resumed or was muted: restart the epoch at its next (key)frame."""
         if tap is self._current:
             self._started = False
+            tap.forward = partial(self._on_packet, tap)  # back through the keyframe check
             if self._video and tap.producer.forwarding:
                 self._request_keyframe(tap.producer, force=True)
 
@@ -388,6 +392,9 @@ class Slot(EventEmitter):
         )
         self._max_seq = (next_seq - 1) & 0xFFFF
         self._started = True
+        if self._current is not None:
+            # Steady state: the producer's fan-out calls _send directly (one Python frame per packet).
+            self._current.forward = self._send
         self._ever_started = True
         if producer.last_sr is not None:
             self.send_sender_report()
@@ -419,11 +426,23 @@ class Slot(EventEmitter):
         pid = tl0 = NONE
         out = packet
         if self._vp8:
-            try:
-                out, pid, tl0 = self._rewrite_body(packet, self._pid_offset, self._tl0_offset)
-            except ValueError:
-                self.stats.malformed_drops += 1
-                return None
+            body = packet.body
+            if len(body) > 5 and body[0] & 0x80 and body[1] & 0xC0 == 0xC0 and body[2] & 0x80:
+                # What libwebrtc sends: X, I with a 15-bit PictureID at 2..3, L with TL0PICIDX at 4.
+                pid = ((((body[2] & 0x7F) << 8) | body[3]) + self._pid_offset) & 0x7FFF
+                tl0 = (body[4] + self._tl0_offset) & 0xFF
+                if self._pid_offset or self._tl0_offset:
+                    out = self._out
+                    out.marker = packet.marker
+                    out.padding_size = packet.padding_size
+                    out.audio_level = packet.audio_level
+                    out.body = b"".join((body[:2], _UINT16.pack(0x8000 | pid), BYTES[tl0], body[5:]))
+            else:
+                try:
+                    out, pid, tl0 = self._rewrite_body(packet, self._pid_offset, self._tl0_offset)
+                except ValueError:
+                    self.stats.malformed_drops += 1
+                    return None
         data = self._rewriter.serialize(out, seq, ts, abs_send_time)  # type: ignore[union-attr]
         stats = self.stats
         if self._send_rtp(data):
