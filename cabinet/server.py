@@ -88,7 +88,7 @@ async def serve(runtime: Runtime, *, ready: asyncio.Event | None = None) -> None
     context = tls_context(runtime)
     # Signaling closes its sockets at stop (signaling/server.py Signaling.stop); what is still running
     # after this is cut off, so a planned stop stays within a few seconds.
-    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, runtime.config.web.host, runtime.config.web.port, ssl_context=context)
     await site.start()

@@ -61,6 +61,8 @@ async def test_sigterm_with_four_bots_then_start_again(tmp_path: Path, media: Pr
         assert server.proc.returncode == 0, server.log_tail()
         assert took <= 5.0, f"the stop took {took:.1f} s"
         rows = await intervals(server)
+        offsets = [round((r.left_at - stopped_at).total_seconds(), 2) for r in rows if r.left_at is not None]
+        print(f"planned stop: exit after {took:.2f} s; intervals end {offsets} s from the signal")
         assert len(rows) == len(SITES)
         for row in rows:
             assert row.end_reason == "restart" and row.left_at is not None, (row.end_reason, row.left_at)
