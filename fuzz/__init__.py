@@ -10,7 +10,8 @@ the product handles as documented (a parse refused with its error class, a messa
     rtcp       media/rtcp.py: parse_compound, then dispatch_rtcp into a live producer/consumer pair
                (NACK retransmissions, PLI/FIR, REMB, RTT from report blocks); the builders' round trip
     vp8        media/keyframe.py: the VP8 payload descriptor (RFC 7741) checked against an independent
-               reading of the RFC, and the H.264 keyframe test (RFC 6184)
+               reading of the RFC, and the H.264 keyframe test (RFC 6184); media/vp8_descriptor.py:
+               PictureID / TL0PICIDX read and rewritten in place (slots)
     sdp        signaling/validation.py's SDP checks (publish and answer), then what the server does with
                an accepted offer: aiortc's parse and setRemoteDescription + createAnswer, then what
                WebRtcTransport.produce reads (negotiated parameters, remote_ssrcs)
@@ -34,7 +35,7 @@ SETTINGS: dict[str, tuple[int, tuple[str, ...]]] = {  # slowest first: `all --jo
     "signaling": (4096, ("signaling", "meetings.tokens", "fuzz")),
     "rtp": (1500, ("media", "fuzz")),  # one Ethernet MTU: SRTP over UDP never carries more
     "rtcp": (1500, ("media", "fuzz")),
-    "vp8": (64, ("media.keyframe", "fuzz")),  # descriptor <= 6 bytes, VP8 header 3: the rest is never read
+    "vp8": (64, ("media.keyframe", "media.vp8_descriptor", "fuzz")),  # descriptor <= 6 bytes, VP8 header 3: the rest is never read
 }
 TARGETS = tuple(SETTINGS)
 CORPUS = Path(__file__).resolve().parent / "corpus"
