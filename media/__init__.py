@@ -30,6 +30,16 @@ transport emits ``negotiationneeded`` after consume() or a consumer's close)::
     await recv.accept_answer(answer_sdp)                             # packets flow from here
     consumer.pause() / consumer.resume() / consumer.close()
 
+Subscribing with slots (issue 11: negotiated once, no renegotiation while people come and go)::
+
+    recv = router.create_transport(participant_id, "recv")
+    slots = recv.create_slots(videos=8, audios=2)        # stage audio+video, thumbnails, extra audio
+    offer_sdp = await recv.create_offer()                # one m-line per slot, slots.slot_ids() order
+    await recv.accept_answer(answer_sdp)                 # configures every slot; never again
+    slots.update(Wanted(...), router.producers)          # move producers between slots, no SDP
+    slots.on("switch", callback)                         # SlotSwitch(slot_id, producer_id, sequence, ...)
+    # a receiving aiortc client must use bundlePolicy=MAX_BUNDLE (see tests/media/test_slot_e2e.py)
+
 Server-side control::
 
     router.set_producer_muted(producer_id, True)        # stop forwarding (enforced mute)
@@ -49,6 +59,7 @@ Events (``obj.on(name, callback)``, callbacks are synchronous)::
     Transport: connectionstatechange(state), negotiationneeded(), close()
     Producer:  pause(), resume(), mute(muted), keyframerequest(), close()
     Consumer:  pause(), resume(), active(forwarding), producerclose(), close()
+    SlotSet:   switch(SlotSwitch), close()        Slot: switch(SlotSwitch), close()
 
 Statistics: ``transport.stats`` (malformed/unknown packets), ``producer.stats``,
 ``consumer.stats`` (sent, retransmitted, NACKs, PLIs, RTT, REMB).
@@ -77,6 +88,9 @@ from .last_n import select_last_n
 from .producer import Producer, ProducerStats
 from .router import Router
 from .speaker import DominantSpeakerDetector
+from .slot import Slot, SlotSwitch
+from .slot_assignment import Wanted
+from .slot_set import SlotSet
 from .transport import OfferedTrack, TransportStats, WebRtcTransport
 
 __all__ = [
@@ -94,8 +108,12 @@ __all__ = [
     "ProducerStats",
     "Router",
     "SeamError",
+    "Slot",
+    "SlotSet",
+    "SlotSwitch",
     "TransportStats",
     "UnsupportedError",
+    "Wanted",
     "WebRtcTransport",
     "select_last_n",
 ]

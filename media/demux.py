@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
-from .rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, RtcpPacket, SenderReport
+from .rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, ReportBlock, RtcpPacket, SenderReport
 from .rtp_packet import RtpPacketView
 
 if TYPE_CHECKING:
-    from .consumer import Consumer
     from .producer import Producer
+
+
+class _RembStats(Protocol):
+    remb_bitrate: int | None
+
+
+class FeedbackTarget(Protocol):
+    """What the subscriber's RTCP reaches, by SSRC: a :class:`media.consumer.Consumer` or a
+    :class:`media.slot.Slot`."""
+
+    @property
+    def stats(self) -> _RembStats: ...
+
+    def handle_report(self, block: ReportBlock) -> None: ...
+
+    def handle_nack(self, lost: list[int]) -> None: ...
+
+    def handle_keyframe_request(self) -> None: ...
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +65,9 @@ def learn_ssrc(producers: Sequence[Producer], packet: RtpPacketView) -> Producer
 
 
 def dispatch_rtcp(
-    packets: list[RtcpPacket], producers: dict[int, Producer], consumers: dict[int, Consumer]
+    packets: list[RtcpPacket], producers: Mapping[int, Producer], consumers: Mapping[int, FeedbackTarget]
 ) -> None:
-    """Route parsed RTCP: SRs to producers, reports/NACK/PLI/FIR/REMB to consumers, by SSRC."""
+    """Route parsed RTCP: SRs to producers, reports/NACK/PLI/FIR/REMB to consumers and slots, by SSRC."""
     for packet in packets:
         if isinstance(packet, SenderReport):
             producer = producers.get(packet.ssrc)

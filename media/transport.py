@@ -2,7 +2,9 @@
 
 aiortc does ICE, DTLS, SRTP and SDP; the transport takes the decrypted RTP/RTCP (see
 :mod:`media.aiortc_seams`) and demultiplexes it to producers (``direction="send"``: the
-participant publishes) or consumers (``direction="recv"``: the participant subscribes).
+participant publishes) or to consumers and slots (``direction="recv"``: the participant
+subscribes; a receiving connection negotiated once with a :class:`media.slot_set.SlotSet`,
+see :meth:`WebRtcTransport.create_slots`).
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from .errors import InvalidStateError, NegotiationError, NotFoundError
 from .events import EventEmitter
 from .parameters import StreamParameters
 from .producer import Producer
-from .demux import dispatch_rtcp, learn_ssrc
+from .demux import FeedbackTarget, dispatch_rtcp, learn_ssrc
 from .rtcp import build_rr, parse_compound
 from .rtp_packet import RtpPacketView, monotonic_ms
+from .slot import DEFAULT_KEYFRAME_RETRY_MS
+from .slot_set import DEFAULT_AUDIO_SLOTS, DEFAULT_VIDEO_SLOTS, SlotSet
+from .slot_transport import new_slot_set
 
 if TYPE_CHECKING:
     from .router import Router
@@ -106,8 +111,12 @@ class WebRtcTransport(EventEmitter):
         self._egress: seams.SrtpEgress | None = None
         self._ingress: seams.SrtpIngress | None = None
         self._producer_by_ssrc: dict[int, Producer] = {}
-        self._consumer_by_ssrc: dict[int, Consumer] = {}
+        #: Consumers and slots by their SSRC and RTX SSRC: where the subscriber's RTCP goes.
+        self._feedback_by_ssrc: dict[int, FeedbackTarget] = {}
         self._consumer_transceivers: dict[str, Any] = {}
+        #: The slots this receiving connection was negotiated with (:meth:`create_slots`), if any.
+        self.slot_set: SlotSet | None = None
+        self._slot_transceivers: dict[str, Any] = {}
         self._rtcp_ssrc = random.getrandbits(32) or 1
         self._rtcp_task: asyncio.Task[None] | None = None
         self.cname = stream_id_for(participant_id)
@@ -196,16 +205,21 @@ class WebRtcTransport(EventEmitter):
         self._configure_consumers()
 
     def _configure_consumers(self) -> None:
-        for consumer_id, transceiver in self._consumer_transceivers.items():
-            consumer = self.consumers.get(consumer_id)
-            if consumer is None or transceiver.currentDirection not in ("sendonly", "sendrecv"):
+        """Configure each consumer and slot from what the answer negotiated for its m-line."""
+        targets: list[tuple[Any, Any]] = [
+            (self.consumers.get(cid), transceiver) for cid, transceiver in self._consumer_transceivers.items()
+        ]
+        if self.slot_set is not None:
+            targets += [(self.slot_set.slots[sid], t) for sid, t in self._slot_transceivers.items()]
+        for target, transceiver in targets:
+            if target is None or transceiver.currentDirection not in ("sendonly", "sendrecv"):
                 continue
             codecs, extensions = seams.negotiated_parameters(transceiver)
             parameters = StreamParameters.from_negotiated(
                 kind=transceiver.kind, mid=transceiver.mid, codecs=codecs, extensions=extensions
             )
-            if consumer.parameters != parameters:
-                consumer.configure(parameters)
+            if target.parameters != parameters:
+                target.configure(parameters)
 
     def offered_tracks(self) -> list[OfferedTrack]:
         """Tracks the remote side sends (after :meth:`accept_offer`), produced or not."""
@@ -283,10 +297,7 @@ class WebRtcTransport(EventEmitter):
             producer = self._router.get_producer(producer)
         if producer.closed:
             raise InvalidStateError(f"{producer!r} is closed")
-        transceiver = self._pc.addTransceiver(producer.kind, direction="sendonly")
-        seams.neutralize_receiver(transceiver.receiver)
-        seams.neutralize_sender(transceiver.sender)
-        self._neutralized.add(id(transceiver))
+        transceiver = self._add_sending_transceiver(producer.kind)
         transceiver.setCodecPreferences(producer.parameters.capabilities())
         seams.set_sender_msid(transceiver.sender, producer.stream_id, f"{producer.stream_id}-{producer.kind}-{producer.mid}")
         ssrc, rtx_ssrc = seams.sender_ssrcs(transceiver.sender)
@@ -305,12 +316,20 @@ class WebRtcTransport(EventEmitter):
         )
         self.consumers[consumer.id] = consumer
         self._consumer_transceivers[consumer.id] = transceiver
-        self._consumer_by_ssrc[ssrc] = consumer
-        self._consumer_by_ssrc[rtx_ssrc] = consumer
+        self._feedback_by_ssrc[ssrc] = consumer
+        self._feedback_by_ssrc[rtx_ssrc] = consumer
         producer.consumers.append(consumer)
         self._router.add_consumer(consumer)
         self.emit("negotiationneeded")
         return consumer
+
+    def _add_sending_transceiver(self, kind: str) -> Any:
+        """A sendonly transceiver whose aiortc sender and receiver only hold the SDP."""
+        transceiver = self._pc.addTransceiver(kind, direction="sendonly")
+        seams.neutralize_receiver(transceiver.receiver)
+        seams.neutralize_sender(transceiver.sender)
+        self._neutralized.add(id(transceiver))
+        return transceiver
 
     def consumer_mid(self, consumer_id: str) -> str | None:
         """The m-line of a consumer in the current local description (known once an offer exists)."""
@@ -321,11 +340,52 @@ class WebRtcTransport(EventEmitter):
         self.consumers.pop(consumer.id, None)
         transceiver = self._consumer_transceivers.pop(consumer.id, None)
         for ssrc in (consumer.ssrc, consumer.rtx_ssrc):
-            self._consumer_by_ssrc.pop(ssrc, None)
+            self._feedback_by_ssrc.pop(ssrc, None)
         self._router.forget_consumer(consumer)
         if transceiver is not None and not self.closed:
             transceiver.direction = "inactive"
             self.emit("negotiationneeded")
+
+    # -- slots ------------------------------------------------------------------------------
+
+    def create_slots(
+        self,
+        *,
+        videos: int = DEFAULT_VIDEO_SLOTS,
+        audios: int = DEFAULT_AUDIO_SLOTS,
+        keyframe_retry_ms: int = DEFAULT_KEYFRAME_RETRY_MS,
+    ) -> SlotSet:
+        """The fixed slots of this receiving connection: the stage (audio + video, one stream),
+        ``videos`` thumbnails and ``audios`` extra audio slots, one sendonly m-line each.
+
+        Call once, before the first :meth:`create_offer`; negotiate once (:meth:`create_offer`,
+        :meth:`accept_answer`, which configures the slots). From then on :meth:`SlotSet.update`
+        moves producers between slots without SDP. Closing the transport closes the set."""
+        self._check_open()
+        if self.direction != "recv":
+            raise InvalidStateError("create_slots() needs a receiving transport")
+        if self.slot_set is not None:
+            raise InvalidStateError(f"{self!r} already has its slots")
+        if self._pc.localDescription is not None:
+            raise InvalidStateError("create slots before the first offer: they are negotiated once")
+        slot_set, self._slot_transceivers = new_slot_set(
+            add_transceiver=self._add_sending_transceiver,
+            subscriber_id=self.participant_id,
+            cname=self.cname,
+            send_rtp=self._send_rtp,
+            send_rtcp=self._send_rtcp,
+            videos=videos,
+            audios=audios,
+            keyframe_retry_ms=keyframe_retry_ms,
+        )
+        self.slot_set = slot_set
+        self._feedback_by_ssrc.update(slot_set.by_ssrc)
+        slot_set.on("close", lambda: self._forget_slots(slot_set))
+        return slot_set
+
+    def _forget_slots(self, slot_set: SlotSet) -> None:
+        for ssrc in slot_set.by_ssrc:
+            self._feedback_by_ssrc.pop(ssrc, None)
 
     # -- packets ----------------------------------------------------------------------------
 
@@ -377,7 +437,7 @@ class WebRtcTransport(EventEmitter):
             self.stats.malformed_rtcp += 1
             logger.debug("%r: malformed RTCP dropped: %s", self, exc)
             return
-        dispatch_rtcp(packets, self._producer_by_ssrc, self._consumer_by_ssrc)
+        dispatch_rtcp(packets, self._producer_by_ssrc, self._feedback_by_ssrc)
 
     async def _run_rtcp(self) -> None:
         """Periodic RTCP: receiver reports upstream, sender reports to subscribers."""
@@ -396,11 +456,13 @@ class WebRtcTransport(EventEmitter):
         for consumer in self.consumers.values():
             if consumer.forwarding:
                 consumer.send_sender_report()
+        if self.slot_set is not None:
+            self.slot_set.send_sender_reports()
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close producers and consumers (cascading), then the peer connection; emits ``close``."""
+        """Close producers, consumers and slots (cascading), then the peer connection; emits ``close``."""
         if self.closed:
             return
         self.closed = True
@@ -408,6 +470,8 @@ class WebRtcTransport(EventEmitter):
             producer.close()
         for consumer in list(self.consumers.values()):
             consumer.close()
+        if self.slot_set is not None:
+            self.slot_set.close()
         if self._rtcp_task is not None:
             self._rtcp_task.cancel()
         self._router.forget_transport(self)

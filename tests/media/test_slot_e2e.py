@@ -1,68 +1,114 @@
-"""A slot end to end with real aiortc peer connections on loopback: one receiving connection,
-negotiated once, while the slot's source switches between two publishers back and forth.
-
-The transport does not negotiate slots yet (issue 11: wiring comes next), so this test borrows a
-consumer's m-line: it consumes one producer once, negotiates, pauses that consumer and puts a
-Slot with the same SSRCs and negotiated parameters in its place (including its entry in the
-transport's SSRC table, so the receiver's PLIs and NACKs reach the slot).
-"""
+"""Slots end to end with real aiortc peer connections on loopback: a receiving connection
+negotiated once with a SlotSet (WebRtcTransport.create_slots), whose slots' sources change
+without any SDP while the receiver keeps decoding."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass, field
 
 import pytest
-from sfu_harness import LOOPBACK, Harness, PatternTrack, client_pc, wait_for
+from sfu_harness import LOOPBACK, Harness, PatternTrack, Subscriber, ToneTrack, client_pc, wait_for
 
-from aiortc import RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtp import RtcpPsfbPacket, pack_remb_fci
 from media import Producer
 from media import aiortc_seams as seams
-from media.slot import Slot, SlotSwitch
+from media.rtcp import Pli, build_fir, build_pli, parse_compound
+from media.rtp_packet import RtpPacketView
+from media.slot import SlotSwitch
+from media.slot_assignment import Wanted
+from media.slot_set import SlotSet
 
 
-async def publish(harness: Harness, name: str, width: int, height: int) -> Producer:
+@dataclass
+class Pub:
+    video: Producer
+    audio: Producer | None
+    width: int
+    #: When a PLI for this publisher's video arrived at its client.
+    plis: list[float] = field(default_factory=list)
+
+
+async def publish(harness: Harness, name: str, width: int, height: int, *, audio: bool = False) -> Pub:
     pc = client_pc()
     harness.pcs.append(pc)
+    if audio:
+        pc.addTrack(ToneTrack())
     pc.addTrack(PatternTrack(width, height))
     seams.configure_ice(pc, LOOPBACK, [])
     await pc.setLocalDescription(await pc.createOffer())
     transport = harness.router.create_transport(name, "send")
     answer = await transport.accept_offer(pc.localDescription.sdp)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-    (track,) = transport.offered_tracks()
-    return transport.produce(track.mid)
+    producers = {t.kind: transport.produce(t.mid) for t in transport.offered_tracks()}
+    pub = Pub(video=producers["video"], audio=producers.get("audio"), width=width)
+
+    def tap(data: bytes) -> bool:
+        for packet in parse_compound(data):
+            if isinstance(packet, Pli) and packet.media_ssrc == pub.video.ssrc:
+                pub.plis.append(time.monotonic())
+        return True
+
+    seams.install_rtcp_filter(seams.dtls_transports(pc)[0], tap)
+    return pub
+
+
+async def subscribe_with_slots(harness: Harness, name: str, *, videos: int, audios: int) -> tuple[Subscriber, SlotSet]:
+    """A receiving connection with slots, negotiated once (offer from the server, answer back).
+
+    The aiortc client bundles everything: with its default (balanced) policy, the second and later
+    m-lines of one kind created by one offer keep a DTLS transport that BUNDLE then discards
+    (aiortc 1.16), and their packets reach the first receiver of that kind."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    harness.pcs.append(pc)
+    transport = harness.router.create_transport(name, "recv")
+    slot_set = transport.create_slots(videos=videos, audios=audios)
+    sub = Subscriber(name, pc, transport)
+    pc.on("track", sub.tracks.append)
+    await sub.renegotiate()
+    return sub, slot_set
+
+
+def slot_track(sub: Subscriber, slot_set: SlotSet, slot_id: str) -> MediaStreamTrack:
+    mid = slot_set.slots[slot_id].mid
+    return next(t.receiver.track for t in sub.pc.getTransceivers() if t.mid == mid)
+
+
+class Frames:
+    """Reads a receiving track: (arrival time, frame width or 0 for audio) per decoded frame."""
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.frames: list[tuple[float, int]] = []
+        self.task = asyncio.ensure_future(self._run(track))
+
+    async def _run(self, track: MediaStreamTrack) -> None:
+        while True:
+            frame = await track.recv()
+            self.frames.append((asyncio.get_running_loop().time(), getattr(frame, "width", 0)))
+
+    async def shows(self, width: int, *, more: int = 5, timeout: float = 10) -> None:
+        """Wait for ``more`` new frames, the last of them ``width`` wide."""
+        before = len(self.frames)
+        await wait_for(lambda: len(self.frames) > before + more and self.frames[-1][1] == width, timeout=timeout)
 
 
 @pytest.mark.timeout(60)
 async def test_receiver_decodes_continuously_across_slot_switches(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
-    small = await publish(harness, "alice", 160, 120)
-    large = await publish(harness, "bob", 176, 144)
-    sub = await harness.subscriber("carol", [small])  # the one and only negotiation
-    await wait_for(lambda: len(sub.tracks) == 1)
+    small = (await publish(harness, "alice", 160, 120)).video
+    large = (await publish(harness, "bob", 176, 144)).video
+    sub, slot_set = await subscribe_with_slots(harness, "carol", videos=1, audios=0)  # the one negotiation
     transport = sub.transport
-    (consumer,) = transport.consumers.values()
-    assert consumer.parameters is not None
-    consumer.pause()
-    slot = Slot(slot_id="video-0", kind="video", ssrc=consumer.ssrc, rtx_ssrc=consumer.rtx_ssrc,
-                cname=consumer.cname, stream_id="video-0", send_rtp=transport._send_rtp,
-                send_rtcp=transport._send_rtcp)
-    slot.configure(consumer.parameters)
-    transport._consumer_by_ssrc[consumer.ssrc] = slot  # type: ignore[assignment]
-    transport._consumer_by_ssrc[consumer.rtx_ssrc] = slot  # type: ignore[assignment]
+    slot = slot_set.slots["video-0"]
+    assert slot.ready and slot.parameters is not None and slot.parameters.codec_name == "VP8"
     local_sdp = transport.peer_connection.localDescription.sdp
     switches: list[SlotSwitch] = []
     slot.on("switch", switches.append)
-
-    sizes: list[tuple[float, int]] = []
-
-    async def receive() -> None:
-        track = sub.tracks[0]
-        while True:
-            frame = await track.recv()
-            sizes.append((asyncio.get_running_loop().time(), frame.width))
-
-    reader = asyncio.ensure_future(receive())
+    reader = Frames(slot_track(sub, slot_set, "video-0"))
+    sizes = reader.frames
     try:
         slot.switch_to(small)
         await wait_for(lambda: any(w == 160 for _, w in sizes), timeout=15)
@@ -71,10 +117,8 @@ async def test_receiver_decodes_continuously_across_slot_switches(harness: Harne
         order = [large, small, large, small]
         for producer in order:
             slot.switch_to(producer)
-            width = producer.id == large.id and 176 or 160
-            before = len(sizes)
             await wait_for(lambda: slot.source is producer, timeout=10)
-            await wait_for(lambda: len(sizes) > before + 10 and sizes[-1][1] == width, timeout=10)
+            await reader.shows(176 if producer is large else 160, more=10)
         assert [s.producer_id for s in switches] == [p.id for p in (small, *order)]
         assert [s.sequence for s in switches] == [1, 2, 3, 4, 5]
         decode_errors = [r for r in caplog.records if "failed to decode" in r.getMessage()]
@@ -90,5 +134,139 @@ async def test_receiver_decodes_continuously_across_slot_switches(harness: Harne
         assert transport.peer_connection.localDescription.sdp == local_sdp, "never renegotiated"
         assert slot.stats.packets_sent > 0 and slot.stats.late_drops == 0
     finally:
-        reader.cancel()
-        slot.close()
+        reader.task.cancel()
+
+
+@pytest.mark.timeout(60)
+async def test_slot_set_negotiated_once_follows_assignments(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    alice = await publish(harness, "alice", 160, 120, audio=True)
+    bob = await publish(harness, "bob", 176, 144, audio=True)
+    sub, slot_set = await subscribe_with_slots(harness, "carol", videos=2, audios=1)
+    transport, pc = sub.transport, sub.pc
+    assert slot_set.slot_ids() == ["stage-audio", "stage-video", "video-0", "video-1", "audio-0"]
+    assert [t.mid for t in pc.getTransceivers()] == [s.mid for s in slot_set.slots.values()]
+    assert all(s.ready for s in slot_set.slots.values())
+    # msid: the stage's audio and video are one stream; every other slot is its own.
+    remote_sdp = pc.remoteDescription.sdp
+    local_sdp = transport.peer_connection.localDescription.sdp
+    streams = {line.split()[0].split(":")[1] for line in remote_sdp.splitlines() if line.startswith("a=msid:")}
+    assert streams == {"stage", "video-0", "video-1", "audio-0"}
+    offers: list[object] = []
+    transport.on("negotiationneeded", lambda: offers.append(1))
+
+    videos = {sid: Frames(slot_track(sub, slot_set, sid)) for sid in ("stage-video", "video-0", "video-1")}
+    voices = {sid: Frames(slot_track(sub, slot_set, sid)) for sid in ("stage-audio", "audio-0")}
+    producers: dict[str, Producer] = {}
+
+    async def assign(stage: Pub, thumbs: list[Pub], extra: list[Pub], expect: dict[str, Pub | None]) -> None:
+        for p in (stage, *thumbs, *extra):
+            producers.update({p.video.id: p.video, p.audio.id: p.audio})  # type: ignore[union-attr]
+        slot_set.update(
+            Wanted(stage_audio=stage.audio.id, stage_video=stage.video.id,  # type: ignore[union-attr]
+                   videos=tuple(p.video.id for p in thumbs), audios=tuple(p.audio.id for p in extra)),  # type: ignore[union-attr]
+            producers,
+        )
+        plan = dict(slot_set.plan.items())
+        assert {sid: plan[sid] for sid in expect} == {
+            sid: p.video.id if p is not None else None for sid, p in expect.items()
+        }
+        for sid, p in expect.items():
+            if p is not None:
+                await videos[sid].shows(p.width)
+        for sid, voice in (("stage-audio", stage), ("audio-0", extra[0] if extra else None)):
+            slot = slot_set.slots[sid]
+            if voice is None:
+                assert slot.target is None
+                continue
+            await wait_for(lambda: slot.source is voice.audio, timeout=5)
+            sent, heard = slot.stats.packets_sent, len(voices[sid].frames)
+            await wait_for(lambda: slot.stats.packets_sent > sent + 10 and len(voices[sid].frames) > heard + 10, timeout=5)
+
+    caplog.set_level(logging.WARNING, logger="aiortc.rtcrtpreceiver")
+    readers = [*videos.values(), *voices.values()]
+    try:
+        await assign(alice, [bob], [bob], {"stage-video": alice, "video-0": bob, "video-1": None})
+        caplog.clear()
+        # The stage swaps: bob takes the stage, alice his thumbnail.
+        await assign(bob, [alice], [alice], {"stage-video": bob, "video-0": alice, "video-1": None})
+        # A new publisher: dave takes the free thumbnail; the others stay where they are.
+        dave = await publish(harness, "dave", 192, 144, audio=True)
+        await assign(bob, [alice, dave], [alice], {"stage-video": bob, "video-0": alice, "video-1": dave})
+        # A thumbnail freed: alice leaves the thumbnails, dave stays in his.
+        await assign(bob, [dave], [dave], {"stage-video": bob, "video-0": None, "video-1": dave})
+        gone = len(videos["video-0"].frames)
+        # dave takes the stage; alice and bob fill the thumbnails in slot order.
+        await assign(dave, [alice, bob], [alice], {"stage-video": dave, "video-0": alice, "video-1": bob})
+        assert len(videos["video-0"].frames) > gone + 5, "a freed thumbnail decodes again once filled"
+
+        decode_errors = [r for r in caplog.records if "failed to decode" in r.getMessage()]
+        assert decode_errors == [], "no undecodable frame across the switches"
+        for sid in ("stage-video", "video-1"):  # never empty since filled: no gap over 1.5 s
+            times = [t for t, _ in videos[sid].frames]
+            assert max(b - a for a, b in zip(times, times[1:])) < 1.5, sid
+
+        # PLI from the receiver reaches the slot's current source (and only through that slot).
+        egress = seams.SrtpEgress(seams.dtls_transports(pc)[0])
+        await asyncio.sleep(0.6)  # leave the producers' PLI throttle window of the switches
+        for sid, source in (("stage-video", dave), ("video-1", bob)):
+            slot = slot_set.slots[sid]
+            before, requests = len(source.plis), slot.stats.keyframe_requests_received
+            assert egress.send_rtcp(build_pli(0x1234, slot.ssrc))
+            await wait_for(lambda: len(source.plis) > before, timeout=2)
+            assert slot.stats.keyframe_requests_received == requests + 1
+
+        # FIR and REMB reach the right slot too.
+        slot = slot_set.slots["video-0"]
+        before = len(alice.plis)
+        assert egress.send_rtcp(build_fir(0x1234, slot.ssrc, 1))
+        await wait_for(lambda: len(alice.plis) > before, timeout=2)
+        remb = RtcpPsfbPacket(fmt=15, ssrc=0x1234, media_ssrc=0, fci=pack_remb_fci(123_000, [slot.ssrc]))
+        assert egress.send_rtcp(bytes(remb))
+        await wait_for(lambda: slot.stats.remb_bitrate == 123_000, timeout=2)
+
+        # NACK from the receiver: the lost packets of video-1 (bob's) come back over RTX from the
+        # history of the producer that was the source when they were sent.
+        slot = slot_set.slots["video-1"]
+        dropped: dict[int, bytes] = {}
+        recovered: dict[int, bytes] = {}
+
+        def lossy(data: bytes) -> bool:
+            packet = RtpPacketView.parse(data)
+            if packet.ssrc == slot.rtx_ssrc:
+                body = data[packet.payload_start:]
+                recovered[int.from_bytes(body[:2], "big")] = body[2:]
+            elif packet.ssrc == slot.ssrc:
+                seq = packet.sequence_number
+                if seq % 10 == 3 and seq not in dropped and len(dropped) < 5:
+                    dropped[seq] = data[packet.payload_start:]
+                    return False
+            return True
+
+        seams.install_rtp_filter(seams.dtls_transports(pc)[0], lossy)
+        await wait_for(lambda: len(dropped) == 5, timeout=10)
+        await wait_for(lambda: dropped.keys() <= recovered.keys(), timeout=5)
+        assert all(recovered[seq] == body for seq, body in dropped.items())
+        assert slot.stats.nacks_received >= 1 and slot.stats.retransmitted >= 5
+        assert bob.video.stats.nacks_sent == 0, "answered from the server's history"
+
+        # Negotiated once: the receiver's remote description and the server's local one never changed.
+        assert pc.remoteDescription.sdp == remote_sdp
+        assert transport.peer_connection.localDescription.sdp == local_sdp
+        assert offers == []
+        # Sender reports of the slots go out with the transport's reports.
+        sent = {sid: s.stats.sender_reports_sent for sid, s in slot_set.slots.items()}
+        transport.send_reports()
+        assert all(s.stats.sender_reports_sent > sent[sid] for sid, s in slot_set.slots.items() if s.forwarding)
+    finally:
+        for reader in readers:
+            reader.task.cancel()
+
+    # Closing the transport closes the slot set and each slot (cascade, with close events).
+    closed: list[str] = []
+    slot_set.on("close", lambda: closed.append("set"))
+    for sid, s in slot_set.slots.items():
+        s.on("close", lambda sid=sid: closed.append(sid))
+    await transport.close()
+    assert slot_set.closed and all(s.closed for s in slot_set.slots.values())
+    assert closed == [*slot_set.slot_ids(), "set"]
+    assert all(not any(getattr(c, "slot", None) for c in p.consumers) for p in producers.values())
