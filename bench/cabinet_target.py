@@ -55,8 +55,9 @@ class CabinetServer:
 
     control = "sio"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, loop_probe: Path | None = None) -> None:
         self.workdir = workdir
+        self.loop_probe = loop_probe
         self.proc: Proc | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,14 +66,20 @@ class CabinetServer:
             "[media]\nice_bind_addresses = [\"127.0.0.1\"]\n"
             "[signaling]\nmax_message_bytes = 1048576\nrate_per_second = 50.0\nrate_burst = 200\n"
             "[server]\nlog_level = \"INFO\"\n"
+            # The late joiner's token is used minutes after it was minted (the 50-site joins take that long).
+            "[meetings]\njoin_token_seconds = 3600\n"
         )
         self.log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
 
     async def start(self) -> None:
+        launcher = (["-c", "import sys; from cabinet.cli import main; sys.exit(main())"] if self.loop_probe is None
+                    else [str(ROOT / "bench" / "server_probe.py"), str(self.loop_probe)])
         self.proc = await Proc.start(
-            "cabinet", PYTHON, "-c", "import sys; from cabinet.cli import main; sys.exit(main())",
+            "cabinet", PYTHON, *launcher,
             "serve", "--config", str(self.config_file), "--data-dir", str(self.workdir / "data"),
             "--host", "127.0.0.1", "--port", str(self.port), "--demo-if-empty", stderr=self.log,
+            # The server reads CABINET_* as configuration: the bench's own variables are not for it.
+            env={k: v for k, v in os.environ.items() if not k.startswith("CABINET_BENCH_")},
         )
         deadline = time.monotonic() + 120
         try:

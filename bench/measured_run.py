@@ -38,17 +38,105 @@ async def _checked(awaitable: Any, logdir: Path) -> Any:
         raise
 
 
+def _offers(events: list[dict[str, Any]]) -> dict[str, int]:
+    return {name: n for event in events for name, n in event.get("offers", {}).items()}
+
+
+def _join_phase(published: list[dict[str, Any]], ready: list[dict[str, Any]], pause: float) -> dict[str, Any]:
+    """The initial joins: first join request until every site receives its expected video streams."""
+    first_join = min(event["join_at"] for event in published)
+    sites = {name: site for event in ready for name, site in event["sites"].items()}
+    ready_at = [site["ready_at"] for site in sites.values() if site["ready_at"] is not None]
+    keyframes = [site["first_keyframe_at"] - first_join for site in sites.values() if site["first_keyframe_at"]]
+    offers = [site["offers"] for site in sites.values()]
+    return {
+        "sites": len(sites),
+        "sites_receiving_expected_video": len(ready_at),
+        "all_subscribed_seconds": round(max(ready_at) - first_join, 2) if len(ready_at) == len(sites) else None,
+        "last_site_receiving_seconds": round(max(ready_at) - first_join, 2) if ready_at else None,
+        "scripted_subscribe_pauses_seconds": round(pause * len(sites), 1),
+        "first_remote_keyframe_seconds_max": round(max(keyframes), 2) if keyframes else None,
+        "video_streams_per_site": [min(s["video_streams"] for s in sites.values()),
+                                   max(s["video_streams"] for s in sites.values())] if sites else None,
+        "audio_streams_per_site": [min(s["audio_streams"] for s in sites.values()),
+                                   max(s["audio_streams"] for s in sites.values())] if sites else None,
+        # Renegotiations: server ``offer`` events (the answer to a site's own subscribe is not one).
+        "offers_to_sites": sum(offers),
+        "offers_per_site": [min(offers), max(offers)] if offers else None,
+    }
+
+
+async def _late_join(sfu: Any, gens: list[Proc], site: dict[str, Any], logdir: Path, logs: list[Any], *,
+                     measure_delay: str, trailer: bool, expect_video: int) -> dict[str, Any]:
+    """Site N+1 joins the running session (media flowing): its join request until its first remote
+    video packet and keyframe; the ``offer`` events the sites already in the session receive meanwhile
+    (counted until no new one for 3 s)."""
+    for gen in gens:
+        gen.send("offers")
+    before = _offers(await asyncio.gather(*(g.event("offers", 30) for g in gens)))
+    log = open(logdir / "loadgen-late.log", "wb")  # noqa: SIM115 - closed by the caller
+    logs.append(log)
+    load = os.getloadavg()[0]
+    late = await Proc.start("loadgen-late", PYTHON, "-m", "bench.loadgen", stderr=log)
+    gens.append(late)  # stopped with the others
+    late.send(json.dumps({"control": sfu.control, "url": sfu.url, "sites": [site], "late": True,
+                          "expect_video": expect_video, "measure_delay": measure_delay, "trailer": trailer,
+                          **getattr(sfu, "loadgen_config", {})}))
+    event = await _checked(late.event("late", 180), logdir)
+    after = before
+    stable_since = time.monotonic()
+    deadline = time.monotonic() + 90
+    while time.monotonic() - stable_since < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        for gen in gens[:-1]:
+            gen.send("offers")
+        now = _offers(await asyncio.gather(*(g.event("offers", 30) for g in gens[:-1])))
+        if now != after:
+            after, stable_since = now, time.monotonic()
+    me = event["sites"][site["name"]]
+    join_at = event["join_at"]
+    return {
+        "site": site["name"],
+        "first_video_packet_seconds": round(me["first_video_at"] - join_at, 3) if me["first_video_at"] else None,
+        # The server starts every video consumer on a keyframe (media/consumer.py, forward()): its first
+        # packet is the start of a decodable frame. Cross-check: the first packet the load generator
+        # itself decrypted and read as a VP8 keyframe start.
+        "first_remote_frame_seconds": round(me["first_video_at"] - join_at, 3) if me["first_video_at"] else None,
+        "first_remote_frame_is": "first remote video packet (a keyframe start: consumers start on keyframes)",
+        "first_keyframe_read_seconds": round(me["first_keyframe_at"] - join_at, 3) if me["first_keyframe_at"] else None,
+        "keyframe_check_error": me.get("keyframe_check_error"),
+        "video_streams": me["video_streams"],
+        "offers_to_others": sum(after.values()) - sum(before.values()),
+        "others_receiving_an_offer": sum(1 for name, n in after.items() if n != before.get(name, 0)),
+        "others": len(after),
+        "offers_to_late_site": me["offers"],
+        "loadavg_1min": round(load, 2),
+    }
+
+
 async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds: float, warmup: float,
-              measure_delay: str, trailer: bool, profile: Path | None = None) -> dict[str, Any]:
+              measure_delay: str, trailer: bool, profile: Path | None = None, expect_video: int = 0,
+              late_site: dict[str, Any] | None = None, subscribe_pause: float | None = None,
+              staggered: bool = False) -> dict[str, Any]:
+    """``expect_video``: remote video streams each subscribing site should receive (its last-N); when
+    set, the join figures are measured (first join request until every site receives them, offers
+    received by the sites meanwhile). ``late_site``: a site that joins the running session after
+    the window (its join request until its first remote keyframe; offers the others receive)."""
     logdir = Path(tempfile.mkdtemp(prefix="cabinet-bench-logs-"))
     logs: list[Any] = []
     await sfu.start()
     gens: list[Proc] = []
     profiler: subprocess.Popen[bytes] | None = None
     try:
-        tokens = await sfu.mint_tokens(len(sites)) if hasattr(sfu, "mint_tokens") else [None] * len(sites)
+        count = len(sites) + (1 if late_site is not None else 0)
+        tokens = await sfu.mint_tokens(count) if hasattr(sfu, "mint_tokens") else [None] * count
+        if late_site is not None:
+            late_site["token"] = tokens.pop()
         for site, token in zip(sites, tokens, strict=True):
             site["token"] = token
+        if subscribe_pause is None:
+            subscribe_pause = 1.5 if len(sites) > 20 else 0.0
+        join: dict[str, Any] = {}
         if sfu.control == "http" and gen_procs > 1:
             # The bench control channel names participants freely: a site's publishing and subscribing
             # connections can live in different processes, so the subscribers' large offer/answer
@@ -76,18 +164,28 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
             logs.append(log)
             gen = await Proc.start(f"loadgen-{i}", PYTHON, "-m", "bench.loadgen", stderr=log)
             gen.send(json.dumps({"control": sfu.control, "url": sfu.url, "sites": group,
-                                 "subscribe_pause": 1.5 if len(sites) > 20 else 0.0,
+                                 "subscribe_pause": subscribe_pause, "expect_video": expect_video,
+                                 "staggered": staggered,
                                  "measure_delay": measure_delay, "trailer": trailer,
                                  **getattr(sfu, "loadgen_config", {})}))
             gens.append(gen)
         setup_start = time.monotonic()
-        published = await _checked(asyncio.gather(*(g.event("published", 300) for g in gens)), logdir)
+        published = await _checked(asyncio.gather(*(g.event("published", 1500 if staggered else 300) for g in gens)),
+                                   logdir)
         published_at = time.monotonic()
         subscribed = []
         for gen in reversed(gens):  # one after the other (see subscribe_pause); publishers' last
             gen.send("subscribe")
             subscribed.append(await _checked(gen.event("subscribed", 1500), logdir))
         subscribed_at = time.monotonic()
+        if expect_video:
+            for gen in gens:
+                gen.send("ready")
+            ready = await asyncio.gather(*(g.event("ready", 200) for g in gens))
+            join["initial"] = _join_phase(published, ready, subscribe_pause)
+            join["initial"]["join_order"] = ("staggered: each site joins, publishes, subscribes in turn" if staggered
+                                             else "all sites join and publish, then subscribe one after the other")
+            join["load_1min_after_joins"] = round(os.getloadavg()[0], 2)
         await asyncio.sleep(warmup)
         stats0 = await sfu.stats()
         for gen in gens:
@@ -95,10 +193,11 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
         await asyncio.gather(*(g.event("started", 30) for g in gens))
         cpu0, t0, busy0 = proc_cpu_seconds(sfu.pid), time.monotonic(), machine_busy_seconds()
         load_before = os.getloadavg()[0]
-        if profile is not None and shutil.which("py-spy", path=str(Path(PYTHON).parent)) is not None:
+        py_spy = shutil.which("py-spy", path=str(Path(PYTHON).parent)) or shutil.which("py-spy")
+        if profile is not None and py_spy is not None:
             profile.mkdir(parents=True, exist_ok=True)
             profiler = subprocess.Popen(
-                [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(sfu.pid), "--duration",
+                [py_spy, "record", "--pid", str(sfu.pid), "--duration",
                  str(int(seconds)), "--rate", "200", "--format", "raw", "--nonblocking",
                  "--output", str(profile / "sfu.folded")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -109,6 +208,12 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
             gen.send("stop")
         results = await asyncio.gather(*(g.event("result", 120) for g in gens))
         stats1 = await sfu.stats()
+        if late_site is not None:
+            try:
+                join["late"] = await _late_join(sfu, gens, late_site, logdir, logs, measure_delay=measure_delay,
+                                                trailer=trailer, expect_video=expect_video)
+            except Exception as exc:  # noqa: BLE001 - the window's figures stand; the failure is reported
+                join["late"] = {"error": f"{type(exc).__name__}: {exc}"}
         for gen in gens:
             gen.send("quit")
         if profiler is not None:
@@ -163,6 +268,7 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
     total_expected = sum(expected.values())
     out: dict[str, Any] = {
         "seconds": round(elapsed, 2),
+        "window_monotonic": [round(t0, 3), round(t1, 3)],
         "sfu_cpu_seconds": round(cpu, 3),
         "sfu_cpu_percent": round(100 * cpu / elapsed, 1),
         "forwarded_packets": forwarded,
@@ -185,6 +291,8 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
         "setup_seconds": {"publish": round(published_at - setup_start, 1),
                           "subscribe": round(subscribed_at - published_at, 1)},
     }
+    if join:
+        out["join"] = join
     if measure_delay == "trailer":
         merged: dict[int, int] = {}
         for h in hist.values():
@@ -208,6 +316,7 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
             out[f"added_delay_ms_{name}"] = round(value, 2) if value is not None else None
         out["delay_measured_on"] = "video frames (first packet), matched by RTP timestamp"
         out["delay_samples"] = len(delays)
+    out["loadgen_loops"] = [r.get("loop") for r in results]  # each generator's own stalls in the window
     out["loadgen_anomalies"] = {k: sum(r[k] for r in results)
                                 for k in ("unknown", "trailer_missing", "unprotect_errors", "send_failures")}
     extra = {k: stats1[k] - stats0.get(k, 0) for k in ("retransmitted", "send_failures", "received") if k in stats1}

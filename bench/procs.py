@@ -60,9 +60,9 @@ class Proc:
         self.name = name
 
     @classmethod
-    async def start(cls, name: str, *argv: str, stderr: Any = None) -> Proc:
+    async def start(cls, name: str, *argv: str, stderr: Any = None, env: dict[str, str] | None = None) -> Proc:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
             stderr=stderr if stderr is not None else asyncio.subprocess.DEVNULL, cwd=str(ROOT),
             limit=256 * 1024 * 1024, start_new_session=True,
         )

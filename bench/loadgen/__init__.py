@@ -1,9 +1,13 @@
 """Load generator process of the forwarding benchmark: lean publishers and subscribers.
 
 Started by bench/forwarding.py (``python -m bench.loadgen``), one or more per run. Reads one JSON line
-of configuration from stdin, then commands, one per line: ``subscribe``, ``start`` (begin the
-measured window), ``stop`` (end it: print the result), ``quit``. Prints JSON lines: ``{"event": "published"}``,
-``{"event": "subscribed"}``, ``{"event": "started"}``, ``{"event": "result", ...}``.
+of configuration from stdin, then commands, one per line: ``subscribe``, ``ready`` (wait until each
+subscribing site receives ``expect_video`` remote videos), ``offers`` (server offers received per site),
+``start`` (begin the measured window), ``stop`` (end it: print the result), ``quit``. Prints JSON lines:
+``{"event": "published"}``, ``{"event": "subscribed"}``, ``{"event": "ready", ...}``, ``{"event": "offers", ...}``,
+``{"event": "started"}``, ``{"event": "result", ...}``. With ``"late": true`` in its configuration the
+process is one site joining a running session: it joins, publishes, subscribes at once and prints
+``{"event": "late", ...}`` (its join request and first remote video times) when it sees a remote keyframe.
 
 Kept cheaper than the server it measures:
   * publishers send pre-encoded, pre-packetized VP8/Opus (bench/media_loop.py) through aiortc

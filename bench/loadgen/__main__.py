@@ -4,6 +4,7 @@ bench/forwarding.py (see bench/loadgen/__init__.py) and prints JSON events."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -37,6 +38,60 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
+def join_figures(sites: list[Site], receiver: Receiver, expect_video: int) -> dict[str, Any]:
+    """Per subscribing site: when its ``expect_video``-th remote video stream delivered its first
+    packet (monotonic seconds), when its first remote keyframe arrived, and its stream counts."""
+    out: dict[str, Any] = {}
+    for site in sites:
+        if not site.subscribe:
+            continue
+        seen = receiver.first_seen.get(site.name, {})
+        video = sorted(t for ssrc, t in seen.items()
+                       if ssrc in receiver.streams and receiver.streams[ssrc].kind == "video")
+        audio = sum(1 for ssrc in seen if ssrc in receiver.streams and receiver.streams[ssrc].kind == "audio")
+        ready = len(video) >= expect_video and (expect_video > 0 or bool(seen))
+        keyframe = receiver.first_keyframe.get(site.name)
+        out[site.name] = {"video_streams": len(video), "audio_streams": audio, "offers": site.offers,
+                          "ready_at": video[expect_video - 1] / 1e9 if ready and expect_video else None,
+                          "first_video_at": video[0] / 1e9 if video else None,
+                          "first_keyframe_at": keyframe / 1e9 if keyframe else None,
+                          "keyframe_check_error": receiver.keyframe_check_errors.get(site.name)}
+    return {"sites": out, "all_ready": all(s["ready_at"] is not None for s in out.values())}
+
+
+class LoopWatch:
+    """This process's own event-loop lag and GC pauses during the window: the added delay is measured
+    here too (a packet's arrival is stamped when this loop gets to it), so a stall here shows as delay."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self.gc_ms: list[float] = []
+        self._gc_start = 0.0
+        self.measuring = False
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        elif self.measuring:
+            self.gc_ms.append((time.perf_counter() - self._gc_start) * 1000)
+
+    async def run(self) -> None:
+        while True:
+            deadline = time.monotonic() + 0.002
+            await asyncio.sleep(0.002)
+            if self.measuring:
+                self.lags.append((time.monotonic() - deadline) * 1000)
+
+    def summary(self) -> dict[str, Any]:
+        lags = sorted(self.lags)
+        return {"loop_lag_max_ms": round(lags[-1], 2) if lags else None,
+                "loop_lag_p99_ms": round(lags[int(0.99 * (len(lags) - 1))], 2) if lags else None,
+                "loop_lags_over_20ms": sum(1 for lag in lags if lag > 20),
+                "gc_max_ms": round(max(self.gc_ms, default=0.0), 2),
+                "gc_pauses_over_20ms": sum(1 for ms in self.gc_ms if ms > 20)}
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     for noisy in ("aiortc", "aioice", "socketio", "engineio"):
@@ -68,19 +123,46 @@ async def main() -> None:
         async with concurrency:
             await coro
 
+    late = bool(config.get("late"))
+    watch = LoopWatch()
+    watch_task = asyncio.ensure_future(watch.run())
     try:
-        await asyncio.gather(*(limited(s.control.join(s)) for s in sites))
-        await asyncio.gather(*(limited(s.publish()) for s in sites if s.audio or s.video))
-        start = time.monotonic() + 0.1
-        for i, site in enumerate(sites):
-            for stream in site.streams:
-                pacer.add(stream, start + (i * 0.0137) % 0.066)
-        pacer_task = asyncio.ensure_future(pacer.run())
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(
-                s.send_pc is not None and s.send_pc.connectionState != "connected" for s in sites):
-            await asyncio.sleep(0.2)
-        emit("published", states=connection_states(sites))
+        join_at = time.monotonic()  # the first join request of this process
+        if config.get("staggered"):
+            # As pages do: each site joins, publishes and subscribes, then the next one (the other
+            # load generator processes do the same at the same time).
+            pacer_task = asyncio.ensure_future(pacer.run())
+            for i, site in enumerate(sites):
+                await site.control.join(site)
+                if site.audio or site.video:
+                    await site.publish()
+                    start = time.monotonic() + 0.05
+                    for stream in site.streams:
+                        pacer.add(stream, start + (i * 0.0137) % 0.066)
+                if site.subscribe:
+                    await site.do_subscribe()
+                await asyncio.sleep(config.get("subscribe_pause", 0.0))
+        else:
+            await asyncio.gather(*(limited(s.control.join(s)) for s in sites))
+            await asyncio.gather(*(limited(s.publish()) for s in sites if s.audio or s.video))
+            start = time.monotonic() + 0.1
+            for i, site in enumerate(sites):
+                for stream in site.streams:
+                    pacer.add(stream, start + (i * 0.0137) % 0.066)
+            pacer_task = asyncio.ensure_future(pacer.run())
+        if late:  # a site joining a running session: subscribes at once, as the page does
+            await asyncio.gather(*(s.do_subscribe() for s in sites if s.subscribe))
+            deadline = time.monotonic() + config.get("late_timeout", 60)
+            names = [s.name for s in sites if s.subscribe]
+            while time.monotonic() < deadline and not all(n in receiver.first_keyframe for n in names):
+                await asyncio.sleep(0.01)
+            emit("late", join_at=join_at, **join_figures(sites, receiver, config.get("expect_video", 0)))
+        else:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and any(
+                    s.send_pc is not None and s.send_pc.connectionState != "connected" for s in sites):
+                await asyncio.sleep(0.2)
+            emit("published", states=connection_states(sites), join_at=join_at)
         cpu0 = 0.0
         t0 = 0.0
         while True:
@@ -92,7 +174,7 @@ async def main() -> None:
                 # this process's event loops busy; aioice's consent checks (one try, ~0.5 s, every
                 # ~5 s) close a connection after 6 consecutive misses.
                 for site in sites:
-                    if site.subscribe:
+                    if site.subscribe and site.recv_pc is None:  # (--join-order staggered: done already)
                         await site.do_subscribe()
                         await asyncio.sleep(config.get("subscribe_pause", 0.0))
                 deadline = time.monotonic() + 60
@@ -100,9 +182,19 @@ async def main() -> None:
                         s.recv_pc is not None and s.recv_pc.connectionState != "connected" for s in sites):
                     await asyncio.sleep(0.2)
                 emit("subscribed", streams=len(receiver.streams), states=connection_states(sites))
+            elif line == "ready":
+                # Wait until every subscribing site receives its expected remote video streams.
+                expect = config.get("expect_video", 0)
+                deadline = time.monotonic() + config.get("ready_timeout", 120)
+                while time.monotonic() < deadline and not join_figures(sites, receiver, expect)["all_ready"]:
+                    await asyncio.sleep(0.05)
+                emit("ready", **join_figures(sites, receiver, expect))
+            elif line == "offers":
+                emit("offers", offers={s.name: s.offers for s in sites if s.subscribe})
             elif line == "start":
                 receiver.reset()
                 receiver.measuring = True
+                watch.measuring = True
                 for site in sites:
                     for stream in site.streams:
                         stream.sent = 0
@@ -111,6 +203,7 @@ async def main() -> None:
                 emit("started")
             elif line == "stop":
                 receiver.measuring = False
+                watch.measuring = False
                 cpu = cpu_seconds() - cpu0
                 elapsed = time.monotonic() - t0
                 streams = [
@@ -122,12 +215,13 @@ async def main() -> None:
                 frames_sent = {f"{st.site}": st.window_frames for site in sites for st in site.streams
                                if st.kind == "video" and st.window_frames is not None}
                 hist = {kind: {i: n for i, n in enumerate(h) if n} for kind, h in receiver.hist.items()}
-                emit("result", states=connection_states(sites), cpu_seconds=cpu, elapsed=elapsed, streams=streams, sent=sent,
+                emit("result", loop=watch.summary(), states=connection_states(sites), cpu_seconds=cpu, elapsed=elapsed, streams=streams, sent=sent,
                      hist=hist, bin_ns=BIN_NS, frames=receiver.frames, frames_sent=frames_sent,
                      unknown=receiver.unknown, rtcp=receiver.rtcp, trailer_missing=receiver.trailer_missing,
                      unprotect_errors=receiver.unprotect_errors,
                      send_failures=sum(st.send_failures for site in sites for st in site.streams))
     finally:
+        watch_task.cancel()
         if pacer_task is not None:
             pacer_task.cancel()
         for site in sites:

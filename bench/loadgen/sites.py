@@ -37,6 +37,8 @@ class Site:
     trailer: bool = True
     ice_addresses: list[str] = field(default_factory=lambda: list(LOOPBACK))
     sockets: list[socket.socket] = field(default_factory=list)
+    #: Server ``offer`` events received (renegotiations of this site's receiving connection).
+    offers: int = 0
 
     def __post_init__(self) -> None:
         self.participant_id = self.name
@@ -95,6 +97,7 @@ class Site:
             await self._answer(reply["sdp"], reply.get("revision", 0), reply.get("consumers", []))
 
     async def on_server_offer(self, data: dict[str, Any]) -> None:
+        self.offers += 1
         if self.recv_pc is not None:
             await self._answer(data["sdp"], data["revision"], data.get("consumers", []))
 

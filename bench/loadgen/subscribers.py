@@ -52,6 +52,27 @@ def rx_session(dtls: Any) -> Any:
     return dtls._rx_srtp
 
 
+def vp8_keyframe_start(plain: bytes) -> bool:
+    """Whether this clear RTP packet starts a VP8 keyframe (RFC 7741: S=1, PID=0, P=0)."""
+    offset = 12 + 4 * (plain[0] & 0x0F)
+    if plain[0] & 0x10:
+        offset += 4 + 4 * ((plain[offset + 2] << 8) | plain[offset + 3])
+    b0 = plain[offset]
+    offset += 1
+    if not b0 & 0x10 or b0 & 0x07:
+        return False
+    if b0 & 0x80:
+        b1 = plain[offset]
+        offset += 1
+        if b1 & 0x80:
+            offset += 2 if plain[offset] & 0x80 else 1
+        if b1 & 0x40:
+            offset += 1
+        if b1 & 0x30:
+            offset += 1
+    return not plain[offset] & 0x01
+
+
 # -- subscribing -------------------------------------------------------------------------------
 
 
@@ -83,6 +104,12 @@ class Receiver:
         self.hist = {"audio": [0] * BINS, "video": [0] * BINS}
         self.frames: list[tuple[str, str, int, int]] = []  # (subscriber, publisher, ts, arrival ns)
         self.subscriber_of: dict[int, str] = {}
+        #: Join figures, recorded whether or not a window is being measured (monotonic ns):
+        #: per subscribing site, when each SSRC delivered its first packet, and when the first
+        #: remote VP8 keyframe started (the first remote frame the site could decode).
+        self.first_seen: dict[str, dict[int, int]] = {}
+        self.first_keyframe: dict[str, int] = {}
+        self.keyframe_check_errors: dict[str, str] = {}  # the last failure to read a packet, per site
 
     def reset(self) -> None:
         for stream in self.streams.values():
@@ -104,18 +131,33 @@ class Receiver:
         frames_mode = self.measure_delay == "frames"
         trailer_mode = self.measure_delay == "trailer"
         sample_mask = DELAY_SAMPLE_EVERY - 1
+        seen = self.first_seen.setdefault(site, {})
+        first_keyframe = self.first_keyframe
 
         def on_srtp(data: bytes) -> None:
             now = monotonic_ns()
             if 191 < data[1] < 224:
                 self.rtcp += 1
                 return
-            if not self.measuring:
-                return
             ssrc = unpack_u32(data, 8)[0]
             stream = streams.get(ssrc)
             if stream is None:
-                self.unknown += 1
+                if self.measuring:
+                    self.unknown += 1
+                return
+            if ssrc not in seen:
+                seen[ssrc] = now
+            checked = False
+            if site not in first_keyframe and stream.kind == "video":
+                checked = True
+                # Until the site's first remote keyframe: unprotect to read the VP8 descriptor (SRTP
+                # refuses a replay, so this packet is not unprotected again below).
+                try:
+                    if vp8_keyframe_start(session_of().unprotect(data)):
+                        first_keyframe[site] = now
+                except Exception as exc:  # noqa: BLE001 - not yet keyed, or not VP8
+                    self.keyframe_check_errors[site] = f"{type(exc).__name__}: {exc}"
+            if not self.measuring:
                 return
             seq = (data[2] << 8) | data[3]
             if stream.base < 0:
@@ -125,7 +167,7 @@ class Receiver:
                 if diff < 0x8000:
                     stream.max += diff
             stream.count += 1
-            if trailer_mode and not (stream.count & sample_mask):
+            if trailer_mode and not checked and not (stream.count & sample_mask):
                 try:
                     plain = session_of().unprotect(data)
                 except Exception:  # noqa: BLE001 - counted

@@ -52,3 +52,23 @@ def test_tiny_run_prints_one_json_object_with_sane_figures() -> None:
     assert report["ratio"] == pytest.approx(
         report["baseline_us_per_forwarded_packet"] / report["us_per_forwarded_packet"], rel=0.05)
     assert "us_per_packet_met" in report["targets"] and "ratio_met" in report["targets"]
+
+
+def test_the_late_joiners_keyframe_check_reads_the_vp8_descriptor_behind_the_rtp_header() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.loadgen.subscribers import vp8_keyframe_start
+    from bench.media_loop import vp8_payloads
+
+    keyframe = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]) * 400  # P bit 0: a keyframe
+    delta = bytes([0x11]) + keyframe[1:]
+    one_byte_ext = bytes([0xBE, 0xDE, 0x00, 0x02]) + bytes(8)  # RFC 8285, two words
+
+    def rtp(payload: bytes, extension: bool, csrcs: int = 0) -> bytes:
+        header = bytes([0x80 | (0x10 if extension else 0) | csrcs, 96]) + bytes(10) + bytes(4 * csrcs)
+        return header + (one_byte_ext if extension else b"") + payload
+
+    for extension in (False, True):
+        first, *rest = vp8_payloads(keyframe, 1234)
+        assert vp8_keyframe_start(rtp(first, extension, csrcs=1))
+        assert rest and not any(vp8_keyframe_start(rtp(p, extension)) for p in rest)  # S=0: not a start
+        assert not vp8_keyframe_start(rtp(vp8_payloads(delta, 7)[0], extension))
