@@ -15,6 +15,7 @@ from .events import EventEmitter
 from .keyframe import is_keyframe
 from .parameters import StreamParameters
 from .rewriter import RtpRewriter
+from .round_trip import RoundTrip
 from .rtcp import ReportBlock, build_sdes_cname, build_sr
 from .rtp_packet import RtpPacketView, abs_send_time_now, monotonic_ms
 
@@ -108,7 +109,7 @@ class Consumer(EventEmitter):
         self._max_ts = random.getrandbits(32)
         self._max_ms = 0
         self._rtx_seq = random.randrange(0, 0x8000)
-        self._sr_sent: deque[tuple[int, int]] = deque(maxlen=8)
+        self._round_trip = RoundTrip()
 
     def __repr__(self) -> str:
         return f"Consumer({self.id!r}, {self.kind}, producer={self.producer_id!r}, subscriber={self.subscriber_id!r})"
@@ -281,13 +282,9 @@ class Consumer(EventEmitter):
 
     def handle_report(self, block: ReportBlock) -> None:
         self.stats.fraction_lost = block.fraction_lost
-        if block.lsr:
-            for lsr, sent_ms in self._sr_sent:
-                if lsr == block.lsr:
-                    rtt = monotonic_ms() - sent_ms - block.dlsr * 1000 / 65536
-                    if rtt >= 0:
-                        self.stats.round_trip_time_ms = rtt
-                    break
+        rtt = self._round_trip.measure(block)
+        if rtt is not None:
+            self.stats.round_trip_time_ms = rtt
 
     # -- RTCP -------------------------------------------------------------------------------
 
@@ -298,9 +295,7 @@ class Consumer(EventEmitter):
         if sr is None or not self._ever_started or self.closed:
             return None
         rtp_ts = (sr.rtp_timestamp + self._ts_offset) & 0xFFFFFFFF
-        lsr = (sr.ntp_timestamp >> 16) & 0xFFFFFFFF
-        if not self._sr_sent or self._sr_sent[-1][0] != lsr:
-            self._sr_sent.append((lsr, monotonic_ms()))
+        self._round_trip.sent(sr.ntp_timestamp)
         return build_sr(
             self.ssrc, sr.ntp_timestamp, rtp_ts, self.stats.packets_sent, self.stats.payload_bytes_sent
         ) + build_sdes_cname(self.ssrc, self.cname)

@@ -42,6 +42,7 @@ from .events import EventEmitter
 from .keyframe import is_keyframe
 from .parameters import StreamParameters
 from .rewriter import RtpRewriter
+from .round_trip import RoundTrip
 from .rtcp import ReportBlock, build_sdes_cname, build_sr
 from .rtp_packet import BYTES, RtpPacketView, abs_send_time_now, monotonic_ms, ntp_now
 from .vp8_descriptor import NONE, Vp8Descriptor, rewrite_vp8
@@ -198,7 +199,7 @@ class Slot(EventEmitter):
         self._last_pid = NONE
         self._last_tl0 = NONE
         self._rtx_seq = random.randrange(0, 0x8000)
-        self._sr_sent: deque[tuple[int, int]] = deque(maxlen=8)
+        self._round_trip = RoundTrip()
 
     def __repr__(self) -> str:
         source = self._current.producer.id if self._current is not None else None
@@ -525,13 +526,9 @@ class Slot(EventEmitter):
 
     def handle_report(self, block: ReportBlock) -> None:
         self.stats.fraction_lost = block.fraction_lost
-        if block.lsr:
-            for lsr, sent_ms in self._sr_sent:
-                if lsr == block.lsr:
-                    rtt = monotonic_ms() - sent_ms - block.dlsr * 1000 / 65536
-                    if rtt >= 0:
-                        self.stats.round_trip_time_ms = rtt
-                    break
+        rtt = self._round_trip.measure(block)
+        if rtt is not None:
+            self.stats.round_trip_time_ms = rtt
 
     # -- RTCP -------------------------------------------------------------------------------
 
@@ -552,9 +549,7 @@ class Slot(EventEmitter):
             now = monotonic_ms()
             ntp = ntp_now()
             rtp_ts = (self._max_ts + (now - self._max_ms) * self._clock_rate // 1000) & 0xFFFFFFFF
-        lsr = (ntp >> 16) & 0xFFFFFFFF
-        if not self._sr_sent or self._sr_sent[-1][0] != lsr:
-            self._sr_sent.append((lsr, monotonic_ms()))
+        self._round_trip.sent(ntp)
         return build_sr(
             self.ssrc, ntp, rtp_ts, self.stats.packets_sent, self.stats.payload_bytes_sent
         ) + build_sdes_cname(self.ssrc, self.cname)
