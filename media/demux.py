@@ -1,4 +1,4 @@
-"""Demultiplexing on a transport: unsignalled SSRCs, and RTCP feedback to producers/consumers."""
+"""Demultiplexing on a transport: unsignalled SSRCs, and RTCP feedback to producers and slots."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ class _RembStats(Protocol):
 
 
 class FeedbackTarget(Protocol):
-    """What the subscriber's RTCP reaches, by SSRC: a :class:`media.consumer.Consumer` or a
-    :class:`media.slot.Slot`."""
+    """What the subscriber's RTCP reaches, by SSRC: a :class:`media.slot.Slot`."""
 
     @property
     def stats(self) -> _RembStats: ...
@@ -65,34 +64,34 @@ def learn_ssrc(producers: Sequence[Producer], packet: RtpPacketView) -> Producer
 
 
 def dispatch_rtcp(
-    packets: list[RtcpPacket], producers: Mapping[int, Producer], consumers: Mapping[int, FeedbackTarget]
+    packets: list[RtcpPacket], producers: Mapping[int, Producer], slots: Mapping[int, FeedbackTarget]
 ) -> None:
-    """Route parsed RTCP: SRs to producers, reports/NACK/PLI/FIR/REMB to consumers and slots, by SSRC."""
+    """Route parsed RTCP: SRs to producers, reports/NACK/PLI/FIR/REMB to slots, by SSRC."""
     for packet in packets:
         if isinstance(packet, SenderReport):
             producer = producers.get(packet.ssrc)
             if producer is not None and packet.ssrc == producer.ssrc:
                 producer.handle_sender_report(packet)
             for block in packet.reports:
-                if (consumer := consumers.get(block.ssrc)) is not None:
-                    consumer.handle_report(block)
+                if (slot := slots.get(block.ssrc)) is not None:
+                    slot.handle_report(block)
         elif isinstance(packet, ReceiverReport):
             for block in packet.reports:
-                if (consumer := consumers.get(block.ssrc)) is not None:
-                    consumer.handle_report(block)
+                if (slot := slots.get(block.ssrc)) is not None:
+                    slot.handle_report(block)
         elif isinstance(packet, Nack):
-            if (consumer := consumers.get(packet.media_ssrc)) is not None:
-                consumer.handle_nack(packet.lost)
+            if (slot := slots.get(packet.media_ssrc)) is not None:
+                slot.handle_nack(packet.lost)
         elif isinstance(packet, Pli):
-            if (consumer := consumers.get(packet.media_ssrc)) is not None:
-                consumer.handle_keyframe_request()
+            if (slot := slots.get(packet.media_ssrc)) is not None:
+                slot.handle_keyframe_request()
         elif isinstance(packet, Fir):
             for ssrc, _ in packet.entries:
-                if (consumer := consumers.get(ssrc)) is not None:
-                    consumer.handle_keyframe_request()
+                if (slot := slots.get(ssrc)) is not None:
+                    slot.handle_keyframe_request()
         elif isinstance(packet, Remb):
             for ssrc in packet.ssrcs:
-                if (consumer := consumers.get(ssrc)) is not None:
-                    consumer.stats.remb_bitrate = packet.bitrate
+                if (slot := slots.get(ssrc)) is not None:
+                    slot.stats.remb_bitrate = packet.bitrate
         elif isinstance(packet, Bye):
             logger.debug("BYE for %s", packet.sources)

@@ -12,7 +12,7 @@ class InvalidStateError(MediaError):
 
 
 class NotFoundError(MediaError):
-    """An id (producer, consumer, transport, m-line) given by the caller is unknown."""
+    """An id (producer, slot, transport, m-line) given by the caller is unknown."""
 
 
 class NegotiationError(MediaError):

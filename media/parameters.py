@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiortc.rtcrtpparameters import (
-    RTCRtpCodecCapability,
     RTCRtpCodecParameters,
     RTCRtpHeaderExtensionParameters,
 )
@@ -36,20 +35,6 @@ class StreamParameters:
     @property
     def codec_name(self) -> str:
         return self.codec.name
-
-    def capabilities(self) -> list[RTCRtpCodecCapability]:
-        """Codec preferences that make a consumer m-line offer exactly this codec (+ RTX)."""
-        caps = [
-            RTCRtpCodecCapability(
-                mimeType=self.codec.mimeType,
-                clockRate=self.codec.clockRate,
-                channels=self.codec.channels,
-                parameters=dict(self.codec.parameters),
-            )
-        ]
-        if self.kind == "video":
-            caps.append(RTCRtpCodecCapability(mimeType="video/rtx", clockRate=self.codec.clockRate))
-        return caps
 
     @classmethod
     def from_negotiated(

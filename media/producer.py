@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .events import EventEmitter
 from .history import PacketHistory
@@ -16,13 +16,23 @@ from .receive_stats import ReceiveStats
 from .rtcp import ReportBlock, SenderReport, build_nack, build_pli
 from .rtp_packet import RtpPacketView, abs_send_time_now, monotonic_ms
 
-if TYPE_CHECKING:
-    from .consumer import Consumer
-
 logger = logging.getLogger(__name__)
 
 #: Assumed upstream round-trip time until better known (NACK retry pacing).
 DEFAULT_RTT_MS = 100
+
+
+class Sink(Protocol):
+    """What a producer fans its packets out to (a slot's tap, :class:`media.slot.SlotTap`)."""
+
+    forwarding: bool
+    forward: Callable[[RtpPacketView, bytes], None]
+
+    def on_producer_state(self) -> None: ...
+
+    def send_sender_report(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -49,7 +59,7 @@ class SrMapping:
 
 
 class Producer(EventEmitter):
-    """Receives one publisher stream and fans its packets out to consumers.
+    """Receives one publisher stream and fans its packets out to its sinks (slots).
 
     Events: ``close`` (), ``pause`` (), ``resume`` (), ``mute`` (muted: bool),
     ``keyframerequest`` () when a PLI is actually sent upstream, ``score`` is not implemented.
@@ -88,8 +98,9 @@ class Producer(EventEmitter):
         self.muted = False
         self.stats = ProducerStats()
         self.last_sr: SrMapping | None = None
-        self.consumers: list[Consumer] = []
-        self._active: tuple[Consumer, ...] = ()
+        #: Where packets go: the taps of the slots carrying (or waiting for) this producer.
+        self.sinks: list[Sink] = []
+        self._active: tuple[Sink, ...] = ()
         self._rtcp_ssrc = rtcp_ssrc
         self._send_rtcp = send_rtcp
         self._pli_throttle_ms = pli_throttle_ms
@@ -147,11 +158,11 @@ class Producer(EventEmitter):
         if self.muted or self.paused:
             stats.dropped_muted += 1
             return
-        consumers = self._active
-        if consumers:
+        sinks = self._active
+        if sinks:
             abs_send_time = abs_send_time_now() if self._needs_abs else b""
-            for consumer in consumers:
-                consumer.forward(packet, abs_send_time)
+            for sink in sinks:
+                sink.forward(packet, abs_send_time)
 
     def _media_ms(self, timestamp: int) -> float:
         """How much audio this packet carries, from the RTP timestamp step (the dominant-speaker
@@ -168,8 +179,8 @@ class Producer(EventEmitter):
         return 20.0
 
     def refresh_active(self) -> None:
-        """Recompute which consumers get packets (call after any consumer state change)."""
-        self._active = tuple(c for c in self.consumers if c.forwarding)
+        """Recompute which sinks get packets (call after any sink state change)."""
+        self._active = tuple(c for c in self.sinks if c.forwarding)
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -220,8 +231,8 @@ class Producer(EventEmitter):
 
     def handle_sender_report(self, report: SenderReport) -> None:
         self.last_sr = SrMapping(report.ntp_timestamp, report.rtp_timestamp, monotonic_ms())
-        for consumer in self._active:
-            consumer.send_sender_report()
+        for sink in self._active:
+            sink.send_sender_report()
 
     def report_block(self) -> ReportBlock | None:
         """Receiver report block for the upstream RR (None before the first packet)."""
@@ -247,23 +258,23 @@ class Producer(EventEmitter):
         """The publisher paused the track (client-side mute): stop forwarding."""
         if not self.paused and not self.closed:
             self.paused = True
-            for consumer in self.consumers:
-                consumer.on_producer_state()
+            for sink in self.sinks:
+                sink.on_producer_state()
             self.emit("pause")
 
     def resume(self) -> None:
         if self.paused and not self.closed:
             self.paused = False
-            for consumer in self.consumers:
-                consumer.on_producer_state()
+            for sink in self.sinks:
+                sink.on_producer_state()
             self.emit("resume")
 
     def set_muted(self, muted: bool) -> None:
         """Server-side mute: packets are still received (and NACKed) but not forwarded."""
         if self.muted != muted and not self.closed:
             self.muted = muted
-            for consumer in self.consumers:
-                consumer.on_producer_state()
+            for sink in self.sinks:
+                sink.on_producer_state()
             self.emit("mute", muted)
 
     @property
@@ -271,7 +282,7 @@ class Producer(EventEmitter):
         return not (self.closed or self.paused or self.muted)
 
     def close(self) -> None:
-        """Close the producer and, cascading, its consumers. Emits ``close`` once."""
+        """Close the producer and, cascading, its sinks. Emits ``close`` once."""
         if self.closed:
             return
         self.closed = True
@@ -279,8 +290,8 @@ class Producer(EventEmitter):
             if timer is not None:
                 timer.cancel()
         self._nack_timer = self._pli_timer = None
-        for consumer in list(self.consumers):
-            consumer.close()
+        for sink in list(self.sinks):
+            sink.close()
         self._active = ()
         self.emit("close")
         self.remove_all_listeners()

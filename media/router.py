@@ -1,4 +1,5 @@
-"""Router: one per meeting; owns transports, producers and consumers, dominant speaker, last-N."""
+"""Router: one per meeting; owns transports and producers, the dominant speaker, and what each
+subscriber's slots carry."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import logging
 from collections.abc import Iterable
 
 from .config import MediaConfig
-from .consumer import Consumer
-from .errors import InvalidStateError, NotFoundError
+from .errors import InvalidStateError, MediaError, NotFoundError
 from .events import EventEmitter
-from .last_n import select_last_n
 from .producer import Producer
 from .rtp_packet import monotonic_ms
+from .slot_assignment import Publisher, Wanted, wanted_streams
+from .slot_set import SlotSet
 from .speaker import DominantSpeakerDetector
 from .transport import Direction, WebRtcTransport
 
@@ -25,12 +26,15 @@ SPEAKER_TICK_MS = 100
 class Router(EventEmitter):
     """Events:
       * ``producer_added`` (producer), ``producer_closed`` (producer)
-      * ``consumer_added`` (consumer), ``consumer_closed`` (consumer)
       * ``transport_closed`` (transport)
       * ``dominant_speaker_changed`` (participant_id: str | None)
-      * ``last_n_changed`` (subscriber_id: str, producer_ids: frozenset[str])
       * ``keyframe_requested`` (producer) — a PLI was sent upstream (after throttling)
       * ``close`` ()
+
+    Every receiving transport's slots (:meth:`WebRtcTransport.create_slots`) are kept filled here:
+    after any change of producers, speakers, the stage or a subscriber's choices, each slot set is
+    updated with :func:`media.slot_assignment.wanted_streams` (only slots whose producer changes
+    switch).
     """
 
     def __init__(self, config: MediaConfig | None = None, *, router_id: str = "router") -> None:
@@ -40,12 +44,16 @@ class Router(EventEmitter):
         self.closed = False
         self.transports: dict[str, WebRtcTransport] = {}
         self.producers: dict[str, Producer] = {}
-        self.consumers: dict[str, Consumer] = {}
         self.pinned: frozenset[str] = frozenset()
         self.speaker_order: list[str] = []
+        #: Whoever holds the floor (their voice and face go to every stage unless spotlighted).
+        self.floor_holder: str | None = None
+        #: The chair put this participant on everyone's stage.
+        self.spotlight: str | None = None
         self._ids = itertools.count(1)
         self._last_n: dict[str, int] = {}
-        self._selection: dict[str, frozenset[str]] = {}
+        self._own_pins: dict[str, str] = {}
+        self._slot_sets: dict[str, SlotSet] = {}
         self._detector = DominantSpeakerDetector(switch_ms=self.config.speaker_switch_ms)
         self._speaker_task: asyncio.Task[None] | None = None
 
@@ -79,9 +87,8 @@ class Router(EventEmitter):
     def forget_transport(self, transport: WebRtcTransport) -> None:
         if self.transports.pop(transport.id, None) is not None:
             self.emit("transport_closed", transport)
-            self._update_last_n()
 
-    # -- producers / consumers --------------------------------------------------------------
+    # -- producers --------------------------------------------------------------------------
 
     def get_producer(self, producer_id: str) -> Producer:
         try:
@@ -89,22 +96,18 @@ class Router(EventEmitter):
         except KeyError:
             raise NotFoundError(f"no producer {producer_id!r}") from None
 
-    def get_consumer(self, consumer_id: str) -> Consumer:
-        try:
-            return self.consumers[consumer_id]
-        except KeyError:
-            raise NotFoundError(f"no consumer {consumer_id!r}") from None
-
     def add_producer(self, producer: Producer) -> None:
         self.producers[producer.id] = producer
         producer.on("close", lambda: self._on_producer_closed(producer))
         producer.on("keyframerequest", lambda: self.emit("keyframe_requested", producer))
+        for state in ("pause", "resume", "mute"):
+            producer.on(state, lambda *_: self.update_slots())
         if producer.kind == "audio":
             self._detector.add_speaker(producer.participant_id)
             if self._speaker_task is None:
                 self._speaker_task = asyncio.ensure_future(self._run_speaker_detection())
         self.emit("producer_added", producer)
-        self._update_last_n()
+        self.update_slots()
 
     def _on_producer_closed(self, producer: Producer) -> None:
         self.producers.pop(producer.id, None)
@@ -114,18 +117,11 @@ class Router(EventEmitter):
             self._detector.remove_speaker(producer.participant_id)
             if self.dominant_speaker is None and producer.participant_id in self.speaker_order[:1]:
                 self.emit("dominant_speaker_changed", None)
+        if not any(p.participant_id == producer.participant_id for p in self.producers.values()):
+            if producer.participant_id in self.speaker_order:  # gone: the order stays bounded
+                self.speaker_order.remove(producer.participant_id)
         self.emit("producer_closed", producer)
-        self._update_last_n()
-
-    def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers[consumer.id] = consumer
-        self.emit("consumer_added", consumer)
-        # Only this consumer's subscriber can be affected: O(videos), not O(subscribers x consumers).
-        self._update_last_n(only=consumer.subscriber_id)
-
-    def forget_consumer(self, consumer: Consumer) -> None:
-        if self.consumers.pop(consumer.id, None) is not None:
-            self.emit("consumer_closed", consumer)
+        self.update_slots()
 
     # -- server-side control ----------------------------------------------------------------
 
@@ -140,26 +136,115 @@ class Router(EventEmitter):
                 producer.set_muted(muted)
 
     def set_pinned(self, participant_ids: Iterable[str]) -> None:
-        """Participants whose video every subscriber always receives (chair, floor holder)."""
+        """Participants every subscriber always receives first (chair, floor holder)."""
         pinned = frozenset(participant_ids)
         if pinned != self.pinned:
             self.pinned = pinned
-            self._update_last_n()
+            self.update_slots()
+
+    def set_stage(self, *, floor_holder: str | None, spotlight: str | None) -> None:
+        """Who goes on every stage: the spotlight, else (after a subscriber's own pin) the floor holder."""
+        if (floor_holder, spotlight) != (self.floor_holder, self.spotlight):
+            self.floor_holder, self.spotlight = floor_holder, spotlight
+            self.update_slots()
+
+    def set_own_pin(self, subscriber_id: str, participant_id: str | None) -> None:
+        """``subscriber_id`` pinned ``participant_id`` to its own stage (None: unpinned)."""
+        if participant_id is None:
+            changed = self._own_pins.pop(subscriber_id, None) is not None
+        else:
+            changed = self._own_pins.get(subscriber_id) != participant_id
+            self._own_pins[subscriber_id] = participant_id
+        if changed:
+            self.update_slots(only=subscriber_id)
 
     def set_last_n(self, subscriber_id: str, n: int | None) -> None:
-        """Per-subscriber N (None: back to ``config.last_n``)."""
+        """How many videos ``subscriber_id`` receives, the stage's included (None: ``config.last_n``;
+        0: audio only)."""
         if n is None:
             self._last_n.pop(subscriber_id, None)
         else:
             if not 0 <= n <= 64:
                 raise ValueError("last-N must be between 0 and 64")
             self._last_n[subscriber_id] = n
-        self._update_last_n()
+        self.update_slots(only=subscriber_id)
 
-    def last_n_selection(self, subscriber_id: str) -> frozenset[str]:
-        return self._selection.get(subscriber_id, frozenset())
+    def forget_subscriber(self, subscriber_id: str) -> None:
+        """The participant left: drop its choices (pin, last-N)."""
+        self._own_pins.pop(subscriber_id, None)
+        self._last_n.pop(subscriber_id, None)
+        for pinner, pinned in list(self._own_pins.items()):
+            if pinned == subscriber_id:
+                del self._own_pins[pinner]
 
-    # -- dominant speaker and last-N --------------------------------------------------------
+    # -- slots ------------------------------------------------------------------------------
+
+    def add_slot_set(self, slot_set: SlotSet) -> None:
+        """A receiving transport's slots (called by :meth:`WebRtcTransport.create_slots`)."""
+        self._check_open()
+        subscriber = slot_set.subscriber_id
+        old = self._slot_sets.get(subscriber)
+        if old is not None and not old.closed:
+            raise InvalidStateError(f"{subscriber!r} already has a receiving connection with slots")
+        self._slot_sets[subscriber] = slot_set
+        slot_set.on("close", lambda: self._forget_slot_set(slot_set))
+        self.update_slots(only=subscriber)
+
+    def _forget_slot_set(self, slot_set: SlotSet) -> None:
+        if self._slot_sets.get(slot_set.subscriber_id) is slot_set:
+            del self._slot_sets[slot_set.subscriber_id]
+
+    def slot_set(self, subscriber_id: str) -> SlotSet | None:
+        return self._slot_sets.get(subscriber_id)
+
+    def _publishers(self) -> list[Publisher]:
+        """Per participant (publishing order): its audio, and its video unless the camera is off."""
+        found: dict[str, dict[str, str]] = {}
+        for producer in self.producers.values():
+            if producer.closed or (producer.kind == "video" and producer.paused):
+                found.setdefault(producer.participant_id, {})
+                continue
+            found.setdefault(producer.participant_id, {}).setdefault(producer.kind, producer.id)
+        return [Publisher(p, audio=k.get("audio"), video=k.get("video")) for p, k in found.items()]
+
+    def wanted(self, subscriber_id: str, publishers: list[Publisher] | None = None) -> Wanted:
+        """What ``subscriber_id``'s slots should carry now."""
+        wanted = wanted_streams(
+            subscriber=subscriber_id,
+            publishers=publishers if publishers is not None else self._publishers(),
+            speaker_order=self.speaker_order,
+            dominant_speaker=self.dominant_speaker,
+            floor_holder=self.floor_holder,
+            spotlight=self.spotlight,
+            own_pin=self._own_pins.get(subscriber_id),
+            pinned=self.pinned,
+        )
+        n = self._last_n.get(subscriber_id, self.config.last_n)
+        producers = self.producers
+        return Wanted(
+            stage_audio=wanted.stage_audio,
+            stage_video=wanted.stage_video if n >= 1 else None,
+            videos=wanted.videos[: max(0, n - 1)],
+            # An extra audio slot only for a voice that is forwarded (floor gate, mutes).
+            audios=tuple(a for a in wanted.audios if producers[a].forwarding),
+        )
+
+    def update_slots(self, only: str | None = None) -> None:
+        """Refill every subscriber's slots (or ``only`` that one's)."""
+        if self.closed or not self._slot_sets:
+            return
+        publishers = self._publishers()
+        targets = [only] if only is not None else list(self._slot_sets)
+        for subscriber in targets:
+            slot_set = self._slot_sets.get(subscriber)
+            if slot_set is None or slot_set.closed:
+                continue
+            try:
+                slot_set.update(self.wanted(subscriber, publishers), self.producers)
+            except (ValueError, MediaError) as exc:  # e.g. a producer in a codec no slot has
+                logger.warning("%r: cannot fill the slots of %s: %s", self, subscriber, exc)
+
+    # -- dominant speaker -------------------------------------------------------------------
 
     @property
     def dominant_speaker(self) -> str | None:
@@ -176,7 +261,7 @@ class Router(EventEmitter):
                 self.speaker_order.remove(changed)
             self.speaker_order.insert(0, changed)
             self.emit("dominant_speaker_changed", changed)
-            self._update_last_n()
+            self.update_slots()
 
     async def _run_speaker_detection(self) -> None:
         try:
@@ -186,40 +271,10 @@ class Router(EventEmitter):
         except asyncio.CancelledError:
             pass
 
-    def _update_last_n(self, only: str | None = None) -> None:
-        """Recompute the last-N selection of every subscriber (or of ``only``) and (de)activate
-        their video consumers accordingly."""
-        if self.closed:
-            return
-        videos = [(p.id, p.participant_id) for p in self.producers.values() if p.kind == "video" and not p.closed]
-        subscribers = {t.participant_id for t in self.transports.values() if t.direction == "recv"}
-        if only is not None:
-            subscribers &= {only}
-        video_consumers: dict[str, list[Consumer]] = {}
-        for consumer in self.consumers.values():
-            if consumer.kind == "video" and consumer.subscriber_id in subscribers:
-                video_consumers.setdefault(consumer.subscriber_id, []).append(consumer)
-        for subscriber in subscribers:
-            selected = select_last_n(
-                subscriber=subscriber,
-                videos=videos,
-                speaker_order=self.speaker_order,
-                pinned=self.pinned,
-                n=self._last_n.get(subscriber, self.config.last_n),
-            )
-            for consumer in video_consumers.get(subscriber, ()):
-                consumer.set_last_n_active(consumer.producer_id in selected)
-            if self._selection.get(subscriber) != selected:
-                self._selection[subscriber] = selected
-                self.emit("last_n_changed", subscriber, selected)
-        if only is None:
-            for gone in set(self._selection) - subscribers:
-                del self._selection[gone]
-
     # -- lifecycle --------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close every transport (cascading to producers and consumers); emits ``close``."""
+        """Close every transport (cascading to producers and slots); emits ``close``."""
         if self.closed:
             return
         transports = list(self.transports.values())

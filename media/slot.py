@@ -19,7 +19,7 @@ over at that keyframe; no delta frame of the new source is ever sent before it. 
 old source at once and starts the new one at its next packet. The ``switch`` event
 (:class:`SlotSwitch`) fires right after the first packet of the new source went out.
 
-Packets reach the slot through a *tap* put in ``producer.consumers``: the producer fans out to
+Packets reach the slot through a *tap* put in ``producer.sinks``: the producer fans out to
 it exactly as to a :class:`media.consumer.Consumer` (``forwarding``, ``forward``,
 ``on_producer_state``, ``send_sender_report``, ``close``), so producer.py is unchanged.
 
@@ -98,7 +98,7 @@ class SlotStats:
 
 class SlotTap:
     """A slot's attachment to one producer (current or pending source), duck-typed as a consumer
-    in ``producer.consumers`` so the producer's fan-out, pause/mute and close reach the slot."""
+    in ``producer.sinks`` so the producer's fan-out, pause/mute and close reach the slot."""
 
     __slots__ = ("slot", "producer", "forwarding", "detached", "forward")
 
@@ -111,7 +111,7 @@ class SlotTap:
         #: cut-over check (a C-level partial), then, once this tap is the current source and its
         #: epoch started, the slot's ``_send`` itself.
         self.forward: Callable[[RtpPacketView, bytes], None] = partial(slot._on_packet, self)
-        producer.consumers.append(self)  # type: ignore[arg-type]
+        producer.sinks.append(self)
         producer.refresh_active()
 
     def on_producer_state(self) -> None:
@@ -131,9 +131,9 @@ class SlotTap:
             return
         self.detached = True
         self.forwarding = False
-        consumers = self.producer.consumers
-        if self in consumers:
-            consumers.remove(self)  # type: ignore[arg-type]
+        sinks = self.producer.sinks
+        if self in sinks:
+            sinks.remove(self)
             self.producer.refresh_active()
 
 

@@ -2,9 +2,9 @@
 
 aiortc does ICE, DTLS, SRTP and SDP; the transport takes the decrypted RTP/RTCP (see
 :mod:`media.aiortc_seams`) and demultiplexes it to producers (``direction="send"``: the
-participant publishes) or to consumers and slots (``direction="recv"``: the participant
-subscribes; a receiving connection negotiated once with a :class:`media.slot_set.SlotSet`,
-see :meth:`WebRtcTransport.create_slots`).
+participant publishes) or to slots (``direction="recv"``: the participant subscribes; a
+receiving connection is negotiated once with a :class:`media.slot_set.SlotSet`, see
+:meth:`WebRtcTransport.create_slots`, and never again).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from . import aiortc_seams as seams
 from .config import MediaConfig
-from .consumer import Consumer
 from .errors import InvalidStateError, NegotiationError, NotFoundError
 from .events import EventEmitter
 from .parameters import StreamParameters
@@ -78,8 +77,7 @@ def stream_id_for(participant_id: str) -> str:
 
 
 class WebRtcTransport(EventEmitter):
-    """Events: ``close`` (), ``connectionstatechange`` (state), ``negotiationneeded`` () after
-    consume/close of a consumer on a receiving transport (call :meth:`create_offer`)."""
+    """Events: ``close`` (), ``connectionstatechange`` (state)."""
 
     def __init__(
         self,
@@ -99,7 +97,6 @@ class WebRtcTransport(EventEmitter):
         self.closed = False
         self.stats = TransportStats()
         self.producers: dict[str, Producer] = {}
-        self.consumers: dict[str, Consumer] = {}
         self._router = router
         self._config = config
         seams.speed_up_negotiation()
@@ -111,9 +108,8 @@ class WebRtcTransport(EventEmitter):
         self._egress: seams.SrtpEgress | None = None
         self._ingress: seams.SrtpIngress | None = None
         self._producer_by_ssrc: dict[int, Producer] = {}
-        #: Consumers and slots by their SSRC and RTX SSRC: where the subscriber's RTCP goes.
+        #: Slots by their SSRC and RTX SSRC: where the subscriber's RTCP goes.
         self._feedback_by_ssrc: dict[int, FeedbackTarget] = {}
-        self._consumer_transceivers: dict[str, Any] = {}
         #: The slots this receiving connection was negotiated with (:meth:`create_slots`), if any.
         self.slot_set: SlotSet | None = None
         self._slot_transceivers: dict[str, Any] = {}
@@ -179,11 +175,10 @@ class WebRtcTransport(EventEmitter):
         except Exception as exc:
             raise NegotiationError(f"cannot accept offer: {exc}") from exc
         self._install_ingress()  # the sockets exist once the local description is set
-        self._configure_consumers()
         return self._pc.localDescription.sdp
 
     async def create_offer(self) -> str:
-        """Server-driven (re)negotiation: an SDP offer covering every consumer."""
+        """The receiving connection's one offer: an m-line per slot (after :meth:`create_slots`)."""
         self._check_open()
         self._prepare()
         try:
@@ -202,17 +197,15 @@ class WebRtcTransport(EventEmitter):
         except Exception as exc:
             raise NegotiationError(f"cannot accept answer: {exc}") from exc
         self._prepare()
-        self._configure_consumers()
+        self._configure_slots()
 
-    def _configure_consumers(self) -> None:
-        """Configure each consumer and slot from what the answer negotiated for its m-line."""
-        targets: list[tuple[Any, Any]] = [
-            (self.consumers.get(cid), transceiver) for cid, transceiver in self._consumer_transceivers.items()
-        ]
-        if self.slot_set is not None:
-            targets += [(self.slot_set.slots[sid], t) for sid, t in self._slot_transceivers.items()]
-        for target, transceiver in targets:
-            if target is None or transceiver.currentDirection not in ("sendonly", "sendrecv"):
+    def _configure_slots(self) -> None:
+        """Configure each slot from what the answer negotiated for its m-line."""
+        if self.slot_set is None:
+            return
+        for slot_id, transceiver in self._slot_transceivers.items():
+            target = self.slot_set.slots[slot_id]
+            if transceiver.currentDirection not in ("sendonly", "sendrecv"):
                 continue
             codecs, extensions = seams.negotiated_parameters(transceiver)
             parameters = StreamParameters.from_negotiated(
@@ -278,50 +271,7 @@ class WebRtcTransport(EventEmitter):
             self._producer_by_ssrc[packet.ssrc] = producer
         return producer
 
-    # -- consumers --------------------------------------------------------------------------
-
-    def consume(
-        self,
-        producer: Producer | str,
-        *,
-        consumer_id: str | None = None,
-        paused: bool = False,
-        app_data: dict[str, Any] | None = None,
-    ) -> Consumer:
-        """Add a consumer of ``producer`` (receiving transport). Renegotiate afterwards:
-        :meth:`create_offer` then :meth:`accept_answer`; packets flow once answered."""
-        self._check_open()
-        if self.direction != "recv":
-            raise InvalidStateError("consume() needs a receiving transport")
-        if isinstance(producer, str):
-            producer = self._router.get_producer(producer)
-        if producer.closed:
-            raise InvalidStateError(f"{producer!r} is closed")
-        transceiver = self._add_sending_transceiver(producer.kind)
-        transceiver.setCodecPreferences(producer.parameters.capabilities())
-        seams.set_sender_msid(transceiver.sender, producer.stream_id, f"{producer.stream_id}-{producer.kind}-{producer.mid}")
-        ssrc, rtx_ssrc = seams.sender_ssrcs(transceiver.sender)
-        consumer = Consumer(
-            consumer_id=consumer_id or self._router.new_id("consumer"),
-            subscriber_id=self.participant_id,
-            producer=producer,
-            ssrc=ssrc,
-            rtx_ssrc=rtx_ssrc,
-            cname=producer.stream_id,
-            send_rtp=self._send_rtp,
-            send_rtcp=self._send_rtcp,
-            on_close=self._forget_consumer,
-            paused=paused,
-            app_data=app_data,
-        )
-        self.consumers[consumer.id] = consumer
-        self._consumer_transceivers[consumer.id] = transceiver
-        self._feedback_by_ssrc[ssrc] = consumer
-        self._feedback_by_ssrc[rtx_ssrc] = consumer
-        producer.consumers.append(consumer)
-        self._router.add_consumer(consumer)
-        self.emit("negotiationneeded")
-        return consumer
+    # -- slots ------------------------------------------------------------------------------
 
     def _add_sending_transceiver(self, kind: str) -> Any:
         """A sendonly transceiver whose aiortc sender and receiver only hold the SDP."""
@@ -330,23 +280,6 @@ class WebRtcTransport(EventEmitter):
         seams.neutralize_sender(transceiver.sender)
         self._neutralized.add(id(transceiver))
         return transceiver
-
-    def consumer_mid(self, consumer_id: str) -> str | None:
-        """The m-line of a consumer in the current local description (known once an offer exists)."""
-        transceiver = self._consumer_transceivers.get(consumer_id)
-        return transceiver.mid if transceiver is not None else None
-
-    def _forget_consumer(self, consumer: Consumer) -> None:
-        self.consumers.pop(consumer.id, None)
-        transceiver = self._consumer_transceivers.pop(consumer.id, None)
-        for ssrc in (consumer.ssrc, consumer.rtx_ssrc):
-            self._feedback_by_ssrc.pop(ssrc, None)
-        self._router.forget_consumer(consumer)
-        if transceiver is not None and not self.closed:
-            transceiver.direction = "inactive"
-            self.emit("negotiationneeded")
-
-    # -- slots ------------------------------------------------------------------------------
 
     def create_slots(
         self,
@@ -359,8 +292,8 @@ class WebRtcTransport(EventEmitter):
         ``videos`` thumbnails and ``audios`` extra audio slots, one sendonly m-line each.
 
         Call once, before the first :meth:`create_offer`; negotiate once (:meth:`create_offer`,
-        :meth:`accept_answer`, which configures the slots). From then on :meth:`SlotSet.update`
-        moves producers between slots without SDP. Closing the transport closes the set."""
+        :meth:`accept_answer`, which configures the slots). The router keeps the slots filled
+        from then on (:meth:`Router.update_slots`), without SDP. Closing the transport closes the set."""
         self._check_open()
         if self.direction != "recv":
             raise InvalidStateError("create_slots() needs a receiving transport")
@@ -381,7 +314,13 @@ class WebRtcTransport(EventEmitter):
         self.slot_set = slot_set
         self._feedback_by_ssrc.update(slot_set.by_ssrc)
         slot_set.on("close", lambda: self._forget_slots(slot_set))
+        self._router.add_slot_set(slot_set)
         return slot_set
+
+    def slot_mid(self, slot_id: str) -> str | None:
+        """The m-line of a slot (known once the offer exists)."""
+        transceiver = self._slot_transceivers.get(slot_id)
+        return transceiver.mid if transceiver is not None else None
 
     def _forget_slots(self, slot_set: SlotSet) -> None:
         for ssrc in slot_set.by_ssrc:
@@ -453,23 +392,18 @@ class WebRtcTransport(EventEmitter):
         blocks = [b for p in self.producers.values() if (b := p.report_block()) is not None]
         for i in range(0, len(blocks), 31):
             self._send_rtcp(build_rr(self._rtcp_ssrc, blocks[i : i + 31]))
-        for consumer in self.consumers.values():
-            if consumer.forwarding:
-                consumer.send_sender_report()
         if self.slot_set is not None:
             self.slot_set.send_sender_reports()
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close producers, consumers and slots (cascading), then the peer connection; emits ``close``."""
+        """Close producers and slots (cascading), then the peer connection; emits ``close``."""
         if self.closed:
             return
         self.closed = True
         for producer in list(self.producers.values()):
             producer.close()
-        for consumer in list(self.consumers.values()):
-            consumer.close()
         if self.slot_set is not None:
             self.slot_set.close()
         if self._rtcp_task is not None:

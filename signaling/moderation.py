@@ -185,6 +185,10 @@ class Moderation:
             target = self._target(payload)
             await live.record_moderation(caller, meeting_id, "hand.lower", {"participant_id": target.id})
             await self.raise_hand(target, False)
+        elif action == "spotlight":
+            await self.room.spotlight(moderator, self._target(payload).id)
+        elif action == "spotlight_off":
+            await self.room.spotlight(moderator, None)
         elif action in ("lock", "unlock"):
             await live.set_locked(caller, meeting_id, action == "lock")
             self.locked = action == "lock"

@@ -15,7 +15,7 @@ from signaling.errors import InvalidMessage, RateLimited, SignalingError, WrongS
 from signaling.floor import FloorHandlers
 from signaling.liveness import Evidence, end_of_drop
 from signaling.participant import Participant, new_participant_id
-from signaling.protocol import CLIENT_EVENTS
+from signaling.protocol import CLIENT_EVENTS, DEFAULT_AUDIO_SLOTS, DEFAULT_VIDEO_SLOTS
 from signaling.ratelimit import FloodRule, Verdict
 from signaling.refusals import note_refused_connect, note_refused_event
 from signaling.votes import VoteHandlers
@@ -188,7 +188,8 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
 
     async def handle_subscribe(self, sid: str, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
         participant, room = self._joined(connection)
-        return await room.subscribe(participant)
+        return await room.subscribe(participant, payload.get("videos", DEFAULT_VIDEO_SLOTS),
+                                    payload.get("audios", DEFAULT_AUDIO_SLOTS))
 
     async def handle_answer(self, sid: str, connection: Connection, payload: dict[str, Any]) -> dict[str, Any]:
         participant, room = self._joined(connection)
@@ -201,6 +202,10 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
     async def handle_set_last_n(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
         participant, room = self._joined(connection)
         room.set_last_n(participant, payload["n"])
+
+    async def handle_pin(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        room.pin(participant, payload["participant_id"])
 
     async def handle_restart(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
         participant, room = self._joined(connection)

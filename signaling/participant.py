@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
@@ -38,13 +37,10 @@ class Participant:
     in_lobby: bool = False
     quality: dict[str, float | None] = field(default_factory=dict)
     last_stats_at: float = 0.0
-    #: Server-driven renegotiation of the receiving connection.
-    revision: int = 0
+    #: The receiving connection's one offer (its slots) waits for the answer.
     awaiting_answer: bool = False
-    #: Media sections of the offer awaiting an answer (an answer has exactly as many).
+    #: Media sections of that offer (the answer has exactly as many).
     offered_media: int = 0
-    renegotiate: bool = False
-    negotiation_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: The connection's evidence of life (signaling/liveness.py), shared with its socket.io session.
     evidence: Evidence = field(default_factory=Evidence)
     #: A connection that died: its last evidence of life, where its attendance interval ends.

@@ -6,18 +6,24 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
                                           dominant_speaker, ice_servers
     publish     {sdp}   (an offer)     -> sdp (answer), producers [{producer_id, kind, mid}]
                                           (at most 4 media sections: signaling/validation.py)
-    subscribe   {}                     -> sdp (offer), revision, consumers [...]
-    answer      {sdp, revision}        -> {}            (answers the latest server offer, with as
+    subscribe   {videos?, audios?}     -> sdp (offer), revision 1, slots [{slot_id, kind, mid, stream_id,
+                                          track_id}]: the receiving connection, negotiated once with the
+                                          stage (stage-audio + stage-video, msid stream "stage"), ``videos``
+                                          thumbnails video-0.. (0..8, default 8) and ``audios`` extra voices
+                                          audio-0.. (0..2, default 2); never renegotiated (media/slot_set.py)
+    answer      {sdp, revision}        -> {}            (answers that one offer, revision 1, with as
                                                          many media sections as it had)
+    pin         {participant_id|null}  -> {}            (put someone on one's own stage; null: unpin)
     mute        {kind, muted}          -> {}            (the participant's own microphone/camera)
-    set_last_n  {n}                    -> {}            (0: audio only)
+    set_last_n  {n}                    -> {}            (videos received, the stage's included; 0: audio only)
     restart     {transport}            -> {}            (drop a failed send/recv connection to rebuild it)
     leave       {}                     -> {}            (then the server disconnects)
     ping        {}                     -> {}            (round-trip test before or during a session)
     raise_hand  {} / lower_hand {}     -> {}            (queue broadcast as ``hands``)
     stats       {rtt_ms, loss_percent, bitrate_kbps}   (every few seconds; broadcast as ``quality``)
     moderate    {action, participant_id?, person_id?}  moderators only: mute | unmute | remove | admit
-                                       | lower_hand | lock | unlock | lobby_on | lobby_off, and readmit
+                                       | lower_hand | lock | unlock | lobby_on | lobby_off | spotlight (someone
+                                       on everyone's stage) | spotlight_off, and readmit
                                        {person_id}: let a removed person back in (mute and removal bind the
                                        person until lifted, across reconnects and restarts)
     set_agenda_item {item_id | null}   moderators only; broadcast as ``agenda``
@@ -31,7 +37,10 @@ Server -> client::
 
     participant_joined {participant}, participant_left {participant_id},
     track_added {producer_id, participant_id, kind}, track_removed {...},
-    offer {sdp, revision, consumers}, dominant_speaker {participant_id}, last_n {producer_ids},
+    slot {slot_id, mid, producer_id, participant_id, sequence, rtp_timestamp, rtp_sequence_number} (the
+    first packet of producer_id went out on that slot at that RTP timestamp: name the tile from the frame
+    with that timestamp on; producer_id null: the slot went empty; apply per slot in sequence order),
+    dominant_speaker {participant_id}, spotlight {participant_id | null},
     mute_changed {participant_id, kind, muted, by}, hands {queue}, quality {participant_id, ...},
     agenda {items, current_item_id}, room_state {locked, lobby_enabled},
     vote {id, item_id, question, open, quorum, tally, voted_office_ids, ballots (moderators; all once
@@ -50,7 +59,13 @@ from signaling import votes
 from signaling.floor_protocol import FLOOR_EVENTS, FLOOR_SCHEMAS
 from signaling.validation import MAX_PUBLISH_MEDIA, Schema, boolean, identifier, integer, nullable, number, one_of, sdp
 
-MODERATION = ("mute", "unmute", "remove", "readmit", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off")
+MODERATION = ("mute", "unmute", "remove", "readmit", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off",
+              "spotlight", "spotlight_off")
+#: A receiving connection's slots (subscribe): thumbnails and extra voices besides the stage.
+DEFAULT_VIDEO_SLOTS = 8
+DEFAULT_AUDIO_SLOTS = 2
+MAX_VIDEO_SLOTS = 8
+MAX_AUDIO_SLOTS = 2
 
 
 def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
@@ -58,8 +73,9 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
     return {
         "join": Schema(optional={"last_n": integer(0, 64), "client": one_of("room", "console")}),
         "publish": Schema(required={"sdp": sdp(max_sdp_bytes, MAX_PUBLISH_MEDIA)}),
-        "subscribe": Schema(),
+        "subscribe": Schema(optional={"videos": integer(0, MAX_VIDEO_SLOTS), "audios": integer(0, MAX_AUDIO_SLOTS)}),
         "answer": Schema(required={"sdp": sdp_check, "revision": integer(1, 2**31)}),
+        "pin": Schema(required={"participant_id": nullable(identifier())}),
         "mute": Schema(required={"kind": one_of("audio", "video"), "muted": boolean}),
         "set_last_n": Schema(required={"n": integer(0, 64)}),
         "restart": Schema(required={"transport": one_of("send", "recv")}),
@@ -77,5 +93,5 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
     }
 
 
-CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "mute", "set_last_n", "restart", "leave", "ping",
+CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "pin", "mute", "set_last_n", "restart", "leave", "ping",
                            "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"}) | votes.EVENTS | FLOOR_EVENTS

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from media import MediaError, Producer, Router, WebRtcTransport
+from media import MediaError, Producer, Router, SlotSwitch, WebRtcTransport
 from media.config import MediaConfig
 from meetings.services import Services
 from meetings.services.live import Sanctions
@@ -59,7 +59,6 @@ class Room:
         self.router.on("producer_added", self._on_producer_added)
         self.router.on("producer_closed", self._on_producer_closed)
         self.router.on("dominant_speaker_changed", self._on_dominant_speaker)
-        self.router.on("last_n_changed", self._on_last_n)
 
     @property
     def name(self) -> str:
@@ -112,6 +111,7 @@ class Room:
             "roster": [p.public() for p in self.participants.values()],
             "tracks": [track_info(p) for p in self.router.producers.values()],
             "dominant_speaker": self.router.dominant_speaker,
+            "spotlight": self.router.spotlight,
             "hands": self.moderation.hands(),
             "agenda": self.moderation.agenda,
             "room_state": self.moderation.state(),
@@ -131,9 +131,12 @@ class Room:
             if transport is not None:
                 await transport.close()
         participant.send = participant.recv = None
-        self.router.set_last_n(participant.id, None)
+        self.router.forget_subscriber(participant.id)
+        spotlighted = self.router.spotlight == participant.id
         await self.floor.on_left(participant, status)
-        self._update_pins()
+        self._update_pins(spotlight=None if spotlighted else self.router.spotlight)
+        if spotlighted:
+            await self.outbox.broadcast(self, "spotlight", {"participant_id": None})
         await self.outbox.broadcast(self, "participant_left", {"participant_id": participant.id, "status": status})
         if participant.hand_raised_at is not None:
             participant.hand_raised_at = None
@@ -151,8 +154,14 @@ class Room:
         for task in list(self._tasks):
             task.cancel()
 
-    def _update_pins(self) -> None:
-        self.router.set_pinned(p.id for p in self.participants.values() if p.is_chair or self.floor.holds_floor(p))
+    def _update_pins(self, *, spotlight: str | None | bool = False) -> None:
+        """Tell the router who is first everywhere (the chair, the floor holder) and who goes on every
+        stage (the spotlight, else the floor holder); ``spotlight`` False: unchanged."""
+        participants = self.participants.values()
+        self.router.set_pinned(p.id for p in participants if p.is_chair or self.floor.holds_floor(p))
+        holder = next((p.id for p in participants if p.client == "room" and self.floor.holds_floor(p)), None)
+        self.router.set_stage(floor_holder=holder,
+                              spotlight=self.router.spotlight if spotlight is False else spotlight)  # type: ignore[arg-type]
 
     update_pins = _update_pins
 
@@ -190,15 +199,10 @@ class Room:
                                            {"transport": direction, "state": state}))
 
         transport.on("connectionstatechange", on_state)
-        if direction == "recv":
-            transport.on("negotiationneeded", lambda: self._spawn(self.negotiate(participant)))
         return transport
 
     def _on_producer_added(self, producer: Producer) -> None:
         self.floor.gate_producer(producer)  # a new audio producer is muted from the start unless heard
-        for other in self.participants.values():
-            if other.id != producer.participant_id and other.recv is not None:
-                other.recv.consume(producer)
         self._spawn(self.outbox.broadcast(self, "track_added", track_info(producer)))
 
     def _on_producer_closed(self, producer: Producer) -> None:
@@ -206,71 +210,76 @@ class Room:
             self._spawn(self.outbox.broadcast(self, "track_removed", track_info(producer)))
 
     # -- subscribing ------------------------------------------------------------------------
-    def _consumers(self, participant: Participant) -> list[dict[str, Any]]:
-        recv = participant.recv
-        if recv is None:
-            return []
-        return [{"consumer_id": c.id, "producer_id": c.producer_id, "participant_id": c.producer.participant_id,
-                 "kind": c.kind, "mid": recv.consumer_mid(c.id)} for c in recv.consumers.values()]
-
-    async def subscribe(self, participant: Participant) -> dict[str, Any]:
+    async def subscribe(self, participant: Participant, videos: int, audios: int) -> dict[str, Any]:
+        """The receiving connection, negotiated once with a fixed set of slots (media/slot_set.py):
+        the stage, ``videos`` thumbnails and ``audios`` extra voices. The router fills the slots; a
+        ``slot`` event tells the participant who each slot carries from which frame on."""
         if participant.recv is not None:
             raise WrongState("already subscribed; use restart to rebuild the receiving connection")
-        participant.recv = self._transport(participant, "recv")
-        for producer in list(self.router.producers.values()):
-            if producer.participant_id != participant.id:
-                participant.recv.consume(producer)
-        async with participant.negotiation_lock:
-            if not participant.recv.consumers:
-                return {"sdp": None, "revision": participant.revision, "consumers": []}
-            return await self._offer(participant)
-
-    async def _offer(self, participant: Participant) -> dict[str, Any]:
-        assert participant.recv is not None
+        recv = participant.recv = self._transport(participant, "recv")
         try:
-            sdp = await participant.recv.create_offer()
+            slot_set = recv.create_slots(videos=videos, audios=audios)
+            slot_set.on("switch", lambda event: self._on_slot_switch(participant, recv, event))
+            sdp = await recv.create_offer()
         except MediaError as exc:
+            if participant.recv is recv:
+                participant.recv = None
+            await recv.close()
             raise NegotiationFailed(str(exc)) from None
-        participant.revision += 1
         participant.offered_media = media_count(sdp)
         participant.awaiting_answer = True
-        participant.renegotiate = False
-        return {"sdp": sdp, "revision": participant.revision, "consumers": self._consumers(participant)}
-
-    async def negotiate(self, participant: Participant) -> None:
-        """Send a new offer for the receiving connection, or note that one is due after the answer."""
-        await asyncio.sleep(0)  # coalesce changes made in the same tick
-        async with participant.negotiation_lock:
-            if participant.recv is None or participant.recv.closed or participant.id not in self.participants:
-                return
-            if participant.awaiting_answer:
-                participant.renegotiate = True
-                return
-            if not participant.recv.consumers and participant.revision == 0:
-                return
-            payload = await self._offer(participant)
-        await self.outbox.to(participant, "offer", payload)
+        slots = [{"slot_id": slot.id, "kind": slot.kind, "mid": recv.slot_mid(slot.id),
+                  "stream_id": slot.stream_id, "track_id": slot.id} for slot in slot_set.slots.values()]
+        return {"sdp": sdp, "revision": 1, "slots": slots}
 
     async def answer(self, participant: Participant, sdp: str, revision: int) -> dict[str, Any]:
-        async with participant.negotiation_lock:
-            if participant.recv is None or not participant.awaiting_answer:
-                raise WrongState("no offer is waiting for an answer")
-            if revision != participant.revision:
-                raise WrongState(f"this answer is for offer {revision}; the current offer is {participant.revision}")
-            answered = media_count(sdp)
-            if answered != participant.offered_media:
-                # Refused before any parsing: an answer padded with m-lines costs nothing.
-                raise InvalidMessage(f"the answer has {answered} media sections; "
-                                     f"the offer had {participant.offered_media}")
-            try:
-                await participant.recv.accept_answer(sdp)
-            except MediaError as exc:
-                raise NegotiationFailed(str(exc)) from None
-            participant.awaiting_answer = False
-            again = participant.renegotiate
-        if again:
-            self._spawn(self.negotiate(participant))
+        """The participant's answer to its one offer: the slots start carrying media."""
+        if participant.recv is None or not participant.awaiting_answer:
+            raise WrongState("no offer is waiting for an answer")
+        if revision != 1:
+            raise WrongState(f"this answer is for offer {revision}; the offer is 1")
+        answered = media_count(sdp)
+        if answered != participant.offered_media:
+            # Refused before any parsing: an answer padded with m-lines costs nothing.
+            raise InvalidMessage(f"the answer has {answered} media sections; "
+                                 f"the offer had {participant.offered_media}")
+        recv = participant.recv
+        participant.awaiting_answer = False
+        try:
+            await recv.accept_answer(sdp)
+        except MediaError as exc:
+            if participant.recv is recv:
+                participant.awaiting_answer = True  # a corrected answer may follow
+            raise NegotiationFailed(str(exc)) from None
         return {}
+
+    def _on_slot_switch(self, participant: Participant, recv: WebRtcTransport, event: SlotSwitch) -> None:
+        if participant.recv is not recv or participant.id not in self.participants:
+            return
+        self._spawn(self.outbox.to(participant, "slot", {
+            "slot_id": event.slot_id, "mid": recv.slot_mid(event.slot_id), "producer_id": event.producer_id,
+            "participant_id": event.participant_id, "sequence": event.sequence,
+            "rtp_timestamp": event.rtp_timestamp, "rtp_sequence_number": event.rtp_sequence_number}))
+
+    def pin(self, participant: Participant, target_id: str | None) -> None:
+        """Put ``target_id`` on the participant's own stage (None: follow the session again)."""
+        if target_id is not None and target_id not in self.participants:
+            raise WrongState("no such participant in this meeting", code="not_found")
+        self.router.set_own_pin(participant.id, target_id)
+
+    async def spotlight(self, moderator: Participant, target_id: str | None) -> None:
+        """A moderator puts ``target_id`` on everyone's stage (None: the floor holder or the speaker again)."""
+        if target_id is not None and target_id not in self.participants:
+            raise WrongState("no such participant in this meeting", code="not_found")
+        if target_id is not None:
+            await self.moderation.services.live.record_moderation(
+                moderator.caller, self.meeting_id, "stage.spotlight",
+                {"participant_id": target_id, "person_id": self.participants[target_id].person_id})
+        else:
+            await self.moderation.services.live.record_moderation(
+                moderator.caller, self.meeting_id, "stage.spotlight_off", {})
+        self._update_pins(spotlight=target_id)
+        await self.outbox.broadcast(self, "spotlight", {"participant_id": target_id})
 
     # -- controls ---------------------------------------------------------------------------
     async def set_muted(self, participant: Participant, kind: str, muted: bool) -> None:
@@ -296,6 +305,7 @@ class Room:
             "by": "server", "force_muted": muted})
 
     def set_last_n(self, participant: Participant, n: int) -> None:
+        """How many videos the participant receives, the stage's included (0: audio only)."""
         self.router.set_last_n(participant.id, n)
 
     async def restart(self, participant: Participant, which: str) -> None:
@@ -304,16 +314,10 @@ class Room:
             transport, participant.send = participant.send, None
         else:
             transport, participant.recv = participant.recv, None
-            participant.awaiting_answer = participant.renegotiate = False
+            participant.awaiting_answer = False
         if transport is not None:
             await transport.close()
 
     # -- router events ----------------------------------------------------------------------
     def _on_dominant_speaker(self, participant_id: str | None) -> None:
         self._spawn(self.outbox.broadcast(self, "dominant_speaker", {"participant_id": participant_id}))
-
-    def _on_last_n(self, subscriber_id: str, producer_ids: frozenset[str]) -> None:
-        participant = self.participants.get(subscriber_id)
-        if participant is not None:
-            self._spawn(self.outbox.to(participant, "last_n", {"producer_ids": sorted(producer_ids)}))
-

@@ -8,12 +8,14 @@ from typing import Any
 
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from media.aiortc_seams import configure_ice
 
 
 def loopback_pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    # max-bundle: aiortc's "balanced" policy mishandles an offer with many m-lines of one kind (slots).
+    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
 
 class SigClient:
@@ -25,18 +27,28 @@ class SigClient:
         self.recv_pc: RTCPeerConnection | None = None
         self.send_pc: RTCPeerConnection | None = None
         self.tracks: list[Any] = []
-        for name in ("participant_joined", "participant_left", "track_added", "track_removed", "offer",
-                     "dominant_speaker", "last_n", "mute_changed", "transport_state", "hands", "quality",
+        #: The slots of the receiving connection (subscribe's answer), and who each carries now.
+        self.slots: list[dict[str, Any]] = []
+        self.slot_map: dict[str, dict[str, Any]] = {}
+        for name in ("participant_joined", "participant_left", "track_added", "track_removed", "slot", "spotlight",
+                     "offer", "dominant_speaker", "mute_changed", "transport_state", "hands", "quality",
                      "agenda", "room_state", "lobby", "presence", "admitted", "removed"):
             self.sio.on(name, self._recorder(name))
 
     def _recorder(self, name: str):  # type: ignore[no-untyped-def]
         async def record(data: Any) -> None:
             self.events[name].append(data)
+            if name == "slot":
+                current = self.slot_map.get(data["slot_id"])
+                if current is None or current["sequence"] < data["sequence"]:
+                    self.slot_map[data["slot_id"]] = data
             self.arrived.set()
-            if name == "offer" and self.recv_pc is not None:
-                await self._answer(data)
         return record
+
+    def carried(self, kind: str | None = None) -> dict[str, str | None]:
+        """slot id -> participant id it carries now (from the ``slot`` events)."""
+        return {sid: e["participant_id"] for sid, e in self.slot_map.items()
+                if kind is None or sid.startswith(kind) or sid == f"stage-{kind}"}
 
     async def connect(self, token: Any) -> None:
         await self.sio.connect(self.url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
@@ -70,7 +82,7 @@ class SigClient:
             await self.send_pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         return reply  # type: ignore[no-any-return]
 
-    async def subscribe(self) -> dict[str, Any]:
+    async def subscribe(self, **slots: int) -> dict[str, Any]:
         self.recv_pc = loopback_pc()
         configure_ice(self.recv_pc, ["127.0.0.1"], [])
 
@@ -78,8 +90,9 @@ class SigClient:
         def on_track(track: Any) -> None:
             self.tracks.append(track)
 
-        reply = await self.call("subscribe")
-        if reply.get("ok") and reply.get("sdp"):
+        reply = await self.call("subscribe", slots)
+        if reply.get("ok"):
+            self.slots = reply["slots"]
             await self._answer(reply)
         return reply  # type: ignore[no-any-return]
 

@@ -185,7 +185,7 @@ async def test_media_sections_are_capped_before_any_parsing(server: LiveServer, 
     assert reply["error"] == {"code": "invalid", "message": "sdp has 790 media sections; at most 4 are accepted"}
     assert (await governor.publish(AudioStreamTrack(), VideoStreamTrack()))["ok"]  # state unchanged
     # An answer padded with media sections is refused; the real answer is still taken afterwards.
-    offer = await chair.call("subscribe")
+    offer = await chair.call("subscribe", {"videos": 0, "audios": 0})  # the stage alone: two m-lines
     assert offer["ok"] and offer["sdp"] and offer["sdp"].count("m=") == 2
     recv = loopback_pc()
     try:
@@ -258,23 +258,32 @@ async def test_observer_may_not_publish(server: LiveServer, tokens: Tokens, clie
     assert reply["error"]["code"] == "forbidden"
 
 
-async def test_join_publish_subscribe_renegotiate_and_leave(server: LiveServer, tokens: Tokens,
-                                                            clients: list[SigClient]) -> None:
+async def test_join_publish_subscribe_with_slots_and_leave(server: LiveServer, tokens: Tokens,
+                                                           clients: list[SigClient]) -> None:
+    """The receiving connection is negotiated once, at subscribe, with its slots; publishers coming and
+    going only move producers between slots (``slot`` events), never another offer."""
     governor, g, chair, c = await governor_and_chair(server, tokens, clients)
     await governor.wait_for("participant_joined", lambda p: p["participant_id"] == c["participant_id"])
-    assert (await chair.subscribe())["sdp"] is None  # nothing to receive yet
+    subscribed = await chair.subscribe(videos=2, audios=1)
+    assert subscribed["ok"] and subscribed["revision"] == 1
+    assert [(s["slot_id"], s["kind"], s["stream_id"]) for s in subscribed["slots"]] == [
+        ("stage-audio", "audio", "stage"), ("stage-video", "video", "stage"), ("video-0", "video", "video-0"),
+        ("video-1", "video", "video-1"), ("audio-0", "audio", "audio-0")]
+    assert subscribed["sdp"].count("m=") == 5
+    assert [s["mid"] for s in subscribed["slots"]] == [str(i) for i in range(5)]
     published = await governor.publish(AudioStreamTrack(), VideoStreamTrack())
     assert published["ok"], published
     assert sorted(p["kind"] for p in published["producers"]) == ["audio", "video"]
     added = await chair.wait_for("track_added", lambda t: t["participant_id"] == g["participant_id"])
     assert added["kind"] in ("audio", "video")
-    offer = await chair.wait_for("offer")
-    assert {x["participant_id"] for x in offer["consumers"]} == {g["participant_id"]}
-    # Media actually flows through the SFU to the chair.
-    deadline = time.monotonic() + 20
-    while len(chair.tracks) < 2 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    assert sorted(t.kind for t in chair.tracks) == ["audio", "video"]
+    # The governor, the only publisher, goes on the chair's stage: both stage slots name them.
+    video_on = await chair.wait_for("slot", lambda e: e["slot_id"] == "stage-video" and e["participant_id"])
+    audio_on = await chair.wait_for("slot", lambda e: e["slot_id"] == "stage-audio" and e["participant_id"])
+    for event in (video_on, audio_on):
+        assert event["participant_id"] == g["participant_id"] and event["producer_id"]
+        assert event["rtp_timestamp"] >= 0 and event["sequence"] >= 1
+    assert video_on["mid"] == "1" and audio_on["mid"] == "0"
+    # Media actually flows through the SFU to the chair, on the stage's two tracks.
     video = next(t for t in chair.tracks if t.kind == "video")
     frame = await asyncio.wait_for(video.recv(), 20)
     assert frame.width > 0
@@ -284,8 +293,14 @@ async def test_join_publish_subscribe_renegotiate_and_leave(server: LiveServer, 
     assert (await governor.call("mute", {"kind": "audio", "muted": True}))["ok"]
     muted = await chair.wait_for("mute_changed")
     assert muted == {"participant_id": g["participant_id"], "kind": "audio", "muted": True, "by": "self"}
-    # The governor leaves: the chair sees them go and is renegotiated without their tracks.
+    # The governor leaves: the chair sees them go, its stage slots go empty; no offer, ever.
     assert (await governor.call("leave"))["ok"]
     await chair.wait_for("participant_left", lambda p: p["participant_id"] == g["participant_id"])
     await chair.wait_for("track_removed", lambda t: t["participant_id"] == g["participant_id"])
-    await chair.wait_for("offer", lambda o: o["revision"] >= 2)
+    emptied = await chair.wait_for("slot", lambda e: e["slot_id"] == "stage-video" and e["producer_id"] is None)
+    assert emptied["sequence"] > video_on["sequence"] and emptied["participant_id"] is None
+    assert chair.events["offer"] == []
+    # One negotiation per connection: a second answer or subscribe is refused.
+    again = await chair.call("answer", {"sdp": chair.recv_pc.localDescription.sdp, "revision": 1})
+    assert again["error"]["code"] == "wrong_state"
+    assert (await chair.call("subscribe"))["error"]["code"] == "wrong_state"

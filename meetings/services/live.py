@@ -16,7 +16,7 @@ from meetings.services.meetings import MeetingService
 from meetings.services.session import mark_item_times
 from meetings.models.base import utcnow
 
-MODERATION_ACTIONS = frozenset({"lobby.admit", "hand.lower"})
+MODERATION_ACTIONS = frozenset({"lobby.admit", "hand.lower", "stage.spotlight", "stage.spotlight_off"})
 #: Moderations that bind a person until lifted: action -> (kind of sanction, imposed or lifted).
 SANCTION_ACTIONS = {"participant.mute": ("muted", True), "participant.unmute": ("muted", False),
                     "participant.remove": ("removed", True), "participant.readmit": ("removed", False)}
