@@ -184,7 +184,8 @@ class Scenario:
         async def restart_recv() -> None:
             assert (await chair.call("restart", {"transport": "recv"}))["ok"]
 
-        await self.measure("subscribe", chair, "subscribe", {}, before=restart_recv)
+        await self.measure("subscribe", chair, "subscribe", {} if small else {"videos": 8, "audios": 2},
+                           before=restart_recv)
         await self.refused_at_limit(chair, "subscribe")
         pending: dict[str, Any] = {}
 
@@ -225,6 +226,11 @@ class Scenario:
         await self.refused_at_limit(governor, "mute")
         await self.measure("set_last_n", chair, "set_last_n", {"n": 0 if small else 64})
         await self.refused_at_limit(chair, "set_last_n")
+        await self.measure("pin", chair, "pin", {"participant_id": gid})
+        if not small:
+            await self.measure("pin (longest unknown id: refused)", chair, "pin", {"participant_id": LONGEST_ID},
+                               expect=None, settle=0.02)
+            await self.refused_at_limit(chair, "pin", {"participant_id": None})
         await self.measure("raise_hand", governor, "raise_hand", {},
                            before=lambda: governor.call("lower_hand"))
         await self.refused_at_limit(governor, "raise_hand")
@@ -238,7 +244,8 @@ class Scenario:
         # Moderation (the chair).
         for action, extra in (("mute", {"participant_id": gid}), ("unmute", {"participant_id": gid}),
                               ("lower_hand", {"participant_id": gid}), ("lock", {}), ("unlock", {}),
-                              ("lobby_on", {}), ("lobby_off", {})):
+                              ("lobby_on", {}), ("lobby_off", {}), ("spotlight", {"participant_id": gid}),
+                              ("spotlight_off", {})):
             await self.measure(f"moderate {action}", chair, "moderate", {"action": action, **extra})
         if not small:
             await self.measure("moderate admit (longest unknown id: refused)", chair, "moderate",
