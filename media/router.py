@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from .config import MediaConfig
 from .errors import InvalidStateError, MediaError, NotFoundError
@@ -54,6 +55,8 @@ class Router(EventEmitter):
         self._last_n: dict[str, int] = {}
         self._own_pins: dict[str, str] = {}
         self._slot_sets: dict[str, SlotSet] = {}
+        self._batch_depth = 0
+        self._batched: set[str | None] = set()
         self._detector = DominantSpeakerDetector(switch_ms=self.config.speaker_switch_ms)
         self._speaker_task: asyncio.Task[None] | None = None
 
@@ -229,9 +232,25 @@ class Router(EventEmitter):
             audios=tuple(a for a in wanted.audios if producers[a].forwarding),
         )
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Changes made inside (e.g. muting every voice as a session opens) refill the slots once, at
+        the end, instead of once per change."""
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if self._batch_depth == 0 and self._batched:
+                pending, self._batched = self._batched, set()
+                self.update_slots(None if None in pending else next(iter(pending)) if len(pending) == 1 else None)
+
     def update_slots(self, only: str | None = None) -> None:
         """Refill every subscriber's slots (or ``only`` that one's)."""
         if self.closed or not self._slot_sets:
+            return
+        if self._batch_depth:
+            self._batched.add(only)
             return
         publishers = self._publishers()
         targets = [only] if only is not None else list(self._slot_sets)

@@ -187,9 +187,10 @@ class SessionControl:
             producer.set_muted(participant.force_muted or not self.heard(participant))
 
     def gate_all(self) -> None:
-        for participant in self.room.participants.values():
-            self.gate(participant)
-        self.room.update_pins()
+        with self.room.router.batch():  # the slots are refilled once, not once per voice
+            for participant in self.room.participants.values():
+                self.gate(participant)
+            self.room.update_pins()
 
     # -- connections ------------------------------------------------------------------------
     async def on_joined(self, participant: Participant) -> None:
@@ -304,12 +305,13 @@ class SessionControl:
                                   holder_names(target.public()))
         if limit is not None:
             self.holder.timer = asyncio.ensure_future(self._expire(self.holder))
-        if previous is not None:
-            for p in self._connections(previous.person_id):
+        with self.room.router.batch():
+            if previous is not None:
+                for p in self._connections(previous.person_id):
+                    self.gate(p)
+            for p in self._connections(principal.person_id):
                 self.gate(p)
-        for p in self._connections(principal.person_id):
-            self.gate(p)
-        self.room.update_pins()
+            self.room.update_pins()
         if target.hand_raised_at is not None:
             await self.room.moderation.raise_hand(target, False)
         await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
@@ -334,9 +336,10 @@ class SessionControl:
         holder = self._clear_holder()
         if holder is None:
             return
-        for p in self._connections(holder.person_id):
-            self.gate(p)
-        self.room.update_pins()
+        with self.room.router.batch():
+            for p in self._connections(holder.person_id):
+                self.gate(p)
+            self.room.update_pins()
         await self.room.outbox.broadcast(self.room, "floor", {**self.floor_payload(), "ended": reason})
         try:
             await self.services.floor.end(caller, self.room.meeting_id, holder.grant_id, reason, at=at)
