@@ -160,6 +160,31 @@ async def wait_for_media(receiver: Participant, sender_id: str, *, timeout: floa
                          f"state: {await receiver.state()}")
 
 
+async def wait_for_video(receiver: Participant, sender_id: str, *, timeout: float = 25.0) -> dict[str, float]:
+    """Wait until ``receiver`` decodes rising video from ``sender_id`` (on the stage or in a thumbnail).
+
+    With slots a site hears the stage and the session's recent or chosen voices, not everybody:
+    :func:`wait_for_media` (video and sound) is for the participant on the stage."""
+    deadline = time.monotonic() + timeout
+    first: dict[str, float] | None = None
+    latest: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        latest = _media_from(await receiver.state(), sender_id)
+        if latest["frames"] > 0:
+            if first is None:
+                first = latest
+            elif latest["frames"] > first["frames"]:
+                return latest
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{receiver.username} gets no rising video from {sender_id}: {latest}; "
+                         f"state: {await receiver.state()}")
+
+
+async def stage_of(receiver: Participant) -> str | None:
+    """Who the receiver's page shows on its stage now (named from the first frame of their video on)."""
+    return (await receiver.state())["stageParticipantId"]  # type: ignore[no-any-return]
+
+
 async def close_all(participants: list[Participant]) -> None:
     for participant in participants:
         try:

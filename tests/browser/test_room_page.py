@@ -8,6 +8,7 @@ participant sees are saved under test-artifacts/browser/.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -21,8 +22,10 @@ from browser_harness import (
     new_participant,
     open_room,
     pass_prejoin,
+    stage_of,
     until,
     wait_for_media,
+    wait_for_video,
 )
 from playwright.async_api import Browser, Route, expect
 
@@ -63,22 +66,36 @@ async def test_three_sites_see_and_hear_each_other(server: LiveServer, browser: 
 
         ids = {p.username: await p.participant_id() for p in people}
         for receiver in people:
+            # Everyone else's video, on the stage or in a thumbnail slot; the stage's sound too.
             for sender in people:
                 if sender is not receiver:
-                    media = await wait_for_media(receiver, ids[sender.username])
+                    media = await wait_for_video(receiver, ids[sender.username])
                     assert media["width"] > 0
+            on_stage = await until(receiver.page, "window.cabinetRoom.stageId")
+            assert on_stage in ids.values() and on_stage != ids[receiver.username]
+            await wait_for_media(receiver, on_stage)
 
-        # Each page shows the other two as thumbnails plus its own view, and someone on the stage.
+        # Each page shows a tile for each of the other two plus its own view, one of them on the stage
+        # (named there) and the other one's video in its tile.
         for p in people:
             await expect(p.page.locator("#thumbs li.tile")).to_have_count(3)
             await expect(p.page.locator("#thumbs li.self")).to_have_count(1)
             await expect(p.page.locator("#roster > li")).to_have_count(3)
             await until(p.page, "document.getElementById('stage').dataset.empty === 'false'")
             await until(p.page, "document.getElementById('stage-video').videoWidth > 0")
-            # Remote sound plays through unmuted <audio> elements.
+            staged = await stage_of(p)
+            name = next(q["name"] for q in (await p.state())["participants"] if q["id"] == staged)
+            await expect(p.page.locator("#stage-name strong")).to_have_text(name)
+            await expect(p.page.locator(f'#thumbs li[data-participant-id="{staged}"]')).to_have_class(
+                re.compile(r"\bon-stage\b"))
+            await expect(p.page.locator('#thumbs li.tile[data-video="on"]:not(.self)')).to_have_count(1)
+            await until(p.page, "Array.from(document.querySelectorAll('#thumbs li[data-video=\"on\"] video.slot-video'))"
+                        ".every(v => v.videoWidth > 0)")
+            # Remote sound plays through one unmuted <audio> element per audio slot (the stage's and
+            # two extra voices).
             assert await p.page.evaluate(
                 "Array.from(document.querySelectorAll('#audio-sink audio')).filter(a => !a.muted && !a.paused"
-                " && a.srcObject).length") == 2
+                " && a.srcObject && a.dataset.slotId).length") == 3
         # Connection quality arrives for every site (own sample locally, others through the server).
         await until(secretariat.page,
                     "document.querySelectorAll('#roster .quality:not([data-level=\"unknown\"])').length === 3",
@@ -117,28 +134,38 @@ async def test_mute_is_seen_by_others_and_a_server_mute_shows_on_the_page(server
         await expect(tile.locator(".tile-muted")).to_be_hidden()
         await expect(roster.locator(".muted-pill")).to_have_count(0)
 
+        # The only other site is on the secretariat's stage (its tile says so and shows the name card).
+        stage = secretariat.page.locator("#stage")
+        await expect(stage).to_have_attribute("data-participant-id", gid)
+        await expect(stage).to_have_attribute("data-empty", "false")
+        await expect(tile).to_have_attribute("data-video", "off")
+
         # Camera off: the others see a name card instead of video, and the camera is released.
         camera = governor.page.locator("#camera-button")
         await camera.click()
         await expect(camera).to_have_attribute("aria-pressed", "true")
-        await expect(tile).to_have_attribute("data-video", "off")
+        await expect(stage).to_have_attribute("data-empty", "true")
+        await expect(stage).to_have_attribute("data-participant-id", gid)  # still there, by voice
+        await expect(secretariat.page.locator("#stage-placeholder")).to_have_text("KS")
         assert await governor.page.evaluate("window.cabinetRoom.local.video") is None
         await camera.click()
         await expect(camera).to_have_attribute("aria-pressed", "false")
-        await expect(tile).to_have_attribute("data-video", "on")
+        await expect(stage).to_have_attribute("data-empty", "false")
         await wait_for_media(secretariat, gid)
 
         # Audio only on the secretariat's page: video stops arriving, sound goes on.
         await secretariat.page.click("#audio-only-button")
         await expect(secretariat.page.locator("#audio-only-button")).to_have_attribute("aria-pressed", "true")
-        await expect(tile).to_have_attribute("data-video", "off")
+        await expect(stage).to_have_attribute("data-empty", "true")
         await asyncio.sleep(1.5)
         before = await secretariat.state()
         await asyncio.sleep(2)
         after = await secretariat.state()
 
         def packets(state: dict, kind: str) -> int:
-            return sum(s["packetsReceived"] for s in state["inbound"] if s["kind"] == kind and s["participantId"] == gid)
+            # By slot kind: an emptied video slot names nobody, whatever still trickles into it counts.
+            return sum(s["packetsReceived"] for s in state["inbound"] if s["kind"] == kind
+                       and (kind == "video" or s["participantId"] == gid))
 
         assert packets(after, "video") - packets(before, "video") < 5
         # Sound goes on: 50 more audio packets (one second of Opus), however long a busy machine takes.
@@ -149,7 +176,8 @@ async def test_mute_is_seen_by_others_and_a_server_mute_shows_on_the_page(server
             after = await secretariat.state()
         assert packets(after, "audio") - packets(before, "audio") > 50
         await secretariat.page.click("#audio-only-button")
-        await expect(tile).to_have_attribute("data-video", "on")
+        await expect(stage).to_have_attribute("data-empty", "false")
+        await expect(secretariat.page.locator("#stage-name strong")).to_have_text("Keo Sreymom (Governor of Siem Reap)")
 
         # A moderator's mute (the secretariat moderates cabinet sessions) shows on the governor's page.
         reply = await secretariat.page.evaluate(

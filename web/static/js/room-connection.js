@@ -121,8 +121,8 @@ export class RoomConnection {
     this.sendPc = null;
     this.recvPc = null;
     this.senders = { audio: null, video: null };
-    this.consumersByMid = new Map();
-    this.offerChain = Promise.resolve();
+    this.clearSlots();
+    this.renderSlots();
     this.sampler.reset();
   }
 

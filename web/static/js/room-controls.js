@@ -1,8 +1,8 @@
-// The controls: microphone, camera, hand, audio only, sound and the page-level listeners.
+// The controls: microphone, camera, hand, audio only, sound, pin and spotlight, and the page-level listeners.
 // Its methods are mixed into the Room class (room.js): `this` is the Room, whose state the constructor
 // there sets up.
 
-import { _ } from "./i18n.js";
+import { _, format } from "./i18n.js";
 import { openCamera } from "./media.js";
 import { byId, setPressed } from "./dom.js";
 
@@ -149,16 +149,55 @@ export class RoomControls {
     }
     this.root.dataset.audioOnly = this.audioOnly ? "true" : "false";
     this.renderControls();
-    this.participants.forEach(this.renderTile, this);
-    this.renderStage();
+    this.renderSlots();
   }
 
   enableSound() {
-    this.participants.forEach(function (p) {
-      if (p.audioEl) {
-        p.audioEl.play().catch(function () {});
+    this.slots.forEach(function (slot) {
+      if (slot.element) {
+        slot.element.play().catch(function () {});
       }
     });
     byId("sound-button").hidden = true;
+  }
+
+  /** Put a participant on my own stage, or take them off (the server then follows the session again). */
+  async togglePin(participantId) {
+    if (!this.signal) {
+      return;
+    }
+    const target = this.ownPin === participantId ? null : participantId;
+    const reply = await this.signal.call("pin", { participant_id: target });
+    if (reply.ok) {
+      this.ownPin = target;
+      const p = target ? this.participants.get(target) : null;
+      this.status(p ? format(_("%(name)s is pinned to your stage."), { name: p.info.full_name })
+        : _("Your stage follows the meeting again."));
+      this.renderSlots();
+    } else if (reply.error && reply.error.code === "not_found") {
+      this.status(_("This participant has left the meeting."));
+    } else {
+      this.status(_("The request did not reach the server. Try again."));
+    }
+  }
+
+  /** Moderators: put a participant on everyone's stage, or end the spotlight. */
+  async toggleSpotlight(participantId) {
+    if (!this.signal) {
+      return;
+    }
+    const ending = this.spotlight === participantId;
+    const reply = await this.signal.call("moderate", ending ? { action: "spotlight_off" }
+      : { action: "spotlight", participant_id: participantId });
+    if (reply.ok) {
+      return; // the server's `spotlight` event updates every page, this one included
+    }
+    if (reply.error && reply.error.code === "not_found") {
+      this.status(_("This participant has left the meeting."));
+    } else if (reply.error && reply.error.code === "forbidden") {
+      this.status(_("Only the meeting's moderators can use the spotlight."));
+    } else {
+      this.status(_("The request did not reach the server. Try again."));
+    }
   }
 }

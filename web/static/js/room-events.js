@@ -46,9 +46,9 @@ export class RoomEvents {
       participant_left: this.onParticipantLeft,
       track_added: this.onTrackAdded,
       track_removed: this.onTrackRemoved,
-      offer: this.onOffer,
+      slot: this.onSlot,
+      spotlight: this.onSpotlight,
       dominant_speaker: this.onDominantSpeaker,
-      last_n: this.onLastN,
       mute_changed: this.onMuteChanged,
       transport_state: this.onTransportState,
       hands: this.onHands,
@@ -89,10 +89,7 @@ export class RoomEvents {
       audioMuted: Boolean(info.audio_muted),
       videoMuted: Boolean(info.video_muted),
       quality: info.quality && typeof info.quality === "object" && Object.keys(info.quality).length ? info.quality : null,
-      audio: null,
-      video: null,
       tile: null,
-      audioEl: null,
     });
   }
 
@@ -102,15 +99,18 @@ export class RoomEvents {
       return;
     }
     this.participants.delete(id);
+    this.placeSlotVideos(); // a slot's <video> in the tile goes back to the park, still playing
     if (p.tile) {
       p.tile.root.remove();
     }
-    if (p.audioEl) {
-      p.audioEl.srcObject = null;
-      p.audioEl.remove();
-    }
     if (this.stageId === id) {
       this.stageId = null;
+    }
+    if (this.ownPin === id) {
+      this.ownPin = null;
+      if (this.signal) {
+        this.signal.call("pin", { participant_id: null });
+      }
     }
   }
 
@@ -150,20 +150,25 @@ export class RoomEvents {
     }
   }
 
-  onOffer(offer) {
-    this.enqueueOffer(offer);
-  }
-
   onDominantSpeaker(data) {
     this.dominant = data.participant_id || null;
     this.participants.forEach(this.renderTile, this);
     this.renderStage();
   }
 
-  onLastN(data) {
-    this.lastN = Array.isArray(data.producer_ids) ? new Set(data.producer_ids) : null;
-    this.participants.forEach(this.renderTile, this);
-    this.renderStage();
+  onSpotlight(data) {
+    this.spotlight = data.participant_id || null;
+    const p = this.spotlight ? this.participants.get(this.spotlight) : null;
+    if (this.spotlight === this.participantId) {
+      this.status(_("A moderator has put you in the spotlight: everyone sees you on their stage."));
+    } else if (p) {
+      this.status(format(_("%(name)s is in the spotlight for everyone."), { name: p.info.full_name }));
+    } else if (!this.spotlight) {
+      this.status(_("The spotlight has ended."));
+    }
+    this.renderSlots();
+    this.renderSelf();
+    this.renderRoster();
   }
 
   onMuteChanged(data) {

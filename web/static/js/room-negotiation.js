@@ -1,5 +1,5 @@
-// The negotiation with the SFU: joining, publishing the local tracks, subscribing and answering the
-// server's offers, and mapping received tracks to participants.
+// The negotiation with the SFU: joining and publishing the local tracks (receiving is room-slots.js:
+// one offer from the server, answered once).
 // Its methods are mixed into the Room class (room.js): `this` is the Room, whose state the constructor
 // there sets up.
 
@@ -88,7 +88,9 @@ export class RoomNegotiation {
       this.removeParticipant(id);
     }
     this.producers.clear();
-    this.lastN = null;
+    this.ownPin = null;
+    this.spotlight = joined.spotlight || null;
+    this.mayModerate = Boolean(joined.permissions && joined.permissions.moderate);
     (joined.roster || []).forEach(this.addParticipant, this);
     (joined.tracks || []).forEach(this.onTrackAdded, this);
     this.dominant = joined.dominant_speaker || null;
@@ -138,84 +140,5 @@ export class RoomNegotiation {
       throw error;
     }
     await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
-  }
-
-  async subscribe() {
-    const pc = this.newPeerConnection("recv");
-    this.recvPc = pc;
-    const self = this;
-    pc.addEventListener("track", function () { self.attachRemoteTracks(); });
-    const reply = await this.signal.call("subscribe", {});
-    if (!reply.ok) {
-      const error = new Error(reply.error.message);
-      error.code = reply.error.code;
-      throw error;
-    }
-    if (reply.sdp) {
-      await this.enqueueOffer(reply);
-    }
-  }
-
-  enqueueOffer(offer) {
-    const self = this;
-    const pc = this.recvPc;
-    const signal = this.signal;
-    this.offerChain = this.offerChain.then(function () {
-      return self.answerOffer(offer, pc, signal);
-    }).catch(function (error) {
-      console.error("negotiation failed", error);
-      if (self.recvPc === pc) {
-        self.connectionLost("negotiation");
-      }
-    });
-    return this.offerChain;
-  }
-
-  async answerOffer(offer, pc, signal) {
-    if (!pc || pc !== this.recvPc || !offer.sdp) {
-      return;
-    }
-    this.consumersByMid = new Map((offer.consumers || []).map(function (c) { return [String(c.mid), c]; }));
-    (offer.consumers || []).forEach(function (c) {
-      if (!this.producers.has(c.producer_id)) {
-        this.producers.set(c.producer_id, { producer_id: c.producer_id, participant_id: c.participant_id, kind: c.kind, muted: false });
-      }
-    }, this);
-    await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
-    await pc.setLocalDescription(await pc.createAnswer());
-    await iceGathered(pc);
-    if (pc !== this.recvPc) {
-      return;
-    }
-    const reply = await signal.call("answer", { sdp: pc.localDescription.sdp, revision: offer.revision });
-    if (!reply.ok) {
-      console.warn("answer refused", reply.error);
-    }
-    this.attachRemoteTracks();
-  }
-
-  /** Which remote track belongs to whom: the transceiver's mid, looked up in the latest offer. */
-  attachRemoteTracks() {
-    const pc = this.recvPc;
-    if (!pc) {
-      return;
-    }
-    const found = new Map();
-    pc.getTransceivers().forEach(function (transceiver) {
-      const consumer = transceiver.mid === null ? null : this.consumersByMid.get(String(transceiver.mid));
-      if (!consumer || transceiver.currentDirection === "inactive" || transceiver.currentDirection === "stopped") {
-        return;
-      }
-      const entry = found.get(consumer.participant_id) || {};
-      entry[consumer.kind] = { track: transceiver.receiver.track, producerId: consumer.producer_id };
-      found.set(consumer.participant_id, entry);
-    }, this);
-    this.participants.forEach(function (p, id) {
-      const entry = found.get(id) || {};
-      p.audio = entry.audio || null;
-      p.video = entry.video || null;
-      this.renderTile(p);
-    }, this);
-    this.renderStage();
   }
 }

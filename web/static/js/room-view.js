@@ -31,6 +31,29 @@ export function officeName(info) {
   return (language === "km" && info.office_name_km) ? info.office_name_km : (info.office_name || "");
 }
 
+const PIN_ICON = "M14 3l7 7-2 1-3-1-3.5 3.5.5 4.5-1.5 1.5-3.5-3.5L4 20l-1-1 4-4.5L3.5 11 5 9.5l4.5.5L13 6.5 12 3.5z";
+const SPOTLIGHT_ICON = "M12 2a1 1 0 0 1 1 1v2a1 1 0 0 1-2 0V3a1 1 0 0 1 1-1zm7.1 2.9a1 1 0 0 1 0 1.4l-1.4 1.4a1 1 0 1 1-1.4-1.4l1.4-1.4a1 1 0 0 1 1.4 0zM4.9 4.9a1 1 0 0 1 1.4 0l1.4 1.4a1 1 0 0 1-1.4 1.4L4.9 6.3a1 1 0 0 1 0-1.4zM12 8a5 5 0 0 1 3 9v2a2 2 0 0 1-2 2h-2a2 2 0 0 1-2-2v-2a5 5 0 0 1 3-9z";
+
+/** A small button with an icon; its name (aria-label, tooltip) says what pressing it does. */
+function iconButton(className, path, onClick) {
+  const svgNs = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(svgNs, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  const shape = document.createElementNS(svgNs, "path");
+  shape.setAttribute("d", path);
+  svg.appendChild(shape);
+  const button = el("button", { type: "button", className: "tile-action " + className }, [svg]);
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function setAction(button, on, label, short) {
+  button.dataset.on = on ? "true" : "false";
+  button.setAttribute("aria-label", label);
+  button.title = short;
+}
+
 export class RoomView {
   showView() {
     const phase = this.phase;
@@ -109,6 +132,7 @@ export class RoomView {
     }
     tile.root.dataset.video = showVideo ? "on" : "off";
     tile.muted.hidden = !this.micMuted || !this.canPublish;
+    tile.spotlight.hidden = !this.spotlight || this.spotlight !== this.participantId;
     tile.placeholder.textContent = initials(this.me ? this.me.full_name : "");
     tile.office.textContent = this.me ? this.officeName(this.me) : "";
   }
@@ -122,102 +146,81 @@ export class RoomView {
     const placeholder = el("span", { className: "tile-placeholder", "aria-hidden": "true" });
     const muted = el("span", { className: "tile-muted", text: _("Muted"), hidden: true });
     const hand = el("span", { className: "tile-hand", text: _("Hand raised"), hidden: true });
+    const spotlight = el("span", { className: "tile-spotlight", text: _("Spotlight"), hidden: true });
     const nameNode = el("span", { className: "tile-name", text: name });
     const officeNode = el("span", { className: "tile-office", text: office });
     const root = el("li", { className: "tile" }, [
       video, placeholder,
-      el("span", { className: "tile-badges" }, [muted, hand]),
+      el("span", { className: "tile-badges" }, [muted, hand, spotlight]),
       el("span", { className: "tile-label" }, [nameNode, officeNode]),
     ]);
-    return { root: root, video: video, placeholder: placeholder, muted: muted, hand: hand, name: nameNode, office: officeNode, track: null };
+    return { root: root, video: video, placeholder: placeholder, muted: muted, hand: hand, spotlight: spotlight,
+      name: nameNode, office: officeNode, track: null, pin: null, spot: null };
   }
 
-  videoVisible(p) {
-    if (!p.video || p.videoMuted || this.audioOnly) {
-      return false;
-    }
-    return !this.lastN || this.lastN.has(p.video.producerId);
+  /** A participant's tile: "Pin to my stage" for everyone, "Spotlight for everyone" for moderators. */
+  makeParticipantTile(p) {
+    const tile = this.makeTile(p.info.full_name, this.officeName(p.info));
+    tile.root.dataset.participantId = p.id;
+    // The tile's own <video> is not used: a thumbnail slot's <video> moves into the tile it shows.
+    tile.video.remove();
+    tile.video = null;
+    const self = this;
+    tile.pin = iconButton("tile-pin", PIN_ICON, function () { self.togglePin(p.id); });
+    tile.spot = iconButton("tile-spot", SPOTLIGHT_ICON, function () { self.toggleSpotlight(p.id); });
+    tile.root.appendChild(el("span", { className: "tile-actions" }, [tile.pin, tile.spot]));
+    return tile;
   }
 
   renderTile(p) {
     if (!p.tile) {
-      p.tile = this.makeTile(p.info.full_name, this.officeName(p.info));
-      p.tile.root.dataset.participantId = p.id;
+      p.tile = this.makeParticipantTile(p);
       byId("thumbs").appendChild(p.tile.root);
     }
     const tile = p.tile;
-    const visible = this.videoVisible(p);
-    const track = visible ? p.video.track : null;
-    if (tile.track !== track) {
-      tile.track = track;
-      tile.video.srcObject = track ? new MediaStream([track]) : null;
-    }
-    tile.root.dataset.video = visible ? "on" : "off";
+    const slot = this.placeSlotVideos().get(p.id) || null;
+    tile.root.dataset.video = slot ? "on" : "off";
+    tile.root.dataset.slotId = slot ? slot.id : "";
     tile.root.classList.toggle("speaking", this.dominant === p.id);
+    tile.root.classList.toggle("on-stage", this.stageId === p.id);
+    tile.root.classList.toggle("pinned", this.ownPin === p.id);
+    tile.root.classList.toggle("spotlighted", this.spotlight === p.id);
     tile.placeholder.textContent = initials(p.info.full_name);
     tile.muted.hidden = !p.audioMuted;
     tile.hand.hidden = !this.hands.some(function (h) { return h.participant_id === p.id; });
-    this.renderAudio(p);
+    tile.spotlight.hidden = this.spotlight !== p.id;
+    const pinned = this.ownPin === p.id;
+    setAction(tile.pin, pinned, pinned ? format(_("Unpin %(name)s"), { name: p.info.full_name })
+      : format(_("Pin %(name)s to my stage"), { name: p.info.full_name }), pinned ? _("Unpin") : _("Pin to my stage"));
+    tile.spot.hidden = !this.mayModerate;
+    const lit = this.spotlight === p.id;
+    setAction(tile.spot, lit, lit ? format(_("End the spotlight on %(name)s"), { name: p.info.full_name })
+      : format(_("Spotlight %(name)s for everyone"), { name: p.info.full_name }),
+      lit ? _("End the spotlight") : _("Spotlight for everyone"));
   }
 
-  /** Remote sound plays through an <audio> element per participant (never muted: muted reads level 0). */
-  renderAudio(p) {
-    const track = p.audio ? p.audio.track : null;
-    if (!p.audioEl) {
-      p.audioEl = el("audio", { autoplay: true });
-      p.audioEl.dataset.participantId = p.id;
-      byId("audio-sink").appendChild(p.audioEl);
-    }
-    const current = p.audioEl.srcObject ? p.audioEl.srcObject.getAudioTracks()[0] : null;
-    if (current !== track) {
-      p.audioEl.srcObject = track ? new MediaStream([track]) : null;
-      if (track) {
-        p.audioEl.play().catch(function () {
-          byId("sound-button").hidden = false;
-        });
-      }
-    }
-  }
-
-  chooseStage() {
-    const participants = this.participants;
-    if (this.dominant && participants.has(this.dominant)) {
-      return this.dominant;
-    }
-    const current = this.stageId ? participants.get(this.stageId) : null;
-    if (current && this.videoVisible(current)) {
-      return this.stageId;
-    }
-    let chosen = current ? this.stageId : null;
-    participants.forEach(function (p, id) {
-      if (chosen === null || (this.videoVisible(p) && !this.videoVisible(participants.get(chosen)))) {
-        chosen = id;
-      }
-    }, this);
-    return chosen;
-  }
-
+  /** The stage: whoever the stage slots carry, named from the first frame of their video on. */
   renderStage() {
     const stage = byId("stage");
-    const video = byId("stage-video");
     const name = byId("stage-name");
     const placeholder = byId("stage-placeholder");
-    this.stageId = this.chooseStage();
+    const shown = this.stageShown();
+    const previous = this.stageId;
+    this.stageId = shown.participantId;
     const p = this.stageId ? this.participants.get(this.stageId) : null;
-    const track = p && this.videoVisible(p) ? p.video.track : null;
-    if (this.stageTrack !== track) {
-      this.stageTrack = track;
-      video.srcObject = track ? new MediaStream([track]) : null;
-    }
-    stage.dataset.empty = track ? "false" : "true";
+    stage.dataset.empty = shown.video ? "false" : "true";
     stage.dataset.participantId = p ? p.id : "";
-    this.participants.forEach(function (q, id) {
-      if (q.tile) {
-        q.tile.root.classList.toggle("on-stage", id === this.stageId);
-      }
-    }, this);
+    stage.dataset.switching = shown.pending ? "true" : "false";
+    if (previous !== this.stageId) {
+      [previous, this.stageId].forEach(function (id) {
+        const q = id ? this.participants.get(id) : null;
+        if (q && q.tile) {
+          q.tile.root.classList.toggle("on-stage", id === this.stageId);
+        }
+      }, this);
+    }
     if (!p) {
-      placeholder.textContent = _("Waiting for other participants…");
+      placeholder.textContent = shown.pending ? "" : _("Waiting for other participants…");
       name.textContent = "";
       return;
     }
@@ -225,10 +228,15 @@ export class RoomView {
     if (p.audioMuted) {
       name.appendChild(el("span", { className: "tile-muted", text: _("Muted") }));
     }
+    if (this.spotlight === p.id) {
+      name.appendChild(el("span", { className: "pill spotlight-pill", text: _("Spotlight") }));
+    } else if (this.ownPin === p.id) {
+      name.appendChild(el("span", { className: "pill", text: _("Pinned to your stage") }));
+    }
     if (this.audioOnly) {
       name.appendChild(el("span", { className: "pill", text: _("Audio only") }));
     }
-    placeholder.textContent = track ? "" : initials(p.info.full_name);
+    placeholder.textContent = shown.video ? "" : initials(p.info.full_name);
   }
 
   renderRoster() {
@@ -257,6 +265,7 @@ export class RoomView {
           observer ? el("span", { className: "pill", text: _("Observer") }) : null,
           !observer && entry.audioMuted ? el("span", { className: "pill muted-pill", text: _("Muted") }) : null,
           handUp ? el("span", { className: "pill hand-pill", text: _("Hand raised") }) : null,
+          entry.id === this.spotlight ? el("span", { className: "pill spotlight-pill", text: _("Spotlight") }) : null,
           el("span", { className: "quality", "data-level": quality.level, text: quality.text }),
         ]),
       ]));

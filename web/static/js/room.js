@@ -4,7 +4,8 @@
 // This is the entry point and controller: the Room's state, start-up, joining and leaving. The rest of
 // its methods live in modules named for what they do, mixed into the class below:
 //   room-prejoin.js      the pre-join check (preview, devices, connection test)
-//   room-negotiation.js  joining, publish/subscribe/answer with the SFU, track-to-participant mapping
+//   room-negotiation.js  joining and publishing with the SFU
+//   room-slots.js        receiving: the one offer with its slots, who each slot shows from which frame on
 //   room-events.js       server events and the participant list
 //   room-connection.js   reconnection, heartbeat and keep-alive
 //   room-controls.js     the buttons and page-level listeners
@@ -19,6 +20,7 @@ import { RoomControls } from "./room-controls.js";
 import { RoomEvents } from "./room-events.js";
 import { RoomNegotiation } from "./room-negotiation.js";
 import { RoomPrejoin } from "./room-prejoin.js";
+import { RoomSlots } from "./room-slots.js";
 import { RoomView } from "./room-view.js";
 
 class Room {
@@ -48,13 +50,16 @@ class Room {
     this.me = null;
     this.participants = new Map();
     this.producers = new Map();
-    this.consumersByMid = new Map();
-    this.lastN = null;
+    // Receiving: slot id -> slot (room-slots.js), and the same slots by the transceivers' mids.
+    this.slots = new Map();
+    this.slotsByMid = new Map();
     this.dominant = null;
     this.stageId = null;
+    this.spotlight = null;
+    this.ownPin = null;
+    this.mayModerate = false;
     this.hands = [];
     this.ownQuality = null;
-    this.offerChain = Promise.resolve();
     this.statsTimer = null;
     this.missedAcks = 0;
     this.pcTimers = new Map();
@@ -180,7 +185,7 @@ class Room {
   // -- for tests and technicians: what is being received --------------------------------------
   async debugState() {
     const inbound = await inboundSummary(this.recvPc);
-    const byMid = this.consumersByMid;
+    const byMid = this.slotsByMid;
     return {
       phase: this.phase,
       participantId: this.participantId,
@@ -193,9 +198,15 @@ class Room {
       participants: Array.from(this.participants.values()).map(function (p) {
         return { id: p.id, name: p.info.full_name, audioMuted: p.audioMuted, videoMuted: p.videoMuted };
       }),
+      // Who is on the stage and in each slot as the page shows it now (a switch counts from the first
+      // frame of the new source on), and what arrives per slot.
+      stageParticipantId: this.stageId,
+      spotlight: this.spotlight,
+      ownPin: this.ownPin,
+      slots: this.slotSummary(),
       inbound: inbound.map(function (s) {
-        const consumer = s.mid === null ? null : byMid.get(s.mid);
-        return Object.assign({ participantId: consumer ? consumer.participant_id : null }, s);
+        const slot = s.mid === null ? null : byMid.get(s.mid);
+        return Object.assign({ slotId: slot ? slot.id : null, participantId: slot ? slot.shown.participantId : null }, s);
       }),
     };
   }
@@ -216,7 +227,7 @@ function mixIn(target, parts) {
   });
 }
 
-mixIn(Room, [RoomPrejoin, RoomNegotiation, RoomEvents, RoomConnection, RoomControls, RoomView]);
+mixIn(Room, [RoomPrejoin, RoomNegotiation, RoomSlots, RoomEvents, RoomConnection, RoomControls, RoomView]);
 
 const root = byId("room");
 if (root) {
