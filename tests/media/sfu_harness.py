@@ -2,6 +2,9 @@
 
 Clients use aiortc's encoders/decoders (client side only); the server must never.
 Everything binds 127.0.0.1 and no ICE server is configured: tests talk only to loopback.
+
+A subscriber is a receiving connection with slots (WebRtcTransport.create_slots), negotiated once:
+the server's one offer, the client's answer; the router fills the slots from then on, without SDP.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
 from av import AudioFrame, VideoFrame
 
-from media import MediaConfig, Producer, Router, WebRtcTransport
+from media import Producer, Router, Slot, SlotSet, SlotSwitch, WebRtcTransport
 from media import aiortc_seams as seams
 
 LOOPBACK = ["127.0.0.1"]
@@ -81,24 +85,50 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
-def client_pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+def client_pc(*, max_bundle: bool = False) -> RTCPeerConnection:
+    """A client peer connection. A receiving one must bundle everything (``max_bundle``): with aiortc's
+    default (balanced) policy, the second and later m-lines of one kind created by one offer keep a
+    DTLS transport that BUNDLE then discards (aiortc 1.16), and their packets reach the first
+    receiver of that kind."""
+    policy = RTCBundlePolicy.MAX_BUNDLE if max_bundle else RTCBundlePolicy.BALANCED
+    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=policy))
 
 
 @dataclass
 class Subscriber:
+    """A receiving connection with its slots; ``switches`` records every SlotSwitch of the set."""
+
     participant_id: str
     pc: RTCPeerConnection
     transport: WebRtcTransport
+    slot_set: SlotSet
     tracks: list[MediaStreamTrack] = field(default_factory=list)
+    switches: list[SlotSwitch] = field(default_factory=list)
 
-    async def renegotiate(self) -> None:
+    async def negotiate(self) -> None:
+        """The one negotiation of the receiving connection: the server's offer, the client's answer."""
         offer = await self.transport.create_offer()
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         seams.configure_ice(self.pc, LOOPBACK, [])
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         await self.transport.accept_answer(self.pc.localDescription.sdp)
+
+    def slot(self, slot_id: str) -> Slot:
+        return self.slot_set.slots[slot_id]
+
+    def track(self, slot_id: str) -> MediaStreamTrack:
+        """The client's receiving track of a slot (by the slot's m-line)."""
+        mid = self.slot(slot_id).mid
+        return next(t.receiver.track for t in self.pc.getTransceivers() if t.mid == mid)
+
+    def sdps(self) -> tuple[str, str]:
+        """(the server's offer, the client's answer) as they stand: they must never change."""
+        return self.transport.peer_connection.localDescription.sdp, self.pc.localDescription.sdp
+
+    def carrying(self, producer: Producer) -> list[Slot]:
+        """The slots whose current source is ``producer``."""
+        return [s for s in self.slot_set.slots.values() if s.source is producer]
 
 
 @dataclass
@@ -134,15 +164,17 @@ class Harness:
             producers[track.kind] = transport.produce(track.mid)
         return Publisher(participant_id, pc, transport, producers, tone, pattern)
 
-    async def subscriber(self, participant_id: str, producers: list[Producer]) -> Subscriber:
-        pc = client_pc()
+    async def subscriber(self, participant_id: str, *, videos: int = 1, audios: int = 1) -> Subscriber:
+        """A receiving connection with the stage, ``videos`` thumbnails and ``audios`` extra voices,
+        negotiated once; the router fills the slots."""
+        pc = client_pc(max_bundle=True)
         self.pcs.append(pc)
         transport = self.router.create_transport(participant_id, "recv")
-        sub = Subscriber(participant_id, pc, transport)
+        slot_set = transport.create_slots(videos=videos, audios=audios)
+        sub = Subscriber(participant_id, pc, transport, slot_set)
+        slot_set.on("switch", sub.switches.append)
         pc.on("track", sub.tracks.append)
-        for producer in producers:
-            transport.consume(producer)
-        await sub.renegotiate()
+        await sub.negotiate()
         return sub
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""PLI/FIR from subscribers reach the publisher, throttled per producer."""
+"""PLI/FIR from subscribers (on their stage slot) reach the publisher, throttled per producer."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from media.rtcp import Pli, build_fir, build_pli, parse_compound
 async def test_subscriber_pli_reaches_publisher_throttled(harness: Harness) -> None:
     alice = await harness.publisher("alice", audio=False)
     video = alice.producers["video"]
-    subs = [await harness.subscriber(name, [video]) for name in ("bob", "carol")]
-    await wait_for(lambda: all(len(s.tracks) == 1 for s in subs))
+    subs = [await harness.subscriber(name, videos=0, audios=0) for name in ("bob", "carol")]
+    await wait_for(lambda: all(len(s.tracks) == 2 for s in subs))
+    slots = [sub.slot("stage-video") for sub in subs]
+    assert all(slot.target is video for slot in slots)
     for sub in subs:
         # aiortc clients miss the first keyframe (their receiver starts after DTLS) and PLI
         # on every undecodable frame until one arrives: let that settle first.
-        await recv_frames(sub.tracks[0], 3, timeout=10)
+        await recv_frames(sub.track("stage-video"), 3, timeout=10)
 
     plis_at_publisher: list[float] = []
 
@@ -39,16 +41,16 @@ async def test_subscriber_pli_reaches_publisher_throttled(harness: Harness) -> N
     throttled_before = video.stats.keyframe_requests_throttled
 
     start = time.monotonic()
-    for sub, consumer in zip(subs, video.consumers):
+    for sub, slot in zip(subs, slots):
         egress = seams.SrtpEgress(seams.dtls_transports(sub.pc)[0])
         for _ in range(4):
-            assert egress.send_rtcp(build_pli(0x1234, consumer.ssrc))
-        assert egress.send_rtcp(build_fir(0x1234, consumer.ssrc, 1))
+            assert egress.send_rtcp(build_pli(0x1234, slot.ssrc))
+        assert egress.send_rtcp(build_fir(0x1234, slot.ssrc, 1))
     await wait_for(lambda: len(plis_at_publisher) >= 1, timeout=2)
     await asyncio.sleep(0.3)
     assert len(plis_at_publisher) == 1, "a burst of 10 requests yields one PLI at once"
     assert video.stats.keyframe_requests_throttled - throttled_before >= 9
-    assert sum(c.stats.keyframe_requests_received for c in video.consumers) >= 10
+    assert sum(s.stats.keyframe_requests_received for s in slots) >= 10
 
     # The throttled requests are coalesced into a single deferred PLI after the window.
     await wait_for(lambda: len(plis_at_publisher) >= 2, timeout=2)

@@ -41,10 +41,11 @@ def codec_spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
 async def test_no_decoder_or_encoder_on_the_server(harness: Harness, codec_spy: dict[str, list[Any]]) -> None:
     alice = await harness.publisher("alice")
-    bob = await harness.subscriber("bob", list(alice.producers.values()))
+    bob = await harness.subscriber("bob", videos=0, audios=0)  # the stage: alice's audio and video
     await wait_for(lambda: len(bob.tracks) == 2)
     for track in bob.tracks:
         await recv_frames(track, 10, timeout=15)
+    assert {bob.slot("stage-audio").source, bob.slot("stage-video").source} == set(alice.producers.values())
 
     server_pcs = [t.peer_connection for t in harness.router.transports.values()]
     server_receivers = [t.receiver for pc in server_pcs for t in pc.getTransceivers()]

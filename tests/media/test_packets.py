@@ -75,7 +75,7 @@ def test_view_parses_like_aiortc_and_reads_extensions() -> None:
     assert ref.extensions.audio_level == (True, 0x1E)
 
 
-def test_rewriter_output_parses_with_the_consumer_extension_ids() -> None:
+def test_rewriter_output_parses_with_the_subscriber_extension_ids() -> None:
     data = build_rtp(payload_type=111, sequence_number=7, timestamp=1000, ssrc=42, payload=b"x" * 50,
                      extensions=[(1, b"pub"), (2, b"\x85")])
     view = RtpPacketView.parse(data)

@@ -101,7 +101,7 @@ async def test_video_switch_waits_for_keyframe_and_continues_seq_ts_picture_id()
     assert sent_at == count_before_cut + 1
     assert (event.rtp_sequence_number, event.rtp_timestamp) == (first_b.sequence_number, first_b.timestamp)
     assert slot.stats.waiting_keyframe_drops == 2
-    assert a.producer.consumers == [] and b.producer.consumers != []
+    assert a.producer.sinks == [] and b.producer.sinks != []
 
 
 async def test_video_switch_from_closed_source_sends_nothing_until_keyframe() -> None:
@@ -149,7 +149,7 @@ async def test_switch_back_before_keyframe_cancels_the_pending_switch() -> None:
     b.frame(key=True)
     a.frame()
     assert len(sink.media()) == 2 and len(sink.switches) == 1
-    assert b.producer.consumers == []
+    assert b.producer.sinks == []
 
 
 async def test_keyframe_requests_to_the_new_source_are_throttled() -> None:
@@ -319,7 +319,7 @@ async def test_slot_drops_packets_until_configured_and_closes_cleanly() -> None:
     closed: list[bool] = []
     slot.on("close", lambda: closed.append(True))
     slot.close()
-    assert closed and a.producer.consumers == []
+    assert closed and a.producer.sinks == []
     a.producer.handle_rtp(RtpPacketView.parse(build_rtp(payload_type=96, sequence_number=1, timestamp=1, ssrc=1000,
                                                         payload=vp8_payload(1, 1, key=True))))
     assert not sent

@@ -1,6 +1,7 @@
 """Slots end to end with real aiortc peer connections on loopback: a receiving connection
-negotiated once with a SlotSet (WebRtcTransport.create_slots), whose slots' sources change
-without any SDP while the receiver keeps decoding."""
+negotiated once with a SlotSet (WebRtcTransport.create_slots), whose slots the router fills and
+switches (pins, publishers coming, cameras turned off) without any SDP while the receiver keeps
+decoding."""
 
 from __future__ import annotations
 
@@ -10,18 +11,15 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from sfu_harness import LOOPBACK, Harness, PatternTrack, Subscriber, ToneTrack, client_pc, wait_for
+from sfu_harness import LOOPBACK, Harness, PatternTrack, ToneTrack, client_pc, wait_for
 
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc import MediaStreamTrack, RTCSessionDescription
 from aiortc.rtp import RtcpPsfbPacket, pack_remb_fci
 from media import Producer
 from media import aiortc_seams as seams
 from media.rtcp import Pli, build_fir, build_pli, parse_compound
 from media.rtp_packet import RtpPacketView
 from media.slot import SlotSwitch
-from media.slot_assignment import Wanted
-from media.slot_set import SlotSet
 
 
 @dataclass
@@ -34,10 +32,11 @@ class Pub:
 
 
 async def publish(harness: Harness, name: str, width: int, height: int, *, audio: bool = False) -> Pub:
+    """A publisher of video (and a silent voice: no dominant speaker moves the slots here)."""
     pc = client_pc()
     harness.pcs.append(pc)
     if audio:
-        pc.addTrack(ToneTrack())
+        pc.addTrack(ToneTrack(0.0))
     pc.addTrack(PatternTrack(width, height))
     seams.configure_ice(pc, LOOPBACK, [])
     await pc.setLocalDescription(await pc.createOffer())
@@ -55,27 +54,6 @@ async def publish(harness: Harness, name: str, width: int, height: int, *, audio
 
     seams.install_rtcp_filter(seams.dtls_transports(pc)[0], tap)
     return pub
-
-
-async def subscribe_with_slots(harness: Harness, name: str, *, videos: int, audios: int) -> tuple[Subscriber, SlotSet]:
-    """A receiving connection with slots, negotiated once (offer from the server, answer back).
-
-    The aiortc client bundles everything: with its default (balanced) policy, the second and later
-    m-lines of one kind created by one offer keep a DTLS transport that BUNDLE then discards
-    (aiortc 1.16), and their packets reach the first receiver of that kind."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-    harness.pcs.append(pc)
-    transport = harness.router.create_transport(name, "recv")
-    slot_set = transport.create_slots(videos=videos, audios=audios)
-    sub = Subscriber(name, pc, transport)
-    pc.on("track", sub.tracks.append)
-    await sub.renegotiate()
-    return sub, slot_set
-
-
-def slot_track(sub: Subscriber, slot_set: SlotSet, slot_id: str) -> MediaStreamTrack:
-    mid = slot_set.slots[slot_id].mid
-    return next(t.receiver.track for t in sub.pc.getTransceivers() if t.mid == mid)
 
 
 class Frames:
@@ -100,27 +78,28 @@ class Frames:
 async def test_receiver_decodes_continuously_across_slot_switches(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     small = (await publish(harness, "alice", 160, 120)).video
     large = (await publish(harness, "bob", 176, 144)).video
-    sub, slot_set = await subscribe_with_slots(harness, "carol", videos=1, audios=0)  # the one negotiation
-    transport = sub.transport
-    slot = slot_set.slots["video-0"]
+    sub = await harness.subscriber("carol", videos=0, audios=0)  # the one negotiation: the stage only
+    router = harness.router
+    slot = sub.slot("stage-video")
     assert slot.ready and slot.parameters is not None and slot.parameters.codec_name == "VP8"
-    local_sdp = transport.peer_connection.localDescription.sdp
-    switches: list[SlotSwitch] = []
-    slot.on("switch", switches.append)
-    reader = Frames(slot_track(sub, slot_set, "video-0"))
+    sdps = sub.sdps()
+    switches: list[SlotSwitch] = sub.switches
+    reader = Frames(sub.track("stage-video"))
     sizes = reader.frames
     try:
-        slot.switch_to(small)
-        await wait_for(lambda: any(w == 160 for _, w in sizes), timeout=15)
+        # Nobody spoke: the first publisher is on the stage.
+        await wait_for(lambda: slot.source is small and any(w == 160 for _, w in sizes), timeout=15)
         caplog.clear()
         caplog.set_level(logging.WARNING, logger="aiortc.rtcrtpreceiver")
         order = [large, small, large, small]
         for producer in order:
-            slot.switch_to(producer)
+            router.set_own_pin("carol", producer.participant_id)  # carol's own stage
             await wait_for(lambda: slot.source is producer, timeout=10)
             await reader.shows(176 if producer is large else 160, more=10)
-        assert [s.producer_id for s in switches] == [p.id for p in (small, *order)]
-        assert [s.sequence for s in switches] == [1, 2, 3, 4, 5]
+        stage_video = [s for s in switches if s.slot_id == "stage-video"]
+        assert [s.producer_id for s in stage_video] == [p.id for p in (small, *order)]
+        assert [s.sequence for s in stage_video] == sorted(s.sequence for s in stage_video)
+        assert len({s.sequence for s in switches}) == len(switches), "one sequence for the whole set"
         decode_errors = [r for r in caplog.records if "failed to decode" in r.getMessage()]
         assert decode_errors == [], "no corrupt or undecodable frame across the switches"
         # Frames keep coming: no gap longer than 1.5 s between decoded frames after the first one.
@@ -131,18 +110,19 @@ async def test_receiver_decodes_continuously_across_slot_switches(harness: Harne
         widths = [w for _, w in sizes]
         changes = sum(1 for a, b in zip(widths, widths[1:]) if a != b)
         assert changes == len(order)
-        assert transport.peer_connection.localDescription.sdp == local_sdp, "never renegotiated"
+        assert sub.sdps() == sdps, "never renegotiated"
         assert slot.stats.packets_sent > 0 and slot.stats.late_drops == 0
     finally:
         reader.task.cancel()
 
 
 @pytest.mark.timeout(60)
-async def test_slot_set_negotiated_once_follows_assignments(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+async def test_slot_set_negotiated_once_follows_the_router(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    router = harness.router
     alice = await publish(harness, "alice", 160, 120, audio=True)
     bob = await publish(harness, "bob", 176, 144, audio=True)
-    sub, slot_set = await subscribe_with_slots(harness, "carol", videos=2, audios=1)
-    transport, pc = sub.transport, sub.pc
+    sub = await harness.subscriber("carol", videos=2, audios=1)
+    transport, pc, slot_set = sub.transport, sub.pc, sub.slot_set
     assert slot_set.slot_ids() == ["stage-audio", "stage-video", "video-0", "video-1", "audio-0"]
     assert [t.mid for t in pc.getTransceivers()] == [s.mid for s in slot_set.slots.values()]
     assert all(s.ready for s in slot_set.slots.values())
@@ -151,52 +131,56 @@ async def test_slot_set_negotiated_once_follows_assignments(harness: Harness, ca
     local_sdp = transport.peer_connection.localDescription.sdp
     streams = {line.split()[0].split(":")[1] for line in remote_sdp.splitlines() if line.startswith("a=msid:")}
     assert streams == {"stage", "video-0", "video-1", "audio-0"}
-    offers: list[object] = []
-    transport.on("negotiationneeded", lambda: offers.append(1))
 
-    videos = {sid: Frames(slot_track(sub, slot_set, sid)) for sid in ("stage-video", "video-0", "video-1")}
-    voices = {sid: Frames(slot_track(sub, slot_set, sid)) for sid in ("stage-audio", "audio-0")}
+    videos = {sid: Frames(sub.track(sid)) for sid in ("stage-video", "video-0", "video-1")}
+    voices = {sid: Frames(sub.track(sid)) for sid in ("stage-audio", "audio-0")}
     producers: dict[str, Producer] = {}
 
-    async def assign(stage: Pub, thumbs: list[Pub], extra: list[Pub], expect: dict[str, Pub | None]) -> None:
-        for p in (stage, *thumbs, *extra):
-            producers.update({p.video.id: p.video, p.audio.id: p.audio})  # type: ignore[union-attr]
-        slot_set.update(
-            Wanted(stage_audio=stage.audio.id, stage_video=stage.video.id,  # type: ignore[union-attr]
-                   videos=tuple(p.video.id for p in thumbs), audios=tuple(p.audio.id for p in extra)),  # type: ignore[union-attr]
-            producers,
-        )
-        plan = dict(slot_set.plan.items())
-        assert {sid: plan[sid] for sid in expect} == {
-            sid: p.video.id if p is not None else None for sid, p in expect.items()
-        }
-        for sid, p in expect.items():
+    async def expect(slots: dict[str, Pub | None]) -> None:
+        """The router put each Pub's video (stage-video, video-N) or voice (stage-audio, audio-0) in
+        the slot; the receiver decodes it there."""
+        for p in slots.values():
             if p is not None:
-                await videos[sid].shows(p.width)
-        for sid, voice in (("stage-audio", stage), ("audio-0", extra[0] if extra else None)):
+                producers.update({p.video.id: p.video, p.audio.id: p.audio})  # type: ignore[union-attr]
+        for sid, p in slots.items():
             slot = slot_set.slots[sid]
-            if voice is None:
-                assert slot.target is None
+            want = None if p is None else p.video if slot.kind == "video" else p.audio
+            await wait_for(lambda: slot.target is want, timeout=5)
+            if p is None:
                 continue
-            await wait_for(lambda: slot.source is voice.audio, timeout=5)
+            if slot.kind == "video":
+                await videos[sid].shows(p.width)
+                continue
+            await wait_for(lambda: slot.source is want, timeout=5)
             sent, heard = slot.stats.packets_sent, len(voices[sid].frames)
             await wait_for(lambda: slot.stats.packets_sent > sent + 10 and len(voices[sid].frames) > heard + 10, timeout=5)
 
     caplog.set_level(logging.WARNING, logger="aiortc.rtcrtpreceiver")
     readers = [*videos.values(), *voices.values()]
     try:
-        await assign(alice, [bob], [bob], {"stage-video": alice, "video-0": bob, "video-1": None})
+        # Nobody spoke: alice (first) on the stage, bob in a thumbnail; the pinned bob is also heard.
+        router.set_pinned({"bob"})
+        await expect({"stage-video": alice, "stage-audio": alice, "video-0": bob, "video-1": None, "audio-0": bob})
         caplog.clear()
-        # The stage swaps: bob takes the stage, alice his thumbnail.
-        await assign(bob, [alice], [alice], {"stage-video": bob, "video-0": alice, "video-1": None})
+        # carol pins bob to her stage: bob takes the stage, alice his thumbnail; the extra voice empties.
+        router.set_own_pin("carol", "bob")
+        await expect({"stage-video": bob, "stage-audio": bob, "video-0": alice, "video-1": None, "audio-0": None})
         # A new publisher: dave takes the free thumbnail; the others stay where they are.
         dave = await publish(harness, "dave", 192, 144, audio=True)
-        await assign(bob, [alice, dave], [alice], {"stage-video": bob, "video-0": alice, "video-1": dave})
-        # A thumbnail freed: alice leaves the thumbnails, dave stays in his.
-        await assign(bob, [dave], [dave], {"stage-video": bob, "video-0": None, "video-1": dave})
+        await expect({"stage-video": bob, "video-0": alice, "video-1": dave})
+        # alice turns her camera off: her thumbnail empties, dave stays in his.
+        alice.video.pause()
+        await expect({"stage-video": bob, "video-0": None, "video-1": dave})
         gone = len(videos["video-0"].frames)
-        # dave takes the stage; alice and bob fill the thumbnails in slot order.
-        await assign(dave, [alice, bob], [alice], {"stage-video": dave, "video-0": alice, "video-1": bob})
+        # Together (one refill): nobody pinned any more, carol pins dave, alice's camera is back: alice
+        # and bob fill the thumbnails in slot order (dave's freed video-1 included).
+        switched = len(sub.switches)
+        with router.batch():
+            router.set_pinned(())
+            router.set_own_pin("carol", "dave")
+            alice.video.resume()
+            assert len(sub.switches) == switched and slot_set.slots["stage-video"].target is bob.video
+        await expect({"stage-video": dave, "stage-audio": dave, "video-0": alice, "video-1": bob, "audio-0": None})
         assert len(videos["video-0"].frames) > gone + 5, "a freed thumbnail decodes again once filled"
 
         decode_errors = [r for r in caplog.records if "failed to decode" in r.getMessage()]
@@ -252,7 +236,6 @@ async def test_slot_set_negotiated_once_follows_assignments(harness: Harness, ca
         # Negotiated once: the receiver's remote description and the server's local one never changed.
         assert pc.remoteDescription.sdp == remote_sdp
         assert transport.peer_connection.localDescription.sdp == local_sdp
-        assert offers == []
         # Sender reports of the slots go out with the transport's reports.
         sent = {sid: s.stats.sender_reports_sent for sid, s in slot_set.slots.items()}
         transport.send_reports()
@@ -269,4 +252,4 @@ async def test_slot_set_negotiated_once_follows_assignments(harness: Harness, ca
     await transport.close()
     assert slot_set.closed and all(s.closed for s in slot_set.slots.values())
     assert closed == [*slot_set.slot_ids(), "set"]
-    assert all(not any(getattr(c, "slot", None) for c in p.consumers) for p in producers.values())
+    assert all(not p.sinks for p in producers.values())

@@ -111,4 +111,4 @@ async def test_slot_set_switches_only_changed_slots_and_orders_events() -> None:
     switched = slots.update(Wanted("a2", "v2", ("v0", "v1", "v3", "v4"), ("a0",)), producers)
     assert switched == ["video-2"] and slots.slots["video-2"].pending is producers["v4"]
     slots.close()
-    assert all(not p.consumers for p in producers.values())
+    assert all(not p.sinks for p in producers.values())
