@@ -5,16 +5,17 @@ the product handles as documented (a parse refused with its error class, a messa
 ``invalid`` answer...) and raises on a real defect: an unexpected exception, or a broken property.
 
     rtp        media/rtp_packet.py: RtpPacketView.parse, header extensions (RFC 8285), RTX unwrap, then
-               the forwarding path (producer -> consumer rewrite, NACK history, keyframe gate); every
+               the forwarding path (producer -> slot rewrite, NACK history, keyframe gate); every
                packet the SFU emits must parse again
-    rtcp       media/rtcp.py: parse_compound, then dispatch_rtcp into a live producer/consumer pair
+    rtcp       media/rtcp.py: parse_compound, then dispatch_rtcp into a live producer/slot pair
                (NACK retransmissions, PLI/FIR, REMB, RTT from report blocks); the builders' round trip
     vp8        media/keyframe.py: the VP8 payload descriptor (RFC 7741) checked against an independent
                reading of the RFC, and the H.264 keyframe test (RFC 6184); media/vp8_descriptor.py:
                PictureID / TL0PICIDX read and rewritten in place (slots)
     sdp        signaling/validation.py's SDP checks (publish and answer), then what the server does with
                an accepted offer: aiortc's parse and setRemoteDescription + createAnswer, then what
-               WebRtcTransport.produce reads (negotiated parameters, remote_ssrcs)
+               WebRtcTransport.produce reads (negotiated parameters, remote_ssrcs); and with an answer,
+               what accept_answer does for each slot's m-line (negotiation, Slot.configure)
     signaling  every client event through MeetingNamespace.trigger_event (dispatch, schemas, acks) with
                arbitrary JSON values, and the join token of the connect auth
 

@@ -2,8 +2,10 @@
 datagram (media/transport.py ``_on_rtp`` / ``_on_rtcp``), without sockets or aiortc.
 
 Each input gets a fresh pair of producers (VP8 video with RTX and NACK, Opus audio with the audio
-level extension) and one consumer of each, primed with a few real packets, so every input is
-reproducible on its own. Everything the consumers and producers send must parse again.
+level extension) and a subscriber's slots carrying them (a video slot with RTX, an audio slot), primed
+with a few real packets, so every input is reproducible on its own. The video slot switched once
+before the input (from a first source to the video producer), so its sequence, timestamp and VP8
+PictureID offsets are live. Everything the slots and producers send must parse again.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ from typing import Any
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 
 from fuzz import check
-from media.consumer import Consumer
 from media.demux import dispatch_rtcp, learn_ssrc
 from media.parameters import StreamParameters
 from media.producer import Producer
 from media.rewriter import ExtensionIds
 from media.rtcp import build_sr, parse_compound
 from media.rtp_packet import RtpPacketView, build_rtp, is_rtcp, monotonic_ms, ntp_now
+from media.slot import Slot
 
 VIDEO_PT, VIDEO_RTX_PT, AUDIO_PT = 96, 97, 111
 VIDEO_SSRC, VIDEO_RTX_SSRC, AUDIO_SSRC = 1111, 2222, 5555
-CONSUMER_VIDEO_SSRC, CONSUMER_VIDEO_RTX, CONSUMER_AUDIO_SSRC, CONSUMER_AUDIO_RTX = 3333, 4444, 6666, 7777
+#: The subscriber's slots (the corpora's RTCP names these SSRCs).
+SLOT_VIDEO_SSRC, SLOT_VIDEO_RTX, SLOT_AUDIO_SSRC, SLOT_AUDIO_RTX = 3333, 4444, 6666, 7777
+FIRST_SSRC = 8888
 #: The publisher connection's header extension ids (Chromium's offer), and what a subscriber's
 #: connection negotiates from the server's offer (aiortc offers abs-send-time for video only).
 PUBLISHER_IDS = ExtensionIds(mid=4, audio_level=1, abs_send_time=2)
@@ -66,7 +70,7 @@ def _check_rtcp_out(data: bytes) -> None:
 
 
 class ForwardingPath:
-    """Producers and consumers of one publisher/subscriber pair, as a transport holds them."""
+    """Producers of a publisher and the slots of a subscriber carrying them, as transports hold them."""
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
@@ -78,11 +82,13 @@ class ForwardingPath:
         self.unsignalled = self._producer("video", 100, 101, "2", None, None)
         self.by_ssrc: dict[int, Producer] = {VIDEO_SSRC: self.producers[0], VIDEO_RTX_SSRC: self.producers[0],
                                              AUDIO_SSRC: self.producers[1]}
-        self.consumers = [
-            self._consumer(self.producers[0], CONSUMER_VIDEO_SSRC, CONSUMER_VIDEO_RTX, "v", 98, 99),
-            self._consumer(self.producers[1], CONSUMER_AUDIO_SSRC, CONSUMER_AUDIO_RTX, "a", 111, None),
+        # The video slot's first source, before the switch to the publisher's video.
+        self.first = self._producer("video", VIDEO_PT, VIDEO_RTX_PT, "3", FIRST_SSRC, None)
+        self.slots = [
+            self._slot("video", SLOT_VIDEO_SSRC, SLOT_VIDEO_RTX, "v", 98, 99),
+            self._slot("audio", SLOT_AUDIO_SSRC, SLOT_AUDIO_RTX, "a", 111, None),
         ]
-        self.consumer_by_ssrc = {c.ssrc: c for c in self.consumers} | {c.rtx_ssrc: c for c in self.consumers}
+        self.slot_by_ssrc = {s.ssrc: s for s in self.slots} | {s.rtx_ssrc: s for s in self.slots}
 
     def _producer(self, kind: str, pt: int, rtx: int | None, mid: str, ssrc: int | None,
                   rtx_ssrc: int | None) -> Producer:
@@ -91,16 +97,12 @@ class ForwardingPath:
                         rtcp_ssrc=1, send_rtcp=self._send_rtcp, rtx_history_ms=1000, pli_throttle_ms=500,
                         on_audio_level=lambda *args: None)
 
-    def _consumer(self, producer: Producer, ssrc: int, rtx_ssrc: int, mid: str, pt: int,
-                  rtx: int | None) -> Consumer:
-        consumer = Consumer(consumer_id=f"c{mid}", subscriber_id="sub", producer=producer, ssrc=ssrc,
-                            rtx_ssrc=rtx_ssrc, cname="s", send_rtp=self._send_rtp, send_rtcp=self._send_rtcp,
-                            on_close=lambda c: None)
-        producer.consumers.append(consumer)
-        ids = SUBSCRIBER_VIDEO_IDS if producer.kind == "video" else SUBSCRIBER_AUDIO_IDS
-        consumer.configure(_params(producer.kind, pt, rtx, mid, ids))
-        producer.refresh_active()
-        return consumer
+    def _slot(self, kind: str, ssrc: int, rtx_ssrc: int, mid: str, pt: int, rtx: int | None) -> Slot:
+        slot = Slot(slot_id=f"{kind}-0", kind=kind, ssrc=ssrc, rtx_ssrc=rtx_ssrc, cname="s",  # type: ignore[arg-type]
+                    stream_id=f"{kind}-0", send_rtp=self._send_rtp, send_rtcp=self._send_rtcp)
+        ids = SUBSCRIBER_VIDEO_IDS if kind == "video" else SUBSCRIBER_AUDIO_IDS
+        slot.configure(_params(kind, pt, rtx, mid, ids))
+        return slot
 
     def _send_rtp(self, data: bytes) -> bool:
         _check_rtp_out(data)
@@ -113,7 +115,16 @@ class ForwardingPath:
         return True
 
     def prime(self) -> None:
-        """A keyframe and a few packets on each stream, and a sender report: history, epochs, RTT."""
+        """The video slot on a first source for one picture, then switched to the publisher's video; the
+        audio slot on the publisher's audio. A keyframe and a few packets on each stream, and a sender
+        report: history, epochs, PictureID offsets, RTT."""
+        video, audio = self.slots
+        video.switch_to(self.first)
+        self.first.handle_rtp(RtpPacketView.parse(
+            build_rtp(payload_type=VIDEO_PT, sequence_number=7, timestamp=1, ssrc=FIRST_SSRC, payload=KEYFRAME,
+                      marker=1), monotonic_ms()))
+        video.switch_to(self.producers[0])
+        audio.switch_to(self.producers[1])
         for seq in range(100, 104):
             self.on_rtp(build_rtp(payload_type=VIDEO_PT, sequence_number=seq, timestamp=9000 * seq, ssrc=VIDEO_SSRC,
                                   payload=KEYFRAME if seq == 100 else DELTA, marker=1,
@@ -147,10 +158,12 @@ class ForwardingPath:
             packets = parse_compound(data)
         except ValueError:
             return
-        dispatch_rtcp(packets, self.by_ssrc, self.consumer_by_ssrc)
+        dispatch_rtcp(packets, self.by_ssrc, self.slot_by_ssrc)
 
     def close(self) -> None:
-        for producer in [*self.producers, self.unsignalled]:
+        for slot in self.slots:
+            slot.close()
+        for producer in [*self.producers, self.unsignalled, self.first]:
             producer.close()
 
 

@@ -6,7 +6,7 @@ transport counts the packet as malformed and drops it). Properties of an accepte
   * rewriting it for a subscriber (with or without extensions, as RTX or not) gives RTP that parses
     again with the same marker, payload and padding, and the MID the subscriber negotiated;
   * an RTX rewrite unwraps back to the original sequence number and payload;
-  * the forwarding path (media/_media.py: learn the SSRC, producer, consumers, history) never raises
+  * the forwarding path (fuzz/_media.py: learn the SSRC, producer, history, slots) never raises
     anything else, and everything it sends parses.
 """
 
@@ -58,7 +58,7 @@ def _check_rewrite(view: RtpPacketView, rewriter: RtpRewriter) -> None:
         check(again.extension(_media.SUBSCRIBER_IDS.mid) == b"v1", "the subscriber's MID is missing")
         if level >= 0:
             check(again.extension(_media.SUBSCRIBER_IDS.audio_level) == bytes([level]), "the audio level is lost")
-    # RTX retransmission (RFC 4588), as Consumer.handle_nack sends it.
+    # RTX retransmission (RFC 4588), as Slot.handle_nack sends it.
     osn = view.sequence_number.to_bytes(2, "big")
     rtx = rewriter.serialize(view, 777, 123456789, b"\x01\x02\x03", ssrc=_RTX_SSRC, payload_type=_RTX_PT, prefix=osn)
     try:

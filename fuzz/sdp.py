@@ -9,7 +9,8 @@ What the server does with it, step by step, and what each step may answer:
   4. WebRtcTransport.produce for every track the offer sends, outside accept_offer's guard:
      negotiated parameters (MediaError allowed), remote_ssrcs and the Producer itself (nothing allowed);
   5. for an answer: each m-line negotiated as aiortc's setRemoteDescription does against the server's
-     offer (its own find_common_codecs / find_common_header_extensions), then Consumer.configure, as
+     offer of slots (its own find_common_codecs / find_common_header_extensions, reduced to the slot
+     codecs the offer preferred: media/slot_transport.py), then Slot.configure, as
      WebRtcTransport.accept_answer runs it outside its guard: MediaError only.
 Properties: the media sections the validator counts (media_count, which bounds a publish to
 MAX_PUBLISH_MEDIA and must match the offer in an answer) are the media sections aiortc parses.
@@ -25,14 +26,15 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc import rtcpeerconnection as aiortc_pc
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
-from aiortc.rtcpeerconnection import and_direction
+from aiortc.rtcpeerconnection import and_direction, filter_preferred_codecs
 
 from fuzz import check
 from media import aiortc_seams as seams
-from media.consumer import Consumer
 from media.errors import MediaError
 from media.parameters import StreamParameters
 from media.producer import Producer
+from media.slot import Slot
+from media.slot_transport import slot_codec_preferences
 from signaling.config import SignalingConfig
 from signaling.errors import InvalidMessage
 from signaling.validation import MAX_PUBLISH_MEDIA, media_count, sdp
@@ -62,14 +64,8 @@ _CERTIFICATE = RTCCertificate.generateCertificate()
 # be most of the cost, and the certificate plays no part in reading the remote description.
 RTCCertificate.generateCertificate = classmethod(lambda cls: _CERTIFICATE)  # type: ignore[method-assign,assignment]
 seams.speed_up_negotiation()
-# The publishers whose tracks an answer's m-lines carry (consumers read only their kind and codec).
-_PRODUCERS = {
-    kind: Producer(producer_id=kind, participant_id="pub", stream_id="s", ssrc=1, rtx_ssrc=None, rtcp_ssrc=1,
-                   send_rtcp=lambda data: True, rtx_history_ms=1000, pli_throttle_ms=500,
-                   parameters=StreamParameters.from_negotiated(kind=kind, mid="0", codecs=CODECS[kind][:2],
-                                                               extensions=HEADER_EXTENSIONS[kind]))
-    for kind in ("audio", "video")
-}
+#: What a slot's m-line of the server's offer prefers (VP8 + RTX, Opus), by kind.
+_SLOT_CODECS = {kind: slot_codec_preferences(kind) for kind in ("audio", "video")}
 
 
 def _validated(check_sdp: object, text: str) -> str | None:
@@ -128,31 +124,34 @@ def one_input(data: bytes) -> None:
           f"the validator counts {counted} media sections, aiortc parses {len(parsed.media)}")
     if offer is not None:
         _LOOP.run_until_complete(_negotiate(text))
-    _configure_consumers(parsed)
+    _configure_slots(parsed)
 
 
-def _configure_consumers(parsed: aiortc_sdp.SessionDescription) -> None:
-    """What WebRtcTransport.accept_answer does with a subscriber's answer, per m-line: aiortc's own
-    codec and header extension negotiation (as setRemoteDescription runs it against the server's
-    offer), then Consumer.configure, outside accept_answer's guard (MediaError allowed)."""
+def _configure_slots(parsed: aiortc_sdp.SessionDescription) -> None:
+    """What WebRtcTransport.accept_answer does with a subscriber's answer, per m-line (one per slot):
+    aiortc's own codec and header extension negotiation (as setRemoteDescription runs it against the
+    server's offer, whose slot m-lines prefer the slot codecs), then Slot.configure, outside
+    accept_answer's guard (MediaError allowed)."""
     for index, media in enumerate(parsed.media):
-        if media.kind not in _PRODUCERS:
+        if media.kind not in _SLOT_CODECS:
             continue
         try:  # inside setRemoteDescription: whatever it raises, accept_answer answers NegotiationError
-            codecs = aiortc_pc.find_common_codecs(CODECS[media.kind], media.rtp.codecs)
+            codecs = filter_preferred_codecs(aiortc_pc.find_common_codecs(CODECS[media.kind], media.rtp.codecs),
+                                             _SLOT_CODECS[media.kind])
             extensions = aiortc_pc.find_common_header_extensions(HEADER_EXTENSIONS[media.kind],
                                                                  media.rtp.headerExtensions)
         except Exception:  # noqa: BLE001
             continue
         if not codecs:
             continue  # aiortc: OperationError, answered as NegotiationError
-        consumer = Consumer(consumer_id="c", subscriber_id="sub", producer=_PRODUCERS[media.kind], ssrc=3,
-                            rtx_ssrc=4, cname="s", send_rtp=lambda data: True, send_rtcp=lambda data: True,
-                            on_close=lambda c: None, paused=True)  # paused: no keyframe request (no loop)
+        slot = Slot(slot_id=f"{media.kind}-0", kind=media.kind, ssrc=3, rtx_ssrc=4, cname="s",  # type: ignore[arg-type]
+                    stream_id=f"{media.kind}-0", send_rtp=lambda data: True, send_rtcp=lambda data: True)
         try:
             parameters = StreamParameters.from_negotiated(kind=media.kind, mid=str(index), codecs=codecs,
                                                           extensions=extensions)
-            consumer.configure(parameters)
+            slot.configure(parameters)
         except MediaError:
             continue
+        finally:
+            slot.close()
 

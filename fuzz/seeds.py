@@ -68,7 +68,7 @@ def rtcp_seeds() -> dict[str, bytes]:
         "rr-block": build_rr(1, [block]),
         "rr-sdes-compound": build_rr(1, [block]) + build_sdes_cname(1, "cname"),
         "nack": build_nack(1, 3333, [100, 101, 103, 120, 65535, 0]),
-        "nack-rtx-consumer": build_nack(1, 3333, [0x7F00, 0x7F01]),
+        "nack-rtx-slot": build_nack(1, 3333, [0x7F00, 0x7F01]),
         "pli": build_pli(1, 3333),
         "pli-padded": bytes(padded_pli),
         "fir": build_fir(1, 3333, 7),
@@ -97,7 +97,10 @@ def vp8_seeds() -> dict[str, bytes]:
 
 
 def _aiortc_sdps() -> dict[str, bytes]:
-    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.rtcconfiguration import RTCBundlePolicy
+
+    from media.slot_transport import slot_codec_preferences
 
     async def make() -> dict[str, bytes]:
         publisher = RTCPeerConnection()
@@ -107,9 +110,19 @@ def _aiortc_sdps() -> dict[str, bytes]:
         server = RTCPeerConnection()
         await server.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         answer = await server.createAnswer()
-        await publisher.close()
-        await server.close()
-        return {"aiortc-offer": offer.sdp.encode(), "aiortc-answer": answer.sdp.encode()}
+        # A receiving connection's one offer (stage audio + video, two thumbnails, an extra voice, as
+        # media/slot_transport.py builds it) and a max-bundle aiortc subscriber's answer to it.
+        slots = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        for kind in ("audio", "video", "video", "video", "audio"):
+            slots.addTransceiver(kind, direction="sendonly").setCodecPreferences(slot_codec_preferences(kind))
+        await slots.setLocalDescription(await slots.createOffer())
+        subscriber = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        await subscriber.setRemoteDescription(slots.localDescription)
+        slots_answer = await subscriber.createAnswer()
+        for pc in (publisher, server, slots, subscriber):
+            await pc.close()
+        return {"aiortc-offer": offer.sdp.encode(), "aiortc-answer": answer.sdp.encode(),
+                "aiortc-slots-answer": slots_answer.sdp.encode()}
 
     return asyncio.run(make())
 

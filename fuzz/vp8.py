@@ -1,6 +1,6 @@
 """VP8 payload descriptor target (RFC 7741), with the H.264 keyframe test (RFC 6184) on the same bytes.
 
-media/keyframe.py reads a publisher's RTP payload to decide when a consumer may start (a keyframe).
+media/keyframe.py reads a publisher's RTP payload to decide when a slot may start or switch (a keyframe).
 It documents no error: any payload gets a bool. The VP8 answer is compared with an independent
 reading of RFC 7741 section 4.2 / RFC 6386 section 9.1 written here from the RFC text.
 media/vp8_descriptor.py (slots) reads PictureID / TL0PICIDX (ValueError when truncated) and rewrites

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
+from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from fuzz import CORPUS, TARGETS, target
 from media import MediaConfig, MediaError, Router
@@ -211,19 +212,14 @@ async def test_publishing_an_offer_aiortc_cannot_write_back() -> None:
 
 async def test_an_answer_with_an_extension_id_the_sfu_cannot_write_is_refused() -> None:
     """A subscriber's answer may give the MID extension an id above 14 (aiortc accepts up to 255);
-    Consumer.configure raised ValueError from accept_answer, past room.answer's MediaError guard
-    (the client got ``internal``). Now the transport refuses it as a MediaError."""
-    sys.path.insert(0, str(ROOT / "tests" / "media"))
-    from sfu_harness import Harness, client_pc
-
+    configuring the m-line (now a Slot's) raised ValueError from accept_answer, past
+    room.answer's MediaError guard (the client got ``internal``). Now the transport refuses it as a
+    MediaError."""
     router = Router(MediaConfig(ice_bind_addresses=["127.0.0.1"]), router_id="fuzz-answer")
-    harness = Harness(router)
-    subscriber = client_pc()
+    subscriber = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     try:
-        publisher = await harness.publisher("alice")
         transport = router.create_transport("bob", "recv")
-        for producer in publisher.producers.values():
-            transport.consume(producer)
+        transport.create_slots(videos=1, audios=1)
         await subscriber.setRemoteDescription(RTCSessionDescription(sdp=await transport.create_offer(), type="offer"))
         answer = (await subscriber.createAnswer()).sdp
         bad = answer.replace("a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid", "a=extmap:200 urn:ietf:params:rtp-hdrext:sdes:mid")
@@ -233,7 +229,7 @@ async def test_an_answer_with_an_extension_id_the_sfu_cannot_write_is_refused() 
         await asyncio.to_thread(target("sdp").one_input, bad.encode())  # the target runs its own loop
     finally:
         await subscriber.close()
-        await asyncio.wait_for(harness.close(), 10)
+        await asyncio.wait_for(router.close(), 10)
 
 
 async def test_an_ssrc_beyond_32_bits_counts_as_not_announced() -> None:
@@ -255,6 +251,6 @@ async def test_an_ssrc_beyond_32_bits_counts_as_not_announced() -> None:
         (producer,) = [transport.produce(track.mid) for track in transport.offered_tracks()]
         assert producer.ssrc is None or 0 <= producer.ssrc <= 0xFFFFFFFF
         assert producer.rtx_ssrc is None or 0 <= producer.rtx_ssrc <= 0xFFFFFFFF
-        producer.request_keyframe()  # what a new subscriber's consumer asks for first
+        producer.request_keyframe()  # what a slot asks for first when it takes this producer
     finally:
         await asyncio.wait_for(router.close(), 10)
