@@ -131,6 +131,11 @@ export async function inboundSummary(recvPc) {
         audioLevel: s.audioLevel || 0,
         totalAudioEnergy: s.totalAudioEnergy || 0,
         totalSamplesReceived: s.totalSamplesReceived || 0,
+        // Playout: lip sync of the stage's audio and video (same MediaStream, one sync group).
+        estimatedPlayoutTimestamp: typeof s.estimatedPlayoutTimestamp === "number" ? s.estimatedPlayoutTimestamp : null,
+        jitterBufferDelay: s.jitterBufferDelay || 0,
+        jitterBufferEmittedCount: s.jitterBufferEmittedCount || 0,
+        timestamp: s.timestamp,
       });
     }
   });
