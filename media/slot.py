@@ -82,6 +82,8 @@ class SlotStats:
     send_failures: int = 0
     switches: int = 0
     waiting_keyframe_drops: int = 0
+    #: Packets of a source not yet started, dropped while the subscriber's connection was not up.
+    waiting_link_drops: int = 0
     source_keyframe_requests: int = 0
     late_drops: int = 0
     malformed_drops: int = 0
@@ -168,6 +170,10 @@ class Slot(EventEmitter):
         self.mid: str | None = None
         self.closed = False
         self.keyframe_retry_ms = keyframe_retry_ms
+        #: Whether the subscriber's connection can carry packets (its transport says so; a slot on its
+        #: own, in tests, is always up). A source starts only while it is: a video slot's first
+        #: keyframe must reach the subscriber.
+        self.link_up = True
         self.stats = SlotStats()
         self._send_rtp = send_rtp
         self._send_rtcp = send_rtcp
@@ -336,8 +342,21 @@ class Slot(EventEmitter):
 
     # -- forwarding (hot path) ------------------------------------------------------------
 
+    def set_link_up(self, up: bool) -> None:
+        """The subscriber's connection came up (ask the awaited source for a keyframe now) or went down."""
+        if up == self.link_up:
+            return
+        self.link_up = up
+        if up and self._video and not self.closed:
+            tap = self._pending or (self._current if not self._started else None)
+            if tap is not None and tap.producer.forwarding:
+                self._request_keyframe(tap.producer, force=True)
+
     def _on_packet(self, tap: SlotTap, packet: RtpPacketView, abs_send_time: bytes) -> None:
         if self._rewriter is None:
+            return
+        if not self.link_up:
+            self.stats.waiting_link_drops += 1
             return
         if tap is self._current:
             if not self._started:

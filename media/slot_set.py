@@ -129,6 +129,11 @@ class SlotSet(EventEmitter):
         self.plan = plan
         return switched
 
+    def set_link_up(self, up: bool) -> None:
+        """Whether the subscriber's connection can carry packets now (see :attr:`Slot.link_up`)."""
+        for slot in self.slots.values():
+            slot.set_link_up(up)
+
     def video_streams(self) -> int:
         return sum(1 for s in self.slots.values() if s.kind == "video")
 

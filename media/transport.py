@@ -138,6 +138,11 @@ class WebRtcTransport(EventEmitter):
         self.emit("connectionstatechange", state)
         if state == "connected" and self._rtcp_task is None and not self.closed:
             self._rtcp_task = asyncio.ensure_future(self._run_rtcp())
+        if self.slot_set is not None:
+            # A video slot starts its source at a keyframe the subscriber can receive: not before the
+            # connection is up (a keyframe sent into a closed DTLS transport is lost, and the page
+            # would wait for its own PLI).
+            self.slot_set.set_link_up(state == "connected" and self._egress is not None and self._egress.connected)
 
     # -- negotiation ------------------------------------------------------------------------
 
@@ -312,6 +317,7 @@ class WebRtcTransport(EventEmitter):
             keyframe_retry_ms=keyframe_retry_ms,
         )
         self.slot_set = slot_set
+        slot_set.set_link_up(False)  # until the connection is up
         self._feedback_by_ssrc.update(slot_set.by_ssrc)
         slot_set.on("close", lambda: self._forget_slots(slot_set))
         self._router.add_slot_set(slot_set)
