@@ -7,10 +7,16 @@
   and one normal RTCRtpSender (one encoder) per subscriber and track.
 
 Prints ``READY <port>`` once listening on 127.0.0.1. Control (JSON over HTTP POST/GET):
-``/publish {participant, sdp}`` -> ``{sdp}`` (answer); ``/subscribe {participant, last_n}`` ->
-``{sdp, consumers}`` (an offer for every current producer of the other participants);
-``/answer {participant, sdp}``; ``GET /stats`` -> forwarded packet counters. SIGTERM closes every
-connection and exits.
+``/publish {participant, sdp}`` -> ``{sdp, producers}`` (answer);
+``/subscribe {participant, last_n?, videos?, audios?}`` -> ``{sdp, revision, slots}``: the receiving
+connection's one offer. ``router``: the stage (audio + video), ``videos`` thumbnails (default 8) and
+``audios`` extra voices (default 2), one m-line each, as the real server's subscribe; the router fills
+them (a subscriber gets at most 1 + videos videos whatever the session size; ``last_n`` sets how many
+of them carry video, the stage's included) and switches them without SDP, so ``slots`` lists each
+slot's ``slot_id``, ``kind``, ``mid``, ``stream_id``, ``track_id`` and who it carries at offer time
+(``participant_id``, may change). ``relay``: one m-line per track of every other participant
+(``participant_id`` fixed). ``/answer {participant, sdp}``; ``GET /slots?participant=`` -> who each
+slot carries now; ``GET /stats`` -> forwarded packet counters. SIGTERM closes every connection and exits.
 """
 
 from __future__ import annotations
@@ -31,33 +37,15 @@ from aiortc.contrib.media import MediaRelay  # noqa: E402
 
 from media import MediaConfig, Router  # noqa: E402
 from media import aiortc_seams as seams  # noqa: E402
+from media.slot_set import DEFAULT_AUDIO_SLOTS, DEFAULT_VIDEO_SLOTS  # noqa: E402
 
 LOOPBACK = ["127.0.0.1"]
 
 
 class RouterImpl:
-    def __init__(self, defer_last_n: bool = False) -> None:
+    def __init__(self) -> None:
         self.router = Router(MediaConfig(ice_bind_addresses=LOOPBACK), router_id="bench")
         self.recv: dict[str, Any] = {}
-        self.defer_last_n = defer_last_n
-
-    def _consume_all(self, transport: Any, participant: str) -> None:
-        producers = [p for p in self.router.producers.values() if p.participant_id != participant]
-        if not self.defer_last_n:
-            for producer in producers:
-                transport.consume(producer)
-            return
-        # Setup workaround (bench only): Router.add_consumer recomputes every subscriber's last-N
-        # over every consumer, O(subscribers x consumers) per consume; subscribing 50 sites to 98
-        # tracks each blocks the event loop for minutes and the first connections' ICE consent
-        # expires. Recompute once per subscribe instead. The forwarding path is not touched.
-        self.router._update_last_n = lambda: None  # type: ignore[method-assign]
-        try:
-            for producer in producers:
-                transport.consume(producer)
-        finally:
-            del self.router._update_last_n
-            self.router._update_last_n()
 
     async def publish(self, participant: str, sdp: str) -> dict[str, Any]:
         transport = self.router.create_transport(participant, "send")
@@ -65,30 +53,42 @@ class RouterImpl:
         producers = [transport.produce(t.mid) for t in transport.offered_tracks()]
         return {"sdp": answer, "producers": [{"producer_id": p.id, "kind": p.kind} for p in producers]}
 
-    async def subscribe(self, participant: str, last_n: int | None) -> dict[str, Any]:
+    async def subscribe(self, participant: str, last_n: int | None, videos: int = DEFAULT_VIDEO_SLOTS,
+                        audios: int = DEFAULT_AUDIO_SLOTS) -> dict[str, Any]:
+        """The receiving connection with its slots, negotiated once (the router fills them: one refill
+        for this subscriber, O(publishers), wherever the others are)."""
         transport = self.router.create_transport(participant, "recv")
         self.recv[participant] = transport
         if last_n is not None:
             self.router.set_last_n(participant, last_n)
-        self._consume_all(transport, participant)
-        if not transport.consumers:
-            return {"sdp": None, "consumers": []}
+        transport.create_slots(videos=videos, audios=audios)
         sdp = await transport.create_offer()
-        consumers = [{"mid": transport.consumer_mid(c.id), "kind": c.kind, "participant_id": c.producer.participant_id}
-                     for c in transport.consumers.values()]
-        return {"sdp": sdp, "consumers": consumers}
+        return {"sdp": sdp, "revision": 1, "slots": self._slots(participant)}
+
+    def _slots(self, participant: str) -> list[dict[str, Any]]:
+        transport = self.recv.get(participant)
+        slot_set = transport.slot_set if transport is not None else None
+        if slot_set is None:
+            return []
+        return [{"slot_id": slot.id, "kind": slot.kind, "mid": transport.slot_mid(slot.id), "stream_id": slot.stream_id,
+                 "track_id": slot.id, "participant_id": slot.target.participant_id if slot.target else None}
+                for slot in slot_set.slots.values()]
+
+    async def slots(self, participant: str) -> dict[str, Any]:
+        return {"slots": self._slots(participant)}
 
     async def answer(self, participant: str, sdp: str) -> None:
         await self.recv[participant].accept_answer(sdp)
 
     async def stats(self) -> dict[str, Any]:
-        consumers = list(self.router.consumers.values())
+        slots = [slot for t in self.recv.values() if t.slot_set is not None for slot in t.slot_set.slots.values()]
         return {
-            "forwarded": sum(c.stats.packets_sent for c in consumers),
-            "retransmitted": sum(c.stats.retransmitted for c in consumers),
-            "send_failures": sum(c.stats.send_failures for c in consumers),
+            "forwarded": sum(s.stats.packets_sent for s in slots),
+            "retransmitted": sum(s.stats.retransmitted for s in slots),
+            "send_failures": sum(s.stats.send_failures for s in slots),
             "received": sum(p.stats.packets for p in self.router.producers.values()),
-            "consumers_forwarding": sum(1 for c in consumers if c.forwarding),
+            "slots_forwarding": sum(1 for s in slots if s.forwarding),
+            "switches": sum(s.stats.switches for s in slots),
         }
 
     async def close(self) -> None:
@@ -103,6 +103,7 @@ class RelayImpl:
         self.tracks: dict[str, list[Any]] = {}
         self.pcs: list[RTCPeerConnection] = []
         self.recv: dict[str, RTCPeerConnection] = {}
+        self.owners: dict[str, list[dict[str, Any]]] = {}
 
     async def publish(self, participant: str, sdp: str) -> dict[str, Any]:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -114,7 +115,9 @@ class RelayImpl:
         await pc.setLocalDescription(await pc.createAnswer())
         return {"sdp": pc.localDescription.sdp, "producers": [{"kind": t.kind} for t in tracks]}
 
-    async def subscribe(self, participant: str, last_n: int | None) -> dict[str, Any]:
+    async def subscribe(self, participant: str, last_n: int | None, videos: int = DEFAULT_VIDEO_SLOTS,
+                        audios: int = DEFAULT_AUDIO_SLOTS) -> dict[str, Any]:
+        """Every track of every other participant, one m-line each (no slots, no last-N)."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pcs.append(pc)
         self.recv[participant] = pc
@@ -126,11 +129,16 @@ class RelayImpl:
                 transceiver = pc.addTransceiver(self.relay.subscribe(track), direction="sendonly")
                 owners.append((transceiver, publisher, track.kind))
         if not owners:
-            return {"sdp": None, "consumers": []}
+            return {"sdp": None, "revision": 1, "slots": []}
         seams.configure_ice(pc, LOOPBACK, [])
         await pc.setLocalDescription(await pc.createOffer())
-        consumers = [{"mid": t.mid, "kind": kind, "participant_id": publisher} for t, publisher, kind in owners]
-        return {"sdp": pc.localDescription.sdp, "consumers": consumers}
+        self.owners[participant] = [{"slot_id": f"{kind}-{t.mid}", "kind": kind, "mid": t.mid, "stream_id": publisher,
+                                     "track_id": f"{kind}-{t.mid}", "participant_id": publisher}
+                                    for t, publisher, kind in owners]
+        return {"sdp": pc.localDescription.sdp, "revision": 1, "slots": self.owners[participant]}
+
+    async def slots(self, participant: str) -> dict[str, Any]:
+        return {"slots": self.owners.get(participant, [])}
 
     async def answer(self, participant: str, sdp: str) -> None:
         await self.recv[participant].setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -153,11 +161,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--impl", choices=["router", "relay"], default="router")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--defer-last-n", action="store_true",
-                        help="setup workaround: recompute last-N once per subscribe, not per consumer")
+    # The old setup workaround (one selection per subscribe instead of one per per-producer stream):
+    # slots need none (one refill per subscribe). Accepted so that older command lines still run.
+    parser.add_argument("--defer-last-n", action="store_true", dest="obsolete_defer", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    impl: Any = RouterImpl(args.defer_last_n) if args.impl == "router" else RelayImpl()
+    impl: Any = RouterImpl() if args.impl == "router" else RelayImpl()
 
     async def publish(request: web.Request) -> web.Response:
         body = await request.json()
@@ -165,7 +174,12 @@ async def main() -> None:
 
     async def subscribe(request: web.Request) -> web.Response:
         body = await request.json()
-        return web.json_response(await impl.subscribe(body["participant"], body.get("last_n")))
+        return web.json_response(await impl.subscribe(
+            body["participant"], body.get("last_n"), int(body.get("videos", DEFAULT_VIDEO_SLOTS)),
+            int(body.get("audios", DEFAULT_AUDIO_SLOTS))))
+
+    async def slots(request: web.Request) -> web.Response:
+        return web.json_response(await impl.slots(request.query.get("participant", "")))
 
     async def answer(request: web.Request) -> web.Response:
         body = await request.json()
@@ -179,6 +193,7 @@ async def main() -> None:
     app.router.add_post("/publish", publish)
     app.router.add_post("/subscribe", subscribe)
     app.router.add_post("/answer", answer)
+    app.router.add_get("/slots", slots)
     app.router.add_get("/stats", stats)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
