@@ -1,6 +1,7 @@
 """What reaches a slot besides its source's packets: the subscriber's RTCP (receiver reports and RTT,
 NACK, PLI/FIR, REMB, routed by SSRC as the transport does), server mute, malformed or late packets
-(dropped and counted), and closing (the checks the per-producer Consumer had, for the Slot)."""
+(dropped and counted), and closing: what the tests of the removed per-producer consumer checked,
+for the Slot."""
 
 from __future__ import annotations
 
