@@ -54,6 +54,8 @@ BOT_SITES = [
     ("site9", "Roeun Malis (Governor of Koh Kong)", "KH-9"),
     ("site10", "Seng Kosal (Governor of Kratie)", "KH-10"),
 ]
+#: Lip sync: the stage's audio and video play within this of each other (ms).
+SYNC_MS = 150
 #: What a site sees besides the stage (the page's default last-N, 9, is the stage and 8 thumbnails).
 THUMBNAILS = 8
 
@@ -212,17 +214,23 @@ async def frames_rise(viewer: Participant, after: int, *, by: int = 10, timeout:
     raise AssertionError(f"the stage video of {viewer.username} stalled at {frames} frames (from {after})")
 
 
-async def playout_skew_ms(viewer: Participant, samples: int = 12) -> list[float]:
+async def playout_skew_ms(viewer: Participant, samples: int = 12, *, settle: float = 15.0) -> list[float]:
     """Stage audio minus stage video estimated playout (sender NTP time of what plays now), in ms, from
-    one getStats report at a time; samples whose audio or video has no estimate are skipped."""
+    one getStats report at a time; samples whose audio or video has no estimate are skipped.
+
+    Right after a switch the browser's A/V synchronisation is still converging (it moves the delays
+    by steps): sampling starts once a sample is within SYNC_MS, or after ``settle`` seconds."""
     out: list[float] = []
-    for _ in range(samples * 3):
+    deadline = time.monotonic() + settle
+    for _ in range(samples * 3 + int(settle * 4)):
         state = await viewer.state()
         audio, video = inbound(state, "stage-audio"), inbound(state, "stage-video")
         if audio and video and audio["estimatedPlayoutTimestamp"] and video["estimatedPlayoutTimestamp"]:
-            out.append(audio["estimatedPlayoutTimestamp"] - video["estimatedPlayoutTimestamp"])
-            if len(out) >= samples:
-                break
+            skew = audio["estimatedPlayoutTimestamp"] - video["estimatedPlayoutTimestamp"]
+            if out or abs(skew) < SYNC_MS or time.monotonic() > deadline:
+                out.append(skew)
+                if len(out) >= samples:
+                    break
         await asyncio.sleep(0.25)
     return out
 
@@ -314,7 +322,7 @@ async def test_the_stage_follows_the_floor_the_spotlight_and_a_pin(
           f"bot B: {[round(x) for x in skew_b]}")
     for skew in (skew_a, skew_b):
         assert len(skew) >= 6, skew
-        assert abs(statistics.median(skew)) < 150, skew
+        assert abs(statistics.median(skew)) < SYNC_MS, skew
     assert secretariat.errors == [] and governor.errors == []
 
 

@@ -44,8 +44,6 @@ export class RoomEvents {
     const handlers = {
       participant_joined: this.onParticipantJoined,
       participant_left: this.onParticipantLeft,
-      track_added: this.onTrackAdded,
-      track_removed: this.onTrackRemoved,
       slot: this.onSlot,
       spotlight: this.onSpotlight,
       dominant_speaker: this.onDominantSpeaker,
@@ -136,18 +134,6 @@ export class RoomEvents {
     }
     this.renderRoster();
     this.renderStage();
-  }
-
-  onTrackAdded(track) {
-    if (track && track.producer_id) {
-      this.producers.set(track.producer_id, track);
-    }
-  }
-
-  onTrackRemoved(track) {
-    if (track && track.producer_id) {
-      this.producers.delete(track.producer_id);
-    }
   }
 
   onDominantSpeaker(data) {

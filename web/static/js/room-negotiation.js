@@ -87,12 +87,10 @@ export class RoomNegotiation {
     for (const id of Array.from(this.participants.keys())) {
       this.removeParticipant(id);
     }
-    this.producers.clear();
     this.ownPin = null;
     this.spotlight = joined.spotlight || null;
     this.mayModerate = Boolean(joined.permissions && joined.permissions.moderate);
     (joined.roster || []).forEach(this.addParticipant, this);
-    (joined.tracks || []).forEach(this.onTrackAdded, this);
     this.dominant = joined.dominant_speaker || null;
     if (joined.hands) {
       this.onHands(joined.hands);

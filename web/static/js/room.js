@@ -49,7 +49,6 @@ class Room {
     this.participantId = null;
     this.me = null;
     this.participants = new Map();
-    this.producers = new Map();
     // Receiving: slot id -> slot (room-slots.js), and the same slots by the transceivers' mids.
     this.slots = new Map();
     this.slotsByMid = new Map();
