@@ -180,9 +180,23 @@ async def wait_for_video(receiver: Participant, sender_id: str, *, timeout: floa
                          f"state: {await receiver.state()}")
 
 
-async def stage_of(receiver: Participant) -> str | None:
-    """Who the receiver's page shows on its stage now (named from the first frame of their video on)."""
-    return (await receiver.state())["stageParticipantId"]  # type: ignore[no-any-return]
+async def wait_for_stage_media(receiver: Participant, *, timeout: float = 25.0) -> None:
+    """Wait until ``receiver`` decodes rising video and hears rising sound on its stage (whoever is there)."""
+    deadline = time.monotonic() + timeout
+    first: tuple[float, float] | None = None
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        state = await receiver.state()
+        by_slot = {s["slotId"]: s for s in state["inbound"]}
+        frames = by_slot.get("stage-video", {}).get("framesDecoded", 0)
+        energy = by_slot.get("stage-audio", {}).get("totalAudioEnergy", 0)
+        if frames > 0 and energy > 0:
+            if first is None:
+                first = (frames, energy)
+            elif frames > first[0] and energy > first[1]:
+                return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{receiver.username}'s stage has no rising video and sound: {state}")
 
 
 async def close_all(participants: list[Participant]) -> None:

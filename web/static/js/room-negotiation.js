@@ -84,10 +84,10 @@ export class RoomNegotiation {
       this.micMuted = true;
       this.local.audio.enabled = false;
     }
+    this.ownPin = null; // a new connection: the server knows no pin of ours
     for (const id of Array.from(this.participants.keys())) {
       this.removeParticipant(id);
     }
-    this.ownPin = null;
     this.spotlight = joined.spotlight || null;
     this.mayModerate = Boolean(joined.permissions && joined.permissions.moderate);
     (joined.roster || []).forEach(this.addParticipant, this);
