@@ -155,6 +155,8 @@ export class RoomSlots {
         if (slot.pending && rtpAtOrAfter(metadata.rtpTimestamp, slot.pending.rtpTimestamp)) {
           self.applySlot(slot, slot.pending, "frame");
         }
+      } else if (slot.pending) {
+        self.applySlot(slot, slot.pending, "untimed"); // a browser without rtpTimestamp: the next frame
       }
       element.requestVideoFrameCallback(onFrame);
     };
