@@ -1,7 +1,7 @@
-"""Per-consumer RTP rewriting: the hot path of the SFU.
+"""Per-slot RTP rewriting: the hot path of the SFU.
 
 Everything that does not change per packet (SSRC, payload type, extension ids, the MID element)
-is computed once when the consumer is configured; per packet the rewriter does two integer
+is computed once when the slot is configured; per packet the rewriter does two integer
 additions, one ``struct.pack`` and one ``bytes.join`` in front of the shared payload.
 """
 
@@ -42,10 +42,10 @@ class ExtensionIds:
 
 
 class RtpRewriter:
-    """Serializes a producer's packets as one consumer's stream.
+    """Serializes a producer's packets as one slot's stream.
 
-    Output extensions: the consumer's MID (constant), the publisher's audio level (copied) and
-    abs-send-time (the server's send time), each under the consumer connection's own ids;
+    Output extensions: the slot's MID (constant), the publisher's audio level (copied) and
+    abs-send-time (the server's send time), each under the subscriber connection's own ids;
     anything else the publisher sent is dropped. CSRCs are dropped.
     """
 

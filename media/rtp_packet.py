@@ -2,7 +2,7 @@
 
 The forwarding path never builds aiortc ``RtpPacket`` objects: a decrypted datagram is parsed once
 into an :class:`RtpPacketView` (header fields plus offsets into the original bytes), shared by every
-consumer of the packet, and each consumer serializes its own rewritten header in front of the
+slot carrying the packet, and each slot serializes its own rewritten header in front of the
 shared payload (see :mod:`media.rewriter`).
 """
 

@@ -19,9 +19,8 @@ over at that keyframe; no delta frame of the new source is ever sent before it. 
 old source at once and starts the new one at its next packet. The ``switch`` event
 (:class:`SlotSwitch`) fires right after the first packet of the new source went out.
 
-Packets reach the slot through a *tap* put in ``producer.sinks``: the producer fans out to
-it exactly as to a :class:`media.consumer.Consumer` (``forwarding``, ``forward``,
-``on_producer_state``, ``send_sender_report``, ``close``), so producer.py is unchanged.
+Packets reach the slot through a *tap* put in ``producer.sinks`` (a :class:`media.producer.Sink`:
+``forwarding``, ``forward``, ``on_producer_state``, ``send_sender_report``, ``close``).
 
 Events: ``switch`` (SlotSwitch), ``close`` ().
 """
@@ -99,8 +98,8 @@ class SlotStats:
 
 
 class SlotTap:
-    """A slot's attachment to one producer (current or pending source), duck-typed as a consumer
-    in ``producer.sinks`` so the producer's fan-out, pause/mute and close reach the slot."""
+    """A slot's attachment to one producer (current or pending source): a sink in
+    ``producer.sinks``, so the producer's fan-out, pause/mute and close reach the slot."""
 
     __slots__ = ("slot", "producer", "forwarding", "detached", "forward")
 

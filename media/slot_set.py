@@ -79,7 +79,7 @@ class SlotSet(EventEmitter):
             )
             slot.on("switch", self._on_switch)
             self.slots[slot_id] = slot
-        #: Slot by SSRC and RTX SSRC, for RTCP feedback (the transport's ``_consumer_by_ssrc`` role).
+        #: Slot by SSRC and RTX SSRC, for RTCP feedback (the transport routes the subscriber's RTCP with it).
         self.by_ssrc: dict[int, Slot] = {}
         for slot in self.slots.values():
             self.by_ssrc[slot.ssrc] = slot
