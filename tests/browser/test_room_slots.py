@@ -247,6 +247,10 @@ async def test_the_stage_follows_the_floor_the_spotlight_and_a_pin(
     await ids_by_name(secretariat, bot_names)
     gid = await governor.participant_id()
 
+    # Every server event the governor's page gets from now on, by name.
+    await governor.page.evaluate(
+        "window.cabinetRoom.signal.socket.onAny(name => (window.seenEvents = window.seenEvents || []).push(name))")
+
     # The wrap-around compare of RTP timestamps the page uses to name a switched slot.
     assert await governor.page.evaluate(
         "import('/static/js/room-slots.js').then(m => [m.rtpAtOrAfter(5, 4294967290), m.rtpAtOrAfter(4294967290, 5),"
@@ -290,7 +294,9 @@ async def test_the_stage_follows_the_floor_the_spotlight_and_a_pin(
     await expect(governor.page.locator("#stage-name .spotlight-pill")).to_have_count(0)
     frames = await frames_rise(governor, frames)
 
-    # A pin puts someone on one's own stage only.
+    # A pin puts someone on one's own stage only; nobody by that id: not_found.
+    reply = await governor.page.evaluate("window.cabinetRoom.signal.call('pin', {participant_id: 'p999-nobody'})")
+    assert reply["error"]["code"] == "not_found", reply
     pin = governor.page.locator(f'#thumbs li[data-participant-id="{a}"] .tile-pin')
     await expect(pin).to_have_attribute("aria-label", f"Pin {bot_names[0]} to my stage")
     await pin.click()
@@ -323,6 +329,9 @@ async def test_the_stage_follows_the_floor_the_spotlight_and_a_pin(
     for skew in (skew_a, skew_b):
         assert len(skew) >= 6, skew
         assert abs(statistics.median(skew)) < SYNC_MS, skew
+    # Negotiated once: the server never sent another offer (nor the old last_n event).
+    seen = set(await governor.page.evaluate("window.seenEvents"))
+    assert "slot" in seen and "spotlight" in seen and not seen & {"offer", "last_n"}, seen
     assert secretariat.errors == [] and governor.errors == []
 
 
