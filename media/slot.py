@@ -17,7 +17,9 @@ old source until the new source's first keyframe arrives (a PLI is sent to it at
 the producer's own throttle, and again every ``keyframe_retry_ms`` while waiting), then cuts
 over at that keyframe; no delta frame of the new source is ever sent before it. Audio stops the
 old source at once and starts the new one at its next packet. The ``switch`` event
-(:class:`SlotSwitch`) fires right after the first packet of the new source went out.
+(:class:`SlotSwitch`) fires, for video, right after the first packet (the keyframe) of the new
+source went out, with its RTP timestamp; for audio at the switch itself (a voice the floor gate
+holds back may send nothing for a long time), with no RTP timestamp (-1).
 
 Packets reach the slot through a *tap* put in ``producer.sinks`` (a :class:`media.producer.Sink`:
 ``forwarding``, ``forward``, ``on_producer_state``, ``send_sender_report``, ``close``).
@@ -60,10 +62,11 @@ DEFAULT_KEYFRAME_RETRY_MS = 500
 
 @dataclass(frozen=True)
 class SlotSwitch:
-    """A switch took effect: the first packet of ``producer_id`` went out on ``slot_id`` (or the
-    slot went empty: ``producer_id`` None). ``sequence`` orders switches of one slot set;
-    ``rtp_timestamp`` is the slot's timestamp of that first packet, so a page can change a tile's
-    name at exactly that frame (``requestVideoFrameCallback`` metadata.rtpTimestamp)."""
+    """A switch took effect. Video: the first packet (keyframe) of ``producer_id`` went out on
+    ``slot_id``, and ``rtp_timestamp`` is the slot's timestamp of it, so a page can change a tile's
+    name at exactly that frame (``requestVideoFrameCallback`` metadata.rtpTimestamp). Audio: the
+    slot carries ``producer_id`` from its next packet (rtp fields -1). ``producer_id`` None: the
+    slot went empty. ``sequence`` orders the switches of one slot set."""
 
     slot_id: str
     producer_id: str | None
@@ -260,11 +263,13 @@ class Slot(EventEmitter):
         if self.closed:
             return
         if producer is None:
+            named = self._current is not None or (not self._video and self._pending is not None)
             self._drop_pending()
             if self._current is not None:
                 self._current.detach()
                 self._current = None
                 self._started = False
+            if named:
                 self._emit_switch(None, None)
             return
         if producer.kind != self.kind:
@@ -287,13 +292,16 @@ class Slot(EventEmitter):
         self._drop_pending()
         self._pending = SlotTap(self, producer)
         self.stats.switches += 1
-        if not self._video and self._current is not None:
-            # Audio switches at once: nothing more of the old voice; the new one from its next packet.
+        if self._video:
+            self._request_keyframe(producer, force=True)
+            return
+        # Audio switches at once: nothing more of the old voice, the new one from its next packet; the
+        # page is told now (a voice the floor gate holds back may send nothing for a long time).
+        if self._current is not None:
             self._current.detach()
             self._current = None
             self._started = False
-        if self._video:
-            self._request_keyframe(producer, force=True)
+        self._emit_switch(producer, None)
 
     def _drop_pending(self) -> None:
         if self._pending is not None:
@@ -318,6 +326,8 @@ class Slot(EventEmitter):
     def _on_source_closed(self, tap: SlotTap) -> None:
         if tap is self._pending:
             self._pending = None
+            if not self._video and self._current is None:
+                self._emit_switch(None, None)  # the voice announced at the switch is gone
         elif tap is self._current:
             self._current = None
             self._started = False
@@ -379,7 +389,8 @@ class Slot(EventEmitter):
         self._pending = None
         self._start_epoch(tap.producer, packet)
         sent = self._send(packet, abs_send_time)
-        self._emit_switch(tap.producer, sent)
+        if self._video:
+            self._emit_switch(tap.producer, sent)  # audio announced its switch at switch_to
 
     def _start_epoch(self, producer: Producer, packet: RtpPacketView) -> None:
         next_seq = (self._max_seq + 1) & 0xFFFF

@@ -5,7 +5,9 @@ Two steps:
 1. :func:`wanted_streams` orders what a subscriber should see and hear: the stage participant
    (the chair's spotlight, else the subscriber's own pin, else the floor holder, else the dominant
    speaker, else the most recent speaker, else the first publisher), then videos (pinned, then
-   speaker order, then publishing order), then voices (floor holder, pinned, then speaker order).
+   speaker order, then publishing order), then voices (floor holder, pinned, speaker order, then
+   publishing order: before a session opens every voice is forwarded, and a small session hears
+   everyone before they first spoke).
    A subscriber never receives its own streams.
 2. :func:`assign_slots` places them: the stage gets the stage participant's audio and video; the
    first V wanted videos (the stage video excluded) fill the thumbnails and the first A wanted
@@ -112,7 +114,7 @@ def wanted_streams(
             order.append(participant)
     videos = tuple(v for p in order if (v := by_id[p].video) is not None and p != stage)
     voices: list[str] = []
-    for participant in (floor_holder, *(p for p in by_id if p in pinned), *speaker_order):
+    for participant in (floor_holder, *(p for p in by_id if p in pinned), *speaker_order, *by_id):
         if participant is not None and participant in by_id and participant != stage and participant not in voices:
             voices.append(participant)
     audios = tuple(a for p in voices if (a := by_id[p].audio) is not None)

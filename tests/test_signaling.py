@@ -280,8 +280,9 @@ async def test_join_publish_subscribe_with_slots_and_leave(server: LiveServer, t
     video_on = await chair.wait_for("slot", lambda e: e["slot_id"] == "stage-video" and e["participant_id"])
     audio_on = await chair.wait_for("slot", lambda e: e["slot_id"] == "stage-audio" and e["participant_id"])
     for event in (video_on, audio_on):
-        assert event["participant_id"] == g["participant_id"] and event["producer_id"]
-        assert event["rtp_timestamp"] >= 0 and event["sequence"] >= 1
+        assert event["participant_id"] == g["participant_id"] and event["producer_id"] and event["sequence"] >= 1
+    assert video_on["rtp_timestamp"] >= 0, "a video switch names the frame it starts at"
+    assert audio_on["rtp_timestamp"] == -1, "an audio switch is announced at once"
     assert video_on["mid"] == "1" and audio_on["mid"] == "0"
     # Media actually flows through the SFU to the chair, on the stage's two tracks.
     video = next(t for t in chair.tracks if t.kind == "video")

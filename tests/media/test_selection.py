@@ -193,12 +193,14 @@ async def test_stage_follows_spotlight_then_own_pin_then_floor_holder_then_domin
         add_publisher(router, name)
     me = add_subscriber(router, "me", videos=2, audios=1)
     other = add_subscriber(router, "other", videos=0, audios=0)
-    # Nobody spoke: the first publisher on the stage, the next ones in the thumbnails, no extra voice.
-    assert plan(me) == {"stage-audio": "a-audio", "stage-video": "a-video", "video-0": "b-video", "video-1": "c-video"}
+    # Nobody spoke: the first publisher on the stage, the next ones in the thumbnails and the extra
+    # voice (everyone is heard before the session opens, not only those who spoke).
+    assert plan(me) == {"stage-audio": "a-audio", "stage-video": "a-video", "video-0": "b-video", "video-1": "c-video",
+                        "audio-0": "b-audio"}
     speak(router, ["c"], 0)
     assert router.dominant_speaker == "c"
     assert plan(me)["stage-video"] == "c-video" and plan(me)["video-1"] == "a-video", "a takes c's freed thumbnail"
-    assert "audio-0" not in plan(me), "nobody else spoke: no extra voice"
+    assert plan(me)["audio-0"] == "a-audio", "nobody else spoke: the first publisher off the stage is heard"
     router.set_stage(floor_holder="b", spotlight=None)
     assert (plan(me)["stage-audio"], plan(me)["stage-video"]) == ("b-audio", "b-video")
     assert plan(me)["audio-0"] == "c-audio", "the dominant speaker is still heard"
@@ -236,8 +238,9 @@ async def test_last_n_counts_the_stage_and_the_thumbnails_zero_is_audio_only(rou
     router.set_last_n("me", 1)
     assert videos() == ["a-video"]
     router.set_last_n("me", 0)
-    assert videos() == [] and plan(me) == {"stage-audio": "a-audio"}, "audio only: the stage's voice stays"
-    assert router.wanted("me") == Wanted("a-audio", None, (), ())
+    assert videos() == [] and plan(me) == {"stage-audio": "a-audio", "audio-0": "b-audio", "audio-1": "c-audio"}, \
+        "audio only: the voices stay"
+    assert router.wanted("me") == Wanted("a-audio", None, (), ("b-audio", "c-audio", "d-audio", "e-audio", "f-audio"))
     router.set_last_n("me", None)
     assert len(videos()) == 6
     for bad in (-1, 65):
@@ -277,11 +280,12 @@ async def test_muted_voices_take_no_extra_audio_slot(router: Router) -> None:
     speak(router, ["b"], 0)
     speak(router, ["c"], 2000)
     assert router.speaker_order[:2] == ["c", "b"]
-    assert plan(me) == {"stage-audio": "c-audio", "stage-video": "c-video", "audio-0": "b-audio"}
+    # Minimal moves: a (heard since nobody had spoken) keeps audio-0, b takes the slot c left.
+    assert plan(me) == {"stage-audio": "c-audio", "stage-video": "c-video", "audio-0": "a-audio", "audio-1": "b-audio"}
     router.set_pinned({"d"})
-    assert plan(me)["audio-0"] == "b-audio" and plan(me)["audio-1"] == "d-audio", "b kept its slot"
+    assert plan(me)["audio-1"] == "b-audio" and plan(me)["audio-0"] == "d-audio", "b kept its slot"
     with router.batch():  # floor control mutes every voice but the floor holder's, in one refill
-        for name in "bcd":
+        for name in "abcd":
             router.set_participant_audio_muted(name, True)
     assert "audio-0" not in plan(me) and "audio-1" not in plan(me)
     assert plan(me)["stage-audio"] == "c-audio", "the stage keeps its voice slot (silent while muted)"

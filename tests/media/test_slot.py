@@ -243,7 +243,8 @@ async def test_audio_switches_at_once_with_continuous_numbers() -> None:
     assert (out[6].timestamp - out[5].timestamp) & 0xFFFFFFFF == 960
     assert out[5].extension(2) == bytes([0x80 | 12]), "audio level copied under the slot's id"
     assert out[5].extension(1) == b"5", "the slot's MID"
-    assert [(e.producer_id, n) for e, n in sink.switches] == [("a", 1), ("b", 6)]
+    # An audio switch is announced at once (no RTP timestamp): before the new voice's first packet.
+    assert [(e.producer_id, n, e.rtp_timestamp) for e, n in sink.switches] == [("a", 0, -1), ("b", 5, -1)]
     assert not a.upstream and not b.upstream, "no PLI for audio"
 
 

@@ -162,9 +162,9 @@ async def test_slot_set_negotiated_once_follows_the_router(harness: Harness, cap
         router.set_pinned({"bob"})
         await expect({"stage-video": alice, "stage-audio": alice, "video-0": bob, "video-1": None, "audio-0": bob})
         caplog.clear()
-        # carol pins bob to her stage: bob takes the stage, alice his thumbnail; the extra voice empties.
+        # carol pins bob to her stage: bob takes the stage, alice his thumbnail and the extra voice.
         router.set_own_pin("carol", "bob")
-        await expect({"stage-video": bob, "stage-audio": bob, "video-0": alice, "video-1": None, "audio-0": None})
+        await expect({"stage-video": bob, "stage-audio": bob, "video-0": alice, "video-1": None, "audio-0": alice})
         # A new publisher: dave takes the free thumbnail; the others stay where they are.
         dave = await publish(harness, "dave", 192, 144, audio=True)
         await expect({"stage-video": bob, "video-0": alice, "video-1": dave})
@@ -180,7 +180,7 @@ async def test_slot_set_negotiated_once_follows_the_router(harness: Harness, cap
             router.set_own_pin("carol", "dave")
             alice.video.resume()
             assert len(sub.switches) == switched and slot_set.slots["stage-video"].target is bob.video
-        await expect({"stage-video": dave, "stage-audio": dave, "video-0": alice, "video-1": bob, "audio-0": None})
+        await expect({"stage-video": dave, "stage-audio": dave, "video-0": alice, "video-1": bob, "audio-0": alice})
         assert len(videos["video-0"].frames) > gone + 5, "a freed thumbnail decodes again once filled"
 
         decode_errors = [r for r in caplog.records if "failed to decode" in r.getMessage()]

@@ -27,7 +27,8 @@ def test_wanted_streams_stage_choice_and_order() -> None:
     assert (w.stage_audio, w.stage_video) == ("a3", "v3"), "the floor holder before the dominant speaker"
     assert w.videos[:4] == ("v1", "v5", "v7", "v2"), "pinned, then speakers, then publishing order"
     assert "v0" not in w.videos and "v3" not in w.videos, "never one's own video; the stage is not a thumbnail"
-    assert w.audios == ("a1", "a5", "a7")
+    assert w.audios[:5] == ("a1", "a5", "a7", "a2", "a4"), "pinned, speakers, then everyone else"
+    assert "a0" not in w.audios and "a3" not in w.audios
     own = wanted_streams(subscriber="p0", publishers=PUBS, floor_holder="p3", own_pin="p9")
     assert own.stage_video == "v9" and own.audios[0] == "a3", "own pin on the stage; the floor holder still heard"
     spot = wanted_streams(subscriber="p0", publishers=PUBS, floor_holder="p3", own_pin="p9", spotlight="p4")
