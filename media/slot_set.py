@@ -57,6 +57,8 @@ class SlotSet(EventEmitter):
         self.plan = SlotPlan.empty(videos, audios)
         self._sequence = itertools.count(1).__next__
         self.slots: dict[str, Slot] = {}
+        #: The latest switch of each slot: what it carries now, for a listener that comes late.
+        self.last_switches: dict[str, SlotSwitch] = {}
         layout: list[tuple[str, SlotKind, str]] = [
             (STAGE_AUDIO, "audio", "stage"),
             (STAGE_VIDEO, "video", "stage"),
@@ -90,6 +92,7 @@ class SlotSet(EventEmitter):
         return list(self.slots)
 
     def _on_switch(self, event: SlotSwitch) -> None:
+        self.last_switches[event.slot_id] = event
         self.emit("switch", event)
 
     def update(self, wanted: Wanted, producers: Mapping[str, Producer]) -> list[str]:

@@ -251,10 +251,15 @@ class Room:
             if participant.recv is recv:
                 participant.awaiting_answer = True  # a corrected answer may follow
             raise NegotiationFailed(str(exc)) from None
+        if recv.slot_set is not None:  # what the slots carry already (voices are announced at once)
+            for event in sorted(recv.slot_set.last_switches.values(), key=lambda e: e.sequence):
+                self._on_slot_switch(participant, recv, event)
         return {}
 
     def _on_slot_switch(self, participant: Participant, recv: WebRtcTransport, event: SlotSwitch) -> None:
-        if participant.recv is not recv or participant.id not in self.participants:
+        """Tell the participant; not before its answer (its page sets up the slots from the subscribe
+        answer): the answer sends what every slot carries by then."""
+        if participant.recv is not recv or participant.awaiting_answer or participant.id not in self.participants:
             return
         self._spawn(self.outbox.to(participant, "slot", {
             "slot_id": event.slot_id, "mid": recv.slot_mid(event.slot_id), "producer_id": event.producer_id,

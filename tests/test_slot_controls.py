@@ -106,6 +106,15 @@ async def test_pin_spotlight_and_last_n_move_producers_between_slots(server: Liv
     assert (await observer.call("set_last_n", {"n": 9}))["ok"]
     await on_stage(observer, g["participant_id"], after=empty["sequence"])
 
+    # A late subscriber is told at its answer which voices its slots carry (announced before it
+    # could listen), then which face each video slot shows from its first frame.
+    late = await secretariat.subscribe(videos=1, audios=1)
+    assert late["ok"]
+    voice = await secretariat.wait_for("slot", lambda e: e["slot_id"] == "stage-audio", timeout=20)
+    assert voice["participant_id"] in (c["participant_id"], g["participant_id"]) and voice["rtp_timestamp"] == -1
+    face = await secretariat.wait_for("slot", lambda e: e["slot_id"] == "stage-video", timeout=20)
+    assert face["participant_id"] == voice["participant_id"] and face["rtp_timestamp"] >= 0
+
     # A camera turned off leaves its slot; the publisher who leaves empties the stage it held.
     assert (await chair.call("mute", {"kind": "video", "muted": True}))["ok"]
     await observer.wait_for("slot", lambda e: e["slot_id"].startswith("video-") and e["producer_id"] is None
