@@ -61,6 +61,11 @@ class BotOptions:
     publish: bool = True
     subscribe: bool = True
     lean: bool = False
+    #: Full subscriber: decode every slot ("all") or only the stage's audio and video ("stage").
+    decode: str = "all"
+    #: Slots asked for at subscribe: thumbnails (0..8) and extra voices (0..2).
+    videos: int = 8
+    audios: int = 2
     audio: bool = True
     video: bool = True
     speaking: bool = True
@@ -88,6 +93,7 @@ class Bot:
         self.token_source: TokenSource = options.token_source or StaticToken(options.token)
         #: A token given with a separate token source is used first; a StaticToken hands out its own.
         self._first_token: str | None = options.token if options.token_source is not None and options.token else None
+        self._past_offers = 0
         self.client = self._new_client(options.token or "")
         self.publisher: Publisher | None = None
         self.subscriber: Subscriber | None = None
@@ -129,6 +135,7 @@ class Bot:
         old = getattr(self, "client", None)
         if old is not None:  # one history across connections
             client.events, client.errors, client.listeners = old.events, old.errors, old.listeners
+            self._past_offers += old.offers_after_join
         client.on_lost = self._on_lost
         return client
 
@@ -178,13 +185,16 @@ class Bot:
                 speaking=options.speaking,
                 bind_addresses=bind,
                 ice_servers=ice_servers,
+                identity=client.participant_id,
             )
             ack = await client.publish(await self.publisher.offer())
             await self.publisher.accept_answer(ack["sdp"])
         if options.subscribe:
-            self.subscriber = Subscriber(lean=options.lean, bind_addresses=bind, ice_servers=ice_servers)
-            client.on_offer = self.subscriber.on_offer
-            await client.subscribe()
+            self.subscriber = Subscriber(lean=options.lean, decode=options.decode, videos=options.videos,
+                                         audios=options.audios, bind_addresses=bind, ice_servers=ice_servers)
+            client.on_offer = self.subscriber.accept_offer
+            client.on_slot = self.subscriber.on_slot
+            await client.subscribe(options.videos, options.audios)
 
     def _joined(self) -> None:
         self.state = "joined"
@@ -309,6 +319,8 @@ class Bot:
             connections=[ConnectionInterval(**vars(c)) for c in self.connections],
             reconnect=self.reconnect_mode,
             gave_up=self.gave_up,
+            slots=dict(client.slot_map),
+            offers_after_join=self._past_offers + client.offers_after_join,
         )
         return report
 

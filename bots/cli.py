@@ -23,6 +23,12 @@ meeting, login refused or ended for good). Only a logged-in bot (--username, --p
 --meeting) can reconnect: a --token join token is single-use, so a bot given one connects once and
 cannot reconnect; it reports a lost connection as an error. --no-reconnect turns reconnection off.
 The report counts reconnects and lists every connection (UTC times connected, joined and ended).
+
+Receiving: the bot subscribes once with its slots (the stage's audio and video, --videos thumbnails,
+--audios extra voices) and answers the one offer; the server's slot events say who each slot
+carries. Every stream in the report is one slot, named after the participant it carries now; its
+stamped frames are checked against that (identity mismatches). A server offer after the join is
+an error (offers_after_join must be 0).
 """
 
 
@@ -43,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--publish", action="store_true", help="publish audio and video (default: both roles)")
     parser.add_argument("--subscribe", action="store_true", help="subscribe to everybody else")
     parser.add_argument("--lean", action="store_true", help="lean subscriber: count packets, decode only a sample")
+    parser.add_argument("--videos", type=int, default=8, choices=range(0, 9), metavar="0..8",
+                        help="video slots besides the stage (thumbnails) asked for at subscribe (default 8)")
+    parser.add_argument("--audios", type=int, default=2, choices=range(0, 3), metavar="0..2",
+                        help="audio slots besides the stage's voice asked for at subscribe (default 2)")
+    parser.add_argument("--decode", choices=["all", "stage"], default="all",
+                        help="full subscriber: decode every slot (default) or only the stage's audio and video")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to stay (default 10)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of a summary")
     parser.add_argument("--name", default="bot", help="name in the report")
@@ -106,6 +118,9 @@ async def main_async(argv: list[str] | None = None, stdin: TextIO = sys.stdin, s
         publish=publish,
         subscribe=subscribe,
         lean=args.lean,
+        decode=args.decode,
+        videos=args.videos,
+        audios=args.audios,
         audio=not args.no_audio,
         video=not args.no_video,
         speaking=not args.silent,

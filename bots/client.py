@@ -9,11 +9,16 @@ One client is one connection: python-socketio's own reconnection stays off (``re
 because every connection needs a new single-use join token; :class:`bots.bot.Bot` reconnects with
 a new client. A connection the bot did not close itself is reported once through ``on_lost``
 (reason, code): a disconnect, the server's ``closing {code, message}``, or ``removed``.
+
+Receiving (slots, issue 11): :meth:`SignalingClient.subscribe` asks for ``videos`` / ``audios`` slots,
+answers the one offer of the acknowledgement through ``on_offer`` and sends the answer (revision 1);
+the server never sends another offer. Its ``slot`` events go to ``on_slot`` (the subscriber keeps
+each slot's timeline) and to :attr:`SignalingClient.slot_map`. An ``offer`` event is not part of the
+protocol any more: it is counted (``offers_after_join``) and recorded as an error, never answered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -26,8 +31,10 @@ from .errors import SignalingError
 
 logger = logging.getLogger(__name__)
 
-#: Answers a server offer: (sdp, consumers) -> answer sdp.
+#: Answers the receiving connection's one offer: (sdp, slots) -> answer sdp.
 OfferHandler = Callable[[str, list[dict[str, Any]]], Awaitable[str]]
+#: Told every ``slot`` event (the subscriber applies it to its slot's timeline).
+SlotHandler = Callable[[dict[str, Any]], Any]
 #: Told once when the connection is lost without the bot closing it: (reason, server code or None).
 LostHandler = Callable[["SignalingClient", str, str | None], None]
 
@@ -37,8 +44,8 @@ SERVER_EVENTS = (
     "track_added",
     "track_removed",
     "dominant_speaker",
-    "last_n",
     "mute_changed",
+    "spotlight",
 )
 
 
@@ -64,6 +71,15 @@ class SignalingClient:
         self.events: Counter[str] = Counter()
         self.errors: list[str] = []
         self.on_offer: OfferHandler | None = None
+        self.on_slot: SlotHandler | None = None
+        #: The slots of the subscribe acknowledgement, in m-line order.
+        self.slots: list[dict[str, Any]] = []
+        #: Who each slot carries (participant id), from the ``slot`` events applied in sequence order.
+        self.slot_map: dict[str, str | None] = {}
+        self._slot_sequences: dict[str, int] = {}
+        self.spotlight: str | None = None
+        #: Server ``offer`` events after the join: the slots protocol has none (each is an error).
+        self.offers_after_join = 0
         self.listeners: list[Callable[[str, Any], None]] = []
         self.on_lost: LostHandler | None = None
         #: Why the connection was lost (None while it is up, or when the bot closed it).
@@ -74,14 +90,9 @@ class SignalingClient:
         self.token = token
         self._sio = socketio.AsyncClient(reconnection=False, ssl_verify=ssl_verify)
         self._connect_error: Any = None
-        self._offers: asyncio.PriorityQueue[tuple[int, int, dict[str, Any], asyncio.Future[None] | None]] = (
-            asyncio.PriorityQueue()
-        )
-        self._offer_seq = 0
-        self._answered_revision = 0
-        self._offer_task: asyncio.Task[None] | None = None
         self._sio.on("connect_error", self._on_connect_error)
         self._sio.on("offer", self._on_server_offer)
+        self._sio.on("slot", self._on_slot)
         self._sio.on("disconnect", self._on_disconnect)
         self._sio.on("closing", self._on_closing)
         self._sio.on("removed", self._on_removed)
@@ -101,7 +112,6 @@ class SignalingClient:
         except socketio.exceptions.ConnectionError as exc:
             code, message = refusal(self._connect_error)
             raise SignalingError(code or "connect_failed", message or str(exc)) from exc
-        self._offer_task = asyncio.ensure_future(self._process_offers())
 
     async def _on_connect_error(self, data: Any = None) -> None:
         self._connect_error = data
@@ -131,6 +141,7 @@ class SignalingClient:
         self.joined = ack
         self.participant_id = ack.get("participant_id")
         self.dominant_speaker = ack.get("dominant_speaker")
+        self.spotlight = ack.get("spotlight")
         self.roster = {p["participant_id"]: p for p in ack.get("roster", []) if "participant_id" in p}
         self.tracks = {t["producer_id"]: t for t in ack.get("tracks", []) if "producer_id" in t}
         return ack
@@ -138,16 +149,33 @@ class SignalingClient:
     async def publish(self, offer_sdp: str) -> dict[str, Any]:
         return await self.call("publish", {"sdp": offer_sdp})
 
-    async def subscribe(self) -> dict[str, Any]:
-        """Ask for the receiving connection; the server's first offer is answered through
-        ``on_offer`` like every later one."""
-        ack = await self.call("subscribe", {})
-        if not isinstance(ack.get("sdp"), str):
-            return ack  # nothing to receive yet: the first offer will be pushed
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._enqueue(ack, done)
-        await done
+    async def subscribe(self, videos: int | None = None, audios: int | None = None) -> dict[str, Any]:
+        """Ask for the receiving connection with its slots (None: the server's default, 8 videos and
+        2 audios) and answer its one offer through ``on_offer``; returns the acknowledgement."""
+        if self.on_offer is None:
+            raise SignalingError("no_subscriber", "subscribe needs on_offer to answer the offer")
+        request: dict[str, Any] = {}
+        if videos is not None:
+            request["videos"] = videos
+        if audios is not None:
+            request["audios"] = audios
+        ack = await self.call("subscribe", request)
+        sdp, slots = ack.get("sdp"), ack.get("slots")
+        if not isinstance(sdp, str) or not isinstance(slots, list):
+            raise SignalingError("bad_ack", "subscribe was acknowledged without an offer and its slots")
+        self.slots = [dict(s) for s in slots if isinstance(s, dict)]
+        for slot in self.slots:
+            self.slot_map.setdefault(str(slot.get("slot_id")), None)
+        answer = await self.on_offer(sdp, self.slots)
+        await self.call("answer", {"sdp": answer, "revision": ack.get("revision", 1)})
         return ack
+
+    async def pin(self, participant_id: str | None) -> dict[str, Any]:
+        """Put ``participant_id`` on this bot's own stage (None: unpin)."""
+        return await self.call("pin", {"participant_id": participant_id})
+
+    async def set_last_n(self, n: int) -> dict[str, Any]:
+        return await self.call("set_last_n", {"n": n})
 
     async def mute(self, kind: str, muted: bool) -> dict[str, Any]:
         return await self.call("mute", {"kind": kind, "muted": muted})
@@ -160,9 +188,6 @@ class SignalingClient:
 
     async def disconnect(self) -> None:
         self._closed_by_us = True
-        if self._offer_task is not None:
-            self._offer_task.cancel()
-            await asyncio.gather(self._offer_task, return_exceptions=True)
         await self._sio.disconnect()
 
     # -- losing the connection --------------------------------------------------------------
@@ -190,50 +215,26 @@ class SignalingClient:
 
     # -- server events ----------------------------------------------------------------------
 
-    async def _on_server_offer(self, data: Any) -> None:
+    async def _on_server_offer(self, data: Any = None) -> None:
+        """Not part of the slots protocol: counted as an error, never answered."""
         self.events["offer"] += 1
-        if isinstance(data, dict) and isinstance(data.get("sdp"), str):
-            self._enqueue(data, None)
+        self.offers_after_join += 1
+        revision = data.get("revision") if isinstance(data, dict) else None
+        self.errors.append(f"the server sent an offer (revision {revision}) after the join: slots are negotiated once")
+        for callback in self.listeners:
+            callback("offer", data)
 
-    def _enqueue(self, offer: dict[str, Any], done: asyncio.Future[None] | None) -> None:
-        self._offer_seq += 1
-        revision = offer.get("revision")
-        self._offers.put_nowait((revision if isinstance(revision, int) else 0, self._offer_seq, offer, done))
-
-    async def _process_offers(self) -> None:
-        """Answer server offers one at a time in revision order (aiortc needs a stable state);
-        an offer older than one already answered is stale and skipped."""
-        try:
-            while True:
-                revision, _, offer, done = await self._offers.get()
-                while not self._offers.empty():  # only the newest offer needs an answer
-                    if done is not None and not done.done():
-                        done.set_result(None)
-                    revision, _, offer, done = self._offers.get_nowait()
-                try:
-                    if revision and revision <= self._answered_revision:
-                        logger.debug("skipping stale offer %s", revision)
-                    else:
-                        await self._answer(offer)
-                        self._answered_revision = max(self._answered_revision, revision)
-                    if done is not None and not done.done():
-                        done.set_result(None)
-                except Exception as exc:  # noqa: BLE001 - keep answering later offers
-                    if done is not None and not done.done():
-                        done.set_exception(exc)
-                    elif not self._offers.empty():
-                        logger.debug("offer %s superseded while answering: %s", revision, exc)
-                    else:
-                        logger.warning("cannot answer server offer %s: %s", revision, exc)
-                        self.errors.append(f"offer {revision}: {exc}")
-        except asyncio.CancelledError:
-            pass
-
-    async def _answer(self, offer: dict[str, Any]) -> None:
-        if self.on_offer is None:
-            raise SignalingError("no_subscriber", "a server offer arrived but nothing subscribes")
-        sdp = await self.on_offer(offer["sdp"], list(offer.get("consumers") or []))
-        await self.call("answer", {"sdp": sdp, "revision": offer.get("revision")})
+    async def _on_slot(self, data: Any = None) -> None:
+        self.events["slot"] += 1
+        if isinstance(data, dict) and isinstance(data.get("slot_id"), str):
+            slot_id, sequence = data["slot_id"], int(data.get("sequence") or 0)
+            if sequence > self._slot_sequences.get(slot_id, 0):  # per slot, in sequence order
+                self._slot_sequences[slot_id] = sequence
+                self.slot_map[slot_id] = data.get("participant_id")
+            if self.on_slot is not None:
+                self.on_slot(data)
+        for callback in self.listeners:
+            callback("slot", data)
 
     def _make_listener(self, name: str) -> Callable[[Any], Awaitable[None]]:
         async def listener(data: Any = None) -> None:
@@ -256,3 +257,5 @@ class SignalingClient:
             self.tracks.pop(data.get("producer_id"), None)
         elif name == "dominant_speaker":
             self.dominant_speaker = data.get("participant_id")
+        elif name == "spotlight":
+            self.spotlight = data.get("participant_id")

@@ -37,7 +37,7 @@ from .pacer import Pacer
 from .peer import configure_host_candidates, new_peer_connection
 from .report import PublishReport
 from .rtp_writer import MAX_PAYLOAD, RtpWriter, abs_send_time_now, rtx_payload, split_vp8_frame, vp8_descriptors
-from .stamp import FLAG_KEYFRAME, FLAG_SPEAKING, now_us, opus_stamp_head, pack_stamp
+from .stamp import FLAG_KEYFRAME, FLAG_SPEAKING, now_us, opus_stamp_head, pack_stamp, source_tag
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,16 @@ class Publisher:
         bind_addresses: list[str] | None = None,
         ice_servers: list[Any] | None = None,
         cname: str | None = None,
+        identity: str | None = None,
     ) -> None:
+        """``identity``: the participant id stamped into every packet and frame (:func:`bots.stamp.source_tag`),
+        so that subscribers can tell whose media a slot carries; None: source 0."""
         if not (audio or video):
             raise ValueError("a publisher needs audio or video")
         self.media = media
         self.speaking = speaking
+        self.identity = identity
+        self.source = source_tag(identity)
         #: Speech packets still to send whatever :attr:`speaking` says (see :meth:`speak_packets`).
         self.burst_left = 0
         self.stats = PublishReport()
@@ -108,6 +113,10 @@ class Publisher:
         self._video_pieces = [split_vp8_frame(frame, MAX_PAYLOAD) for frame in media.video]
         self._speech = [(opus_stamp_head(p.data), 0x80 | p.level) for p in media.speech]
         self._silence = [(opus_stamp_head(p.data), p.level) for p in media.silence]
+
+    def set_identity(self, identity: str | None) -> None:
+        """Stamp ``identity`` (a participant id) from the next packet on."""
+        self.identity, self.source = identity, source_tag(identity)
 
     @property
     def peer_connection(self) -> Any:
@@ -254,7 +263,7 @@ class Publisher:
         index = k % len(loop)
         head, level = loop[index]
         flags = FLAG_SPEAKING if speaking else 0
-        payload = head + pack_stamp(self.stats.audio_packets, index, flags, now_us())
+        payload = head + pack_stamp(self.stats.audio_packets, index, flags, now_us(), self.source)
         ts = (stream.ts_base + k * AUDIO_PACKET_SAMPLES) & 0xFFFFFFFF
         stream.last_ts = ts
         self._send(stream, stream.writer.packet(payload, ts, marker=0, level=level), len(payload))
@@ -272,7 +281,8 @@ class Publisher:
         for i, piece in enumerate(pieces):
             payload = descriptors[i] + piece
             if i == last:
-                payload += pack_stamp(self.stats.video_frames, index, FLAG_KEYFRAME if keyframe else 0, now_us())
+                payload += pack_stamp(self.stats.video_frames, index, FLAG_KEYFRAME if keyframe else 0, now_us(),
+                                      self.source)
             seq = writer.next_sequence()
             marker = 1 if i == last else 0
             stream.history[seq % HISTORY] = (seq, ts, marker, payload)

@@ -5,13 +5,22 @@ and frames, finds losses from sequence gaps (a retransmission that fills a gap r
 reads the stamp (:mod:`bots.stamp`) for the latency and the frame counter, detects freezes from
 the gaps between frames, and estimates latency a second way from the RTP timestamp and the
 server-translated sender reports.
+
+Slots: a stream is one slot of the receiving connection (``slot_id``), one continuous RTP stream
+whoever it carries. :meth:`StreamCounter.apply_slot` takes the slot's ``slot`` events (in sequence
+order; older ones are ignored) and keeps a timeline of who the slot carries from which RTP timestamp
+on. Every stamped video frame (and, full mode, every decoded picture, through its pts) is checked
+against it: its stamp's ``source`` must be the :func:`bots.stamp.source_tag` of the participant the
+timeline names at that frame's RTP timestamp. A frame is checked :data:`SETTLE_US` after it arrived,
+so that a ``slot`` event still travelling over signaling is not taken for a mismatch.
 """
 
 from __future__ import annotations
 
 import array
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from typing import Any
 
 from av import AudioFrame, VideoFrame
 
@@ -19,17 +28,93 @@ from media.rtp_packet import NTP_EPOCH_OFFSET
 
 from .picture import read_index
 from .report import StreamReport, percentile
-from .stamp import Stamp, now_us, read_stamp
+from .stamp import Stamp, now_us, read_stamp, source_tag
 
 MAX_GAP = 3000
 MAX_SAMPLES = 200_000
 FREEZE_MIN_MS = 200.0
+#: A received frame is checked against the slot's timeline this long after it arrived.
+SETTLE_US = 2_000_000
+TIMELINE_MAX = 128
+HALF = 0x80000000
+
+
+class SlotTimeline:
+    """Who a slot carries from which RTP timestamp on, from its ``slot`` events (sequence order)."""
+
+    def __init__(self) -> None:
+        self.sequence = 0
+        #: (rtp_timestamp, participant_id, producer_id) of every switch that started a source.
+        self.entries: deque[tuple[int, str | None, str | None]] = deque(maxlen=TIMELINE_MAX)
+        self.participant_id: str | None = None
+        self.producer_id: str | None = None
+        self.switches = 0
+
+    def apply(self, event: dict[str, Any]) -> bool:
+        """Apply one ``slot`` event; False when it is older than the last one applied."""
+        sequence = int(event.get("sequence") or 0)
+        if sequence <= self.sequence:
+            return False
+        self.sequence = sequence
+        self.participant_id = event.get("participant_id")
+        self.producer_id = event.get("producer_id")
+        self.switches += 1
+        rtp_timestamp = event.get("rtp_timestamp")
+        if self.producer_id is not None and isinstance(rtp_timestamp, int) and rtp_timestamp >= 0:
+            self.entries.append((rtp_timestamp & 0xFFFFFFFF, self.participant_id, self.producer_id))
+        return True
+
+    def participant_at(self, timestamp: int) -> tuple[bool, str | None]:
+        """(known, participant) for a frame with RTP ``timestamp``: the latest switch at or before it
+        (32-bit wrap: ((ts - start) mod 2**32) < 2**31). Not known: no switch covers it yet."""
+        for start, participant, _ in reversed(self.entries):
+            if (timestamp - start) & 0xFFFFFFFF < HALF:
+                return True, participant
+        return False, None
+
+
+class IdentityCheck:
+    """Frames (RTP timestamp, stamped source, arrival µs) checked against a timeline once settled."""
+
+    def __init__(self, timeline: SlotTimeline) -> None:
+        self.timeline = timeline
+        self.pending: deque[tuple[int, int, int]] = deque()
+        self.checked = 0
+        self.mismatches = 0
+        self.unknown = 0
+        #: The first few mismatches: (rtp timestamp, stamped source, source the timeline names, participant).
+        self.examples: list[tuple[int, int, int, str | None]] = []
+
+    def add(self, timestamp: int, source: int, arrival_us: int) -> None:
+        self.pending.append((timestamp, source, arrival_us))
+        self.settle(arrival_us)
+
+    def settle(self, now: int, settle_us: int = SETTLE_US) -> None:
+        pending = self.pending
+        while pending and now - pending[0][2] >= settle_us:
+            timestamp, source, _ = pending.popleft()
+            known, participant = self.timeline.participant_at(timestamp)
+            if not known:
+                self.unknown += 1
+                continue
+            self.checked += 1
+            expected = source_tag(participant)
+            if source != expected:
+                self.mismatches += 1
+                if len(self.examples) < 5:
+                    self.examples.append((timestamp, source, expected, participant))
 
 
 class StreamCounter:
-    def __init__(self, kind: str, mid: str, clock_rate: int, frame_interval_s: float = 1 / 15) -> None:
+    def __init__(self, kind: str, mid: str, clock_rate: int, frame_interval_s: float = 1 / 15,
+                 slot_id: str | None = None, timeline: SlotTimeline | None = None) -> None:
         self.kind = kind
         self.mid = mid
+        self.slot_id = slot_id
+        self.timeline = timeline if timeline is not None else SlotTimeline()
+        self.identity = IdentityCheck(self.timeline)
+        self.decoded_identity = IdentityCheck(self.timeline)
+        self._last_source: int | None = None
         #: Count freezes from frame arrivals (lean mode); full mode counts them from decoded frames.
         self.arrival_freezes = True
         self.clock_rate = clock_rate
@@ -107,6 +192,9 @@ class StreamCounter:
         if stamp is None:
             self.unstamped += 1
             return None
+        if stamp.source != self._last_source:  # the slot carries someone else: a new frame counter
+            self._last_source = stamp.source
+            self.last_counter = None
         if self.last_counter is not None:
             jump = (stamp.counter - self.last_counter) & 0xFFFFFFFF
             if 1 < jump < 0x80000000:
@@ -122,7 +210,18 @@ class StreamCounter:
             self._stamps[timestamp] = stamp
             if len(self._stamps) > 256:
                 self._stamps.popitem(last=False)
+            if self.slot_id is not None:
+                self.identity.add(timestamp, stamp.source, arrival_us)
         return stamp
+
+    def apply_slot(self, event: dict[str, Any]) -> bool:
+        """A ``slot`` event for this stream's slot (ignored when older than the last applied)."""
+        return self.timeline.apply(event)
+
+    def settle(self, now: int | None = None) -> None:
+        now = now_us() if now is None else now
+        self.identity.settle(now)
+        self.decoded_identity.settle(now)
 
     def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         send_us = int((ntp_timestamp / 4294967296.0 - NTP_EPOCH_OFFSET) * 1_000_000)
@@ -150,7 +249,8 @@ class StreamCounter:
 
     # -- decoded media (full mode, and lean mode's samples) ---------------------------------
 
-    def on_decoded_video(self, frame: VideoFrame, stamp: Stamp | None = None, *, check_freeze: bool = True) -> None:
+    def on_decoded_video(self, frame: VideoFrame, stamp: Stamp | None = None, *, check_freeze: bool = True,
+                         timestamp: int | None = None) -> None:
         self.decoded_frames += 1
         now = now_us()
         if check_freeze and self._last_decoded_us and now - self._last_decoded_us > self.freeze_threshold_us:
@@ -159,27 +259,33 @@ class StreamCounter:
         self._last_decoded_us = now
         shown = read_index(frame)
         if stamp is None and frame.pts is not None:
-            stamp = self._stamp_for_pts(int(frame.pts), shown)
+            found = self._stamp_for_pts(int(frame.pts), shown)
+            if found is not None:
+                timestamp, stamp = found
         if stamp is not None:
             if shown != stamp.index:
                 self.index_mismatches += 1
             self._add(self.decoded_latencies, (now - stamp.send_us) / 1000)
+            if self.slot_id is not None and timestamp is not None:
+                self.decoded_identity.add(timestamp, stamp.source, now)
         else:
             self.index_mismatches += 1
 
-    def _stamp_for_pts(self, pts: int, shown: int | None) -> Stamp | None:
-        """aiortc rebases decoded pts to its first frame: learn the offset from the first
-        picture whose bar code matches a recent stamp, then look stamps up strictly by pts."""
+    def _stamp_for_pts(self, pts: int, shown: int | None) -> tuple[int, Stamp] | None:
+        """(RTP timestamp, stamp) of a decoded picture. aiortc rebases decoded pts to its first
+        frame: learn the offset from the first picture whose bar code matches a recent stamp, then
+        look stamps up strictly by pts."""
         if self._pts_offset is not None:
-            stamp = self._stamps.get((pts + self._pts_offset) & 0xFFFFFFFF)
+            timestamp = (pts + self._pts_offset) & 0xFFFFFFFF
+            stamp = self._stamps.get(timestamp)
             if stamp is not None:
-                return stamp
+                return timestamp, stamp
         if shown is None:
             return None
         for timestamp, stamp in reversed(self._stamps.items()):
             if stamp.index == shown:
                 self._pts_offset = (timestamp - pts) & 0xFFFFFFFF
-                return stamp
+                return timestamp, stamp
         return None
 
     def on_decoded_audio(self, frame: AudioFrame) -> None:
@@ -198,14 +304,25 @@ class StreamCounter:
     # -- report -----------------------------------------------------------------------------
 
     def report(self, *, full_mode: bool) -> StreamReport:
+        self.settle()
         expected = self.expected
         energy = None
         if self._energy_count:
             mean = self._energy_sum / self._energy_count
             energy = round(10 * math.log10(mean / 32768**2), 1) if mean > 0 else -120.0
+        if self.slot_id is not None:  # who the slot carries now
+            self.participant_id, self.producer_id = self.timeline.participant_id, self.timeline.producer_id
         return StreamReport(
             kind=self.kind,
             mid=self.mid,
+            slot_id=self.slot_id,
+            switches=self.timeline.switches,
+            identity_checked=self.identity.checked,
+            identity_mismatches=self.identity.mismatches,
+            identity_unknown=self.identity.unknown,
+            decoded_identity_checked=self.decoded_identity.checked,
+            decoded_identity_mismatches=self.decoded_identity.mismatches,
+            identity_mismatch_examples=[list(e) for e in self.identity.examples + self.decoded_identity.examples],
             producer_id=self.producer_id,
             participant_id=self.participant_id,
             packets=self.packets,

@@ -38,12 +38,27 @@ class PublishReport:
 
 @dataclass
 class StreamReport:
-    """What one subscriber received of one remote producer."""
+    """What one subscriber received on one slot of its receiving connection (``participant_id`` /
+    ``producer_id``: who the slot carries now, from the ``slot`` events)."""
 
     kind: str
     mid: str
     producer_id: str | None = None
     participant_id: str | None = None
+    slot_id: str | None = None
+    #: ``slot`` events applied to this slot (the first assignment counts).
+    switches: int = 0
+    #: Stamped video frames checked against the slot map (the participant named for the slot at
+    #: the frame's RTP timestamp), and those whose stamp named someone else; unknown: frames no
+    #: ``slot`` event covered.
+    identity_checked: int = 0
+    identity_mismatches: int = 0
+    identity_unknown: int = 0
+    #: The same for decoded pictures (full mode; lean mode: its sampled pictures).
+    decoded_identity_checked: int = 0
+    decoded_identity_mismatches: int = 0
+    #: A few mismatches: [rtp timestamp, stamped source, source named by the slot map, participant].
+    identity_mismatch_examples: list[list[Any]] = field(default_factory=list)
     packets: int = 0
     #: Video: frames whose last packet arrived; audio: packets (one 20 ms frame each).
     frames_received: int = 0
@@ -119,6 +134,11 @@ class BotReport:
     reconnect: str = "on"
     #: Why the bot stopped trying to reconnect (a fatal refusal, reconnection off or impossible), if it did.
     gave_up: str | None = None
+    #: Who each slot of the (current) receiving connection carries, from the ``slot`` events.
+    slots: dict[str, str | None] = field(default_factory=dict)
+    #: Server ``offer`` events after the join: slots are negotiated once, so this must be 0 (each is
+    #: also in ``errors``).
+    offers_after_join: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,18 +157,23 @@ class BotReport:
                 f"retransmitted {p.retransmitted}, keyframe requests {p.keyframe_requests}, late skips {p.late_skips}"
             )
         for s in self.streams:
-            who = s.producer_id or f"mid {s.mid}"
+            who = f"{s.slot_id or 'mid ' + s.mid} ({s.participant_id or 'empty'})"
             latency = "-" if s.latency_ms_p50 is None else f"{s.latency_ms_p50}/{s.latency_ms_p95}/{s.latency_ms_p99} ms"
             line = (
                 f"  {s.kind:5} {who}: {s.frames_received} frames, {s.packets} packets, loss {s.loss_percent:.2f}%, "
                 f"missing frames {s.frames_missing}, freezes {s.freezes} ({s.freeze_ms:.0f} ms), latency p50/95/99 {latency}, "
                 f"decoded {s.decoded_frames} (errors {s.decode_errors}, index mismatches {s.index_mismatches})"
             )
+            if s.kind == "video" and s.slot_id is not None:
+                line += (f", switches {s.switches}, identity checked {s.identity_checked} (mismatches "
+                         f"{s.identity_mismatches}), decoded {s.decoded_identity_checked} ({s.decoded_identity_mismatches})")
             if s.audio_energy_dbfs is not None:
                 line += f", energy {s.audio_energy_dbfs:.1f} dBFS"
             lines.append(line)
         if self.dominant_speaker:
             lines.append(f"  dominant speaker: {self.dominant_speaker}")
+        if self.slots:
+            lines.append(f"  stage: {self.slots.get('stage-video')}; offers after join: {self.offers_after_join}")
         if self.reconnects or len(self.connections) > 1 or self.gave_up:
             lines.append(f"  reconnects: {self.reconnects} (reconnection {self.reconnect})")
             for c in self.connections:

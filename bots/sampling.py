@@ -56,7 +56,8 @@ class VideoSampler:
         self._parts: list[bytes] | None = None
         self._next_seq = 0
 
-    def on_packet(self, seq: int, marker: int, payload: bytes, stamp: Stamp | None, arrival_us: int) -> None:
+    def on_packet(self, seq: int, marker: int, payload: bytes, stamp: Stamp | None, arrival_us: int,
+                  timestamp: int | None = None) -> None:
         size, start, keyframe = vp8_descriptor(payload)
         if size == 0:
             return
@@ -77,21 +78,21 @@ class VideoSampler:
         self._next_seq = (seq + 1) & 0xFFFF
         if marker:
             self._parts = None
-            self._decode(b"".join(parts), stamp)
+            self._decode(b"".join(parts), stamp, timestamp)
 
     def _abandon(self) -> None:
         self.incomplete += 1
         self._parts = None
         self._decoder = None
 
-    def _decode(self, frame: bytes, stamp: Stamp | None) -> None:
+    def _decode(self, frame: bytes, stamp: Stamp | None, timestamp: int | None = None) -> None:
         decoder = self._decoder
         if decoder is None:
             return
         self.samples += 1
         try:
             for picture in decoder.decode(av.Packet(frame)):
-                self.counter.on_decoded_video(picture, stamp, check_freeze=False)
+                self.counter.on_decoded_video(picture, stamp, check_freeze=False, timestamp=timestamp)
         except av.FFmpegError as exc:
             self.counter.decode_errors += 1
             logger.debug("sampled VP8 frame failed to decode: %s", exc)

@@ -1,10 +1,14 @@
 """The stamp a bot puts in every audio packet and every video frame: frame counter and send time.
 
-A stamp is 20 bytes at the very end of the codec payload, so it survives anything that forwards
+A stamp is 24 bytes at the very end of the codec payload, so it survives anything that forwards
 payloads unchanged (the SFU rewrites SSRC, sequence number, timestamp, payload type and header
 extensions, and RTX wrapping/unwrapping, but never touches payload bytes)::
 
-    counter u32 | loop index u16 | flags u16 | send time u64 (µs, Unix epoch) | magic "CbS1"
+    counter u32 | loop index u16 | flags u16 | source u32 | send time u64 (µs, Unix epoch) | magic "CbS2"
+
+``source`` is the publisher's identity, :func:`source_tag` of its participant id (0: not stamped):
+a subscriber receiving through slots, whose SSRC and timestamps are the slot's whoever it carries,
+compares it with the participant the ``slot`` events name for that frame's RTP timestamp.
 
 * Opus (RFC 6716 §3.2.5): the single 20 ms frame is re-framed as a code 3 packet (one CBR frame)
   with 20 bytes of padding, and the stamp *is* the padding. Decoders must accept any padding
@@ -19,13 +23,14 @@ from __future__ import annotations
 
 import struct
 import time
+import zlib
 from typing import NamedTuple
 
 from .errors import MediaFileError
 
-MAGIC = b"CbS1"
-STAMP = struct.Struct("!IHHQ4s")
-STAMP_SIZE = STAMP.size  # 20
+MAGIC = b"CbS2"
+STAMP = struct.Struct("!IHHIQ4s")
+STAMP_SIZE = STAMP.size  # 24
 FLAG_KEYFRAME = 0x0001
 FLAG_SPEAKING = 0x0002
 
@@ -35,22 +40,31 @@ class Stamp(NamedTuple):
     index: int
     flags: int
     send_us: int
+    #: The publisher's :func:`source_tag` (0: none).
+    source: int = 0
 
 
 def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def pack_stamp(counter: int, index: int, flags: int, send_us: int) -> bytes:
-    return STAMP.pack(counter & 0xFFFFFFFF, index & 0xFFFF, flags & 0xFFFF, send_us, MAGIC)
+def source_tag(participant_id: str | None) -> int:
+    """The 32-bit identity stamped by the publisher ``participant_id`` (CRC-32; 0 for None)."""
+    if not participant_id:
+        return 0
+    return zlib.crc32(participant_id.encode()) or 1
+
+
+def pack_stamp(counter: int, index: int, flags: int, send_us: int, source: int = 0) -> bytes:
+    return STAMP.pack(counter & 0xFFFFFFFF, index & 0xFFFF, flags & 0xFFFF, source & 0xFFFFFFFF, send_us, MAGIC)
 
 
 def read_stamp(payload: bytes) -> Stamp | None:
     """The stamp at the end of ``payload`` (RTP padding already removed), or None."""
     if len(payload) < STAMP_SIZE or payload[-4:] != MAGIC:
         return None
-    counter, index, flags, send_us, _ = STAMP.unpack_from(payload, len(payload) - STAMP_SIZE)
-    return Stamp(counter, index, flags, send_us)
+    counter, index, flags, source, send_us, _ = STAMP.unpack_from(payload, len(payload) - STAMP_SIZE)
+    return Stamp(counter, index, flags, send_us, source)
 
 
 def opus_stamp_head(packet: bytes) -> bytes:

@@ -1,12 +1,20 @@
-"""The subscribing half of a bot: answers the server's offers and measures what arrives.
+"""The subscribing half of a bot: answers the receiving connection's one offer and measures what arrives.
 
-The server drives (re)negotiation: every offer (first and later ones, as producers come and go)
-goes to :meth:`Subscriber.on_offer`, which returns the answer.
+Slots (the signaling protocol since issue 11): the receiving connection is negotiated ONCE, at
+subscribe, with a fixed set of slots (the stage's audio and video, ``videos`` thumbnails, ``audios``
+extra voices); :meth:`Subscriber.accept_offer` answers that offer (aiortc with bundlePolicy
+MAX_BUNDLE) and there is never another one. Who a slot carries changes without SDP: the server's
+``slot`` events go to :meth:`Subscriber.on_slot` (per slot, in sequence order), which keeps each
+slot's timeline; every stream's statistics are keyed by slot and name the participant it carries
+now, and every stamped video frame is checked against the participant named for its RTP timestamp
+(:mod:`bots.receive_stats`).
 
-* Full mode: aiortc's receivers decode audio and video as a browser would; decoded frames are
-  counted per remote producer, the bar code of every decoded picture is read and checked against
-  the stamp its frame carried, freezes come from gaps between decoded frames, audio energy from
-  the decoded samples. A tap on the decrypted RTP (``install_rtp_filter``) reads the stamps.
+* Full mode: aiortc's receivers decode audio and video as a browser would (``decode="all"``, or
+  ``"stage"``: only the stage's audio and video, the other slots are only counted); decoded frames
+  are counted per slot, the bar code of every decoded picture is read and checked against the
+  stamp its frame carried (and its stamped identity against the slot map), freezes come from gaps
+  between decoded frames, audio energy from the decoded samples. A tap on the decrypted RTP
+  (``install_rtp_filter``) reads the stamps.
 * Lean mode: no decoder runs. Decrypted RTP goes straight to the bot (``install_packet_hooks``):
   packets and frames are counted, loss found from sequence gaps (and NACKed), latency read from
   the stamps; a sample is decoded to prove validity (:mod:`bots.sampling`). The bot sends its own
@@ -31,7 +39,7 @@ from media.rtp_packet import RtpPacketView, monotonic_ms
 from .errors import NegotiationError
 from .peer import configure_host_candidates, new_peer_connection
 from .publisher import URI_AUDIO_LEVEL
-from .receive_stats import StreamCounter
+from .receive_stats import SlotTimeline, StreamCounter
 from .report import StreamReport
 from .sampling import AudioSampler, VideoSampler
 from .stamp import now_us
@@ -39,6 +47,10 @@ from .stamp import now_us
 logger = logging.getLogger(__name__)
 
 RTCP_INTERVAL_S = 1.0
+DEFAULT_VIDEO_SLOTS = 8
+DEFAULT_AUDIO_SLOTS = 2
+STAGE_SLOTS = frozenset({"stage-audio", "stage-video"})
+DECODE_CHOICES = ("all", "stage")
 
 
 @dataclass
@@ -61,14 +73,29 @@ class Subscriber:
         self,
         *,
         lean: bool = False,
+        decode: str = "all",
+        videos: int = DEFAULT_VIDEO_SLOTS,
+        audios: int = DEFAULT_AUDIO_SLOTS,
         bind_addresses: list[str] | None = None,
         ice_servers: list[Any] | None = None,
         video_sample_interval_s: float = 1.0,
         video_sample_run: int = 3,
         audio_sample_every: int = 50,
     ) -> None:
+        if decode not in DECODE_CHOICES:
+            raise ValueError(f"decode must be one of {DECODE_CHOICES}")
         self.lean = lean
+        self.decode = decode
+        #: Slot counts asked for at subscribe (videos 0..8 thumbnails, audios 0..2 extra voices).
+        self.videos = videos
+        self.audios = audios
         self.negotiations = 0
+        #: The slots of the subscribe acknowledgement, by slot id, and each slot's timeline.
+        self.slots: dict[str, dict[str, Any]] = {}
+        self.timelines: dict[str, SlotTimeline] = {}
+        #: ``slot`` events applied, and those ignored (older than the slot's last, or unknown slot).
+        self.slot_events = 0
+        self.stale_slot_events = 0
         self.malformed = 0
         self.unknown_ssrc = 0
         self._bind = bind_addresses or []
@@ -78,9 +105,9 @@ class Subscriber:
         self._lock = asyncio.Lock()
         self._streams: dict[str, _Stream] = {}
         self._by_ssrc: dict[int, tuple[_Stream, bool]] = {}
-        self._consumers: dict[str, dict[str, Any]] = {}
+        self._slot_of_mid: dict[str, str] = {}
+        self._decoded_ssrcs: set[int] = set()
         self._hooked: set[int] = set()
-        self._neutralized: set[int] = set()
         self._egress: seams.SrtpEgress | None = None
         self._rtcp_ssrc = random.getrandbits(32) or 1
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,28 +126,37 @@ class Subscriber:
     def counters(self) -> list[StreamCounter]:
         return [s.counter for s in self._streams.values()]
 
+    @property
+    def slot_map(self) -> dict[str, str | None]:
+        """Who each slot carries now (participant id, None: empty or not yet told)."""
+        return {slot_id: timeline.participant_id for slot_id, timeline in self.timelines.items()}
+
     # -- negotiation ------------------------------------------------------------------------
 
-    async def on_offer(self, sdp: str, consumers: list[dict[str, Any]] | None = None) -> str:
-        """Apply a server offer and return the answer SDP."""
+    async def accept_offer(self, sdp: str, slots: list[dict[str, Any]]) -> str:
+        """Apply the receiving connection's one offer (its ``slots`` from the subscribe
+        acknowledgement) and return the answer SDP. A second offer is refused: slots are
+        negotiated once."""
         async with self._lock:
             if self._closed:
                 raise NegotiationError("subscriber is closed")
-            if self._pc is None:
-                self._pc = new_peer_connection(self._ice_servers)
-                if not self.lean:
-                    self._pc.on("track", self._on_track)
-            if consumers:
-                self.update_consumers(consumers)
-            pc = self._pc
+            if self._pc is not None:
+                raise NegotiationError("the receiving connection is negotiated once (slots); a second offer is refused")
+            for slot in slots:
+                slot_id = str(slot.get("slot_id"))
+                self.slots[slot_id] = dict(slot)
+                self.timelines.setdefault(slot_id, SlotTimeline())
+                if slot.get("mid") is not None:
+                    self._slot_of_mid[str(slot["mid"])] = slot_id
+            self._pc = pc = new_peer_connection(self._ice_servers)  # bundlePolicy MAX_BUNDLE
+            if not self.lean:
+                pc.on("track", self._on_track)
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 if self.lean:
                     for transceiver in pc.getTransceivers():
-                        if id(transceiver) not in self._neutralized:
-                            seams.neutralize_receiver(transceiver.receiver)
-                            seams.neutralize_sender(transceiver.sender)
-                            self._neutralized.add(id(transceiver))
+                        seams.neutralize_receiver(transceiver.receiver)
+                        seams.neutralize_sender(transceiver.sender)
                 configure_host_candidates(pc, self._bind)
                 await pc.setLocalDescription(await pc.createAnswer())
             except Exception as exc:
@@ -130,30 +166,30 @@ class Subscriber:
             self.negotiations += 1
             return pc.localDescription.sdp
 
-    def update_consumers(self, consumers: list[dict[str, Any]]) -> None:
-        """Name streams after the server's consumers (``mid`` -> producer and participant)."""
-        for consumer in consumers:
-            mid = consumer.get("mid")
-            if mid is None:
-                continue
-            self._consumers[str(mid)] = consumer
-            stream = self._streams.get(str(mid))
-            if stream is not None:
-                self._label(stream.counter)
+    def on_slot(self, event: dict[str, Any]) -> bool:
+        """A server ``slot`` event: apply it to its slot (found by ``slot_id``, else by ``mid``)
+        unless it is older than the last one applied there."""
+        slot_id = event.get("slot_id")
+        if slot_id not in self.timelines:
+            slot_id = self._slot_of_mid.get(str(event.get("mid")))
+        timeline = self.timelines.get(slot_id) if slot_id is not None else None
+        if timeline is None or not timeline.apply(event):
+            self.stale_slot_events += 1
+            return False
+        self.slot_events += 1
+        return True
 
-    def _label(self, counter: StreamCounter) -> None:
-        info = self._consumers.get(counter.mid)
-        if info is not None:
-            counter.producer_id = info.get("producer_id")
-            counter.participant_id = info.get("participant_id")
+    def _decodes(self, slot_id: str) -> bool:
+        return not self.lean and (self.decode == "all" or slot_id in STAGE_SLOTS)
 
     def _map_streams(self) -> None:
         pc = self._pc
         for transceiver in pc.getTransceivers():
             mid = transceiver.mid
-            if mid is None or mid in self._streams:
+            if mid is None:
                 continue
-            if transceiver.currentDirection not in ("recvonly", "sendrecv"):
+            slot_id = self._slot_of_mid.get(mid, f"mid-{mid}")
+            if slot_id in self._streams or transceiver.currentDirection not in ("recvonly", "sendrecv"):
                 continue
             ssrc, rtx_ssrc = seams.remote_ssrcs(pc, mid)
             codecs, extensions = seams.negotiated_parameters(transceiver)
@@ -163,9 +199,9 @@ class Subscriber:
             codec = media[0]
             rtx_pt = next((c.payloadType for c in codecs if c.name.lower() == "rtx" and c.parameters.get("apt") == codec.payloadType), None)
             level_id = next((e.id for e in extensions if e.uri == URI_AUDIO_LEVEL), 0) if transceiver.kind == "audio" else 0
-            counter = StreamCounter(transceiver.kind, mid, codec.clockRate)
-            counter.arrival_freezes = self.lean
-            self._label(counter)
+            timeline = self.timelines.setdefault(slot_id, SlotTimeline())
+            counter = StreamCounter(transceiver.kind, mid, codec.clockRate, slot_id=slot_id, timeline=timeline)
+            counter.arrival_freezes = not self._decodes(slot_id)
             stream = _Stream(counter, ssrc, codec.payloadType, rtx_pt, level_id)
             if self.lean:
                 interval, run, every = self._sample
@@ -173,10 +209,14 @@ class Subscriber:
                     stream.video_sampler = VideoSampler(counter, interval_s=interval, run=run)
                 else:
                     stream.audio_sampler = AudioSampler(counter, every=every)
-            self._streams[mid] = stream
+            self._streams[slot_id] = stream
             self._by_ssrc[ssrc] = (stream, False)
             if rtx_ssrc is not None:
                 self._by_ssrc[rtx_ssrc] = (stream, True)
+            if self._decodes(slot_id):
+                self._decoded_ssrcs.add(ssrc)
+                if rtx_ssrc is not None:
+                    self._decoded_ssrcs.add(rtx_ssrc)
 
     def _install_hooks(self) -> None:
         for dtls in seams.dtls_transports(self._pc):
@@ -193,25 +233,28 @@ class Subscriber:
 
     # -- packets (both modes) ---------------------------------------------------------------
 
-    def _handle_rtp(self, data: bytes) -> None:
+    def _handle_rtp(self, data: bytes) -> bool:
+        """Account one decrypted RTP packet; True when aiortc should also get it (full mode: a
+        slot it decodes)."""
         arrival = now_us()
         try:
             view = RtpPacketView.parse(data)
         except ValueError:
             self.malformed += 1
-            return
+            return True
         entry = self._by_ssrc.get(view.ssrc)
         if entry is None:
             self.unknown_ssrc += 1
-            return
+            return True
+        keep = view.ssrc in self._decoded_ssrcs
         stream, is_rtx = entry
         if is_rtx:
             if view.payload_type != stream.rtx_payload_type:
-                return
+                return keep
             try:
                 view.unwrap_rtx(stream.payload_type, stream.ssrc)
             except ValueError:
-                return  # padding-only probe
+                return keep  # padding-only probe
         payload = view.payload
         level = -1
         if stream.level_id:
@@ -229,9 +272,10 @@ class Subscriber:
                 self._egress.send_rtcp(build_nack(self._rtcp_ssrc, stream.ssrc, gap[-64:]))
                 counter.nacks_sent += 1
         if stream.video_sampler is not None:
-            stream.video_sampler.on_packet(view.sequence_number, view.marker, payload, stamp, arrival)
+            stream.video_sampler.on_packet(view.sequence_number, view.marker, payload, stamp, arrival, view.timestamp)
         elif stream.audio_sampler is not None:
             stream.audio_sampler.on_packet(payload)
+        return keep
 
     def _handle_rtcp(self, data: bytes) -> None:
         try:
@@ -248,8 +292,7 @@ class Subscriber:
                     stream.last_sr_ms = monotonic_ms()
 
     def _tap_rtp(self, data: bytes) -> bool:
-        self._handle_rtp(data)
-        return True
+        return self._handle_rtp(data)  # slots not decoded ("stage") never reach aiortc's receivers
 
     def _tap_rtcp(self, data: bytes) -> bool:
         self._handle_rtcp(data)
@@ -291,15 +334,18 @@ class Subscriber:
         mid = next((t.mid for t in self._pc.getTransceivers() if t.receiver.track is track), None)
         if mid is None:
             return
-        task = asyncio.ensure_future(self._read(track, mid))
+        slot_id = self._slot_of_mid.get(mid, f"mid-{mid}")
+        if not self._decodes(slot_id):
+            return
+        task = asyncio.ensure_future(self._read(track, slot_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _read(self, track: MediaStreamTrack, mid: str) -> None:
+    async def _read(self, track: MediaStreamTrack, slot_id: str) -> None:
         try:
             while not self._closed:
                 frame = await track.recv()
-                stream = self._streams.get(mid)
+                stream = self._streams.get(slot_id)
                 if stream is None:
                     continue
                 if track.kind == "video":

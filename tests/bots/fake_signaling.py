@@ -1,7 +1,9 @@
 """A minimal stand-in for Cabinet's socket.io signaling (the protocol only), over a media.Router.
 
-Enough to exercise bots.client end to end on 127.0.0.1: join, publish, subscribe, answer,
-server-pushed offers when producers come and go, dominant speaker, mute, leave.
+Enough to exercise bots.client end to end on 127.0.0.1: join, publish, subscribe with slots
+(negotiated once: the one offer in the acknowledgement, answered with revision 1), ``slot`` events
+after the answer, dominant speaker, mute, leave. :meth:`FakeSignaling.stray_offer` sends the
+``offer`` event the slots protocol no longer has, to check that bots count it as an error.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from bots.inprocess import slot_event
 from media import Router, WebRtcTransport
+from media.slot import SlotSwitch
 
 
 @dataclass
@@ -22,8 +26,9 @@ class Peer:
     participant_id: str
     send: WebRtcTransport | None = None
     recv: WebRtcTransport | None = None
-    revision: int = 0
+    answered: bool = False
     producers: list[str] = field(default_factory=list)
+    subscribe_requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _ok(**values: Any) -> dict[str, Any]:
@@ -107,47 +112,38 @@ class FakeSignaling:
             produced.append({"producer_id": producer.id, "kind": producer.kind, "mid": track.mid})
             await self.sio.emit("track_added", {"producer_id": producer.id, "participant_id": peer.participant_id,
                                                 "kind": producer.kind}, skip_sid=sid)
-            for other in self.peers.values():
-                if other.recv is not None and other is not peer:
-                    other.recv.consume(producer)
-        if produced:
-            for other in list(self.peers.values()):
-                if other.recv is not None and other is not peer:
-                    await self._push_offer(other)
         return _ok(sdp=answer, producers=produced)
-
-    async def _offer(self, peer: Peer) -> dict[str, Any]:
-        assert peer.recv is not None
-        sdp = await peer.recv.create_offer()
-        peer.revision += 1
-        return {"sdp": sdp, "revision": peer.revision, "consumers": self._consumers_with_mids(peer)}
-
-    def _consumers_with_mids(self, peer: Peer) -> list[dict[str, Any]]:
-        # Consumer.mid is set at answer time; derive it from the offer order instead (test-only).
-        assert peer.recv is not None
-        transceivers = peer.recv.peer_connection.getTransceivers()
-        consumers = list(peer.recv.consumers.values())
-        live = [t for t in transceivers if t.direction != "inactive"]
-        return [{"consumer_id": c.id, "producer_id": c.producer_id, "participant_id": c.producer.participant_id,
-                 "kind": c.kind, "mid": t.mid} for c, t in zip(consumers, live)]
-
-    async def _push_offer(self, peer: Peer) -> None:
-        await self.sio.emit("offer", await self._offer(peer), to=peer.sid)
 
     async def on_subscribe(self, sid: str, data: Any) -> dict[str, Any]:
         peer = self.peers[sid]
-        peer.recv = self.router.create_transport(peer.participant_id, "recv")
-        for producer in list(self.router.producers.values()):
-            if producer.participant_id != peer.participant_id:
-                peer.recv.consume(producer)
-        return _ok(**await self._offer(peer))
+        peer.subscribe_requests.append(dict(data or {}))
+        recv = peer.recv = self.router.create_transport(peer.participant_id, "recv")
+        slot_set = recv.create_slots(videos=int((data or {}).get("videos", 8)), audios=int((data or {}).get("audios", 2)))
+        slot_set.on("switch", lambda event: self._switch(peer, recv, event))
+        sdp = await recv.create_offer()
+        slots = [{"slot_id": slot.id, "kind": slot.kind, "mid": recv.slot_mid(slot.id), "stream_id": slot.stream_id,
+                  "track_id": slot.id} for slot in slot_set.slots.values()]
+        return _ok(sdp=sdp, revision=1, slots=slots)
+
+    def _switch(self, peer: Peer, recv: WebRtcTransport, event: SlotSwitch) -> None:
+        if peer.answered and peer.recv is recv:
+            asyncio.ensure_future(self.sio.emit("slot", slot_event(recv, event), to=peer.sid))
 
     async def on_answer(self, sid: str, data: Any) -> dict[str, Any]:
         peer = self.peers[sid]
-        if peer.recv is None or data.get("revision") != peer.revision:
-            return _error("stale_answer", "answer for an old offer")
+        if peer.recv is None or peer.answered or data.get("revision") != 1:
+            return _error("wrong_state", "no offer is waiting for an answer")
         await peer.recv.accept_answer(data["sdp"])
+        peer.answered = True
+        assert peer.recv.slot_set is not None
+        for event in sorted(peer.recv.slot_set.last_switches.values(), key=lambda e: e.sequence):
+            self._switch(peer, peer.recv, event)
         return _ok()
+
+    async def stray_offer(self, participant_id: str) -> None:
+        """The ``offer`` event of the old protocol, which a slots server never sends."""
+        sid = next(sid for sid, peer in self.peers.items() if peer.participant_id == participant_id)
+        await self.sio.emit("offer", {"sdp": "v=0\r\n", "revision": 2}, to=sid)
 
     async def on_mute(self, sid: str, data: Any) -> dict[str, Any]:
         return _ok()

@@ -38,31 +38,52 @@ async def test_refused_token_raises_the_servers_code(server: FakeSignaling) -> N
 
 
 async def test_bots_publish_and_subscribe_through_signaling(server: FakeSignaling, media: PreEncodedMedia) -> None:
-    lean = Bot(BotOptions(url=server.url, token="tok-carol", name="carol", publish=False, lean=True), media)
+    lean = Bot(BotOptions(url=server.url, token="tok-carol", name="carol", publish=False, lean=True, videos=2,
+                          audios=1), media)
     alice = Bot(BotOptions(url=server.url, token="tok-alice", name="alice", subscribe=False), media)
     bob = Bot(BotOptions(url=server.url, token="tok-bob", name="bob", speaking=False), media)
     try:
-        await asyncio.wait_for(lean.start(), 15)  # subscribes first: offers follow as others publish
+        await asyncio.wait_for(lean.start(), 15)  # subscribes first: its slots fill as others publish
         await asyncio.wait_for(alice.start(), 15)
-        await asyncio.wait_for(bob.start(), 15)  # full subscriber of alice, publishes silence
+        await asyncio.wait_for(bob.start(), 15)  # full subscriber (default slots), publishes silence
         assert lean.client.participant_id == "carol"
+        carol_sid = next(sid for sid, p in server.peers.items() if p.participant_id == "carol")
+        assert server.peers[carol_sid].subscribe_requests == [{"videos": 2, "audios": 1}]
+        assert [s["slot_id"] for s in lean.client.slots] == ["stage-audio", "stage-video", "video-0", "video-1",
+                                                              "audio-0"]
 
         def receiving() -> bool:
-            streams = lean.report().streams + bob.report().streams
-            return len(streams) == 6 and all(s.packets > 10 for s in streams)
+            carried = [s for s in lean.report().streams + bob.report().streams if s.packets > 10]
+            return len(carried) == 6  # carol: alice and bob, audio and video; bob: alice's
 
         await wait_for(receiving, timeout=15)
         await wait_for(lambda: lean.client.dominant_speaker == "alice", timeout=8)
+        await wait_for(lambda: lean.client.slot_map.get("stage-video") == "alice"
+                       and lean.client.slot_map.get("video-0") == "bob", timeout=8)
         report = bob.report()
-        assert {s.participant_id for s in report.streams} == {"alice"}
+        assert {s.participant_id for s in report.streams if s.packets} == {"alice"}
+        assert len(report.streams) == 1 + 8 + 1 + 2  # every slot is a stream, carrying or not
         for stream in report.streams:
-            assert stream.loss_percent == 0 and stream.latency_ms_p50 is not None and 0 <= stream.latency_ms_p50 < 3000
+            if stream.packets:
+                assert stream.slot_id in ("stage-audio", "stage-video") and stream.loss_percent == 0
+                assert stream.latency_ms_p50 is not None and 0 <= stream.latency_ms_p50 < 3000
+        await wait_for(lambda: next(s for s in bob.report().streams if s.slot_id == "stage-video")
+                       .decoded_identity_checked >= 5, timeout=10)
         carol = lean.report()
-        assert {s.participant_id for s in carol.streams} == {"alice", "bob"}
-        assert carol.events.get("offer", 0) >= 2 and carol.events.get("track_added", 0) >= 2
-        assert not carol.errors and not report.errors
-        assert json.loads(carol.to_json())["streams"][0]["kind"] in ("audio", "video")
-        assert "latency p50/95/99" in carol.summary()
+        carried = {s.slot_id: s.participant_id for s in carol.streams if s.packets}
+        assert carried == {"stage-audio": "alice", "stage-video": "alice", "video-0": "bob", "audio-0": "bob"}
+        assert carol.slots["stage-video"] == "alice" and carol.events.get("slot", 0) >= 4
+        for stream in carol.streams + bob.report().streams:
+            assert stream.identity_mismatches == 0 and stream.decoded_identity_mismatches == 0, stream
+        assert sum(s.identity_checked for s in carol.streams) > 0
+        # The server never renegotiates; an offer that still arrives is an error, never answered.
+        assert carol.offers_after_join == 0 and not carol.errors and not report.errors
+        assert lean.subscriber is not None and lean.subscriber.negotiations == 1
+        await server.stray_offer("carol")
+        await wait_for(lambda: lean.report().offers_after_join == 1, timeout=5)
+        assert "after the join" in lean.report().errors[0] and lean.subscriber.negotiations == 1
+        assert json.loads(carol.to_json())["streams"][0]["slot_id"] == "stage-audio"
+        assert "latency p50/95/99" in carol.summary() and "offers after join: 0" in carol.summary()
     finally:
         for bot in (bob, alice, lean):
             await asyncio.wait_for(bot.stop(), 10)

@@ -12,12 +12,12 @@ from bots.media_files import PreEncodedMedia
 from bots.picture import read_index
 from bots.publisher import Publisher
 from bots.sampling import vp8_descriptor
-from bots.stamp import opus_stamp_head, opus_unstamped, pack_stamp, read_stamp
+from bots.stamp import opus_stamp_head, opus_unstamped, pack_stamp, read_stamp, source_tag
 from media import aiortc_seams as seams
 from media.rtcp import SenderReport, parse_compound
 from media.rtp_packet import NTP_EPOCH_OFFSET, RtpPacketView
 
-STAMP = pack_stamp(123456, 7, 1, 1_700_000_000_000_000)
+STAMP = pack_stamp(123456, 7, 1, 1_700_000_000_000_000, source_tag("p7-abcdef"))
 
 
 def _decode_video(decoder_name: str, frames: list[bytes]) -> list[bytes]:
@@ -42,7 +42,7 @@ def test_opus_decoders_ignore_the_stamp_padding(media: PreEncodedMedia, decoder:
     plain = [p.data for p in media.speech[:30]]
     stamped = [opus_stamp_head(p) + STAMP for p in plain]
     assert [opus_unstamped(s) for s in stamped] == plain
-    assert all(read_stamp(s) == (123456, 7, 1, 1_700_000_000_000_000) for s in stamped)
+    assert all(read_stamp(s) == (123456, 7, 1, 1_700_000_000_000_000, source_tag("p7-abcdef")) for s in stamped)
     assert _decode_audio(decoder, stamped) == _decode_audio(decoder, plain)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bots.report import percentile
-from bots.stamp import pack_stamp
-from bots.receive_stats import StreamCounter
+from bots.stamp import pack_stamp, source_tag
+from bots.receive_stats import SETTLE_US, StreamCounter
 
 
 def audio_payload(counter: int, send_us: int) -> bytes:
-    return b"\x7b\x41\x14opus" + pack_stamp(counter, counter % 100, 0, send_us)
+    return b"\x7b\x41\x18opus" + pack_stamp(counter, counter % 100, 0, send_us)
 
 
 def test_loss_recovery_duplicates_and_wrap() -> None:
@@ -46,3 +46,38 @@ def test_unstamped_packets_are_counted() -> None:
 def test_percentile_nearest_rank() -> None:
     assert percentile([], 50) is None
     assert percentile([3, 1, 2, 4], 50) == 2 and percentile(list(range(1, 101)), 99) == 99
+
+
+def video_frame(counter: int, source: str, send_us: int) -> bytes:
+    return b"\x80\x80\x80\x01vp8" + pack_stamp(counter, counter, 0, send_us, source_tag(source))
+
+
+def test_slot_frames_are_checked_against_the_participant_named_at_their_timestamp() -> None:
+    """A slot carries alice, then bob from RTP timestamp 30000 on (wrapping past 2**32): each frame
+    must carry the stamp of the participant the slot map names at its timestamp, once settled."""
+    c = StreamCounter("video", "1", 90000, 1 / 15, slot_id="stage-video")
+    base = 0xFFFFFFFF - 20000  # the slot's timestamps wrap during the test
+    t = 5_000_000
+    assert c.apply_slot({"slot_id": "stage-video", "sequence": 3, "participant_id": "alice", "producer_id": "a",
+                         "rtp_timestamp": base, "rtp_sequence_number": 1})
+    frames = [(0, "alice"), (1, "alice"), (2, "alice"), (3, "bob"), (4, "bob"), (5, "bob")]
+    for i, (n, who) in enumerate(frames):
+        ts = (base + 6000 * n) & 0xFFFFFFFF
+        c.on_packet(i, ts, 1, video_frame(100 * (who == "bob") + n, who, t), t + 1000 * i)
+    # bob's switch event arrives after his first frame (signaling is slower than media): no verdict yet.
+    assert c.identity.checked == 0
+    assert not c.apply_slot({"slot_id": "stage-video", "sequence": 2, "participant_id": "carol", "producer_id": "c",
+                             "rtp_timestamp": base, "rtp_sequence_number": 0})  # older than the last applied
+    assert c.apply_slot({"slot_id": "stage-video", "sequence": 4, "participant_id": "bob", "producer_id": "b",
+                         "rtp_timestamp": (base + 18000) & 0xFFFFFFFF, "rtp_sequence_number": 4})
+    c.settle(t + SETTLE_US + 10_000)
+    assert (c.identity.checked, c.identity.mismatches, c.identity.unknown) == (6, 0, 0)
+    # A frame of bob's stamped as carol: a mismatch; a frame earlier than any switch: unknown.
+    c.on_packet(6, (base + 36000) & 0xFFFFFFFF, 1, video_frame(106, "carol", t), t)
+    c.on_packet(7, (base - 6000) & 0xFFFFFFFF, 1, video_frame(107, "bob", t), t)
+    report = c.report(full_mode=False)
+    assert report.identity_mismatches == 1 and report.identity_unknown == 1 and report.identity_checked == 7
+    assert report.participant_id == "bob" and report.producer_id == "b" and report.switches == 2
+    assert report.identity_mismatch_examples[0][3] == "bob"
+    # The frame counter restarts with each source: alice's 0..2 then bob's 103..105 miss nothing.
+    assert report.frames_missing == 0
