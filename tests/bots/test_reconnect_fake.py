@@ -131,7 +131,8 @@ async def test_cli_bare_token_bot_reports_it_cannot_reconnect(server: FakeSignal
     out = io.StringIO()
 
     async def drop_soon() -> None:
-        await wait_for(lambda: any(p.participant_id == "alice" for p in server.peers.values()), 15)
+        # Once in (subscribed: its answer arrived), so that the loss is one of a joined bot.
+        await wait_for(lambda: any(p.participant_id == "alice" and p.answered for p in server.peers.values()), 15)
         await drop(server, "alice")
 
     dropper = asyncio.ensure_future(drop_soon())
