@@ -27,16 +27,22 @@ Figures:
     packet, audio and video). The baseline re-encodes, so its delay is per video frame (first
     packet of the frame), matched through the RTP timestamps (see bench/loadgen/rtp.py).
 
-Join figures (``--scenario cabinet``, under ``cabinet.join``; outside the measured window):
+Join figures (``--scenario cabinet``, under ``cabinet.join``; outside the measured window). Every
+site subscribes once with its slots (stage + 8 thumbnails + 2 extra voices; the one offer is in the
+subscribe acknowledgement) and is never offered again; ``slot`` events name who each slot carries:
   * all_subscribed_seconds: the first join request until every site receives min(N - 1, 9) remote
-    videos (null when some never do; ``last_site_receiving_seconds`` is then for those that did).
-    The default join order is the bench's (all join and publish, then one subscribe after the other,
-    with a scripted 1.5 s pause between subscribes above 20 sites, reported and counted);
-    ``--join-order staggered`` has each site join, publish and subscribe in turn, as pages do;
-  * offers_to_sites: server ``offer`` events (renegotiations) the sites received meanwhile;
+    videos through its slots: packets on that many video slots and (real server) ``slot`` events
+    naming who they carry (null when some never do; ``last_site_receiving_seconds`` is then for
+    those that did). The default join order is the bench's (all join and publish, then one
+    subscribe after the other, with a scripted 1.5 s pause between subscribes above 20 sites,
+    reported and counted); ``--join-order staggered`` has each site join, publish and subscribe in
+    turn, as pages do;
+  * offers_to_sites: server ``offer`` events the sites received meanwhile (0 with slots: the load
+    generator counts them, never answers them);
   * late joiner (site N+1, after the window, media flowing): its join request (socket.io connect)
-    until its first remote video packet, and ``offers_to_others`` received by the N sites already
-    in the session (counted until none arrives for 3 s).
+    until its first remote video packet (a slot starts a source on a keyframe), and
+    ``offers_to_others`` received by the N sites already in the session (counted until none
+    arrives for 3 s; 0 with slots).
 ``--loop-probe FILE`` runs the server under bench/server_probe.py: callbacks holding its event loop
 >= 5 ms, GC pauses >= 2 ms and loop lag, summarized for the window under ``cabinet.loop_probe``.
 """
@@ -201,7 +207,8 @@ def human(report: dict[str, Any]) -> str:
                      f" target <= {TARGET_ALL_SUBSCRIBED_S} s; load {join.get('load_1min_after_joins')})")
         lines.append(f"  join order: {initial.get('join_order')}")
         lines.append(f"offers to sites already in the session during the initial joins: {initial['offers_to_sites']}"
-                     f" (per site {initial['offers_per_site']})")
+                     f" (per site {initial['offers_per_site']}; slots: 0 expected); slot events"
+                     f" {initial.get('slot_events')}, video slots named per site {initial.get('video_slots_named_per_site')}")
     if late and "error" in late:
         lines.append(f"late joiner: failed ({late['error']})")
     elif late:

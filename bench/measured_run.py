@@ -60,7 +60,11 @@ def _join_phase(published: list[dict[str, Any]], ready: list[dict[str, Any]], pa
                                    max(s["video_streams"] for s in sites.values())] if sites else None,
         "audio_streams_per_site": [min(s["audio_streams"] for s in sites.values()),
                                    max(s["audio_streams"] for s in sites.values())] if sites else None,
-        # Renegotiations: server ``offer`` events (the answer to a site's own subscribe is not one).
+        "video_slots_named_per_site": [min(s.get("video_slots_named", 0) for s in sites.values()),
+                                       max(s.get("video_slots_named", 0) for s in sites.values())] if sites else None,
+        "slot_events": sum(s.get("slot_events", 0) for s in sites.values()),
+        # Renegotiations: server ``offer`` events (the subscribe's own offer is not one); the slots
+        # protocol has none, so 0 is expected.
         "offers_to_sites": sum(offers),
         "offers_per_site": [min(offers), max(offers)] if offers else None,
     }
@@ -98,14 +102,15 @@ async def _late_join(sfu: Any, gens: list[Proc], site: dict[str, Any], logdir: P
     return {
         "site": site["name"],
         "first_video_packet_seconds": round(me["first_video_at"] - join_at, 3) if me["first_video_at"] else None,
-        # The server starts every video consumer on a keyframe (media/consumer.py, forward()): its first
-        # packet is the start of a decodable frame. Cross-check: the first packet the load generator
+        # The server starts a video slot's source on a keyframe (media/slot.py: a switch takes effect at
+        # the new source's keyframe): its first        # packet is the start of a decodable frame. Cross-check: the first packet the load generator
         # itself decrypted and read as a VP8 keyframe start.
         "first_remote_frame_seconds": round(me["first_video_at"] - join_at, 3) if me["first_video_at"] else None,
-        "first_remote_frame_is": "first remote video packet (a keyframe start: consumers start on keyframes)",
+        "first_remote_frame_is": "first remote video packet (a keyframe start: slots start a source on a keyframe)",
         "first_keyframe_read_seconds": round(me["first_keyframe_at"] - join_at, 3) if me["first_keyframe_at"] else None,
         "keyframe_check_error": me.get("keyframe_check_error"),
         "video_streams": me["video_streams"],
+        "video_slots_named": me.get("video_slots_named"),
         "offers_to_others": sum(after.values()) - sum(before.values()),
         "others_receiving_an_offer": sum(1 for name, n in after.items() if n != before.get(name, 0)),
         "others": len(after),

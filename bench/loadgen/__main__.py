@@ -38,9 +38,11 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-def join_figures(sites: list[Site], receiver: Receiver, expect_video: int) -> dict[str, Any]:
-    """Per subscribing site: when its ``expect_video``-th remote video stream delivered its first
-    packet (monotonic seconds), when its first remote keyframe arrived, and its stream counts."""
+def join_figures(sites: list[Site], receiver: Receiver, expect_video: int, slot_events: bool) -> dict[str, Any]:
+    """Per subscribing site: when it received its ``expect_video`` remote videos through its slots
+    (monotonic seconds): the ``expect_video``-th video slot delivered its first packet and, with
+    ``slot_events`` (the real signaling), a ``slot`` event named who the ``expect_video``-th video
+    slot carries; when its first remote keyframe arrived, and its stream counts."""
     out: dict[str, Any] = {}
     for site in sites:
         if not site.subscribe:
@@ -49,10 +51,17 @@ def join_figures(sites: list[Site], receiver: Receiver, expect_video: int) -> di
         video = sorted(t for ssrc, t in seen.items()
                        if ssrc in receiver.streams and receiver.streams[ssrc].kind == "video")
         audio = sum(1 for ssrc in seen if ssrc in receiver.streams and receiver.streams[ssrc].kind == "audio")
+        named = site.video_slots_named()
         ready = len(video) >= expect_video and (expect_video > 0 or bool(seen))
+        if slot_events:
+            ready = ready and len(named) >= expect_video
+        ready_at = None
+        if ready and expect_video:
+            ready_at = max(video[expect_video - 1], named[expect_video - 1] if slot_events else 0) / 1e9
         keyframe = receiver.first_keyframe.get(site.name)
         out[site.name] = {"video_streams": len(video), "audio_streams": audio, "offers": site.offers,
-                          "ready_at": video[expect_video - 1] / 1e9 if ready and expect_video else None,
+                          "video_slots_named": len(named), "slot_events": site.slot_events,
+                          "ready_at": ready_at,
                           "first_video_at": video[0] / 1e9 if video else None,
                           "first_keyframe_at": keyframe / 1e9 if keyframe else None,
                           "keyframe_check_error": receiver.keyframe_check_errors.get(site.name)}
@@ -124,6 +133,7 @@ async def main() -> None:
             await coro
 
     late = bool(config.get("late"))
+    slot_events = config["control"] == "sio"  # the real signaling names who each slot carries
     watch = LoopWatch()
     watch_task = asyncio.ensure_future(watch.run())
     try:
@@ -156,7 +166,7 @@ async def main() -> None:
             names = [s.name for s in sites if s.subscribe]
             while time.monotonic() < deadline and not all(n in receiver.first_keyframe for n in names):
                 await asyncio.sleep(0.01)
-            emit("late", join_at=join_at, **join_figures(sites, receiver, config.get("expect_video", 0)))
+            emit("late", join_at=join_at, **join_figures(sites, receiver, config.get("expect_video", 0), slot_events))
         else:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and any(
@@ -170,9 +180,10 @@ async def main() -> None:
             if not line or line == "quit":
                 break
             if line == "subscribe":
-                # One at a time, with a pause: each is a large offer/answer that keeps the SFU's and
-                # this process's event loops busy; aioice's consent checks (one try, ~0.5 s, every
-                # ~5 s) close a connection after 6 consecutive misses.
+                # One at a time, with a pause (--subscribe-pause): each is an offer/answer of 13 m-lines
+                # (the slots) that keeps the SFU's and this process's event loops busy for a moment;
+                # aioice's consent checks (one try, ~0.5 s, every ~5 s) close a connection after 6
+                # consecutive misses.
                 for site in sites:
                     if site.subscribe and site.recv_pc is None:  # (--join-order staggered: done already)
                         await site.do_subscribe()
@@ -186,9 +197,9 @@ async def main() -> None:
                 # Wait until every subscribing site receives its expected remote video streams.
                 expect = config.get("expect_video", 0)
                 deadline = time.monotonic() + config.get("ready_timeout", 120)
-                while time.monotonic() < deadline and not join_figures(sites, receiver, expect)["all_ready"]:
+                while time.monotonic() < deadline and not join_figures(sites, receiver, expect, slot_events)["all_ready"]:
                     await asyncio.sleep(0.05)
-                emit("ready", **join_figures(sites, receiver, expect))
+                emit("ready", **join_figures(sites, receiver, expect, slot_events))
             elif line == "offers":
                 emit("offers", offers={s.name: s.offers for s in sites if s.subscribe})
             elif line == "start":

@@ -50,7 +50,8 @@ class SioControl:
         import socketio
 
         site.sio = socketio.AsyncClient(reconnection=False)
-        site.sio.on("offer", site.on_server_offer)
+        site.sio.on("offer", site.on_server_offer)  # not in the slots protocol: counted only
+        site.sio.on("slot", site.on_slot)
         await site.sio.connect(self.url, auth={"token": site.token}, transports=["websocket"], wait_timeout=30)
         reply = await site.sio.call("join", {"last_n": site.last_n} if site.last_n is not None else {}, timeout=60)
         if not reply.get("ok"):
@@ -67,6 +68,7 @@ class SioControl:
         return (await self._call(site, "publish", {"sdp": sdp}))["sdp"]  # type: ignore[no-any-return]
 
     async def subscribe(self, site: Site) -> dict[str, Any]:
+        """The receiving connection's one offer and its slots (the server's default counts)."""
         return await self._call(site, "subscribe", {})
 
     async def answer(self, site: Site, sdp: str, revision: int) -> None:

@@ -143,9 +143,15 @@ class JanusControl:
                                                "streams": [{"feed": feed} for feed in feeds]})
         if not reply["jsep"] or reply["jsep"].get("type") != "offer":
             raise JanusError(f"subscribe: no offer ({reply})")
-        consumers = [{"mid": s["mid"], "kind": s["type"], "participant_id": s.get("feed_display", s.get("feed_id"))}
-                     for s in reply["data"].get("streams", []) if s.get("type") in ("audio", "video")]
-        return {"sdp": reply["jsep"]["sdp"], "revision": 0, "consumers": consumers}
+        # In the shape of Cabinet's slots (bench/loadgen/sites.py learns SSRCs from them); each of
+        # Janus's m-lines carries one publisher's feed for good (stream_id == participant_id).
+        slots = []
+        for s in reply["data"].get("streams", []):
+            if s.get("type") in ("audio", "video"):
+                owner = str(s.get("feed_display", s.get("feed_id")))
+                slots.append({"slot_id": f"{s['type']}-{s['mid']}", "mid": s["mid"], "kind": s["type"],
+                              "stream_id": owner, "participant_id": owner})
+        return {"sdp": reply["jsep"]["sdp"], "revision": 0, "slots": slots}
 
     async def answer(self, site: Site, sdp: str, revision: int) -> None:
         session = self.sessions[site.name]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from bench.loadgen.publishers import OutStream, ext_ids_of
@@ -33,12 +34,17 @@ class Site:
     recv_pc: RTCPeerConnection | None = None
     streams: list[OutStream] = field(default_factory=list)
     sio: Any = None
-    negotiating: asyncio.Lock = field(default_factory=asyncio.Lock)
     trailer: bool = True
     ice_addresses: list[str] = field(default_factory=lambda: list(LOOPBACK))
     sockets: list[socket.socket] = field(default_factory=list)
-    #: Server ``offer`` events received (renegotiations of this site's receiving connection).
+    #: Server ``offer`` events received: the slots protocol has none (the receiving connection is
+    #: negotiated once, at subscribe), so each is counted, never answered.
     offers: int = 0
+    #: Who each slot carries (``slot`` events applied per slot in sequence order: slot id ->
+    #: (sequence, participant id)), and when each video slot was first named (monotonic ns).
+    slot_map: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    slot_named_at: dict[str, int] = field(default_factory=dict)
+    slot_events: int = 0
 
     def __post_init__(self) -> None:
         self.participant_id = self.name
@@ -91,42 +97,53 @@ class Site:
             self.streams.append(stream)
 
     async def do_subscribe(self) -> None:
-        self.recv_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        """Subscribe with the slots (the server's default: stage + 8 thumbnails + 2 voices) and
+        answer the one offer; aiortc needs bundlePolicy MAX_BUNDLE for many m-lines of one kind."""
+        self.recv_pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         reply = await self.control.subscribe(self)
         if reply.get("sdp"):
-            await self._answer(reply["sdp"], reply.get("revision", 0), reply.get("consumers", []))
+            await self._answer(reply["sdp"], reply.get("revision", 1), reply.get("slots", []))
 
     async def on_server_offer(self, data: dict[str, Any]) -> None:
-        self.offers += 1
-        if self.recv_pc is not None:
-            await self._answer(data["sdp"], data["revision"], data.get("consumers", []))
+        self.offers += 1  # not in the slots protocol: counted, never answered
 
-    async def _answer(self, sdp: str, revision: int, consumers: list[dict[str, Any]]) -> None:
-        async with self.negotiating:
-            pc = self.recv_pc
-            assert pc is not None and self.receiver is not None
-            self.receiver.learn(self.name, sdp, consumers)
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            for t in pc.getTransceivers():
-                if getattr(t.receiver, "_RTCRtpReceiver__started", True) is False and not getattr(t, "_bench", False):
-                    seams.neutralize_receiver(t.receiver)
-                    t._bench = True  # type: ignore[attr-defined]
-            seams.configure_ice(pc, self.ice_addresses, [])
-            await pc.setLocalDescription(await pc.createAnswer())  # gathers: the sockets exist after this
-            for dtls in seams.dtls_transports(pc):
-                if not getattr(dtls, "_bench_hooked", False):
-                    dtls._bench_hooked = True
+    async def on_slot(self, data: dict[str, Any]) -> None:
+        slot_id = data.get("slot_id")
+        if not isinstance(slot_id, str):
+            return
+        sequence = int(data.get("sequence") or 0)
+        if sequence <= self.slot_map.get(slot_id, (0, None))[0]:
+            return  # older than the last one applied for this slot
+        self.slot_events += 1
+        participant = data.get("participant_id")
+        self.slot_map[slot_id] = (sequence, participant)
+        if participant is not None and slot_id not in self.slot_named_at:
+            self.slot_named_at[slot_id] = time.monotonic_ns()
 
-                    async def no_rtp(data: bytes, arrival_time_ms: int = 0) -> None:
-                        pass
+    def video_slots_named(self) -> list[int]:
+        """When each video slot was first named by a ``slot`` event (monotonic ns), in order."""
+        return sorted(t for slot_id, t in self.slot_named_at.items() if "video" in slot_id)
 
-                    async def no_rtcp(data: bytes) -> None:
-                        pass
+    async def _answer(self, sdp: str, revision: int, slots: list[dict[str, Any]]) -> None:
+        pc = self.recv_pc
+        assert pc is not None and self.receiver is not None
+        self.receiver.learn(self.name, sdp, slots)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        for t in pc.getTransceivers():
+            seams.neutralize_receiver(t.receiver)
+        seams.configure_ice(pc, self.ice_addresses, [])
+        await pc.setLocalDescription(await pc.createAnswer())  # gathers: the sockets exist after this
+        for dtls in seams.dtls_transports(pc):
 
-                    seams.install_packet_hooks(dtls, no_rtp, no_rtcp)
-                    hook_datagrams(dtls, self.receiver.handler(self.name, lambda d=dtls: rx_session(d)),
-                                   self.sockets)
-            await self.control.answer(self, pc.localDescription.sdp, revision)
+            async def no_rtp(data: bytes, arrival_time_ms: int = 0) -> None:
+                pass
+
+            async def no_rtcp(data: bytes) -> None:
+                pass
+
+            seams.install_packet_hooks(dtls, no_rtp, no_rtcp)
+            hook_datagrams(dtls, self.receiver.handler(self.name, lambda d=dtls: rx_session(d)), self.sockets)
+        await self.control.answer(self, pc.localDescription.sdp, revision)
 
     async def close(self) -> None:
         await self.control.close(self)

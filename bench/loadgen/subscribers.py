@@ -186,9 +186,11 @@ class Receiver:
 
         return on_srtp
 
-    def learn(self, site: str, sdp: str, consumers: list[dict[str, Any]]) -> None:
-        """Map the SSRCs of a server offer's m-lines to the publishing site and kind."""
-        by_mid = {str(c["mid"]): c for c in consumers if c.get("mid") is not None}
+    def learn(self, site: str, sdp: str, slots: list[dict[str, Any]]) -> None:
+        """Map the SSRCs of the receiving connection's offer to its slots (by mid): the kind, and
+        the publisher when the slot's carries one publisher for good (the relay baseline's
+        ``participant_id``); a slot of Cabinet's changes hands, so it is named after itself."""
+        by_mid = {str(c["mid"]): c for c in slots if c.get("mid") is not None}
         for media in aiortc_sdp.SessionDescription.parse(sdp).media:
             info = by_mid.get(str(media.rtp.muxId))
             if info is None:
@@ -199,4 +201,6 @@ class Receiver:
                     ssrcs = [int(group.items[0])]
             for ssrc in ssrcs[:1]:
                 if ssrc not in self.streams:
-                    self.streams[ssrc] = InStream(ssrc, info["kind"], str(info["participant_id"]))
+                    owner = info.get("participant_id") if "slot_id" not in info or info.get("stream_id") == info.get(
+                        "participant_id") else None
+                    self.streams[ssrc] = InStream(ssrc, info["kind"], str(owner or f"{site}/{info.get('slot_id')}"))
