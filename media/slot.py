@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import random
 import struct
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,7 +200,11 @@ class Slot(EventEmitter):
         self._pid_offset = 0
         self._tl0_offset = 0
         self._epoch_start = 0
-        self._epochs: deque[tuple[int, int, int, int, int, Producer]] = deque(maxlen=_MAX_EPOCHS)
+        #: (first slot seq, seq / ts / PictureID / TL0PICIDX offsets, the source) of the last epochs, to
+        #: map a NACKed slot seq back to its source's history. The source is held weakly: a slot outliving
+        #: many publishers (a long session with people coming and going) must not keep their producers,
+        #: transports and peer connections alive (it kept up to 16 per slot).
+        self._epochs: deque[tuple[int, int, int, int, int, weakref.ref[Producer]]] = deque(maxlen=_MAX_EPOCHS)
         self._max_seq = random.randrange(0, 0x8000)
         self._max_ts = random.getrandbits(32)
         self._max_ms = 0
@@ -418,7 +423,7 @@ class Slot(EventEmitter):
                 self._tl0_offset = 0
         self._epoch_start = next_seq
         self._epochs.append(
-            (next_seq, self._seq_offset, self._ts_offset, self._pid_offset, self._tl0_offset, producer)
+            (next_seq, self._seq_offset, self._ts_offset, self._pid_offset, self._tl0_offset, weakref.ref(producer))
         )
         self._max_seq = (next_seq - 1) & 0xFFFF
         self._started = True
@@ -510,13 +515,14 @@ class Slot(EventEmitter):
             if (self._max_seq - out_seq) & 0xFFFF >= 0x8000:
                 stats.retransmit_misses += 1
                 continue  # never sent
-            for start, seq_offset, ts_offset, pid_offset, tl0_offset, producer in reversed(self._epochs):
+            for start, seq_offset, ts_offset, pid_offset, tl0_offset, source in reversed(self._epochs):
                 if (out_seq - start) & 0xFFFF < 0x8000:
                     break
             else:
                 stats.retransmit_misses += 1
                 continue
-            history = producer.history
+            producer = source()
+            history = producer.history if producer is not None else None
             packet = history.get((out_seq - seq_offset) & 0xFFFF, now) if history is not None else None
             if packet is None:
                 stats.retransmit_misses += 1
