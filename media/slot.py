@@ -298,7 +298,8 @@ class Slot(EventEmitter):
         self._pending = SlotTap(self, producer)
         self.stats.switches += 1
         if self._video:
-            self._request_keyframe(producer, force=True)
+            if self.link_up:  # else when the link comes up: a keyframe now would be lost, and the
+                self._request_keyframe(producer, force=True)  # producer's PLI throttle would delay the next
             return
         # Audio switches at once: nothing more of the old voice, the new one from its next packet; the
         # page is told now (a voice the floor gate holds back may send nothing for a long time).
