@@ -108,6 +108,11 @@ async def _late_join(sfu: Any, gens: list[Proc], site: dict[str, Any], logdir: P
         "first_remote_frame_seconds": round(me["first_video_at"] - join_at, 3) if me["first_video_at"] else None,
         "first_remote_frame_is": "first remote video packet (a keyframe start: slots start a source on a keyframe)",
         "first_keyframe_read_seconds": round(me["first_keyframe_at"] - join_at, 3) if me["first_keyframe_at"] else None,
+        # Where the time went: joined and published, the subscribe's offer answered, the receiving
+        # connection up (ICE + DTLS); from there to the first packet the slot waits for a keyframe.
+        "phases_seconds": {name: round(event[key] - join_at, 3) if event.get(key) else None
+                           for name, key in (("published", "published_at"), ("subscribe_answered", "answered_at"),
+                                             ("recv_connected", "recv_connected_at"))},
         "keyframe_check_error": me.get("keyframe_check_error"),
         "video_streams": me["video_streams"],
         "video_slots_named": me.get("video_slots_named"),

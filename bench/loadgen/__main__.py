@@ -161,12 +161,22 @@ async def main() -> None:
                     pacer.add(stream, start + (i * 0.0137) % 0.066)
             pacer_task = asyncio.ensure_future(pacer.run())
         if late:  # a site joining a running session: subscribes at once, as the page does
+            published_at = time.monotonic()
             await asyncio.gather(*(s.do_subscribe() for s in sites if s.subscribe))
+            answered_at = time.monotonic()
+            connected_at = None
             deadline = time.monotonic() + config.get("late_timeout", 60)
             names = [s.name for s in sites if s.subscribe]
             while time.monotonic() < deadline and not all(n in receiver.first_keyframe for n in names):
+                if connected_at is None and all(s.recv_pc is not None and s.recv_pc.connectionState == "connected"
+                                                for s in sites if s.subscribe):
+                    connected_at = time.monotonic()
                 await asyncio.sleep(0.01)
-            emit("late", join_at=join_at, **join_figures(sites, receiver, config.get("expect_video", 0), slot_events))
+            # Phases of the late join (monotonic s): joined and published, subscribe answered, receiving
+            # connection up (ICE + DTLS); the first video packet is in the site's figures.
+            emit("late", join_at=join_at, published_at=published_at, answered_at=answered_at,
+                 recv_connected_at=connected_at,
+                 **join_figures(sites, receiver, config.get("expect_video", 0), slot_events))
         else:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and any(
