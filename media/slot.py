@@ -87,6 +87,9 @@ class SlotStats:
     waiting_keyframe_drops: int = 0
     #: Packets of a source not yet started, dropped while the subscriber's connection was not up.
     waiting_link_drops: int = 0
+    #: Packets of the old source dropped after its last complete frame, while the switch waited for
+    #: the new source's keyframe.
+    held_drops: int = 0
     source_keyframe_requests: int = 0
     late_drops: int = 0
     malformed_drops: int = 0
@@ -190,6 +193,9 @@ class Slot(EventEmitter):
         self._current: SlotTap | None = None
         self._pending: SlotTap | None = None
         self._announce = False
+        #: A video switch is waiting for the new source's keyframe and the old source's last frame is
+        #: complete: the old source's next packets are not sent (no partial frame reaches the subscriber).
+        self._held = False
         self._last_request_ms = -(10**9)
         self._out = RtpPacketView()  # reused to serialize a rewritten VP8 body
         # epoch state
@@ -293,11 +299,15 @@ class Slot(EventEmitter):
             return
         if self._current is not None and self._current.producer is producer:
             self._drop_pending()  # switching back before the other source's keyframe came
+            self._resume_current()
             return
         self._drop_pending()
         self._pending = SlotTap(self, producer)
         self.stats.switches += 1
         if self._video:
+            if self._current is not None and self._started:
+                # The old source goes on until its frame in flight is complete (through the check path).
+                self._current.forward = partial(self._on_packet, self._current)
             if self.link_up:  # else when the link comes up: a keyframe now would be lost, and the
                 self._request_keyframe(producer, force=True)  # producer's PLI throttle would delay the next
             return
@@ -308,6 +318,19 @@ class Slot(EventEmitter):
             self._current = None
             self._started = False
         self._emit_switch(producer, None)
+
+    def _resume_current(self) -> None:
+        """No switch is waiting any more: the current source goes on (from a keyframe if it was held)."""
+        current = self._current
+        if current is None or not self._started:
+            return
+        if self._held:
+            self._held = False
+            self._started = False  # frames were skipped: restart at a keyframe
+            if current.producer.forwarding:
+                self._request_keyframe(current.producer, force=True)
+        else:
+            current.forward = self._send
 
     def _drop_pending(self) -> None:
         if self._pending is not None:
@@ -325,6 +348,7 @@ class Slot(EventEmitter):
         """The source paused, resumed or was muted: restart the epoch at its next (key)frame."""
         if tap is self._current:
             self._started = False
+            self._held = False
             tap.forward = partial(self._on_packet, tap)  # back through the keyframe check
             if self._video and tap.producer.forwarding:
                 self._request_keyframe(tap.producer, force=True)
@@ -334,6 +358,7 @@ class Slot(EventEmitter):
             self._pending = None
             if not self._video and self._current is None:
                 self._emit_switch(None, None)  # the voice announced at the switch is gone
+            self._resume_current()
         elif tap is self._current:
             self._current = None
             self._started = False
@@ -380,6 +405,15 @@ class Slot(EventEmitter):
                     self._request_keyframe(tap.producer)
                     return
                 self._start_epoch(tap.producer, packet)
+            elif self._pending is not None and self._video:
+                # A switch waits for the new source's keyframe: finish the old source's frame in flight,
+                # then send nothing of it (a frame cut short would reach the decoder incomplete).
+                if self._held:
+                    self.stats.held_drops += 1
+                    return
+                self._send(packet, abs_send_time)
+                self._held = bool(packet.marker)
+                return
             self._send(packet, abs_send_time)
             return
         if tap is not self._pending:
@@ -393,6 +427,7 @@ class Slot(EventEmitter):
             self._current.detach()
         self._current = tap
         self._pending = None
+        self._held = False
         self._start_epoch(tap.producer, packet)
         sent = self._send(packet, abs_send_time)
         if self._video:

@@ -42,3 +42,59 @@ async def test_an_audio_slot_starts_at_the_first_packet_after_the_link_is_up() -
     assert a.plis() == 0  # audio never asks for keyframes
     a.frame(arrival_ms=monotonic_ms())
     assert len(sink.media()) == 1 and sink.switches[0][0].producer_id == "a"
+
+
+def _partial_frame(src, packets: int, of: int, arrival_ms: int) -> None:  # type: ignore[no-untyped-def]
+    """The first ``packets`` packets of a ``of``-packet delta frame of ``src``."""
+    from slot_helpers import vp8_payload
+
+    for i in range(packets):
+        src.feed(vp8_payload(src.picture_id, src.tl0, key=False, start=i == 0), marker=int(i == of - 1),
+                 arrival_ms=arrival_ms)
+
+
+async def test_a_video_switch_finishes_the_old_frame_in_flight_then_holds_the_old_source() -> None:
+    a = make_source("a", ssrc=1000, seq=100, ts=1000, picture_id=10, tl0=1)
+    b = make_source("b", ssrc=2000, seq=500, ts=9000, picture_id=700, tl0=9)
+    sink = make_slot()
+    slot = sink.slot
+    t0 = monotonic_ms()
+    slot.switch_to(a.producer)
+    a.frame(key=True, packets=2, arrival_ms=t0)
+    a.frame(packets=3, arrival_ms=t0 + 66)
+    _partial_frame(a, 1, 3, t0 + 133)  # a frame of a in flight when the switch comes
+    slot.switch_to(b.producer)
+    for i in (1, 2):  # the rest of that frame still goes out: the subscriber gets it whole
+        a.feed(b"\x00" * 20, marker=int(i == 2), arrival_ms=t0 + 134)
+    sent_after_frame = len(sink.media())
+    assert sink.media()[-1].marker == 1
+    a.frame(packets=3, arrival_ms=t0 + 200)  # a's next frame: held back, never cut short
+    assert len(sink.media()) == sent_after_frame and slot.stats.held_drops == 3
+    b.frame(key=True, packets=2, arrival_ms=t0 + 210)
+    assert slot.source is b.producer and len(sink.media()) == sent_after_frame + 2
+    a.frame(packets=2, arrival_ms=t0 + 230)  # detached
+    assert len(sink.media()) == sent_after_frame + 2
+
+
+async def test_switching_back_to_a_held_source_restarts_it_at_a_keyframe() -> None:
+    a = make_source("a", ssrc=1000, seq=100, ts=1000, picture_id=10, tl0=1)
+    b = make_source("b", ssrc=2000, seq=500, ts=9000, picture_id=700, tl0=9)
+    sink = make_slot()
+    slot = sink.slot
+    t0 = monotonic_ms()
+    slot.switch_to(a.producer)
+    a.frame(key=True, packets=2, arrival_ms=t0)
+    slot.switch_to(b.producer)
+    a.frame(packets=2, arrival_ms=t0 + 66)  # a's frame completes, then a is held
+    a.frame(packets=2, arrival_ms=t0 + 133)
+    sent = len(sink.media())
+    assert slot.stats.held_drops == 2
+    plis = a.plis()
+    slot.switch_to(a.producer)  # back before b's keyframe: a skipped a frame, so a restarts at a keyframe
+    assert slot.pending is None and a.plis() >= plis  # asked (or throttled and sent later)
+    a.frame(packets=2, arrival_ms=t0 + 200)  # a delta: not sent
+    assert len(sink.media()) == sent
+    a.frame(key=True, packets=2, arrival_ms=t0 + 266)
+    assert len(sink.media()) == sent + 2
+    out = sink.media()
+    assert all((y.sequence_number - x.sequence_number) & 0xFFFF == 1 for x, y in zip(out, out[1:]))
