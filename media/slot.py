@@ -196,6 +196,10 @@ class Slot(EventEmitter):
         #: A video switch is waiting for the new source's keyframe and the old source's last frame is
         #: complete: the old source's next packets are not sent (no partial frame reaches the subscriber).
         self._held = False
+        #: The slot empties at the end of the current source's frame in flight (switch_to(None)).
+        self._emptying = False
+        #: The last packet sent ended a frame (its marker bit).
+        self._frame_done = True
         self._last_request_ms = -(10**9)
         self._out = RtpPacketView()  # reused to serialize a rewritten VP8 body
         # epoch state
@@ -276,13 +280,17 @@ class Slot(EventEmitter):
         if producer is None:
             named = self._current is not None or (not self._video and self._pending is not None)
             self._drop_pending()
-            if self._current is not None:
-                self._current.detach()
-                self._current = None
-                self._started = False
+            current = self._current
+            if current is not None and self._video and self._started and not self._held and not self._frame_done:
+                # Empty the slot once the frame in flight is complete (never a frame cut short).
+                self._emptying = True
+                current.forward = partial(self._on_packet, current)
+                return
+            self._empty_now()
             if named:
                 self._emit_switch(None, None)
             return
+        self._emptying = False
         if producer.kind != self.kind:
             raise ValueError(f"slot {self.id} is {self.kind}; {producer!r} is {producer.kind}")
         if self.parameters is not None and (
@@ -319,6 +327,12 @@ class Slot(EventEmitter):
             self._started = False
         self._emit_switch(producer, None)
 
+    def _empty_now(self) -> None:
+        if self._current is not None:
+            self._current.detach()
+            self._current = None
+        self._started = self._held = self._emptying = False
+
     def _resume_current(self) -> None:
         """No switch is waiting any more: the current source goes on (from a keyframe if it was held)."""
         current = self._current
@@ -347,6 +361,10 @@ class Slot(EventEmitter):
     def _on_source_state(self, tap: SlotTap) -> None:
         """The source paused, resumed or was muted: restart the epoch at its next (key)frame."""
         if tap is self._current:
+            if self._emptying:  # it was leaving the slot anyway
+                self._empty_now()
+                self._emit_switch(None, None)
+                return
             self._started = False
             self._held = False
             tap.forward = partial(self._on_packet, tap)  # back through the keyframe check
@@ -361,7 +379,11 @@ class Slot(EventEmitter):
             self._resume_current()
         elif tap is self._current:
             self._current = None
-            self._started = False
+            self._started = self._held = False
+            if self._emptying:
+                self._emptying = False
+                self._emit_switch(None, None)
+                return
             if self._pending is None:
                 self._emit_switch(None, None)
             # else: send nothing until the pending source's keyframe
@@ -405,6 +427,12 @@ class Slot(EventEmitter):
                     self._request_keyframe(tap.producer)
                     return
                 self._start_epoch(tap.producer, packet)
+            elif self._emptying:
+                self._send(packet, abs_send_time)
+                if packet.marker:
+                    self._empty_now()
+                    self._emit_switch(None, None)
+                return
             elif self._pending is not None and self._video:
                 # A switch waits for the new source's keyframe: finish the old source's frame in flight,
                 # then send nothing of it (a frame cut short would reach the decoder incomplete).
@@ -515,6 +543,7 @@ class Slot(EventEmitter):
                     self.stats.malformed_drops += 1
                     return None
         data = self._rewriter.serialize(out, seq, ts, abs_send_time)  # type: ignore[union-attr]
+        self._frame_done = packet.marker
         stats = self.stats
         if self._send_rtp(data):
             stats.packets_sent += 1

@@ -98,3 +98,26 @@ async def test_switching_back_to_a_held_source_restarts_it_at_a_keyframe() -> No
     assert len(sink.media()) == sent + 2
     out = sink.media()
     assert all((y.sequence_number - x.sequence_number) & 0xFFFF == 1 for x, y in zip(out, out[1:]))
+
+
+async def test_emptying_a_video_slot_waits_for_the_end_of_the_frame_in_flight() -> None:
+    a = make_source("a", ssrc=1000, seq=100, ts=1000, picture_id=10, tl0=1)
+    sink = make_slot()
+    slot = sink.slot
+    t0 = monotonic_ms()
+    slot.switch_to(a.producer)
+    a.frame(key=True, packets=2, arrival_ms=t0)
+    _partial_frame(a, 1, 3, t0 + 66)
+    slot.switch_to(None)  # mid-frame: the rest of the frame still goes out, then the slot is empty
+    assert slot.source is a.producer and len(sink.switches) == 1
+    a.feed(b"\x00" * 20, marker=0, arrival_ms=t0 + 67)
+    a.feed(b"\x00" * 20, marker=1, arrival_ms=t0 + 68)
+    assert slot.source is None and sink.media()[-1].marker == 1 and len(sink.media()) == 5
+    assert [e.producer_id for e, _ in sink.switches] == ["a", None]
+    a.frame(packets=2, arrival_ms=t0 + 133)
+    assert len(sink.media()) == 5
+    # At a frame boundary the slot empties at once.
+    slot.switch_to(a.producer)
+    a.frame(key=True, packets=2, arrival_ms=t0 + 200)
+    slot.switch_to(None)
+    assert slot.source is None and [e.producer_id for e, _ in sink.switches] == ["a", None, "a", None]
