@@ -53,14 +53,19 @@ def _partial_frame(src, packets: int, of: int, arrival_ms: int) -> None:  # type
                  arrival_ms=arrival_ms)
 
 
-async def test_a_video_switch_finishes_the_old_frame_in_flight_then_holds_the_old_source() -> None:
+def started_on_a():  # type: ignore[no-untyped-def]
+    """Two sources; a slot that started on ``a``'s keyframe (2 packets)."""
     a = make_source("a", ssrc=1000, seq=100, ts=1000, picture_id=10, tl0=1)
     b = make_source("b", ssrc=2000, seq=500, ts=9000, picture_id=700, tl0=9)
     sink = make_slot()
-    slot = sink.slot
     t0 = monotonic_ms()
-    slot.switch_to(a.producer)
+    sink.slot.switch_to(a.producer)
     a.frame(key=True, packets=2, arrival_ms=t0)
+    return a, b, sink, sink.slot, t0
+
+
+async def test_a_video_switch_finishes_the_old_frame_in_flight_then_holds_the_old_source() -> None:
+    a, b, sink, slot, t0 = started_on_a()
     a.frame(packets=3, arrival_ms=t0 + 66)
     _partial_frame(a, 1, 3, t0 + 133)  # a frame of a in flight when the switch comes
     slot.switch_to(b.producer)
@@ -77,13 +82,7 @@ async def test_a_video_switch_finishes_the_old_frame_in_flight_then_holds_the_ol
 
 
 async def test_switching_back_to_a_held_source_restarts_it_at_a_keyframe() -> None:
-    a = make_source("a", ssrc=1000, seq=100, ts=1000, picture_id=10, tl0=1)
-    b = make_source("b", ssrc=2000, seq=500, ts=9000, picture_id=700, tl0=9)
-    sink = make_slot()
-    slot = sink.slot
-    t0 = monotonic_ms()
-    slot.switch_to(a.producer)
-    a.frame(key=True, packets=2, arrival_ms=t0)
+    a, b, sink, slot, t0 = started_on_a()
     slot.switch_to(b.producer)
     a.frame(packets=2, arrival_ms=t0 + 66)  # a's frame completes, then a is held
     a.frame(packets=2, arrival_ms=t0 + 133)
@@ -101,12 +100,7 @@ async def test_switching_back_to_a_held_source_restarts_it_at_a_keyframe() -> No
 
 
 async def test_emptying_a_video_slot_waits_for_the_end_of_the_frame_in_flight() -> None:
-    a = make_source("a", ssrc=1000, seq=100, ts=1000, picture_id=10, tl0=1)
-    sink = make_slot()
-    slot = sink.slot
-    t0 = monotonic_ms()
-    slot.switch_to(a.producer)
-    a.frame(key=True, packets=2, arrival_ms=t0)
+    a, _, sink, slot, t0 = started_on_a()
     _partial_frame(a, 1, 3, t0 + 66)
     slot.switch_to(None)  # mid-frame: the rest of the frame still goes out, then the slot is empty
     assert slot.source is a.producer and len(sink.switches) == 1
