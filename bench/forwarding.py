@@ -83,7 +83,10 @@ LAST_N = 9
 def pair_sites(publishers: int, subscribers: int) -> list[dict[str, Any]]:
     sites = [{"name": f"pub{i}", "audio": True, "video": True, "subscribe": False, "speaking": True}
              for i in range(publishers)]
-    sites += [{"name": f"sub{i}", "audio": False, "video": False, "subscribe": True, "last_n": 64}
+    # Every subscriber receives every publisher's audio and video (as Janus's subscribers do): the stage's
+    # voice plus publishers - 1 extra audio slots (the SFU-only server allows up to 16).
+    sites += [{"name": f"sub{i}", "audio": False, "video": False, "subscribe": True, "last_n": 64,
+               "audios": min(16, max(0, publishers - 1))}
               for i in range(subscribers)]
     return sites
 

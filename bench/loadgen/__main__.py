@@ -120,7 +120,8 @@ async def main() -> None:
     else:
         control = BenchControl(config["url"], http)
     sites = [Site(name=s["name"], audio=s["audio"], video=s["video"], subscribe=s["subscribe"],
-                  speaking=s.get("speaking", False), last_n=s.get("last_n"), token=s.get("token"),
+                  speaking=s.get("speaking", False), last_n=s.get("last_n"), audios=s.get("audios"),
+                  token=s.get("token"),
                   control=control, receiver=receiver, trailer=config["trailer"],
                   ice_addresses=config.get("ice_addresses") or list(LOOPBACK))
              for s in config["sites"]]

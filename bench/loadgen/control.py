@@ -31,7 +31,10 @@ class BenchControl:
         return (await self._post("/publish", {"participant": site.name, "sdp": sdp}))["sdp"]  # type: ignore[no-any-return]
 
     async def subscribe(self, site: Site) -> dict[str, Any]:
-        return await self._post("/subscribe", {"participant": site.name, "last_n": site.last_n})
+        request: dict[str, Any] = {"participant": site.name, "last_n": site.last_n}
+        if site.audios is not None:
+            request["audios"] = site.audios
+        return await self._post("/subscribe", request)
 
     async def answer(self, site: Site, sdp: str, revision: int) -> None:
         await self._post("/answer", {"participant": site.name, "sdp": sdp})

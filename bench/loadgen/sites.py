@@ -26,6 +26,8 @@ class Site:
     subscribe: bool
     speaking: bool = False
     last_n: int | None = None
+    #: Extra audio slots asked of the SFU-only server (None: its default, 2).
+    audios: int | None = None
     token: str | None = None
     participant_id: str = ""
     control: Any = None
