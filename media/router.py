@@ -243,7 +243,7 @@ class Router(EventEmitter):
             self._batch_depth -= 1
             if self._batch_depth == 0 and self._batched:
                 pending, self._batched = self._batched, set()
-                self.update_slots(None if None in pending else next(iter(pending)) if len(pending) == 1 else None)
+                self.update_slots(next(iter(pending)) if len(pending) == 1 else None)  # one subscriber, else all
 
     def update_slots(self, only: str | None = None) -> None:
         """Refill every subscriber's slots (or ``only`` that one's)."""
