@@ -57,6 +57,9 @@ SlotKind = Literal["audio", "video"]
 _OSN = struct.Struct("!H")
 _UINT16 = struct.Struct("!H")
 _MAX_EPOCHS = 16
+#: Packets of the new source queued while the old source's frame in flight ends (see _on_packet);
+#: past this the cut happens anyway.
+_MAX_QUEUED = 256
 #: While a switch waits for a keyframe, ask the new source again this often.
 DEFAULT_KEYFRAME_RETRY_MS = 500
 
@@ -200,6 +203,10 @@ class Slot(EventEmitter):
         self._emptying = False
         #: The last packet sent ended a frame (its marker bit).
         self._frame_done = True
+        #: The new source's keyframe (and what followed it) arrived while the old source's frame was
+        #: half sent: queued until that frame's last packet went out (a frame cut short would reach
+        #: the subscriber's decoder as if complete), then the cut-over sends them.
+        self._queue: list[tuple[RtpPacketView, bytes]] | None = None
         self._last_request_ms = -(10**9)
         self._out = RtpPacketView()  # reused to serialize a rewritten VP8 body
         # epoch state
@@ -328,6 +335,7 @@ class Slot(EventEmitter):
         self._emit_switch(producer, None)
 
     def _empty_now(self) -> None:
+        self._queue = None
         if self._current is not None:
             self._current.detach()
             self._current = None
@@ -347,6 +355,7 @@ class Slot(EventEmitter):
             current.forward = self._send
 
     def _drop_pending(self) -> None:
+        self._queue = None
         if self._pending is not None:
             self._pending.detach()
             self._pending = None
@@ -365,6 +374,9 @@ class Slot(EventEmitter):
                 self._empty_now()
                 self._emit_switch(None, None)
                 return
+            if self._queue is not None:  # the old frame will not end now: cut over to the queued keyframe
+                self._flush_queue()
+                return
             self._started = False
             self._held = False
             tap.forward = partial(self._on_packet, tap)  # back through the keyframe check
@@ -374,6 +386,7 @@ class Slot(EventEmitter):
     def _on_source_closed(self, tap: SlotTap) -> None:
         if tap is self._pending:
             self._pending = None
+            self._queue = None
             if not self._video and self._current is None:
                 self._emit_switch(None, None)  # the voice announced at the switch is gone
             self._resume_current()
@@ -386,6 +399,8 @@ class Slot(EventEmitter):
                 return
             if self._pending is None:
                 self._emit_switch(None, None)
+            elif self._queue is not None:
+                self._flush_queue()  # the old frame will never end: cut over to the queued keyframe
             # else: send nothing until the pending source's keyframe
 
     def _emit_switch(self, producer: Producer | None, packet_seq_ts: tuple[int, int] | None) -> None:
@@ -409,6 +424,7 @@ class Slot(EventEmitter):
         if up == self.link_up:
             return
         self.link_up = up
+        self._queue = None  # queued packets would be stale: the source is asked again when the link is up
         if up and self._video and not self.closed:
             tap = self._pending or (self._current if not self._started else None)
             if tap is not None and tap.producer.forwarding:
@@ -439,18 +455,53 @@ class Slot(EventEmitter):
                 if self._held:
                     self.stats.held_drops += 1
                     return
+                if self._queue is not None and (packet.timestamp + self._ts_offset) & 0xFFFFFFFF != self._max_ts:
+                    # The new keyframe waits for this source's frame to end, but a new frame began: the
+                    # old frame's end was lost upstream. Cut over now; this frame is not sent.
+                    self.stats.held_drops += 1
+                    self._flush_queue()
+                    return
                 self._send(packet, abs_send_time)
                 self._held = bool(packet.marker)
+                if self._held and self._queue is not None:
+                    self._flush_queue()
                 return
             self._send(packet, abs_send_time)
             return
         if tap is not self._pending:
             return  # a detached tap (cannot happen: a detached tap is out of the fan-out)
+        queue = self._queue
+        if queue is not None:
+            queue.append((packet, abs_send_time))
+            if len(queue) >= _MAX_QUEUED:
+                self._flush_queue()
+            return
         if self._video and not is_keyframe(self._codec_name, packet.payload):
             self.stats.waiting_keyframe_drops += 1
             self._request_keyframe(tap.producer)
             return
-        # Cut over at this keyframe (video) or packet (audio).
+        current = self._current
+        if self._video and current is not None and self._started and not self._held and not self._frame_done:
+            # The old source's frame is half sent: the keyframe waits for its last packet.
+            self._queue = [(packet, abs_send_time)]
+            return
+        self._cut_over(tap, packet, abs_send_time)
+
+    def _flush_queue(self) -> None:
+        """Cut over to the queued keyframe and send what followed it."""
+        queue, self._queue = self._queue, None
+        tap = self._pending
+        if not queue or tap is None:
+            return
+        packet, abs_send_time = queue[0]
+        self._cut_over(tap, packet, abs_send_time)
+        for packet, abs_send_time in queue[1:]:
+            if self._current is not tap or not self._started:
+                break  # a listener of the switch changed the slot again
+            tap.forward(packet, abs_send_time)
+
+    def _cut_over(self, tap: SlotTap, packet: RtpPacketView, abs_send_time: bytes) -> None:
+        """Cut over to ``tap`` at this keyframe (video) or packet (audio)."""
         if self._current is not None:
             self._current.detach()
         self._current = tap

@@ -324,3 +324,82 @@ async def test_slot_drops_packets_until_configured_and_closes_cleanly() -> None:
     a.producer.handle_rtp(RtpPacketView.parse(build_rtp(payload_type=96, sequence_number=1, timestamp=1, ssrc=1000,
                                                         payload=vp8_payload(1, 1, key=True))))
     assert not sent
+
+
+async def test_keyframe_arriving_mid_frame_waits_for_the_old_frame_to_end() -> None:
+    """The new source's keyframe can arrive while a frame of the old source is half sent (two
+    publishers' packets interleave on the server). Cutting over then would hand the subscriber's
+    decoder a frame cut short: aiortc's jitter buffer calls a frame complete when the next
+    timestamp starts, and libvpx rejects it ("Invalid data"). The keyframe waits for the old
+    frame's last packet instead."""
+    a = make_source("a", ssrc=1000, pt=96, seq=100, ts=90_000)
+    b = make_source("b", ssrc=2000, pt=98, seq=500, ts=5_000)
+    sink = make_slot()
+    slot = sink.slot
+    slot.switch_to(a.producer)
+    a.frame(key=True, packets=2)
+    slot.switch_to(b.producer)
+    # a's next frame: two of its three packets, then b's keyframe (three packets), then a's last packet
+    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=True), marker=0)
+    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=False), marker=0)
+    b.frame(key=True, packets=3)
+    assert slot.source is a.producer, "the cut waits for the old frame to end"
+    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=False), marker=1)
+    assert slot.source is b.producer and slot.pending is None
+    a.ts += 3000
+    a.frame()  # no longer forwarded
+    b.frame()
+    out = sink.media()
+    assert contiguous(seqs(out))
+    frames: list[tuple[int, list[int]]] = []
+    for view in out:
+        if frames and frames[-1][0] == view.timestamp:
+            frames[-1][1].append(view.marker)
+        else:
+            frames.append((view.timestamp, [view.marker]))
+    assert [markers for _, markers in frames] == [[0, 1], [0, 0, 1], [0, 0, 1], [1]], "every frame ends with its marker"
+    assert len(sink.switches) == 2 and sink.switches[1][0].producer_id == "b"
+
+
+async def test_old_frame_end_lost_upstream_cuts_over_at_its_next_frame() -> None:
+    """If the old frame's last packet never comes (lost upstream), its next frame starting ends the
+    wait: the queued keyframe goes out then, and the old source's new frame does not."""
+    a = make_source("a", ssrc=1000, pt=96, seq=100, ts=90_000)
+    b = make_source("b", ssrc=2000, pt=98, seq=500, ts=5_000)
+    sink = make_slot()
+    slot = sink.slot
+    slot.switch_to(a.producer)
+    a.frame(key=True)
+    slot.switch_to(b.producer)
+    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=True), marker=0)
+    b.frame(key=True, packets=2)
+    a.seq += 1  # the old frame's marker packet is lost upstream
+    a.ts += 3000
+    assert slot.source is a.producer
+    a.frame()  # a's next frame: the cut happens now, and this frame is not sent
+    assert slot.source is b.producer
+    out = sink.media()
+    assert contiguous(seqs(out))
+    assert [v.ssrc for v in out] == [slot.ssrc] * 4
+    assert [v.marker for v in out] == [1, 0, 0, 1]
+
+
+async def test_switch_back_while_the_keyframe_waits_drops_it() -> None:
+    a = make_source("a", ssrc=1000, pt=96, seq=100, ts=90_000)
+    b = make_source("b", ssrc=2000, pt=98, seq=500, ts=5_000)
+    sink = make_slot()
+    slot = sink.slot
+    slot.switch_to(a.producer)
+    a.frame(key=True)
+    slot.switch_to(b.producer)
+    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=True), marker=0)
+    b.frame(key=True)
+    slot.switch_to(a.producer)  # back before the cut
+    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=False), marker=1)
+    a.ts += 3000
+    a.frame()
+    b.frame(key=True)
+    out = sink.media()
+    assert slot.source is a.producer and slot.pending is None
+    assert contiguous(seqs(out)) and [v.marker for v in out] == [1, 0, 1, 1]
+    assert len(sink.switches) == 1
