@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from media import Producer, Router, WebRtcTransport
-from media.slot import SlotSwitch
+from media.slot_report import SlotSwitch
 
 from .publisher import Publisher
 from .subscriber import Subscriber

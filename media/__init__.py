@@ -78,8 +78,9 @@ from .events import EventEmitter
 from .producer import Producer, ProducerStats
 from .router import Router
 from .speaker import DominantSpeakerDetector
-from .slot import Slot, SlotStats, SlotSwitch
+from .slot import Slot
 from .slot_assignment import Wanted
+from .slot_report import SlotStats, SlotSwitch
 from .slot_set import SlotSet
 from .transport import OfferedTrack, TransportStats, WebRtcTransport
 

@@ -32,10 +32,7 @@ from __future__ import annotations
 import itertools
 import random
 import struct
-import weakref
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
@@ -47,7 +44,10 @@ from .rewriter import RtpRewriter
 from .round_trip import RoundTrip
 from .rtcp import ReportBlock, build_sdes_cname, build_sr
 from .rtp_packet import BYTES, RtpPacketView, abs_send_time_now, monotonic_ms, ntp_now
-from .vp8_descriptor import NONE, Vp8Descriptor, rewrite_vp8
+from .slot_epochs import EpochLog
+from .slot_report import SlotStats, SlotSwitch
+from .slot_tap import SlotTap
+from .vp8_descriptor import NONE, Vp8Descriptor, shift_picture_ids
 
 if TYPE_CHECKING:
     from .producer import Producer
@@ -56,96 +56,11 @@ SlotKind = Literal["audio", "video"]
 
 _OSN = struct.Struct("!H")
 _UINT16 = struct.Struct("!H")
-_MAX_EPOCHS = 16
 #: Packets of the new source queued while the old source's frame in flight ends (see _on_packet);
 #: past this the cut happens anyway.
 _MAX_QUEUED = 256
 #: While a switch waits for a keyframe, ask the new source again this often.
 DEFAULT_KEYFRAME_RETRY_MS = 500
-
-
-@dataclass(frozen=True)
-class SlotSwitch:
-    """A switch took effect. Video: the first packet (keyframe) of ``producer_id`` went out on
-    ``slot_id``, and ``rtp_timestamp`` is the slot's timestamp of it, so a page can change a tile's
-    name at exactly that frame (``requestVideoFrameCallback`` metadata.rtpTimestamp). Audio: the
-    slot carries ``producer_id`` from its next packet (rtp fields -1). ``producer_id`` None: the
-    slot went empty. ``sequence`` orders the switches of one slot set."""
-
-    slot_id: str
-    producer_id: str | None
-    participant_id: str | None
-    sequence: int
-    rtp_sequence_number: int = -1
-    rtp_timestamp: int = -1
-
-
-@dataclass
-class SlotStats:
-    packets_sent: int = 0
-    bytes_sent: int = 0
-    payload_bytes_sent: int = 0
-    send_failures: int = 0
-    switches: int = 0
-    waiting_keyframe_drops: int = 0
-    #: Packets of a source not yet started, dropped while the subscriber's connection was not up.
-    waiting_link_drops: int = 0
-    #: Packets of the old source dropped after its last complete frame, while the switch waited for
-    #: the new source's keyframe.
-    held_drops: int = 0
-    source_keyframe_requests: int = 0
-    late_drops: int = 0
-    malformed_drops: int = 0
-    nacks_received: int = 0
-    nacked_packets: int = 0
-    retransmitted: int = 0
-    retransmit_misses: int = 0
-    keyframe_requests_received: int = 0
-    sender_reports_sent: int = 0
-    fraction_lost: int = 0
-    round_trip_time_ms: float | None = None
-    remb_bitrate: int | None = None
-
-
-class SlotTap:
-    """A slot's attachment to one producer (current or pending source): a sink in
-    ``producer.sinks``, so the producer's fan-out, pause/mute and close reach the slot."""
-
-    __slots__ = ("slot", "producer", "forwarding", "detached", "forward")
-
-    def __init__(self, slot: Slot, producer: Producer) -> None:
-        self.slot = slot
-        self.producer = producer
-        self.forwarding = True
-        self.detached = False
-        #: ``forward(packet, abs_send_time)``, the producer's fan-out call: the slot's keyframe /
-        #: cut-over check (a C-level partial), then, once this tap is the current source and its
-        #: epoch started, the slot's ``_send`` itself.
-        self.forward: Callable[[RtpPacketView, bytes], None] = partial(slot._on_packet, self)
-        producer.sinks.append(self)
-        producer.refresh_active()
-
-    def on_producer_state(self) -> None:
-        self.slot._on_source_state(self)
-
-    def send_sender_report(self) -> None:
-        if self.slot._current is self:
-            self.slot.send_sender_report()
-
-    def close(self) -> None:
-        """The producer closed."""
-        self.detach()
-        self.slot._on_source_closed(self)
-
-    def detach(self) -> None:
-        if self.detached:
-            return
-        self.detached = True
-        self.forwarding = False
-        sinks = self.producer.sinks
-        if self in sinks:
-            sinks.remove(self)
-            self.producer.refresh_active()
 
 
 class Slot(EventEmitter):
@@ -217,11 +132,7 @@ class Slot(EventEmitter):
         self._pid_offset = 0
         self._tl0_offset = 0
         self._epoch_start = 0
-        #: (first slot seq, seq / ts / PictureID / TL0PICIDX offsets, the source) of the last epochs, to
-        #: map a NACKed slot seq back to its source's history. The source is held weakly: a slot outliving
-        #: many publishers (a long session with people coming and going) must not keep their producers,
-        #: transports and peer connections alive (it kept up to 16 per slot).
-        self._epochs: deque[tuple[int, int, int, int, int, weakref.ref[Producer]]] = deque(maxlen=_MAX_EPOCHS)
+        self._epochs = EpochLog()  # to map a NACKed slot seq back to its source's history
         self._max_seq = random.randrange(0, 0x8000)
         self._max_ts = random.getrandbits(32)
         self._max_ms = 0
@@ -537,9 +448,7 @@ class Slot(EventEmitter):
             else:
                 self._tl0_offset = 0
         self._epoch_start = next_seq
-        self._epochs.append(
-            (next_seq, self._seq_offset, self._ts_offset, self._pid_offset, self._tl0_offset, weakref.ref(producer))
-        )
+        self._epochs.start(next_seq, self._seq_offset, self._ts_offset, self._pid_offset, self._tl0_offset, producer)
         self._max_seq = (next_seq - 1) & 0xFFFF
         self._started = True
         if self._current is not None:
@@ -548,23 +457,6 @@ class Slot(EventEmitter):
         self._ever_started = True
         if producer.last_sr is not None:
             self.send_sender_report()
-
-    def _rewrite_body(self, packet: RtpPacketView, pid_offset: int, tl0_offset: int) -> tuple[RtpPacketView, int, int]:
-        """``packet`` with its VP8 PictureID / TL0PICIDX moved by the offsets (the same view when
-        nothing changes); and the output PictureID / TL0PICIDX (NONE when absent)."""
-        desc = Vp8Descriptor.parse(packet.body)
-        if desc is None:
-            return packet, NONE, NONE
-        pid = (desc.picture_id + pid_offset) & 0x7FFF if desc.picture_id_bytes else NONE
-        tl0 = (desc.tl0picidx + tl0_offset) & 0xFF if desc.tl0picidx != NONE else NONE
-        if not (pid_offset or tl0_offset):
-            return packet, pid, tl0
-        out = self._out
-        out.marker = packet.marker
-        out.padding_size = packet.padding_size
-        out.audio_level = packet.audio_level
-        out.body = rewrite_vp8(packet.body, desc, pid, tl0)
-        return out, pid, tl0
 
     def _send(self, packet: RtpPacketView, abs_send_time: bytes) -> tuple[int, int] | None:
         """Rewrite and send one packet of the current epoch; (slot seq, slot ts) when sent."""
@@ -589,11 +481,11 @@ class Slot(EventEmitter):
                     out.body = b"".join((body[:2], _UINT16.pack(0x8000 | pid), BYTES[tl0], body[5:]))
             else:
                 try:
-                    out, pid, tl0 = self._rewrite_body(packet, self._pid_offset, self._tl0_offset)
+                    out, pid, tl0 = shift_picture_ids(packet, self._out, self._pid_offset, self._tl0_offset)
                 except ValueError:
                     self.stats.malformed_drops += 1
                     return None
-        data = self._rewriter.serialize(out, seq, ts, abs_send_time)  # type: ignore[union-attr]
+        data = self._rewriter.serialize(out, seq, ts, abs_send_time)
         self._frame_done = packet.marker
         stats = self.stats
         if self._send_rtp(data):
@@ -631,26 +523,23 @@ class Slot(EventEmitter):
             if (self._max_seq - out_seq) & 0xFFFF >= 0x8000:
                 stats.retransmit_misses += 1
                 continue  # never sent
-            for start, seq_offset, ts_offset, pid_offset, tl0_offset, source in reversed(self._epochs):
-                if (out_seq - start) & 0xFFFF < 0x8000:
-                    break
-            else:
+            epoch = self._epochs.find(out_seq)
+            producer = epoch.source() if epoch is not None else None
+            if epoch is None or producer is None or producer.history is None:
                 stats.retransmit_misses += 1
                 continue
-            producer = source()
-            history = producer.history if producer is not None else None
-            packet = history.get((out_seq - seq_offset) & 0xFFFF, now) if history is not None else None
+            packet = producer.history.get((out_seq - epoch.seq_offset) & 0xFFFF, now)
             if packet is None:
                 stats.retransmit_misses += 1
                 continue
             out = packet
             if self._vp8:
                 try:
-                    out = self._rewrite_body(packet, pid_offset, tl0_offset)[0]
+                    out = shift_picture_ids(packet, self._out, epoch.pid_offset, epoch.tl0_offset)[0]
                 except ValueError:
                     stats.retransmit_misses += 1
                     continue
-            ts = (packet.timestamp + ts_offset) & 0xFFFFFFFF
+            ts = (packet.timestamp + epoch.ts_offset) & 0xFFFFFFFF
             if self._rtx_pt is not None:
                 data = rewriter.serialize(
                     out,

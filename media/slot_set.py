@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .events import EventEmitter
-from .slot import DEFAULT_KEYFRAME_RETRY_MS, Slot, SlotKind, SlotSwitch
+from .slot import DEFAULT_KEYFRAME_RETRY_MS, Slot, SlotKind
+from .slot_report import SlotSwitch
 from .slot_assignment import STAGE_AUDIO, STAGE_VIDEO, SlotPlan, Wanted, assign_slots, audio_slot_id, video_slot_id
 
 if TYPE_CHECKING:

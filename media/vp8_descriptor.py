@@ -9,7 +9,7 @@ of the payload is never touched.
 
 from __future__ import annotations
 
-from .rtp_packet import BYTES
+from .rtp_packet import BYTES, RtpPacketView
 
 #: The PictureID of a packet without one (I bit clear), and "no TL0PICIDX" (L bit clear).
 NONE = -1
@@ -100,3 +100,22 @@ def rewrite_vp8(body: bytes, desc: Vp8Descriptor, picture_id: int, tl0picidx: in
         pos = desc.tl0_pos + 1
     parts.append(body[pos:])
     return b"".join(parts)
+
+
+def shift_picture_ids(packet: RtpPacketView, out: RtpPacketView, pid_offset: int,
+                      tl0_offset: int) -> tuple[RtpPacketView, int, int]:
+    """``packet`` with its PictureID / TL0PICIDX moved by the offsets, written into ``out`` (a view
+    reused per packet; ``packet`` itself when nothing changes); and the output PictureID /
+    TL0PICIDX (NONE when absent). Raises ValueError for a truncated descriptor."""
+    desc = Vp8Descriptor.parse(packet.body)
+    if desc is None:
+        return packet, NONE, NONE
+    pid = (desc.picture_id + pid_offset) & 0x7FFF if desc.picture_id_bytes else NONE
+    tl0 = (desc.tl0picidx + tl0_offset) & 0xFF if desc.tl0picidx != NONE else NONE
+    if not (pid_offset or tl0_offset):
+        return packet, pid, tl0
+    out.marker = packet.marker
+    out.padding_size = packet.padding_size
+    out.audio_level = packet.audio_level
+    out.body = rewrite_vp8(packet.body, desc, pid, tl0)
+    return out, pid, tl0

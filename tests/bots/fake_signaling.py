@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bots.inprocess import slot_event
 from media import Router, WebRtcTransport
-from media.slot import SlotSwitch
+from media.slot_report import SlotSwitch
 
 
 @dataclass

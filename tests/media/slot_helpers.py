@@ -13,7 +13,8 @@ from media.producer import Producer
 from media.rewriter import ExtensionIds
 from media.rtcp import Pli, parse_compound
 from media.rtp_packet import RtpPacketView, build_rtp, monotonic_ms
-from media.slot import Slot, SlotSwitch
+from media.slot import Slot
+from media.slot_report import SlotSwitch
 from media.vp8_descriptor import Vp8Descriptor
 
 FEEDBACK = [RTCRtcpFeedback(type="nack"), RTCRtcpFeedback(type="nack", parameter="pli")]

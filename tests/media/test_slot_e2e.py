@@ -19,7 +19,7 @@ from media import Producer
 from media import aiortc_seams as seams
 from media.rtcp import Pli, build_fir, build_pli, parse_compound
 from media.rtp_packet import RtpPacketView
-from media.slot import SlotSwitch
+from media.slot_report import SlotSwitch
 
 
 @dataclass

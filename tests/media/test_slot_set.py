@@ -6,7 +6,7 @@ from slot_helpers import make_source
 
 from media.producer import Producer
 from media.rtp_packet import RtpPacketView
-from media.slot import SlotSwitch
+from media.slot_report import SlotSwitch
 from media.slot_assignment import (
     Publisher,
     SlotPlan,
