@@ -18,7 +18,7 @@ Two steps:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 STAGE_AUDIO = "stage-audio"
@@ -151,20 +151,3 @@ def assign_slots(previous: SlotPlan, wanted: Wanted) -> SlotPlan:
         videos=_fill(previous.videos, wanted.videos, wanted.stage_video),
         audios=_fill(previous.audios, wanted.audios, wanted.stage_audio),
     )
-
-
-def plan_for(
-    previous: SlotPlan, *, subscriber: str, publishers: Sequence[Publisher], **choice: object
-) -> SlotPlan:
-    """:func:`wanted_streams` then :func:`assign_slots` (``choice``: the keyword arguments of
-    :func:`wanted_streams` after ``publishers``)."""
-    return assign_slots(previous, wanted_streams(subscriber=subscriber, publishers=publishers, **choice))  # type: ignore[arg-type]
-
-
-def publishers_from(producers: Mapping[str, tuple[str, str]]) -> list[Publisher]:
-    """Publishers from ``{producer id: (participant id, kind)}`` in insertion order (the first
-    producer of each kind per participant)."""
-    found: dict[str, dict[str, str]] = {}
-    for producer_id, (participant, kind) in producers.items():
-        found.setdefault(participant, {}).setdefault(kind, producer_id)
-    return [Publisher(p, audio=k.get("audio"), video=k.get("video")) for p, k in found.items()]

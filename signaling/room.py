@@ -98,7 +98,7 @@ class Room:
         participant.force_muted = participant.person_id in self.moderation.force_muted
         self.participants[participant.id] = participant
         await self.floor.on_joined(participant)
-        self._update_pins()
+        self.update_pins()
         await self.outbox.broadcast(self, "participant_joined", participant.public(), skip=participant)
         await self.moderation.set_presence(participant, "joined")
         return {
@@ -134,7 +134,10 @@ class Room:
         self.router.forget_subscriber(participant.id)
         spotlighted = self.router.spotlight == participant.id
         await self.floor.on_left(participant, status)
-        self._update_pins(spotlight=None if spotlighted else self.router.spotlight)
+        with self.router.batch():  # one refill for both changes
+            if spotlighted:
+                self.router.set_stage(floor_holder=self.router.floor_holder, spotlight=None)
+            self.update_pins()
         if spotlighted:
             await self.outbox.broadcast(self, "spotlight", {"participant_id": None})
         await self.outbox.broadcast(self, "participant_left", {"participant_id": participant.id, "status": status})
@@ -154,16 +157,13 @@ class Room:
         for task in list(self._tasks):
             task.cancel()
 
-    def _update_pins(self, *, spotlight: str | None | bool = False) -> None:
-        """Tell the router who is first everywhere (the chair, the floor holder) and who goes on every
-        stage (the spotlight, else the floor holder); ``spotlight`` False: unchanged."""
+    def update_pins(self) -> None:
+        """Tell the router who is first everywhere (the chair, the floor holder) and who holds the
+        floor (on every stage unless a moderator spotlights someone)."""
         participants = self.participants.values()
         self.router.set_pinned(p.id for p in participants if p.is_chair or self.floor.holds_floor(p))
         holder = next((p.id for p in participants if p.client == "room" and self.floor.holds_floor(p)), None)
-        self.router.set_stage(floor_holder=holder,
-                              spotlight=self.router.spotlight if spotlight is False else spotlight)  # type: ignore[arg-type]
-
-    update_pins = _update_pins
+        self.router.set_stage(floor_holder=holder, spotlight=self.router.spotlight)
 
     # -- publishing -------------------------------------------------------------------------
     async def publish(self, participant: Participant, sdp: str) -> dict[str, Any]:
@@ -283,7 +283,7 @@ class Room:
         else:
             await self.moderation.services.live.record_moderation(
                 moderator.caller, self.meeting_id, "stage.spotlight_off", {})
-        self._update_pins(spotlight=target_id)
+        self.router.set_stage(floor_holder=self.router.floor_holder, spotlight=target_id)
         await self.outbox.broadcast(self, "spotlight", {"participant_id": target_id})
 
     # -- controls ---------------------------------------------------------------------------

@@ -6,19 +6,22 @@ from slot_helpers import make_source
 
 from media.producer import Producer
 from media.rtp_packet import RtpPacketView
-from media.slot_report import SlotSwitch
 from media.slot_assignment import (
     Publisher,
     SlotPlan,
     Wanted,
     assign_slots,
-    plan_for,
-    publishers_from,
     wanted_streams,
 )
+from media.slot_report import SlotSwitch
 from media.slot_set import SlotSet
 
 PUBS = [Publisher(f"p{i}", audio=f"a{i}", video=f"v{i}") for i in range(20)]
+
+
+def plan_for(previous: SlotPlan, *, subscriber: str, publishers: list[Publisher], **choice: object) -> SlotPlan:
+    """wanted_streams then assign_slots (``choice``: wanted_streams' keyword arguments after ``publishers``)."""
+    return assign_slots(previous, wanted_streams(subscriber=subscriber, publishers=publishers, **choice))  # type: ignore[arg-type]
 
 
 def test_wanted_streams_stage_choice_and_order() -> None:
@@ -68,11 +71,6 @@ def test_assignment_bounds_the_streams_whatever_the_session_size() -> None:
         videos = [p for p in (plan.stage_video, *plan.videos) if p]
         audios = [p for p in (plan.stage_audio, *plan.audios) if p]
         assert len(videos) == len(set(videos)) == 9 and len(audios) <= 3 and "v0" not in videos
-
-
-def test_publishers_from_producers() -> None:
-    pubs = publishers_from({"x1": ("alice", "audio"), "x2": ("bob", "video"), "x3": ("alice", "video")})
-    assert pubs == [Publisher("alice", audio="x1", video="x3"), Publisher("bob", video="x2")]
 
 
 async def test_slot_set_switches_only_changed_slots_and_orders_events() -> None:
