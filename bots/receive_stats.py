@@ -9,7 +9,7 @@ server-translated sender reports.
 Slots: a stream is one slot of the receiving connection (``slot_id``), one continuous RTP stream
 whoever it carries. :meth:`StreamCounter.apply_slot` takes the slot's ``slot`` events (in sequence
 order; older ones are ignored) and keeps a timeline of who the slot carries from which RTP timestamp
-on. Every stamped video frame (and, full mode, every decoded picture, through its pts) is checked
+on. Every stamped video frame (and, full mode, every decoded picture, through its RTP timestamp: the bot makes that its pts) is checked
 against it: its stamp's ``source`` must be the :func:`bots.stamp.source_tag` of the participant the
 timeline names at that frame's RTP timestamp. A frame is checked :data:`SETTLE_US` after it arrived,
 so that a ``slot`` event still travelling over signaling is not taken for a mismatch.
@@ -144,7 +144,6 @@ class StreamCounter:
         self._last_decoded_us = 0
         self._sr: tuple[int, int] | None = None  # (send µs of the SR's NTP time, its RTP timestamp)
         self._stamps: OrderedDict[int, Stamp] = OrderedDict()
-        self._pts_offset: int | None = None
         self._energy_sum = 0.0
         self._energy_count = 0
         self._level_sum = 0
@@ -258,10 +257,8 @@ class StreamCounter:
             self.freeze_us += now - self._last_decoded_us
         self._last_decoded_us = now
         shown = read_index(frame)
-        if stamp is None and frame.pts is not None:
-            found = self._stamp_for_pts(int(frame.pts), shown)
-            if found is not None:
-                timestamp, stamp = found
+        if stamp is None and timestamp is not None:
+            stamp = self._stamps.get(timestamp)
         if stamp is not None:
             if shown != stamp.index:
                 self.index_mismatches += 1
@@ -270,23 +267,6 @@ class StreamCounter:
                 self.decoded_identity.add(timestamp, stamp.source, now)
         else:
             self.index_mismatches += 1
-
-    def _stamp_for_pts(self, pts: int, shown: int | None) -> tuple[int, Stamp] | None:
-        """(RTP timestamp, stamp) of a decoded picture. aiortc rebases decoded pts to its first
-        frame: learn the offset from the first picture whose bar code matches a recent stamp, then
-        look stamps up strictly by pts."""
-        if self._pts_offset is not None:
-            timestamp = (pts + self._pts_offset) & 0xFFFFFFFF
-            stamp = self._stamps.get(timestamp)
-            if stamp is not None:
-                return timestamp, stamp
-        if shown is None:
-            return None
-        for timestamp, stamp in reversed(self._stamps.items()):
-            if stamp.index == shown:
-                self._pts_offset = (timestamp - pts) & 0xFFFFFFFF
-                return timestamp, stamp
-        return None
 
     def on_decoded_audio(self, frame: AudioFrame) -> None:
         self.decoded_frames += 1

@@ -337,6 +337,8 @@ class Subscriber:
         slot_id = self._slot_of_mid.get(mid, f"mid-{mid}")
         if not self._decodes(slot_id):
             return
+        receiver = next(t.receiver for t in self._pc.getTransceivers() if t.receiver.track is track)
+        seams.decode_with_rtp_timestamps(receiver)  # pts = the frame's RTP timestamp
         task = asyncio.ensure_future(self._read(track, slot_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -349,7 +351,8 @@ class Subscriber:
                 if stream is None:
                     continue
                 if track.kind == "video":
-                    stream.counter.on_decoded_video(frame)
+                    timestamp = frame.pts & 0xFFFFFFFF if frame.pts is not None else None
+                    stream.counter.on_decoded_video(frame, timestamp=timestamp)
                 else:
                     stream.counter.on_decoded_audio(frame)
         except (MediaStreamError, asyncio.CancelledError):

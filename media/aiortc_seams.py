@@ -8,6 +8,8 @@ falling back to decoding (or not forwarding at all).
 Seams:
   * neutralize_receiver / neutralize_sender: server-side RTCRtpReceiver/RTCRtpSender become SDP
     holders only: their ``receive``/``send`` never start a decoder thread, encoder or RTCP loop.
+  * decode_with_rtp_timestamps: a client-side receiver's decoded frames keep their RTP timestamp
+    as pts (the bots match decoded pictures to the packets they came from).
   * sender_ssrcs / set_sender_msid: the SSRCs aiortc put in the SDP; per-publisher msid.
   * negotiated_parameters: the codecs/header extensions negotiated for a transceiver.
   * remote_ssrcs: the SSRC / RTX SSRC the remote description announced for an m-line.
@@ -77,6 +79,25 @@ def neutralize_sender(sender: RTCRtpSender) -> None:
     if getattr(sender, "_RTCRtpSender__started", None) is not False:
         raise SeamError("RTCRtpSender.__started missing or sender already started")
     sender.send = _no_send  # type: ignore[method-assign]
+
+
+class _RtpTimestamps:
+    """A stand-in for aiortc's TimestampMapper that leaves the RTP timestamp as it is."""
+
+    @staticmethod
+    def map(timestamp: int) -> int:
+        return timestamp
+
+
+def decode_with_rtp_timestamps(receiver: RTCRtpReceiver) -> None:
+    """Decoded frames of this (client-side) receiver carry their frame's RTP timestamp as ``pts``.
+
+    aiortc rebases pts to the first frame its jitter buffer gave out (an origin a client cannot
+    see); a test client that matches each decoded picture to the packets it came from needs the
+    timestamp itself. Call before the receiver gets media."""
+    if not hasattr(receiver, "_RTCRtpReceiver__timestamp_mapper"):
+        raise SeamError("RTCRtpReceiver.__timestamp_mapper missing")
+    receiver._RTCRtpReceiver__timestamp_mapper = _RtpTimestamps()  # type: ignore[attr-defined]
 
 
 def decoder_started(receiver: RTCRtpReceiver) -> bool:

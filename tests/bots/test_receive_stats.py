@@ -81,3 +81,42 @@ def test_slot_frames_are_checked_against_the_participant_named_at_their_timestam
     assert report.identity_mismatch_examples[0][3] == "bob"
     # The frame counter restarts with each source: alice's 0..2 then bob's 103..105 miss nothing.
     assert report.frames_missing == 0
+
+
+def test_decoded_pictures_are_checked_against_the_stamp_of_their_rtp_timestamp() -> None:
+    """A decoded picture (its pts is its frame's RTP timestamp: seams.decode_with_rtp_timestamps)
+    must show the bar code its frame's stamp names; a wrong picture, or one whose frame carried no
+    stamp, is an index mismatch. Bar codes repeat (every loop, and across the sources a slot
+    carries), so nothing is guessed from them."""
+    from av import VideoFrame
+
+    from bots.picture import PictureMaker
+
+    maker = PictureMaker(64, 48, 16)
+    c = StreamCounter("video", "1", 90000, 1 / 15)
+    base = 4_294_960_000  # the slot's timestamps wrap during the test
+    t = 1_000_000
+
+    def ts(i: int) -> int:
+        return (base + 3000 * i) & 0xFFFFFFFF
+
+    for i in range(6):  # alice: pictures 0..5, then bob: pictures 0, 5, 10, 15, 4, 9
+        c.on_packet(i, ts(i), 1, video_frame(i, "alice", t), t)
+    for i in range(6):
+        bob = b"\x80\x80\x80\x01vp8" + pack_stamp(i, (5 * i) % 16, 0, t, source_tag("bob"))
+        c.on_packet(6 + i, ts(6 + i), 1, bob, t)
+
+    def decode(timestamp: int, index: int) -> None:
+        frame = VideoFrame(64, 48, "yuv420p")
+        maker.draw(index, frame)
+        frame.pts = timestamp
+        c.on_decoded_video(frame, check_freeze=False, timestamp=timestamp)
+
+    for i in range(6):
+        decode(ts(i), i)
+    decode(ts(6), 0)
+    decode(ts(7), 5)
+    assert c.index_mismatches == 0 and c.decoded_frames == 8
+    decode(ts(8), 2)  # bob's picture 10 decoded wrong
+    decode(ts(40), 3)  # no frame had this timestamp
+    assert c.index_mismatches == 2

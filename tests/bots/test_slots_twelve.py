@@ -181,9 +181,11 @@ async def test_twelve_bots_stage_follows_the_speaker_and_every_frame_is_who_the_
         # assignment counts too), and decoded pictures of each speaker, each matched to its stamp.
         assert stage.switches >= watched[bot.options.name], (bot.options.name, stage.switches, watched)
         assert stage.decoded_identity_checked >= 15 * watched[bot.options.name], stage
-        # Pictures whose bar code disagrees with their stamp (or whose stamp was not found): ~0 on a
-        # quiet machine, up to ~12 % with two of these tests side by side on 2 cores (aiortc decodes
-        # late, after losses); a sanity bound only: the identity checks above are the point.
+        # Pictures whose bar code disagrees with the stamp of their frame (matched exactly: the bot's
+        # decoded pts is the RTP timestamp): 0 on a quiet machine and beside one busy process; on a
+        # machine overloaded to real loss (two of these tests and a busy loop on 2 cores: 1.8 % lost,
+        # frames missing) aiortc decodes wrong pictures after losses, up to ~30 %. A sanity bound only:
+        # the identity checks above are the point.
         assert stage.index_mismatches <= 0.25 * stage.decoded_frames + 5, stage
     # aiortc fails to decode a frame now and then (seen around switches): at most one per switch.
     failures = sum(1 for r in caplog.records if "failed to decode" in r.getMessage())

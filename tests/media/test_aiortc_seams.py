@@ -9,11 +9,11 @@ from importlib.metadata import version
 
 import aioice
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
-from sfu_harness import LOOPBACK, ToneTrack, wait_for
+from sfu_harness import LOOPBACK, PatternTrack, ToneTrack, recv_frames, wait_for
 
 from media import aiortc_seams as seams
 from media.rtp_packet import RtpPacketView, build_rtp
@@ -104,6 +104,33 @@ async def test_negotiated_parameters_and_remote_ssrcs() -> None:
     assert len(parses) == 0  # parsed above already, for this same description
     await offerer.close()
     await answerer.close()
+
+
+async def test_decode_with_rtp_timestamps_on_a_live_connection() -> None:
+    """A plain aiortc client sends video; with the seam, every decoded frame's pts is the RTP
+    timestamp of the packets it came from (unpatched aiortc rebases it to the first frame)."""
+    sender, receiver = pc(), pc()
+    sender.addTrack(PatternTrack())
+    seams.configure_ice(sender, LOOPBACK, [])
+    tracks: list[MediaStreamTrack] = []
+    receiver.on("track", tracks.append)
+    await sender.setLocalDescription(await sender.createOffer())
+    await receiver.setRemoteDescription(sender.localDescription)
+    seams.decode_with_rtp_timestamps(receiver.getTransceivers()[0].receiver)
+    with pytest.raises(seams.SeamError):
+        seams.decode_with_rtp_timestamps(object())  # type: ignore[arg-type]
+    timestamps: set[int] = set()
+    seams.configure_ice(receiver, LOOPBACK, [])
+    await receiver.setLocalDescription(await receiver.createAnswer())
+    seams.install_rtp_filter(seams.dtls_transports(receiver)[0],
+                             lambda d: timestamps.add(RtpPacketView.parse(d).timestamp) or True)
+    await sender.setRemoteDescription(receiver.localDescription)
+    try:
+        frames = await recv_frames(tracks[0], 5)
+        assert all(f.pts in timestamps for f in frames), ([f.pts for f in frames], sorted(timestamps)[:5])
+    finally:
+        await sender.close()
+        await receiver.close()
 
 
 def test_dtls_transport_internals_exist() -> None:
