@@ -239,6 +239,7 @@ def human(report: dict[str, Any]) -> str:
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"benchmark": "forwarding", "machine": machine(), "scenario": args.scenario}
     profile = Path(args.profile) if args.profile else None
+    perf = Path(args.perf) if args.perf else None
     if args.scenario == "pairs":
         sites = pair_sites(args.publishers, args.subscribers)
         report["config"] = {"publishers": args.publishers, "subscribers": args.subscribers,
@@ -248,7 +249,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                             if args.baseline in ("relay", "both") else None}
         ours = await run(BenchSfu("router"), [dict(s) for s in sites], gen_procs=args.gen_procs,
                          seconds=args.seconds, warmup=args.warmup, measure_delay="trailer", trailer=True,
-                         profile=profile)
+                         profile=profile, perf=perf)
         report["ours"] = ours
         baseline = None
         if args.baseline in ("relay", "both"):
@@ -294,7 +295,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             sfu: Any = (CabinetServer(Path(tmp), loop_probe=probe) if args.server == "real"
                         else BenchSfu("router", "--defer-last-n"))
             result = await run(sfu, sites, gen_procs=args.gen_procs, seconds=args.seconds, warmup=args.warmup,
-                               measure_delay="trailer", trailer=True, profile=profile,
+                               measure_delay="trailer", trailer=True, profile=profile, perf=perf,
                                expect_video=min(args.sites - 1, LAST_N), late_site=late,
                                subscribe_pause=args.subscribe_pause, staggered=args.join_order == "staggered")
             if probe is not None and probe.exists():
@@ -346,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cabinet scenario: run the server under bench/server_probe.py (slow callbacks, GC pauses, "
                              "loop lag to FILE) and summarize the measured window")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the SFU during the window (needs py-spy in the venv or on PATH)")
+    parser.add_argument("--perf", metavar="DIR", help="perf stat (syscalls, context switches) and perf record -g of the "
+                                                      "SFU during the window (needs perf; root)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.gen_procs is None:

@@ -18,6 +18,28 @@ from typing import Any
 from bench.figures import match_frames, percentile, percentile_from_hist
 from bench.procs import PYTHON, Proc, machine_busy_seconds, proc_cpu_seconds
 
+#: What ``--perf`` counts in the SFU process during the window (per forwarded packet, compared A/B).
+PERF_EVENTS = ("task-clock", "context-switches", "raw_syscalls:sys_enter", "syscalls:sys_enter_sendto",
+               "syscalls:sys_enter_epoll_wait", "syscalls:sys_enter_recvfrom", "syscalls:sys_enter_getpid")
+
+
+def start_perf(out: Path, pid: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """``perf stat`` (PERF_EVENTS, to ``out/sfu.perf-stat``) and ``perf record -g`` (``out/sfu.perf.data``)
+    of ``pid`` for ``seconds``; nothing when perf is missing."""
+    perf = shutil.which("perf")
+    if perf is None:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    duration = ["--", "sleep", str(seconds)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    return [
+        subprocess.Popen([perf, "stat", "-x", ",", "-o", str(out / "sfu.perf-stat"), "-e", ",".join(PERF_EVENTS),
+                          "-p", str(pid), *duration], **quiet),  # type: ignore[call-overload]
+        subprocess.Popen([perf, "record", "-F", "499", "-g", "-o", str(out / "sfu.perf.data"), "-p", str(pid),
+                          *duration], **quiet),  # type: ignore[call-overload]
+    ]
+
+
 def _merge_states(events: list[dict[str, Any]]) -> dict[str, int]:
     merged: dict[str, int] = {}
     for event in events:
@@ -125,7 +147,7 @@ async def _late_join(sfu: Any, gens: list[Proc], site: dict[str, Any], logdir: P
 
 
 async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds: float, warmup: float,
-              measure_delay: str, trailer: bool, profile: Path | None = None, expect_video: int = 0,
+              measure_delay: str, trailer: bool, profile: Path | None = None, perf: Path | None = None, expect_video: int = 0,
               late_site: dict[str, Any] | None = None, subscribe_pause: float | None = None,
               staggered: bool = False) -> dict[str, Any]:
     """``expect_video``: remote video streams each subscribing site should receive (its last-N); when
@@ -137,6 +159,7 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
     await sfu.start()
     gens: list[Proc] = []
     profiler: subprocess.Popen[bytes] | None = None
+    perfs: list[subprocess.Popen[bytes]] = []
     try:
         count = len(sites) + (1 if late_site is not None else 0)
         tokens = await sfu.mint_tokens(count) if hasattr(sfu, "mint_tokens") else [None] * count
@@ -215,6 +238,8 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
                  "--output", str(profile / "sfu.folded")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
+        if perf is not None:
+            perfs = start_perf(perf, sfu.pid, seconds)
         await asyncio.sleep(seconds)
         cpu1, t1, busy1 = proc_cpu_seconds(sfu.pid), time.monotonic(), machine_busy_seconds()
         for gen in gens:
@@ -229,12 +254,12 @@ async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds:
                 join["late"] = {"error": f"{type(exc).__name__}: {exc}"}
         for gen in gens:
             gen.send("quit")
-        if profiler is not None:
+        for tool in ([profiler] if profiler is not None else []) + perfs:
             try:
-                profiler.wait(timeout=30)
+                tool.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                profiler.kill()
-                profiler.wait()
+                tool.kill()
+                tool.wait()
     finally:
         for gen in gens:
             try:

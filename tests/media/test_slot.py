@@ -403,3 +403,42 @@ async def test_switch_back_while_the_keyframe_waits_drops_it() -> None:
     assert slot.source is a.producer and slot.pending is None
     assert contiguous(seqs(out)) and [v.marker for v in out] == [1, 0, 1, 1]
     assert len(sink.switches) == 1
+
+
+@pytest.mark.parametrize("with_tl0", [True, False])
+async def test_picture_id_continues_in_both_common_descriptor_forms(with_tl0: bool) -> None:
+    """libwebrtc's descriptor carries TL0PICIDX after the 15-bit PictureID, aiortc's does not: both
+    are rewritten on the fast path across a switch, and the result is what the generic parser and
+    rewriter would write (the rest of the payload untouched)."""
+    a = make_source("a", ssrc=1000, pt=96, seq=100, ts=90_000, picture_id=700, tl0=40)
+    b = make_source("b", ssrc=2000, pt=98, seq=500, ts=5_000, picture_id=20000, tl0=200)
+
+    def payload(src, key: bool) -> bytes:  # type: ignore[no-untyped-def]
+        if with_tl0:
+            return vp8_payload(src.picture_id, src.tl0, key=key)
+        return bytes([0x90, 0x80]) + struct.pack("!H", 0x8000 | src.picture_id) + bytes([0x00 if key else 0x01]) + b"P" * 40
+
+    def frame(src, key: bool = False) -> None:  # type: ignore[no-untyped-def]
+        src.feed(payload(src, key))
+        src.ts += 3000
+        src.picture_id = (src.picture_id + 1) & 0x7FFF
+        src.tl0 = (src.tl0 + 1) & 0xFF
+
+    sink = make_slot()
+    slot = sink.slot
+    slot.switch_to(a.producer)
+    frame(a, key=True)
+    frame(a)
+    slot.switch_to(b.producer)
+    frame(b, key=True)
+    frame(b)
+    frame(b)
+    out = sink.media()
+    descs = [descriptor(v) for v in out]
+    assert [d.picture_id for d in descs] == [700, 701, 702, 703, 704]
+    if with_tl0:
+        assert [d.tl0picidx for d in descs] == [40, 41, 42, 43, 44]
+    else:
+        assert all(d.tl0picidx == -1 for d in descs)
+    expected_tail = payload(b, False)[4 + int(with_tl0):]
+    assert out[-1].payload[4 + int(with_tl0):] == expected_tail
