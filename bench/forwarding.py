@@ -121,6 +121,11 @@ def verdict_janus(ours: dict[str, Any], janus: dict[str, Any]) -> dict[str, Any]
     ratio = mine / theirs
     out: dict[str, Any] = {"janus_ratio": round(ratio, 3), "janus_ratio_target": TARGET_JANUS_RATIO,
                            "janus_ratio_met": ratio <= TARGET_JANUS_RATIO}
+    mine_n, theirs_n = ours.get("sfu_cpu_per_loadgen_cpu"), janus.get("sfu_cpu_per_loadgen_cpu")
+    if mine_n and theirs_n:
+        # The same ratio with each SFU's CPU measured against the load generator's in its own window
+        # (robust to the machine slowing down between the two windows).
+        out["janus_ratio_loadgen_normalized"] = round(mine_n / theirs_n, 3)
     if ratio > TARGET_JANUS_RATIO:
         out["janus_ratio_over_by_factor"] = round(ratio / TARGET_JANUS_RATIO, 2)
     return out
