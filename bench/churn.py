@@ -22,11 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import secrets
+import signal
 import sys
 import tempfile
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,9 +187,35 @@ async def settle_rss(pid: int, seconds: float) -> float:
     return min(samples[-4:])
 
 
+async def snapshot(pid: int, probe: Path, number: int) -> list[dict[str, Any]] | None:
+    """Have the server (under bench/server_probe.py) dump tracemalloc snapshot ``number``; for the
+    second, the 25 allocation sites (by traceback) that grew most since the first."""
+    path = Path(f"{probe}.{number}.snapshot")
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(600):
+        await asyncio.sleep(0.1)
+        if path.exists() and path.stat().st_size:
+            await asyncio.sleep(0.5)  # the dump is written in one go; let it finish
+            break
+    if number == 1:
+        return None
+    first = tracemalloc.Snapshot.load(f"{probe}.1.snapshot")
+    second = tracemalloc.Snapshot.load(str(path))
+    stats = second.compare_to(first, "traceback")
+    return [{"kb": round(s.size_diff / 1024, 1), "count": s.count_diff,
+             "where": [f"{f.filename.rsplit('/site-packages/', 1)[-1]}:{f.lineno}" for f in s.traceback][-8:]}
+            for s in stats[:25]]
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="cabinet-churn-"))
-    server = CabinetServer(workdir)
+    probe = Path(args.tracemalloc).resolve() / "probe.jsonl" if args.tracemalloc else None
+    if probe is not None:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        os.environ["BENCH_PROBE_TRACEMALLOC"] = "16"
+    elif args.malloc_trim:
+        probe = workdir / "probe.jsonl"
+    server = CabinetServer(workdir, loop_probe=probe)
     await server.start()
     accounts = Accounts(server)
     watchers: list[Watcher] = []
@@ -218,12 +247,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for w in watchers:
             w.sdp = w.negotiated_sdp()
         before = await settle_rss(server.pid, args.settle)
+        if args.tracemalloc:
+            await snapshot(server.pid, probe, 1)  # type: ignore[arg-type]
         packets_before = [w.packets() for w in watchers]
         started = time.monotonic()
         result = await churn(server.url, accounts, people, media, watchers, seconds=args.seconds,
                              concurrent=args.concurrent, hold=(args.hold_min, args.hold_max))
         churn_seconds = time.monotonic() - started
         after = await settle_rss(server.pid, args.settle)
+        growth = await snapshot(server.pid, probe, 2) if args.tracemalloc else None  # type: ignore[arg-type]
+        trimmed = None
+        if args.malloc_trim:
+            os.kill(server.pid, signal.SIGUSR2)
+            trimmed = await settle_rss(server.pid, 3)
         report: dict[str, Any] = {
             "machine": machine(),
             "clients": args.clients, "concurrent": args.concurrent, "seconds": round(churn_seconds, 1),
@@ -241,6 +277,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                  "errors": list(w.bot.client.errors)}
                 for i, w in enumerate(watchers)],
         }
+        if growth is not None:
+            report["tracemalloc_growth"] = growth
+        if trimmed is not None:
+            report["rss_after_malloc_trim_mb"] = round(trimmed, 1)
+            report["rss_after_malloc_trim_over_before"] = round(trimmed / before, 3)
         return report
     finally:
         sampling = False
@@ -260,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold-max", type=float, default=6.0)
     parser.add_argument("--settle", type=float, default=8.0, help="quiet seconds before reading memory")
     parser.add_argument("--cache-dir", type=Path, default=None, help="pre-encoded bot media cache")
+    parser.add_argument("--tracemalloc", metavar="DIR", help="run the server under bench/server_probe.py with "
+                        "tracemalloc; report the allocation sites that grew during the churn (slower)")
+    parser.add_argument("--malloc-trim", action="store_true", help="after the churn, have the server (under "
+                        "bench/server_probe.py) call malloc_trim(0) and read its memory again")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))

@@ -10,6 +10,12 @@ records the loop lag it sees (its wake-up minus its deadline) when ``SLOW_MS`` o
 two perf_counter() calls per callback. The monotonic clock is the one the load generators use, so
 the lines can be cut to the measured window.
 
+Memory: with ``BENCH_PROBE_TRACEMALLOC=FRAMES`` the probe starts tracemalloc (FRAMES deep) and, on each
+SIGUSR1, dumps a snapshot to OUT.jsonl.N.snapshot (N = 1, 2, ...): bench/churn.py --tracemalloc
+compares the one taken before the churn with the one after it. On SIGUSR2 the probe calls glibc's
+``malloc_trim(0)`` (what part of the server's resident memory is free heap glibc kept: churn.py
+--malloc-trim).
+
 Experiment: with ``BENCH_PROBE_GC_FREEZE=SECONDS`` in the environment the probe also calls
 ``gc.freeze()`` every SECONDS (objects that survived so far leave the collector's generations, so a
 full collection only walks what was allocated since): does that remove the full-collection pauses?
@@ -22,8 +28,10 @@ import asyncio.events
 import gc
 import json
 import os
+import signal
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +99,24 @@ def install(path: str) -> None:
                 await asyncio.sleep(every)
                 gc.freeze()
 
+        snapshots = [0]
+
+        def dump_snapshot() -> None:
+            gc.collect()
+            snapshots[0] += 1
+            tracemalloc.take_snapshot().dump(f"{path}.{snapshots[0]}.snapshot")
+
+        def trim() -> None:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
         async def with_probe() -> Any:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, trim)
+            frames = int(os.environ.get("BENCH_PROBE_TRACEMALLOC", "0") or 0)
+            if frames > 0:
+                tracemalloc.start(frames)
+                asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_snapshot)
             task = asyncio.ensure_future(lag_probe())
             freeze = float(os.environ.get("BENCH_PROBE_GC_FREEZE", "0") or 0)
             frozen = asyncio.ensure_future(freezer(freeze)) if freeze > 0 else None

@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 async def test_churn_keeps_long_lived_subscribers_receiving_and_memory_bounded(tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
     args = argparse.Namespace(seconds=45.0, clients=30, concurrent=5, hold_min=1.5, hold_max=4.0, settle=6.0,
-                              cache_dir=tmp_path_factory.mktemp("media"), json=True)
+                              cache_dir=tmp_path_factory.mktemp("media"), json=True, tracemalloc=None,
+                              malloc_trim=False)
     report = await run(args)
     assert report["join_failures"] == 0 and report["joins"] >= 30, report
     for subscriber in report["subscribers"]:
