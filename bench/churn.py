@@ -209,12 +209,11 @@ async def snapshot(pid: int, probe: Path, number: int) -> list[dict[str, Any]] |
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="cabinet-churn-"))
-    probe = Path(args.tracemalloc).resolve() / "probe.jsonl" if args.tracemalloc else None
-    if probe is not None:
-        probe.parent.mkdir(parents=True, exist_ok=True)
+    tracing = Path(args.tracemalloc).resolve() / "probe.jsonl" if args.tracemalloc else None
+    if tracing is not None:
+        tracing.parent.mkdir(parents=True, exist_ok=True)
         os.environ["BENCH_PROBE_TRACEMALLOC"] = "16"
-    elif args.malloc_trim:
-        probe = workdir / "probe.jsonl"
+    probe = tracing or (workdir / "probe.jsonl" if args.malloc_trim else None)
     server = CabinetServer(workdir, loop_probe=probe)
     await server.start()
     accounts = Accounts(server)
@@ -247,15 +246,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for w in watchers:
             w.sdp = w.negotiated_sdp()
         before = await settle_rss(server.pid, args.settle)
-        if args.tracemalloc:
-            await snapshot(server.pid, probe, 1)  # type: ignore[arg-type]
+        if tracing is not None:
+            await snapshot(server.pid, tracing, 1)
         packets_before = [w.packets() for w in watchers]
         started = time.monotonic()
         result = await churn(server.url, accounts, people, media, watchers, seconds=args.seconds,
                              concurrent=args.concurrent, hold=(args.hold_min, args.hold_max))
         churn_seconds = time.monotonic() - started
         after = await settle_rss(server.pid, args.settle)
-        growth = await snapshot(server.pid, probe, 2) if args.tracemalloc else None  # type: ignore[arg-type]
+        growth = await snapshot(server.pid, tracing, 2) if tracing is not None else None
         trimmed = None
         if args.malloc_trim:
             os.kill(server.pid, signal.SIGUSR2)

@@ -30,14 +30,12 @@ def start_perf(out: Path, pid: int, seconds: float) -> list[subprocess.Popen[byt
     if perf is None:
         return []
     out.mkdir(parents=True, exist_ok=True)
-    duration = ["--", "sleep", str(seconds)]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    return [
-        subprocess.Popen([perf, "stat", "-x", ",", "-o", str(out / "sfu.perf-stat"), "-e", ",".join(PERF_EVENTS),
-                          "-p", str(pid), *duration], **quiet),  # type: ignore[call-overload]
-        subprocess.Popen([perf, "record", "-F", "499", "-g", "-o", str(out / "sfu.perf.data"), "-p", str(pid),
-                          *duration], **quiet),  # type: ignore[call-overload]
+    commands = [
+        ["stat", "-x", ",", "-o", str(out / "sfu.perf-stat"), "-e", ",".join(PERF_EVENTS)],
+        ["record", "-F", "499", "-g", "-o", str(out / "sfu.perf.data")],
     ]
+    return [subprocess.Popen([perf, *command, "-p", str(pid), "--", "sleep", str(seconds)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for command in commands]
 
 
 def _merge_states(events: list[dict[str, Any]]) -> dict[str, int]:
@@ -147,7 +145,8 @@ async def _late_join(sfu: Any, gens: list[Proc], site: dict[str, Any], logdir: P
 
 
 async def run(sfu: Any, sites: list[dict[str, Any]], *, gen_procs: int, seconds: float, warmup: float,
-              measure_delay: str, trailer: bool, profile: Path | None = None, perf: Path | None = None, expect_video: int = 0,
+              measure_delay: str, trailer: bool, profile: Path | None = None, perf: Path | None = None,
+              expect_video: int = 0,
               late_site: dict[str, Any] | None = None, subscribe_pause: float | None = None,
               staggered: bool = False) -> dict[str, Any]:
     """``expect_video``: remote video streams each subscribing site should receive (its last-N); when

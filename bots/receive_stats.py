@@ -9,9 +9,9 @@ server-translated sender reports.
 Slots: a stream is one slot of the receiving connection (``slot_id``), one continuous RTP stream
 whoever it carries. :meth:`StreamCounter.apply_slot` takes the slot's ``slot`` events (in sequence
 order; older ones are ignored) and keeps a timeline of who the slot carries from which RTP timestamp
-on. Every stamped video frame (and, full mode, every decoded picture, through its RTP timestamp: the bot makes that its pts) is checked
-against it: its stamp's ``source`` must be the :func:`bots.stamp.source_tag` of the participant the
-timeline names at that frame's RTP timestamp. A frame is checked :data:`SETTLE_US` after it arrived,
+on. Every stamped video frame (and, full mode, every decoded picture, through its RTP timestamp,
+which the bot makes its pts) is checked against it: its stamp's ``source`` must be the
+:func:`bots.stamp.source_tag` of the participant the timeline names at that frame's RTP timestamp. A frame is checked :data:`SETTLE_US` after it arrived,
 so that a ``slot`` event still travelling over signaling is not taken for a mismatch.
 """
 

@@ -331,14 +331,13 @@ class Subscriber:
     # -- decoded media (full mode) ----------------------------------------------------------
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        mid = next((t.mid for t in self._pc.getTransceivers() if t.receiver.track is track), None)
-        if mid is None:
+        transceiver = next((t for t in self._pc.getTransceivers() if t.receiver.track is track), None)
+        if transceiver is None or transceiver.mid is None:
             return
-        slot_id = self._slot_of_mid.get(mid, f"mid-{mid}")
+        slot_id = self._slot_of_mid.get(transceiver.mid, f"mid-{transceiver.mid}")
         if not self._decodes(slot_id):
             return
-        receiver = next(t.receiver for t in self._pc.getTransceivers() if t.receiver.track is track)
-        seams.decode_with_rtp_timestamps(receiver)  # pts = the frame's RTP timestamp
+        seams.decode_with_rtp_timestamps(transceiver.receiver)  # pts = the frame's RTP timestamp
         task = asyncio.ensure_future(self._read(track, slot_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

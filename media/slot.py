@@ -473,20 +473,19 @@ class Slot(EventEmitter):
                 # The common forms: X, I with a 15-bit PictureID at 2..3, then (libwebrtc) L with
                 # TL0PICIDX at 4, or (aiortc) nothing more. Read and rewritten in place, no parser.
                 pid = ((((body[2] & 0x7F) << 8) | body[3]) + self._pid_offset) & 0x7FFF
+                shifted = None
                 if body[1] & 0x40:
                     tl0 = (body[4] + self._tl0_offset) & 0xFF
                     if self._pid_offset or self._tl0_offset:
-                        out = self._out
-                        out.marker = packet.marker
-                        out.padding_size = packet.padding_size
-                        out.audio_level = packet.audio_level
-                        out.body = b"".join((body[:2], _UINT16.pack(0x8000 | pid), BYTES[tl0], body[5:]))
+                        shifted = b"".join((body[:2], _UINT16.pack(0x8000 | pid), BYTES[tl0], body[5:]))
                 elif self._pid_offset:
+                    shifted = b"".join((body[:2], _UINT16.pack(0x8000 | pid), body[4:]))
+                if shifted is not None:
                     out = self._out
                     out.marker = packet.marker
                     out.padding_size = packet.padding_size
                     out.audio_level = packet.audio_level
-                    out.body = b"".join((body[:2], _UINT16.pack(0x8000 | pid), body[4:]))
+                    out.body = shifted
             else:
                 try:
                     out, pid, tl0 = shift_picture_ids(packet, self._out, self._pid_offset, self._tl0_offset)

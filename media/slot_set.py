@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from .events import EventEmitter
 from .slot import DEFAULT_KEYFRAME_RETRY_MS, Slot, SlotKind
-from .slot_report import SlotSwitch
 from .slot_assignment import STAGE_AUDIO, STAGE_VIDEO, SlotPlan, Wanted, assign_slots, audio_slot_id, video_slot_id
+from .slot_report import SlotSwitch
 
 if TYPE_CHECKING:
     from .producer import Producer

@@ -6,7 +6,7 @@ import asyncio
 import struct
 
 import pytest
-from slot_helpers import descriptor, make_slot, make_source, vp8_payload
+from slot_helpers import Sink, Source, descriptor, make_slot, make_source, vp8_payload
 
 from media.errors import UnsupportedError
 from media.rtcp import SenderReport, build_sr, parse_compound
@@ -326,25 +326,37 @@ async def test_slot_drops_packets_until_configured_and_closes_cleanly() -> None:
     assert not sent
 
 
+def part(src: Source, *, start: bool, marker: int) -> None:
+    """One packet of ``src``'s current (delta) picture, without moving on to the next picture."""
+    src.feed(vp8_payload(src.picture_id, src.tl0, key=False, start=start), marker=marker)
+
+
+def switch_mid_frame(key_packets: int) -> tuple[Source, Source, Sink]:
+    """A slot carrying ``a`` (its keyframe of ``key_packets`` sent) is switched to ``b``, and then the
+    first packet of ``a``'s next picture goes out: a frame of the old source is in flight."""
+    a = make_source("a", ssrc=1000, pt=96, seq=100, ts=90_000)
+    b = make_source("b", ssrc=2000, pt=98, seq=500, ts=5_000)
+    sink = make_slot()
+    sink.slot.switch_to(a.producer)
+    a.frame(key=True, packets=key_packets)
+    sink.slot.switch_to(b.producer)
+    part(a, start=True, marker=0)
+    return a, b, sink
+
+
 async def test_keyframe_arriving_mid_frame_waits_for_the_old_frame_to_end() -> None:
     """The new source's keyframe can arrive while a frame of the old source is half sent (two
     publishers' packets interleave on the server). Cutting over then would hand the subscriber's
     decoder a frame cut short: aiortc's jitter buffer calls a frame complete when the next
     timestamp starts, and libvpx rejects it ("Invalid data"). The keyframe waits for the old
     frame's last packet instead."""
-    a = make_source("a", ssrc=1000, pt=96, seq=100, ts=90_000)
-    b = make_source("b", ssrc=2000, pt=98, seq=500, ts=5_000)
-    sink = make_slot()
+    a, b, sink = switch_mid_frame(key_packets=2)
     slot = sink.slot
-    slot.switch_to(a.producer)
-    a.frame(key=True, packets=2)
-    slot.switch_to(b.producer)
     # a's next frame: two of its three packets, then b's keyframe (three packets), then a's last packet
-    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=True), marker=0)
-    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=False), marker=0)
+    part(a, start=False, marker=0)
     b.frame(key=True, packets=3)
     assert slot.source is a.producer, "the cut waits for the old frame to end"
-    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=False), marker=1)
+    part(a, start=False, marker=1)
     assert slot.source is b.producer and slot.pending is None
     a.ts += 3000
     a.frame()  # no longer forwarded
@@ -364,14 +376,8 @@ async def test_keyframe_arriving_mid_frame_waits_for_the_old_frame_to_end() -> N
 async def test_old_frame_end_lost_upstream_cuts_over_at_its_next_frame() -> None:
     """If the old frame's last packet never comes (lost upstream), its next frame starting ends the
     wait: the queued keyframe goes out then, and the old source's new frame does not."""
-    a = make_source("a", ssrc=1000, pt=96, seq=100, ts=90_000)
-    b = make_source("b", ssrc=2000, pt=98, seq=500, ts=5_000)
-    sink = make_slot()
+    a, b, sink = switch_mid_frame(key_packets=1)
     slot = sink.slot
-    slot.switch_to(a.producer)
-    a.frame(key=True)
-    slot.switch_to(b.producer)
-    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=True), marker=0)
     b.frame(key=True, packets=2)
     a.seq += 1  # the old frame's marker packet is lost upstream
     a.ts += 3000
@@ -385,17 +391,11 @@ async def test_old_frame_end_lost_upstream_cuts_over_at_its_next_frame() -> None
 
 
 async def test_switch_back_while_the_keyframe_waits_drops_it() -> None:
-    a = make_source("a", ssrc=1000, pt=96, seq=100, ts=90_000)
-    b = make_source("b", ssrc=2000, pt=98, seq=500, ts=5_000)
-    sink = make_slot()
+    a, b, sink = switch_mid_frame(key_packets=1)
     slot = sink.slot
-    slot.switch_to(a.producer)
-    a.frame(key=True)
-    slot.switch_to(b.producer)
-    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=True), marker=0)
     b.frame(key=True)
     slot.switch_to(a.producer)  # back before the cut
-    a.feed(vp8_payload(a.picture_id, a.tl0, key=False, start=False), marker=1)
+    part(a, start=False, marker=1)
     a.ts += 3000
     a.frame()
     b.frame(key=True)
