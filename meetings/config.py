@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+import re
+from dataclasses import dataclass, field
 
 #: Secrets that appear in examples, tutorials and default configs; refused outright.
 KNOWN_WEAK_SECRETS = frozenset(
@@ -58,6 +60,31 @@ class MeetingsConfig:
     #: Empty: ``audit/`` in the data directory. Better: another disk, or a directory the database's
     #: owner cannot rewrite (an append-only mount, a synced folder).
     audit_checkpoint_dir: str = ""
+    #: Retention classes of recordings, ``name=days`` (a bare name: kept with no expiry). "keep" always
+    #: exists. A recording due under its class is listed by ``RecordingService.retention_due``.
+    recording_retention_classes: list[str] = field(default_factory=lambda: ["keep", "5y=1825"])
+    #: The class a new recording gets, per meeting kind (``kind=class``); a kind not listed: "keep".
+    recording_retention_by_kind: list[str] = field(
+        default_factory=lambda: ["cabinet_session=keep", "briefing=keep"])
+    #: Bytes the recording archive may use (0: no quota)...
+    recording_quota_bytes: int = 0
+    #: ...and the share of it at which the console warns.
+    recording_quota_warn_percent: int = 90
+
+    def retention_classes(self) -> dict[str, dt.timedelta | None]:
+        """Each retention class and how long it keeps a recording after it closes (None: no expiry)."""
+        classes: dict[str, dt.timedelta | None] = {"keep": None}
+        for entry in self.recording_retention_classes:
+            name, _, days = entry.partition("=")
+            classes[name.strip()] = dt.timedelta(days=int(days)) if days.strip() else None
+        return classes
+
+    def retention_class_for(self, kind: str) -> str:
+        for entry in self.recording_retention_by_kind:
+            name, _, value = entry.partition("=")
+            if name.strip() == kind:
+                return value.strip() or "keep"
+        return "keep"
 
     def validate(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -85,4 +112,27 @@ class MeetingsConfig:
             problems.append(("join_token_seconds", "must be at most 3600 (join tokens are short-lived)"))
         if not 1024 <= self.document_max_bytes <= 1024**3:
             problems.append(("document_max_bytes", "must be between 1024 and 1073741824"))
+        problems.extend(self._recording_problems())
         return problems
+
+    def _recording_problems(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        names = {"keep"}
+        for entry in self.recording_retention_classes:
+            name, sep, days = entry.partition("=")
+            if not _RETENTION_NAME.match(name.strip()) or (sep and not re.fullmatch(r"\s*[0-9]{1,6}\s*", days)):
+                problems.append(("recording_retention_classes", f"{entry!r} is not name or name=days"))
+            names.add(name.strip())
+        for entry in self.recording_retention_by_kind:
+            kind, _, value = entry.partition("=")
+            if kind.strip() not in ("cabinet_session", "briefing") or value.strip() not in names:
+                problems.append(("recording_retention_by_kind",
+                                 f"{entry!r} is not cabinet_session|briefing=<a retention class>"))
+        if self.recording_quota_bytes < 0:
+            problems.append(("recording_quota_bytes", "must be 0 (no quota) or more"))
+        if not 1 <= self.recording_quota_warn_percent <= 100:
+            problems.append(("recording_quota_warn_percent", "must be between 1 and 100"))
+        return problems
+
+
+_RETENTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")

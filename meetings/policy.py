@@ -104,6 +104,17 @@ class Action(enum.StrEnum):
     ADOPT_EN_BLOC = "meeting.adopt_en_bloc"
     #: One's own secret iCalendar feed address (create, rotate, revoke).
     MANAGE_CALENDAR_FEED = "calendar.feed"
+    # The recording archive (see _decide_recording).
+    #: Search the archive (what is found is narrowed to the meetings the caller may see).
+    SEARCH_RECORDINGS = "recording.search"
+    #: See a meeting's recordings, play, download and export them: whoever may see the meeting.
+    VIEW_RECORDINGS = "recording.view"
+    #: Start, pause (an in-camera item) and resume: those who run the session.
+    CONTROL_RECORDING = "recording.control"
+    #: Delete a recording's files (the row stays as a tombstone): the secretariat.
+    DELETE_RECORDING = "recording.delete"
+    #: Legal hold and retention class: the secretariat.
+    MANAGE_RETENTION = "recording.retention"
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,7 @@ ROLE_ACTIONS: dict[Action, frozenset[Role]] = {
     Action.CREATE_CABINET_SESSION: frozenset({Role.SECRETARIAT}),
     Action.CREATE_BRIEFING: frozenset({Role.SECRETARIAT, Role.COMMANDER}),
     Action.MANAGE_CALENDAR_FEED: frozenset(Role),
+    Action.SEARCH_RECORDINGS: frozenset(Role),
 }
 
 
@@ -142,6 +154,10 @@ SAME_AS: dict[Action, Action] = {
     Action.VIEW_MINUTES_DRAFT: Action.MODERATE_MEETING,
     Action.EDIT_MINUTES: Action.MANAGE_MEETING,
     Action.APPROVE_MINUTES: Action.MANAGE_MEETING,
+    # Recordings: a meeting's recordings exist exactly for those who may see it (a briefing's for its
+    # invitees alone); they are started, paused and resumed by those who run the session.
+    Action.VIEW_RECORDINGS: Action.VIEW_MEETING,
+    Action.CONTROL_RECORDING: Action.MODERATE_MEETING,
 }
 
 
@@ -179,6 +195,8 @@ def _decide_meeting(principal: Principal, action: Action, meeting: MeetingAccess
         return _decide_meeting(principal, Action.MANAGE_MEETING, meeting)
     if action in SESSION_ACTIONS:
         return _decide_session(principal, action, meeting)
+    if action in ARCHIVE_ACTIONS:
+        return _decide_archive(principal, action, meeting)
     if action in (Action.JOIN_MEETING, Action.PUBLISH_MEDIA):
         if meeting.state in (MeetingState.CLOSED, MeetingState.CANCELLED):
             return Decision(False, f"the meeting is {meeting.state.value}")
@@ -242,6 +260,18 @@ def _decide_session(principal: Principal, action: Action, meeting: MeetingAccess
             and meeting.state is not MeetingState.OPEN:
         return Decision(False, "the session is not open")
     return ALLOW
+
+
+ARCHIVE_ACTIONS = frozenset({Action.DELETE_RECORDING, Action.MANAGE_RETENTION})
+
+
+def _decide_archive(principal: Principal, action: Action, meeting: MeetingAccess) -> Decision:
+    """Deleting recordings and how long they are kept: the secretariat, for a meeting it may see (a
+    briefing's recordings only when the secretariat member is invited to it: the archive keeps no back
+    door into briefings). Neither the chair nor a briefing's host commander decides what is destroyed."""
+    if not principal.has(Role.SECRETARIAT):
+        return Decision(False, "only the secretariat deletes recordings or sets their retention")
+    return _decide_meeting(principal, Action.VIEW_MEETING, meeting)
 
 
 def decide(principal: Principal | None, action: Action, target: MeetingAccess | None = None) -> Decision:

@@ -8,6 +8,8 @@ from meetings.models.decisions import Ballot, Choice, Decision, Minutes, Minutes
 from meetings.models.meetings import AgendaItem, Invitation, Meeting, MeetingKind, MeetingState
 from meetings.models.offices import Office, OfficeKind
 from meetings.models.people import Person, PersonRole, Role
+from meetings.models.recordings import (FileKind, FileMedia, Recording, RecordingFile, RecordingPause,
+                                         RecordingSearch, RecordingState)
 from meetings.models.record import AttendanceInterval, ExcusedAbsence, FloorGrant, RollCall, RollCallResponse, Sanction
 from meetings.models.schedule import CalendarFeed, MeetingSeries, Notice, SeriesInvitation
 
@@ -23,6 +25,8 @@ __all__ = [
     "Choice",
     "Decision",
     "ExcusedAbsence",
+    "FileKind",
+    "FileMedia",
     "FloorGrant",
     "Invitation",
     "LoginAttempt",
@@ -40,6 +44,11 @@ __all__ = [
     "Person",
     "PersonRole",
     "Position",
+    "Recording",
+    "RecordingFile",
+    "RecordingPause",
+    "RecordingSearch",
+    "RecordingState",
     "Role",
     "RollCall",
     "RollCallResponse",

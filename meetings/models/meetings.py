@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 
 from sqlalchemy import (Boolean, CheckConstraint, Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        false)
+                        false, true)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from meetings.models.base import Base, UTCDateTime, utcnow
@@ -47,6 +47,8 @@ class Meeting(Base):
     locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Participants wait in a lobby until a moderator admits them.
     lobby_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The session is recorded from its opening to its closing (meetings/services/recordings.py).
+    record_sessions: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     current_item_id: Mapped[int | None] = mapped_column(
         ForeignKey("agenda_items.id", use_alter=True, ondelete="SET NULL"), nullable=True
     )
