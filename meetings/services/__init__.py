@@ -24,6 +24,7 @@ from meetings.services.notices import NoticeService
 from meetings.services.offices import OfficeService
 from meetings.services.people import PeopleService
 from meetings.services.positions import PositionService
+from meetings.services.recordings import RecordingService
 from meetings.services.refusals import RefusalLog
 from meetings.services.rollcall import RollCallService
 from meetings.services.schedule import ScheduleService
@@ -56,6 +57,8 @@ class Services:
     positions: PositionService = field(init=False)
     documents: DocumentService = field(init=False)
     refusals: RefusalLog = field(init=False)
+    #: The recording archive's rows, retention, quota and search (the files are recordings/'s).
+    recordings: RecordingService = field(init=False)
     #: Disk full, read-only or locked database: /api/health and the console's alarm (meetings/storage.py).
     storage: StorageMonitor = field(init=False)
     #: Attendance the database refused, kept on disk until it is written (None without a data directory).
@@ -97,6 +100,7 @@ class Services:
         built.documents = DocumentService(db, meetings, data_dir / "documents" if data_dir else None,
                                           config.document_max_bytes)
         built.refusals = RefusalLog(db)
+        built.recordings = RecordingService(db, meetings, config)
         database_dir = db.sqlite_path.parent if db.sqlite_path else None
         built.storage = StorageMonitor([p for p in (data_dir, database_dir) if p is not None],
                                        database_dir=database_dir)

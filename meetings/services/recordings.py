@@ -1,0 +1,587 @@
+"""The recording archive's rows: start, pause, resume, close and fail a recording; its files; who may see,
+play, download, export and delete it; legal hold, retention and quota; and the archive's search.
+
+The files are recordings/'s (this module never touches the disk): ``delete`` returns the names of the
+files the caller must remove; ``record_access`` is what the web layer calls before it serves a file.
+
+Restarts: at most one recording of a meeting is active (recording or paused) at a time, and ``start``
+returns it instead of starting another. A server that restarts mid-session finds its previous recording
+still active: the recorder finalises it (``close``, or ``fail`` when it cannot) and then calls ``start``,
+which begins a new recording of the same session. A meeting can thus have several recordings, in order.
+
+Search: one search document per meeting (``RecordingSearch``: its title, agenda item titles, decision
+texts, office names in both languages and the names of those who held the floor), rebuilt when one of its
+recordings closes and by ``reindex``. It is matched by the database's own full-text search: PostgreSQL's
+``tsvector`` ('simple' configuration, GIN index) with ``plainto_tsquery``; on SQLite an FTS5 table
+(external content over ``recording_search.document``) that this service creates, and rebuilds from the
+documents, when it finds it missing. Visibility is part of the SQL: a briefing's recordings never reach
+a caller who is not invited to it, in rows or in counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, and_, column, delete, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from meetings.config import MeetingsConfig
+from meetings.db import Database
+from meetings.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from meetings.models import (AgendaItem, Decision, FloorGrant, Invitation, Meeting, MeetingKind, MeetingState, Office,
+                             Person, Role)
+from meetings.models.base import utcnow
+from meetings.models.recordings import (ACTIVE_STATES, FILE_NAME_RE, FileKind, FileMedia, Recording, RecordingFile,
+                                        RecordingPause, RecordingSearch, RecordingState)
+from meetings.policy import Action, Caller, Principal, require
+from meetings.services.common import clean_int, clean_long_text, meeting_access, record, require_visible
+from meetings.services.meetings import MeetingService
+
+MAX_REASON = 500
+MAX_QUERY = 200
+MAX_TERMS = 16
+MAX_LIMIT = 200
+FTS_TABLE = "recording_search_fts"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+ACCESS_KINDS = ("download", "play", "export")
+MISSING = "no such recording"
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """Recordings found (newest first) and how many the caller may see in all, ``limit`` aside."""
+
+    total: int
+    recordings: list[Recording]
+
+
+def visible_meetings(principal: Principal) -> ColumnElement[bool]:
+    """SQL for the meetings ``principal`` may see: the same rule as ``Action.VIEW_MEETING`` (invited,
+    host office, or a cabinet session for the secretariat), so nothing is filtered afterwards."""
+    invited = select(Invitation.meeting_id).where(
+        or_(Invitation.office_id == principal.office_id, Invitation.person_id == principal.person_id))
+    conditions: list[ColumnElement[bool]] = [Meeting.host_office_id == principal.office_id,
+                                             Meeting.id.in_(invited)]
+    if principal.has(Role.SECRETARIAT):
+        conditions.append(Meeting.kind == MeetingKind.CABINET_SESSION)
+    return or_(*conditions)
+
+
+def fts5_query(query: str) -> str:
+    """A user's words as an FTS5 query that cannot be read as syntax: each word a quoted phrase (quotes
+    doubled), all required. Words with no letter or digit are dropped; '' when none is left."""
+    terms = [word for word in query.split() if any(ch.isalnum() for ch in word)][:MAX_TERMS]
+    return " ".join('"' + word.replace('"', '""') + '"' for word in terms)
+
+
+def _aware(value: object, field: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ValidationFailed(f"{field} must be a date and time with a time zone", field=field)
+    return value.astimezone(dt.UTC)
+
+
+def _count(value: object, field: str) -> int:
+    return clean_int(value, field, low=0, high=2**62)
+
+
+class RecordingService:
+    def __init__(self, db: Database, meetings: MeetingService, config: MeetingsConfig | None = None) -> None:
+        self.db = db
+        self.meetings = meetings
+        self.config = config or MeetingsConfig()
+        self._fts_ready = False
+
+    # ----------------------------------------------------------------------------------------- reading
+
+    async def _load(self, recording_id: object) -> Recording:
+        rid = clean_int(recording_id, "recording_id")
+        async with self.db.read() as session:
+            recording = await session.get(Recording, rid)
+        if recording is None:
+            raise NotFound(MISSING)
+        return recording
+
+    async def _visible(self, caller: Caller, recording_id: object) -> tuple[Recording, Meeting]:
+        """The recording and its meeting, if the caller may see the meeting; else NotFound (never
+        Forbidden: a briefing's recordings do not exist for those not invited to it)."""
+        recording = await self._load(recording_id)
+        async with self.db.read() as session:
+            meeting = await session.get(Meeting, recording.meeting_id)
+        assert meeting is not None  # RESTRICT: a recording's meeting cannot be deleted
+        access = meeting_access(meeting)
+        require_visible(caller, access, MISSING)
+        require(caller, Action.VIEW_RECORDINGS, access)
+        return recording, meeting
+
+    async def get(self, caller: Caller, recording_id: object) -> Recording:
+        recording, _ = await self._visible(caller, recording_id)
+        return recording
+
+    async def list_for_meeting(self, caller: Caller, meeting_id: object) -> list[Recording]:
+        """A meeting's recordings in order, tombstones included (state deleted, no files)."""
+        meeting = await self.meetings.get(caller, clean_int(meeting_id, "meeting_id"))
+        require(caller, Action.VIEW_RECORDINGS, meeting_access(meeting))
+        async with self.db.read() as session:
+            return list((await session.scalars(select(Recording).where(Recording.meeting_id == meeting.id)
+                                               .order_by(Recording.started_at, Recording.id))).all())
+
+    async def list_visible(self, caller: Caller, *, limit: object = 50, offset: object = 0) -> list[Recording]:
+        """Every recording of the meetings the caller may see, newest first."""
+        principal = require(caller, Action.SEARCH_RECORDINGS)
+        query = select(Recording).join(Meeting, Meeting.id == Recording.meeting_id)
+        if principal is not None:
+            query = query.where(visible_meetings(principal))
+        query = (query.order_by(Recording.started_at.desc(), Recording.id.desc())
+                 .limit(clean_int(limit, "limit", 1, MAX_LIMIT)).offset(clean_int(offset, "offset", 0)))
+        async with self.db.read() as session:
+            return list((await session.scalars(query)).all())
+
+    # ------------------------------------------------------------------------------------- the lifecycle
+
+    async def start(self, caller: Caller, meeting_id: object) -> Recording:
+        """Start recording an open session (a moderator, or the server as the session opens). The
+        meeting's active recording, if there is one, is returned instead of a second one."""
+        meeting = await self.meetings.get(caller, clean_int(meeting_id, "meeting_id"))
+        require(caller, Action.CONTROL_RECORDING, meeting_access(meeting))
+        if not meeting.record_sessions:
+            raise Conflict("this meeting's sessions are not recorded")
+        async with self.db.write() as uow:
+            s = uow.session
+            # Lock the meeting row (PostgreSQL; SQLite's writers are serialised already): one active recording.
+            state = await s.scalar(select(Meeting.state).where(Meeting.id == meeting.id).with_for_update())
+            if state is not MeetingState.OPEN:
+                raise Conflict("the session is not open")
+            active = await s.scalar(select(Recording).where(Recording.meeting_id == meeting.id,
+                                                            Recording.state.in_(ACTIVE_STATES)))
+            if active is not None:
+                return active
+            recording = Recording(meeting_id=meeting.id, key=secrets.token_urlsafe(24), state=RecordingState.RECORDING,
+                                  started_at=utcnow(), started_by_id=caller.actor_id,
+                                  retention_class=self.config.retention_class_for(meeting.kind.value))
+            s.add(recording)
+            await s.flush()
+            record(uow, caller, "recording.start", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": meeting.id, "key": recording.key,
+                            "retention_class": recording.retention_class})
+        return await self._load(recording.id)
+
+    async def _controlled(self, caller: Caller, recording_id: object) -> Recording:
+        recording, meeting = await self._visible(caller, recording_id)
+        require(caller, Action.CONTROL_RECORDING, meeting_access(meeting))
+        return recording
+
+    async def pause(self, caller: Caller, recording_id: object, reason: object = "") -> Recording:
+        """Pause for an in-camera item: nothing is recorded until resumed; the pause is kept (manifest)."""
+        recording = await self._controlled(caller, recording_id)
+        why = clean_long_text(reason, "reason", max_length=MAX_REASON)
+        now = utcnow()
+        async with self.db.write() as uow:
+            done = await uow.session.execute(
+                update(Recording).where(Recording.id == recording.id, Recording.state == RecordingState.RECORDING)
+                .values(state=RecordingState.PAUSED))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict("the recording is not running")
+            uow.session.add(RecordingPause(recording_id=recording.id, started_at=now, reason=why,
+                                           by_id=caller.actor_id))
+            record(uow, caller, "recording.pause", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id, "reason": why})
+        return await self._load(recording.id)
+
+    async def resume(self, caller: Caller, recording_id: object) -> Recording:
+        recording = await self._controlled(caller, recording_id)
+        now = utcnow()
+        async with self.db.write() as uow:
+            done = await uow.session.execute(
+                update(Recording).where(Recording.id == recording.id, Recording.state == RecordingState.PAUSED)
+                .values(state=RecordingState.RECORDING))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict("the recording is not paused")
+            await _end_pauses(uow.session, recording.id, now)
+            record(uow, caller, "recording.resume", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id})
+        return await self._load(recording.id)
+
+    async def close(self, caller: Caller, recording_id: object, *, manifest_sha256: object, size_bytes: object,
+                    duration_ms: object) -> Recording:
+        """Finalised: the manifest's SHA-256 enters the audit chain; the meeting's search document is rebuilt
+        and the retention clock starts. The recorder (the server) or a moderator closes; a failed recording
+        may still be closed once the recorder has finalised what it had."""
+        recording = await self._system_or(caller, recording_id, Action.CONTROL_RECORDING)
+        if not isinstance(manifest_sha256, str) or not _SHA256.match(manifest_sha256):
+            raise ValidationFailed("manifest_sha256 must be 64 lowercase hex digits", field="manifest_sha256")
+        size = _count(size_bytes, "size_bytes")
+        duration = _count(duration_ms, "duration_ms")
+        now = utcnow()
+        period = self.config.retention_classes().get(recording.retention_class)
+        async with self.db.write() as uow:
+            s = uow.session
+            done = await s.execute(
+                update(Recording).where(Recording.id == recording.id,
+                                        Recording.state.in_((*ACTIVE_STATES, RecordingState.FAILED)))
+                .values(state=RecordingState.CLOSED, ended_at=now, manifest_sha256=manifest_sha256,
+                        size_bytes=size, duration_ms=duration, keep_until=now + period if period else None))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict(f"the recording is {recording.state.value}")
+            await _end_pauses(s, recording.id, now)
+            await self._index(s, recording.meeting_id)
+            record(uow, caller, "recording.close", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id, "key": recording.key,
+                            "manifest_sha256": manifest_sha256, "size_bytes": size, "duration_ms": duration})
+        return await self._load(recording.id)
+
+    async def alarm(self, caller: Caller, recording_id: object, alarm: object) -> Recording:
+        """The recorder's last write error ("disk full"), or '' once writing works again; the recording and
+        the session go on. Audited when it changes."""
+        recording = await self._system_only(caller, recording_id)
+        text_ = clean_long_text(alarm, "alarm", max_length=MAX_REASON)
+        if text_ == recording.alarm:
+            return recording
+        async with self.db.write() as uow:
+            await uow.session.execute(update(Recording).where(Recording.id == recording.id).values(alarm=text_))
+            record(uow, caller, "recording.alarm", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id, "alarm": text_, "state": recording.state.value})
+        return await self._load(recording.id)
+
+    async def fail(self, caller: Caller, recording_id: object, alarm: object) -> Recording:
+        """The recorder gave up: state failed, the alarm kept. The session itself is untouched; the files
+        written so far stay (``close`` may still finalise them, ``start`` begins a new recording)."""
+        recording = await self._system_only(caller, recording_id)
+        text_ = clean_long_text(alarm, "alarm", min_length=1, max_length=MAX_REASON)
+        now = utcnow()
+        async with self.db.write() as uow:
+            done = await uow.session.execute(
+                update(Recording).where(Recording.id == recording.id, Recording.state.in_(ACTIVE_STATES))
+                .values(state=RecordingState.FAILED, alarm=text_, ended_at=now))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict(f"the recording is {recording.state.value}")
+            await _end_pauses(uow.session, recording.id, now)
+            record(uow, caller, "recording.alarm", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id, "alarm": text_, "state": "failed"})
+        return await self._load(recording.id)
+
+    async def _system_only(self, caller: Caller, recording_id: object) -> Recording:
+        if not caller.system:
+            raise PermissionDenied("only the server's recorder does this")
+        return await self._load(recording_id)
+
+    async def _system_or(self, caller: Caller, recording_id: object, action: Action) -> Recording:
+        if caller.system:
+            return await self._load(recording_id)
+        recording, meeting = await self._visible(caller, recording_id)
+        require(caller, action, meeting_access(meeting))
+        return recording
+
+    # ------------------------------------------------------------------------------------------ files
+
+    async def add_file(self, caller: Caller, recording_id: object, *, name: object, kind: object, media: object,
+                       person_id: object = None, office_id: object = None,
+                       started_at: dt.datetime | None = None) -> RecordingFile:
+        """Register a file the recorder created in the recording's folder (the server only; audited)."""
+        recording = await self._system_only(caller, recording_id)
+        if not isinstance(name, str) or not FILE_NAME_RE.match(name) or name in (".", ".."):
+            raise ValidationFailed("name must be 1-100 letters, digits, '.', '_' or '-'", field="name")
+        try:
+            file_kind, file_media = FileKind(str(kind)), FileMedia(str(media))
+        except ValueError:
+            raise ValidationFailed("kind must be track, proceedings or manifest; media audio, video or av",
+                                   field="kind") from None
+        person = None if person_id is None else clean_int(person_id, "person_id")
+        office = None if office_id is None else clean_int(office_id, "office_id")
+        start = None if started_at is None else _aware(started_at, "started_at")
+        async with self.db.write() as uow:
+            s = uow.session
+            state = await s.scalar(select(Recording.state).where(Recording.id == recording.id))
+            if state in (RecordingState.CLOSED, RecordingState.DELETED):
+                raise Conflict(f"the recording is {state.value if state else 'gone'}")
+            if await s.scalar(select(RecordingFile.id).where(RecordingFile.recording_id == recording.id,
+                                                             RecordingFile.name == name)) is not None:
+                raise Conflict(f"the recording already has a file {name}")
+            row = RecordingFile(recording_id=recording.id, name=name, kind=file_kind.value, media=file_media.value,
+                                person_id=person, office_id=office, started_at=start)
+            s.add(row)
+            await s.flush()
+            record(uow, caller, "recording.file", target_type="recording", target_id=recording.id,
+                   details={"name": name, "kind": file_kind.value, "media": file_media.value,
+                            "person_id": person, "office_id": office})
+        return row
+
+    async def update_file(self, caller: Caller, recording_id: object, name: object, *,
+                          ended_at: dt.datetime | None = None, duration_ms: object = None, size_bytes: object = None,
+                          sha256: object = None, frames: object = None, gap_ms: object = None) -> RecordingFile:
+        """The recorder's progress on a file (the server only; not audited: the manifest's hash at
+        ``close`` is the record of what the files finally are)."""
+        recording = await self._system_only(caller, recording_id)
+        values: dict[str, Any] = {}
+        if ended_at is not None:
+            values["ended_at"] = _aware(ended_at, "ended_at")
+        for field_name, value in (("duration_ms", duration_ms), ("size_bytes", size_bytes), ("frames", frames)):
+            if value is not None:
+                values[field_name] = _count(value, field_name)
+        if gap_ms is not None:
+            values["gap_ms"] = clean_int(gap_ms, "gap_ms", low=0)
+        if sha256 is not None:
+            if not isinstance(sha256, str) or not _SHA256.match(sha256):
+                raise ValidationFailed("sha256 must be 64 lowercase hex digits", field="sha256")
+            values["sha256"] = sha256
+        async with self.db.write() as uow:
+            s = uow.session
+            state = await s.scalar(select(Recording.state).where(Recording.id == recording.id))
+            if state is RecordingState.DELETED:
+                raise Conflict("the recording is deleted")
+            row = await s.scalar(select(RecordingFile).where(RecordingFile.recording_id == recording.id,
+                                                             RecordingFile.name == name))
+            if row is None:
+                raise NotFound("no such file in this recording")
+            for key, value in values.items():
+                setattr(row, key, value)
+            await s.flush()
+        return row
+
+    async def record_access(self, caller: Caller, recording_id: object, what: object,
+                            file_name: object = None) -> Recording:
+        """The web layer serves a recording's file (``what``: download, play or export): checked and audited.
+        ``file_name`` None: the whole recording (an export)."""
+        recording, _ = await self._visible(caller, recording_id)
+        if what not in ACCESS_KINDS:
+            raise ValidationFailed("what must be download, play or export", field="what")
+        if recording.state is RecordingState.DELETED:
+            raise Conflict("the recording was deleted")
+        if file_name is not None:
+            if not isinstance(file_name, str) or file_name not in {f.name for f in recording.files}:
+                raise NotFound("no such file in this recording")
+        async with self.db.write() as uow:
+            record(uow, caller, f"recording.{what}", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id, "file": file_name})
+        return recording
+
+    # ------------------------------------------------------------------------ deletion and retention
+
+    async def delete(self, caller: Caller, recording_id: object, reason: object) -> list[str]:
+        """Delete a recording's files: the secretariat, with a reason; refused under legal hold and while
+        recording. The row stays as a tombstone (state deleted, who, when, why); its file rows go, and
+        their names and hashes go into the audit event. Returns the file names the caller must remove."""
+        recording = await self._system_or(caller, recording_id, Action.DELETE_RECORDING)
+        why = clean_long_text(reason, "reason", min_length=1, max_length=MAX_REASON)
+        now = utcnow()
+        async with self.db.write() as uow:
+            s = uow.session
+            done = await s.execute(
+                update(Recording).where(Recording.id == recording.id, Recording.legal_hold.is_(False),
+                                        Recording.state.in_((RecordingState.CLOSED, RecordingState.FAILED)))
+                .values(state=RecordingState.DELETED, deleted_at=now, deleted_by_id=caller.actor_id,
+                        delete_reason=why, size_bytes=0, alarm=""))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                current = await s.get(Recording, recording.id)
+                assert current is not None
+                if current.legal_hold and current.state is not RecordingState.DELETED:
+                    raise Conflict("the recording is under legal hold")
+                raise Conflict(f"the recording is {current.state.value}")
+            files = (await s.execute(select(RecordingFile.name, RecordingFile.sha256, RecordingFile.size_bytes)
+                                     .where(RecordingFile.recording_id == recording.id)
+                                     .order_by(RecordingFile.name))).all()
+            await s.execute(delete(RecordingFile).where(RecordingFile.recording_id == recording.id))
+            record(uow, caller, "recording.delete", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id, "key": recording.key, "reason": why,
+                            "manifest_sha256": recording.manifest_sha256, "size_bytes": recording.size_bytes,
+                            "files": [{"name": n, "sha256": h, "size_bytes": b} for n, h, b in files]})
+        return [name for name, _, _ in files]
+
+    async def set_legal_hold(self, caller: Caller, recording_id: object, on: object, reason: object) -> Recording:
+        recording = await self._system_or(caller, recording_id, Action.MANAGE_RETENTION)
+        if not isinstance(on, bool):
+            raise ValidationFailed("on must be true or false", field="on")
+        why = clean_long_text(reason, "reason", min_length=1, max_length=MAX_REASON)
+        if recording.state is RecordingState.DELETED:
+            raise Conflict("the recording was deleted")
+        if recording.legal_hold == on:
+            return recording
+        async with self.db.write() as uow:
+            await uow.session.execute(update(Recording).where(Recording.id == recording.id).values(legal_hold=on))
+            record(uow, caller, "recording.legal_hold", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id, "on": on, "reason": why})
+        return await self._load(recording.id)
+
+    async def set_retention(self, caller: Caller, recording_id: object, retention_class: object) -> Recording:
+        recording = await self._system_or(caller, recording_id, Action.MANAGE_RETENTION)
+        classes = self.config.retention_classes()
+        if not isinstance(retention_class, str) or retention_class not in classes:
+            raise ValidationFailed("retention_class must be one of: " + ", ".join(classes), field="retention_class")
+        if recording.state is RecordingState.DELETED:
+            raise Conflict("the recording was deleted")
+        period = classes[retention_class]
+        keep_until = recording.ended_at + period if period and recording.ended_at and \
+            recording.state is RecordingState.CLOSED else None
+        async with self.db.write() as uow:
+            await uow.session.execute(update(Recording).where(Recording.id == recording.id)
+                                      .values(retention_class=retention_class, keep_until=keep_until))
+            record(uow, caller, "recording.retention", target_type="recording", target_id=recording.id,
+                   details={"meeting_id": recording.meeting_id, "old": recording.retention_class,
+                            "new": retention_class, "keep_until": keep_until.isoformat() if keep_until else None})
+        return await self._load(recording.id)
+
+    async def retention_due(self, now: dt.datetime) -> list[Recording]:
+        """Closed recordings past their keep_until and not on legal hold (the server deletes them with
+        ``delete(Caller.cli(), id, reason)``)."""
+        moment = _aware(now, "now")
+        async with self.db.read() as session:
+            return list((await session.scalars(
+                select(Recording).where(Recording.state == RecordingState.CLOSED, Recording.legal_hold.is_(False),
+                                        Recording.keep_until.is_not(None), Recording.keep_until <= moment)
+                .order_by(Recording.keep_until, Recording.id))).all())
+
+    async def usage(self) -> tuple[int, int]:
+        """(bytes the archive holds, the quota in bytes; 0: none). Closed recordings count their final
+        size; recordings still written (or failed) count their files so far."""
+        async with self.db.read() as session:
+            closed = await session.scalar(select(func.coalesce(func.sum(Recording.size_bytes), 0))
+                                          .where(Recording.state == RecordingState.CLOSED))
+            open_ = await session.scalar(
+                select(func.coalesce(func.sum(RecordingFile.size_bytes), 0))
+                .join(Recording, Recording.id == RecordingFile.recording_id)
+                .where(Recording.state.in_((*ACTIVE_STATES, RecordingState.FAILED))))
+        return int(closed or 0) + int(open_ or 0), self.config.recording_quota_bytes
+
+    async def quota_level(self) -> str:
+        """'ok', 'warning' (at ``recording_quota_warn_percent`` of the quota) or 'full'."""
+        used, quota = await self.usage()
+        if quota <= 0:
+            return "ok"
+        if used >= quota:
+            return "full"
+        return "warning" if used * 100 >= quota * self.config.recording_quota_warn_percent else "ok"
+
+    # ---------------------------------------------------------------------------------------- search
+
+    async def reindex(self, caller: Caller, meeting_id: object) -> None:
+        """Rebuild a meeting's search document (after its decisions or minutes change): the server, or
+        whoever manages the meeting. Derived data: not audited."""
+        mid = clean_int(meeting_id, "meeting_id")
+        if not caller.system:
+            meeting = await self.meetings.get(caller, mid)
+            require(caller, Action.MODERATE_MEETING, meeting_access(meeting))
+        async with self.db.write() as uow:
+            if await uow.session.get(Meeting, mid) is None:
+                raise NotFound("no such meeting")
+            await self._index(uow.session, mid)
+
+    async def _ensure_fts(self, session: AsyncSession) -> None:
+        """SQLite: the FTS5 index over the search documents, created and filled when missing."""
+        if self._fts_ready:
+            return
+        exists = await session.scalar(text("SELECT 1 FROM sqlite_master WHERE name = :n"), {"n": FTS_TABLE})
+        if not exists:
+            await session.execute(text(
+                f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(document, content='recording_search', "
+                "content_rowid='meeting_id', tokenize='unicode61 remove_diacritics 2')"))
+            await session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')"))
+        self._fts_ready = True
+
+    async def _index(self, session: AsyncSession, meeting_id: int) -> None:
+        document = await _document(session, meeting_id)
+        now = utcnow()
+        sqlite = self.db.is_sqlite
+        if sqlite:
+            await self._ensure_fts(session)
+        old = await session.get(RecordingSearch, meeting_id)
+        if old is None:
+            session.add(RecordingSearch(meeting_id=meeting_id, document=document, updated_at=now))
+        else:
+            if sqlite:  # external content: the old words leave the index before the row changes
+                await session.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, document) "
+                                           "VALUES ('delete', :id, :doc)"), {"id": meeting_id, "doc": old.document})
+            old.document, old.updated_at = document, now
+        await session.flush()
+        if sqlite:
+            await session.execute(text(f"INSERT INTO {FTS_TABLE}(rowid, document) VALUES (:id, :doc)"),
+                                  {"id": meeting_id, "doc": document})
+        else:
+            await session.execute(update(RecordingSearch).where(RecordingSearch.meeting_id == meeting_id)
+                                  .values(tsv=func.to_tsvector("simple", RecordingSearch.document)))
+
+    async def search(self, caller: Caller, query: object, *, date_from: dt.datetime | None = None,
+                     date_to: dt.datetime | None = None, meeting_id: object = None, office_id: object = None,
+                     limit: object = 50) -> SearchPage:
+        """Recordings of the meetings whose title, agenda items, decisions, offices or speakers match every
+        word of ``query``, among those the caller may see; newest first. ``date_from``/``date_to`` bound the
+        recording's start; ``office_id``: meetings that office hosted or was invited to."""
+        principal = require(caller, Action.SEARCH_RECORDINGS)
+        if not isinstance(query, str) or not query.strip():
+            raise ValidationFailed("type a word to search for", field="query")
+        if len(query) > MAX_QUERY:
+            raise ValidationFailed(f"the search is at most {MAX_QUERY} characters", field="query")
+        if CONTROL.search(query):
+            raise ValidationFailed("the search contains control characters", field="query")
+        size = clean_int(limit, "limit", 1, MAX_LIMIT)
+        conditions: list[ColumnElement[bool]] = []
+        if principal is not None:
+            conditions.append(visible_meetings(principal))
+        if date_from is not None:
+            conditions.append(Recording.started_at >= _aware(date_from, "date_from"))
+        if date_to is not None:
+            conditions.append(Recording.started_at <= _aware(date_to, "date_to"))
+        if meeting_id is not None:
+            conditions.append(Recording.meeting_id == clean_int(meeting_id, "meeting_id"))
+        if office_id is not None:
+            office = clean_int(office_id, "office_id")
+            conditions.append(or_(Meeting.host_office_id == office, Meeting.id.in_(
+                select(Invitation.meeting_id).where(Invitation.office_id == office))))
+        if self.db.is_sqlite:
+            match = fts5_query(query)
+            if not match:
+                return SearchPage(0, [])
+            if not self._fts_ready:
+                async with self.db.write() as uow:
+                    await self._ensure_fts(uow.session)
+            matching = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q").bindparams(q=match)
+            conditions.append(Recording.meeting_id.in_(matching.columns(column("rowid", Integer))))
+        else:
+            conditions.append(Recording.meeting_id.in_(select(RecordingSearch.meeting_id).where(
+                RecordingSearch.tsv.op("@@")(func.plainto_tsquery("simple", query)))))
+        where = and_(*conditions)
+        base = select(Recording).join(Meeting, Meeting.id == Recording.meeting_id).where(where)
+        async with self.db.read() as session:
+            total = await session.scalar(select(func.count()).select_from(
+                select(Recording.id).join(Meeting, Meeting.id == Recording.meeting_id).where(where).subquery()))
+            rows = (await session.scalars(base.order_by(Recording.started_at.desc(), Recording.id.desc())
+                                          .limit(size))).all()
+        return SearchPage(int(total or 0), list(rows))
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+async def _end_pauses(session: AsyncSession, recording_id: int, now: dt.datetime) -> None:
+    await session.execute(update(RecordingPause).where(RecordingPause.recording_id == recording_id,
+                                                       RecordingPause.ended_at.is_(None)).values(ended_at=now))
+
+
+async def _document(session: AsyncSession, meeting_id: int) -> str:
+    """The words a meeting is found by: its title and description, agenda item titles, decision texts, the
+    names (English and Khmer) of its host, invited and presenting offices, and who held the floor."""
+    meeting = await session.get(Meeting, meeting_id)
+    if meeting is None:
+        return ""
+    parts: list[str] = [meeting.title, meeting.description]
+    parts += (await session.scalars(select(AgendaItem.title).where(AgendaItem.meeting_id == meeting_id)
+                                    .order_by(AgendaItem.position))).all()
+    parts += (await session.scalars(select(Decision.text).where(Decision.meeting_id == meeting_id)
+                                    .order_by(Decision.item_id))).all()
+    office_ids = (select(Invitation.office_id).where(Invitation.meeting_id == meeting_id)
+                  .union(select(AgendaItem.presenter_office_id).where(AgendaItem.meeting_id == meeting_id),
+                         select(FloorGrant.office_id).where(FloorGrant.meeting_id == meeting_id)))
+    offices = (await session.execute(select(Office.name_en, Office.name_km).where(
+        or_(Office.id == meeting.host_office_id, Office.id.in_(office_ids))).order_by(Office.id))).all()
+    for name_en, name_km in offices:
+        parts += [name_en, name_km]
+    speakers = await session.scalars(select(Person.full_name).where(
+        Person.id.in_(select(FloorGrant.person_id).where(FloorGrant.meeting_id == meeting_id))).order_by(Person.id))
+    parts += speakers.all()
+    return "\n".join(p for p in parts if p)
+
+
+__all__: Sequence[str] = ("RecordingService", "SearchPage", "fts5_query", "visible_meetings")
