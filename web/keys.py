@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -22,6 +23,10 @@ TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 CATALOGS: web.AppKey[Catalogs] = web.AppKey("catalogs")
 #: Extra per-app values that other layers put on the app (e.g. signaling's readiness).
 EXTRAS: web.AppKey[dict[str, object]] = web.AppKey("extras")
+#: The recording archive's folder (one sub-folder per recording key); None: no archive configured.
+ARCHIVE_ROOT: web.AppKey[Path | None] = web.AppKey("archive_root")
+#: The archive's background jobs (MP4 exports) and audit throttle (web/views/archive.py).
+ARCHIVE_JOBS: web.AppKey[Any] = web.AppKey("archive_jobs")
 
 # Request-scoped (request[...]) keys.
 CALLER: web.RequestKey[Caller] = web.RequestKey("caller")
