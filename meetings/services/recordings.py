@@ -41,6 +41,7 @@ from meetings.models.recordings import (ACTIVE_STATES, FILE_NAME_RE, FileKind, F
 from meetings.policy import Action, Caller, Principal, require
 from meetings.services.common import clean_int, clean_long_text, meeting_access, record, require_visible
 from meetings.services.meetings import MeetingService
+from meetings.services.recording_record import session_record
 
 MAX_REASON = 500
 MAX_QUERY = 200
@@ -77,6 +78,17 @@ def fts5_query(query: str) -> str:
     doubled), all required. Words with no letter or digit are dropped; '' when none is left."""
     terms = [word for word in query.split() if any(ch.isalnum() for ch in word)][:MAX_TERMS]
     return " ".join('"' + word.replace('"', '""') + '"' for word in terms)
+
+
+def _parse_utc(value: object) -> dt.datetime | None:
+    """An ISO time from a manifest (``...Z``), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _aware(value: object, field: str) -> dt.datetime:
@@ -341,6 +353,44 @@ class RecordingService:
                 setattr(row, key, value)
             await s.flush()
         return row
+
+    async def session_record(self, caller: Caller, recording_id: object,
+                             origin: dt.datetime | None = None) -> dict[str, Any]:
+        """The session's record for the manifest (chapters, speakers, decisions, votes, participants) in
+        ms from ``origin`` (the recorder's start; default the row's), up to now or the row's end."""
+        recording = await self._system_or(caller, recording_id, Action.VIEW_RECORDINGS)
+        start = origin or recording.started_at
+        async with self.db.read() as session:
+            return await session_record(session, recording, start, recording.ended_at or utcnow())
+
+    async def register_files(self, caller: Caller, recording_id: object, manifest: dict[str, Any]) -> None:
+        """Rows for the files a manifest lists (present ones), with their sizes and SHA-256 (the server
+        only; once, as the recording is sealed)."""
+        recording = await self._system_only(caller, recording_id)
+        origin = _parse_utc(manifest.get("started_utc")) or recording.started_at
+        known = {f.name for f in recording.files}
+        for entry in manifest.get("files", []):
+            if not entry.get("present") or entry.get("name") in known:
+                continue
+            name = entry["name"]
+            first, last = int(entry.get("first_ms", 0)), int(entry.get("last_ms", 0))
+            await self.add_file(caller, recording.id, name=name, kind=entry.get("kind", "track"),
+                                media=entry.get("media", "av"), person_id=entry.get("person_id"),
+                                office_id=entry.get("office_id"), started_at=origin + dt.timedelta(milliseconds=first))
+            await self.update_file(caller, recording.id, name, ended_at=origin + dt.timedelta(milliseconds=last),
+                                   duration_ms=max(0, last - first), size_bytes=int(entry.get("size", 0)),
+                                   sha256=entry.get("sha256"), frames=sum(entry.get("frames", {}).values()))
+
+    async def sealed(self, caller: Caller, meeting_id: object = None) -> list[Recording]:
+        """Closed recordings (of one meeting, or all) with their manifest seals: what
+        ``cabinet recordings verify`` checks. The command line (system caller) only."""
+        if not caller.system:
+            raise PermissionDenied("only the server's operator verifies the whole archive")
+        query = select(Recording).where(Recording.state == RecordingState.CLOSED).order_by(Recording.id)
+        if meeting_id is not None:
+            query = query.where(Recording.meeting_id == clean_int(meeting_id, "meeting_id"))
+        async with self.db.read() as session:
+            return list((await session.scalars(query)).all())
 
     async def record_access(self, caller: Caller, recording_id: object, what: object,
                             file_name: object = None) -> Recording:
