@@ -12,6 +12,7 @@ import { SessionPanel } from "./session-panel.js";
 import { byId } from "./dom.js";
 import { ConsoleBoard } from "./console-board.js";
 import { ConsolePanels } from "./console-panels.js";
+import { ConsoleRecording } from "./console-recording.js";
 
 const HEARTBEAT_MS = 5000;
 const KEEP_ALIVE_MS = 5 * 60 * 1000;
@@ -38,6 +39,7 @@ class Console {
     this.alarms = new Map(); // code -> {code, message, since}: the server's storage is failing
     this.board = new ConsoleBoard(this);
     this.panels = new ConsolePanels(this);
+    this.recording = new ConsoleRecording(this);
   }
 
   async init() {
@@ -84,6 +86,7 @@ class Console {
     this.onHands(joined.hands || { queue: [] });
     this.onAgenda(joined.agenda || { items: [], current_item_id: null });
     this.onRoomState(joined.room_state || { locked: false, lobby_enabled: false });
+    this.onRecording(joined.recording || { state: "off" });
     this.sessionPanel = this.sessionPanel || new SessionPanel(document.getElementById("session-panel"));
     this.sessionPanel.attach(signal, joined);
     this.checkStorage();
@@ -122,6 +125,7 @@ class Console {
       removed: this.onRemoved,
       closing: this.onClosing,
       alarm: this.onAlarm,
+      recording: this.onRecording,
     };
     bindServerEvents(this, signal, handlers, this.render);
     signal.on("disconnect", function (reason) {
@@ -308,6 +312,10 @@ class Console {
     }
   }
 
+  onRecording(data) {
+    this.recording.update(data);
+  }
+
   onClosing(notice) {
     // "restarting": a planned restart of the server; reconnect by ourselves as after a lost connection.
     this.serverRestarting = notice.code === "restarting";
@@ -406,6 +414,7 @@ class Console {
       roomState: this.roomState,
       agenda: this.agenda,
       alarms: Array.from(this.alarms.values()),
+      recording: this.recording.debugState(),
     };
   }
 }

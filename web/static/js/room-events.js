@@ -39,6 +39,13 @@ export class RoomEvents {
     byId("room-locked").hidden = !state.locked;
   }
 
+  /** Whether the session is being recorded: the ``recording`` event, and the same dict in the join reply. */
+  onRecording(data) {
+    const state = data && (data.state === "recording" || data.state === "paused") ? data.state : "off";
+    this.recording = { state: state, recordingId: data ? data.recording_id || null : null, alarm: data && data.alarm ? String(data.alarm) : "" };
+    this.renderRecording();
+  }
+
   bindSignal(signal) {
     const self = this;
     const handlers = {
@@ -56,8 +63,19 @@ export class RoomEvents {
       removed: this.onRemoved,
       room_state: this.onRoomState,
       closing: this.onClosing,
+      recording: this.onRecording,
     };
     bindServerEvents(this, signal, handlers);
+    // The join reply carries the recording's state as it is now (the event only says when it changes):
+    // read it from the reply, whichever module sends "join".
+    const call = signal.call.bind(signal);
+    signal.call = async function (event, payload) {
+      const reply = await call(event, payload);
+      if (event === "join" && reply && reply.ok && self.signal === signal) {
+        self.onRecording(reply.recording || { state: "off" });
+      }
+      return reply;
+    };
     signal.on("disconnect", function (reason) {
       if (self.signal === signal && reason !== "io client disconnect") {
         self.connectionLost("signaling: " + reason);

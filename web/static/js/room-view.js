@@ -75,6 +75,20 @@ export class RoomView {
     byId("banner").hidden = true;
   }
 
+  /** "● Recording" / "Recording paused (in camera)" in the room's header, for everyone in the session. */
+  renderRecording() {
+    const node = byId("recording-indicator");
+    if (!node) {
+      return;
+    }
+    const state = this.recording ? this.recording.state : "off";
+    node.dataset.state = state;
+    node.hidden = state === "off";
+    byId("recording-text").textContent = state === "paused" ? _("Recording paused (in camera)") : _("Recording");
+    node.title = state === "paused" ? _("Nothing is recorded until the moderators resume the recording.")
+      : _("This session is recorded for the archive.");
+  }
+
   status(text) {
     byId("room-status").textContent = text;
   }
