@@ -20,7 +20,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import av
 import pytest
 from aiohttp import web
@@ -492,6 +491,8 @@ async def test_export_job_end_to_end(server: ArchiveServer, recs: dict[str, Any]
             await asyncio.sleep(0.2)
         assert body["state"] == "done", body
         assert body["progress"] == 1.0 and seen == sorted(seen)
+        status, body = await chair.api("POST", f"/archive/{a['id']}/export", headers={"Accept": "application/json"})
+        assert status == 202 and body["state"] == "done"  # the MP4 there is kept, not made again
         async with chair.http.get(f"/archive/{a['id']}/export.mp4") as response:
             assert response.status == 200 and response.headers["Content-Type"] == "video/mp4"
             (tmp_path / "out.mp4").write_bytes(await response.read())

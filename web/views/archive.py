@@ -474,7 +474,9 @@ async def export_start(request: web.Request) -> web.StreamResponse:
     jobs = _jobs(request)
     job = jobs.exports.get(recording.id)
     wants_json = request.headers.get("Accept", "").startswith("application/json")
-    if job is None or job.state != "running":  # one export per recording at a time
+    exported = _export_path(request, recording).is_file()
+    # One export per recording at a time; an MP4 already there is kept (a deletion removes it).
+    if (job is None or job.state != "running") and not (exported and (job is None or job.state == "done")):
         await _audit(request, recording, "export", None, throttle=False)
         from recordings.export import Chapter
 
