@@ -177,7 +177,8 @@ async def create_recording(services: Any, archive: Path, meeting_id: int, *, sec
                                               sha256=f["sha256"], duration_ms=max(0, f["last_ms"]))
     await services.recordings.close(SERVER, recording.id, manifest_sha256=sha, size_bytes=size,
                                     duration_ms=manifest["duration_ms"])
-    return {"id": recording.id, "key": recording.key, "folder": folder, "sha": sha, "manifest": manifest}
+    return {"id": recording.id, "key": recording.key, "folder": folder, "sha": sha, "manifest": manifest,
+            "meeting_id": meeting_id}
 
 
 # ------------------------------------------------------------------------------------------ server

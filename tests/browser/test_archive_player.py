@@ -91,3 +91,33 @@ async def test_the_proceedings_play_and_chapters_seek(server: ArchiveServer, rec
         assert viewer.errors == [], viewer.errors
     finally:
         await close_all([viewer])
+
+
+async def test_the_recording_indicator_in_the_room(server: ArchiveServer, recording: dict[str, Any],
+                                                   browser: Browser) -> None:
+    """The room's header says "● Recording" / "Recording paused (in camera)" from the ``recording`` event
+    (the same handler takes the join reply's dict), in English and Khmer."""
+    viewer = await new_participant(browser, server.url, "governor")
+    try:
+        page = viewer.page
+        meeting_id = recording["meeting_id"]
+
+        def shows(state: str, text: str) -> str:
+            # (Called again until it holds: the page's script catalog arrives a moment after the page.)
+            return (f"(window.cabinetRoom.onRecording({{state: '{state}', recording_id: 1, alarm: ''}}),"
+                    f" document.getElementById('recording-text').textContent === '{text}')")
+
+        for lang, on, paused in (("en", "Recording", "Recording paused (in camera)"),
+                                 ("km", "កំពុងថត", "ការថតបានផ្អាក (ប្រជុំបិទទ្វារ)")):
+            await page.goto(f"{server.url}/meetings/{meeting_id}/room?lang={lang}")
+            await until(page, "window.cabinetRoom !== undefined")
+            assert await page.is_hidden("#recording-indicator")
+            await until(page, shows("recording", on))
+            assert await page.is_visible("#recording-indicator")
+            await until(page, shows("paused", paused))
+            assert await page.get_attribute("#recording-indicator", "data-state") == "paused"
+            await page.evaluate("window.cabinetRoom.onRecording({state: 'off', recording_id: null, alarm: ''})")
+            assert await page.is_hidden("#recording-indicator")
+        assert viewer.errors == [], viewer.errors
+    finally:
+        await close_all([viewer])
