@@ -1,4 +1,4 @@
-"""The ``cabinet`` command: serve, database migrations, demo data, accounts, audit, configuration."""
+"""The ``cabinet`` command: serve, database migrations, demo data, accounts, audit, recordings, configuration."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from cabinet import logs
 from cabinet.bootstrap import Runtime, prepare
 from cabinet.config import Config, load_config
 from cabinet.errors import CabinetError
+from cabinet.recordings import bag_info, verify_recordings
 from meetings import db as database
 from meetings import demo
 from meetings.audit_checkpoints import scan, scan_file
 from meetings.errors import MeetingsError
 from meetings.policy import Caller
 from meetings.services import Services
+from recordings.bagit import validate_bag, write_bag
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -166,6 +168,36 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
+# -- recordings ---------------------------------------------------------------------------------------
+def cmd_recordings(args: argparse.Namespace) -> int:
+    async def body(services: Services, runtime: Runtime) -> int:
+        root = runtime.config.archive_path
+        if args.recordings_command == "verify":
+            problems = await verify_recordings(services, root, args.meeting)
+            for problem in problems:
+                print(problem)
+            sealed = await services.recordings.sealed(Caller.cli(), args.meeting)
+            if problems:
+                print(f"{len(problems)} problem(s) in {len(sealed)} sealed recording(s)")
+                return 1
+            print(f"{len(sealed)} sealed recording(s) intact: every file matches its manifest, every manifest "
+                  "its seal")
+            return 0
+        recording = await services.recordings.get(Caller.cli(), args.recording)
+        if recording.manifest_sha256 is None:
+            raise CabinetError(f"recording {recording.id} is not sealed yet ({recording.state.value})")
+        out = Path(args.output)
+        bag = await asyncio.to_thread(write_bag, root / recording.key, out, name=f"cabinet-recording-{recording.id}",
+                                      info=bag_info(recording))
+        problems = await asyncio.to_thread(validate_bag, bag)
+        if problems:
+            raise CabinetError("the bag does not validate: " + "; ".join(problems))
+        print(f"wrote {bag} (BagIt 1.0, SHA-256 manifests)")
+        return 0
+
+    return _run(args, body)
+
+
 # -- config -------------------------------------------------------------------------------------------
 def cmd_config(args: argparse.Namespace) -> int:
     config = load_config(args.config, cli_overrides=_options(args))
@@ -253,6 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(tail)
     tail.add_argument("-n", "--lines", type=int, default=20)
     audit.set_defaults(func=cmd_audit)
+
+    recordings = sub.add_parser("recordings", help="the recording archive")
+    recordings_sub = recordings.add_subparsers(dest="recordings_command", required=True, metavar="ACTION")
+    check = recordings_sub.add_parser("verify", help="check every sealed recording's files against its manifest "
+                                                     "and each manifest against its seal; name what differs")
+    _add_common(check)
+    check.add_argument("meeting", nargs="?", type=int, help="only this meeting's recordings")
+    bag = recordings_sub.add_parser("bag", help="write a recording as a BagIt package (tar) for a national archive")
+    _add_common(bag)
+    bag.add_argument("recording", type=int)
+    bag.add_argument("output", help="the .tar file to create")
+    recordings.set_defaults(func=cmd_recordings)
 
     config = sub.add_parser("config", help="configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

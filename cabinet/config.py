@@ -69,6 +69,13 @@ class Config:
     def data_path(self) -> Path:
         return Path(self.server.data_dir).expanduser().resolve()
 
+    @property
+    def archive_path(self) -> Path:
+        """The recording archive's folder (``recordings.directory``, else ``recordings`` in the data folder)."""
+        if self.recordings.directory:
+            return Path(self.recordings.directory).expanduser().resolve()
+        return self.data_path / "recordings"
+
     def redacted(self) -> dict[str, dict[str, Any]]:
         """The configuration as plain data with secrets replaced, fit for logs and `config show`."""
         out: dict[str, dict[str, Any]] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from cabinet.bootstrap import Runtime
+from cabinet.recordings import recover_recordings
 from cabinet.storage import replay_attendance_journal, watch_storage
 from cabinet.tls import self_signed, ssl_context
 from meetings import demo
@@ -25,8 +26,9 @@ log = logging.getLogger("cabinet")
 
 def build_app(runtime: Runtime, services: Services) -> web.Application:
     config = runtime.config
-    app = create_app(services, config.web, runtime.secret_key, tls=config.web.tls)
-    signaling = Signaling(services, config.signaling, config.media)
+    archive = config.archive_path if config.recordings.enabled else None
+    app = create_app(services, config.web, runtime.secret_key, tls=config.web.tls, archive_root=archive)
+    signaling = Signaling(services, config.signaling, config.media, archive_root=archive)
     signaling.attach(app)
     StorageAlarms(services, lambda: list(signaling.rooms.rooms.values()))  # the console's storage alarm
 
@@ -40,6 +42,13 @@ def build_app(runtime: Runtime, services: Services) -> web.Application:
                         extra={"event": "attendance.recovered", "intervals": closed})
 
     app.on_startup.append(recover_attendance)
+
+    async def finalise_recordings(_app: web.Application) -> None:
+        # Before any session records again: files a crash left are repaired and sealed.
+        if archive is not None:
+            await recover_recordings(services, archive)
+
+    app.on_startup.append(finalise_recordings)
     watch_storage(app, services)
 
     async def start_refusal_log(_app: web.Application) -> None:

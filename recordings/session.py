@@ -112,6 +112,7 @@ class SessionRecorder:
         self._journal: Journal | None = None
         self.state: RecorderState | None = None
         self._listeners: list[tuple[str, Callable[..., None]]] = []
+        self._stopped_ms: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -136,22 +137,31 @@ class SessionRecorder:
         self.router.on(event, callback)
         self._listeners.append((event, callback))
 
-    async def close(self) -> list[RecordedFile]:
-        """Stop: detach, finalise every file (cues, duration). Returns the files."""
-        if self.closed:
-            return list(self.files.values())
-        self.closed = True
+    def stop_media(self) -> None:
+        """Take no more packets from now on (the session closed); :meth:`close` finalises."""
+        if self._stopped_ms is None and self.state is not None:
+            self._stopped_ms = self.media_ms()
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         for event, callback in self._listeners:
             self.router.off(event, callback)
+        self._listeners.clear()
         for tapped in self._tapped.values():
             tapped.tap.detach()
         if self._stage is not None:
             self._stage.close()
+            self._stage = None
+
+    async def close(self) -> list[RecordedFile]:
+        """Stop: detach, finalise every file (cues, duration). Returns the files."""
+        if self.closed:
+            return list(self.files.values())
+        self.stop_media()
+        self.closed = True
         for file in self.files.values():
             file.close()
-        self._journal_event("stop", media_ms=self.media_ms())
+        self._journal_event("stop", media_ms=self._stopped_ms if self._stopped_ms is not None else self.media_ms())
         if self._journal is not None:
             self._journal.close()
         return list(self.files.values())

@@ -255,6 +255,8 @@ class SessionControl:
             raise Forbidden("only the secretariat and the chair open and close the session")
         if action == "open":
             meeting = await self.services.session.open(moderator.caller, self.room.meeting_id)
+            self._set_state(meeting)
+            await self.room.recording.start(moderator.caller)
         else:
             if self.roll_call is not None:
                 await self.roll_call_action(moderator, "close")
@@ -264,6 +266,7 @@ class SessionControl:
                 await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
             assert meeting.closed_at is not None
             self.recorder.session_closed(meeting.closed_at)
+            self.room.recording.stop_soon(moderator.caller)
             self.room.moderation.agenda = agenda_payload(meeting)
             await self.room.outbox.broadcast(self.room, "agenda", self.room.moderation.agenda)
         self._set_state(meeting)
@@ -413,6 +416,16 @@ class FloorHandlers:
         if (payload.get("office_id") is None) == (payload.get("person_id") is None):
             raise InvalidMessage("excuse either office_id or person_id")
         return await room.floor.excuse(participant, payload)
+
+    async def handle_recording(self, sid: str, connection: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        participant, room = self._joined(connection)
+        if not participant.may_moderate:
+            raise Forbidden("only the secretariat and the chair pause and resume the recording")
+        if payload["action"] == "pause":
+            await room.recording.pause(participant.caller, payload.get("reason") or "in camera")
+        else:
+            await room.recording.resume(participant.caller)
+        return {"recording": room.recording.payload()}
 
     async def handle_register(self, sid: str, connection: Any, payload: dict[str, Any]) -> dict[str, Any]:
         participant, room = self._joined(connection)

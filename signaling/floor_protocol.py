@@ -8,10 +8,12 @@
               {action: answer}                                participants who may speak (one answer per office)
     excuse    {office_id | person_id, reason}                 the secretariat (the briefing's managers)
     register  {}                                              moderators  -> {register}
+    recording {action: pause | resume, reason?}               moderators  -> {recording} (in-camera items)
 
 Server events: ``session`` {state, opened_at, closed_at}, ``floor`` {holder | null}, ``quorum``
 {invited, present, required, met, percent} (everyone), ``register`` {...} (moderators), ``roll_call``
-{id, open, started_at, answered: [office_id], sites?: [...] (moderators)} or null.
+{id, open, started_at, answered: [office_id], sites?: [...] (moderators)} or null. ``recording`` {state: recording | paused | off, recording_id, alarm} (everyone: every page shows
+that the session is being recorded).
 """
 
 from __future__ import annotations
@@ -41,5 +43,6 @@ FLOOR_SCHEMAS: dict[str, Schema] = {
     "excuse": Schema(required={"reason": text(500)},
                      optional={"office_id": integer(1, 2**31), "person_id": integer(1, 2**31)}),
     "register": Schema(),
+    "recording": Schema(required={"action": one_of("pause", "resume")}, optional={"reason": text(500)}),
 }
 FLOOR_EVENTS = frozenset(FLOOR_SCHEMAS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from signaling.errors import Forbidden, InvalidMessage, NegotiationFailed, Wrong
 from signaling.floor import SessionControl
 from signaling.moderation import Moderation
 from signaling.participant import Participant
+from signaling.recording import RoomRecording
 from signaling.validation import media_count
 
 log = logging.getLogger("signaling.room")
@@ -44,7 +46,8 @@ class Room:
     def __init__(self, meeting_id: int, config: MediaConfig, outbox: Outbox,
                  on_empty: Callable[[Room], Awaitable[None]], *, services: Services,
                  ice_servers: list[dict[str, Any]], locked: bool = False, lobby_enabled: bool = False,
-                 agenda: dict[str, Any] | None = None, sanctions: Sanctions | None = None) -> None:
+                 agenda: dict[str, Any] | None = None, sanctions: Sanctions | None = None,
+                 archive_root: Path | None = None) -> None:
         self.meeting_id = meeting_id
         self.router = Router(config, router_id=f"meeting-{meeting_id}")
         self.outbox = outbox
@@ -54,6 +57,7 @@ class Room:
                                      agenda=agenda or {"items": [], "current_item_id": None},
                                      sanctions=sanctions or Sanctions())
         self.floor = SessionControl(self, services)
+        self.recording = RoomRecording(self, services, archive_root)
         self._on_empty = on_empty
         self._tasks: set[asyncio.Task[Any]] = set()
         self.router.on("producer_added", self._on_producer_added)
@@ -115,6 +119,7 @@ class Room:
             "hands": self.moderation.hands(),
             "agenda": self.moderation.agenda,
             "room_state": self.moderation.state(),
+            "recording": self.recording.payload(),
             **self.floor.join_payload(participant),
         }
 
@@ -153,6 +158,7 @@ class Room:
 
     async def close(self) -> None:
         await self.floor.close()
+        await self.recording.stop()
         await self.router.close()
         for task in list(self._tasks):
             task.cancel()
@@ -164,6 +170,7 @@ class Room:
         self.router.set_pinned(p.id for p in participants if p.is_chair or self.floor.holds_floor(p))
         holder = next((p.id for p in participants if p.client == "room" and self.floor.holds_floor(p)), None)
         self.router.set_stage(floor_holder=holder, spotlight=self.router.spotlight)
+        self.recording.update_stage()
 
     # -- publishing -------------------------------------------------------------------------
     async def publish(self, participant: Participant, sdp: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import socketio
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from media.config import MediaConfig
 from meetings.errors import TokenInvalid
+from meetings.models import MeetingState
 from meetings.services import Services
 from signaling.config import SignalingConfig
 from signaling.liveness import Evidence, LivenessSweep, watch_engineio
@@ -62,9 +64,12 @@ class Rooms:
                 room = Room(meeting_id, self.signaling.media_config, self.outbox, self._closed,
                             services=services, ice_servers=self.signaling.ice_servers(),
                             locked=meeting.locked, lobby_enabled=meeting.lobby_enabled,
-                            agenda=agenda_payload(meeting), sanctions=sanctions)
+                            agenda=agenda_payload(meeting), sanctions=sanctions,
+                            archive_root=self.signaling.archive_root)
                 await room.floor.restore(meeting)
                 self.rooms[meeting_id] = room
+                if meeting.state is MeetingState.OPEN:  # the server restarted during the session
+                    await room.recording.start()
             return room
 
     async def discard_if_empty(self, room: Room) -> None:
@@ -97,8 +102,11 @@ class SocketOutbox:
 
 
 class Signaling:
-    def __init__(self, services: Services, config: SignalingConfig, media_config: MediaConfig) -> None:
+    def __init__(self, services: Services, config: SignalingConfig, media_config: MediaConfig, *,
+                 archive_root: Path | None = None) -> None:
         self.services = services
+        #: Where sessions are recorded (None: not recorded, e.g. tests of signaling alone).
+        self.archive_root = archive_root
         self.config = config
         self.media_config = media_config
         self.schemas = schemas(config.max_message_bytes)

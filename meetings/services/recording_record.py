@@ -41,7 +41,7 @@ async def session_record(session: AsyncSession, recording: Recording, origin: dt
 
     def office(office_id: int | None) -> dict[str, Any] | None:
         found = offices.get(office_id) if office_id is not None else None
-        return None if found is None else {"id": found.id, "code": found.code, "name": found.name,
+        return None if found is None else {"id": found.id, "code": found.code, "name": found.name_en,
                                            "name_km": found.name_km}
 
     chapters = []

@@ -49,7 +49,7 @@ MAX_TERMS = 16
 MAX_LIMIT = 200
 FTS_TABLE = "recording_search_fts"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-ACCESS_KINDS = ("download", "play", "export")
+ACCESS_KINDS = ("download", "play", "export", "manifest", "bag")
 MISSING = "no such recording"
 
 

@@ -32,6 +32,7 @@ from meetings.models import Meeting, Person, Role
 from meetings.models.recordings import FILE_NAME_RE, Recording, RecordingState
 from meetings.policy import Action, decide
 from meetings.services.common import meeting_access
+from meetings.services.recordings import ACCESS_KINDS
 from web import keys
 from web.forms import caller, int_param, principal, read_form, services
 from web.middleware import see_other
@@ -172,10 +173,7 @@ async def _audit(request: web.Request, recording: Recording, what: str, file_nam
     """``record_access`` (which also checks the caller again), at most once per window per
     (recording, file, person, kind) when ``throttle``. Kinds the service does not know (yet) are
     audited as downloads: something left the archive either way."""
-    from meetings.services import recordings as service_module
-
-    kinds = getattr(service_module, "ACCESS_KINDS", ("download", "play", "export"))
-    kind = what if what in kinds else "download"
+    kind = what if what in ACCESS_KINDS else "download"
     names = {f.name for f in recording.files}
     target = file_name if file_name in names else None
     me = principal(request)

@@ -66,16 +66,6 @@ export class RoomEvents {
       recording: this.onRecording,
     };
     bindServerEvents(this, signal, handlers);
-    // The join reply carries the recording's state as it is now (the event only says when it changes):
-    // read it from the reply, whichever module sends "join".
-    const call = signal.call.bind(signal);
-    signal.call = async function (event, payload) {
-      const reply = await call(event, payload);
-      if (event === "join" && reply && reply.ok && self.signal === signal) {
-        self.onRecording(reply.recording || { state: "off" });
-      }
-      return reply;
-    };
     signal.on("disconnect", function (reason) {
       if (self.signal === signal && reason !== "io client disconnect") {
         self.connectionLost("signaling: " + reason);

@@ -75,6 +75,7 @@ export class RoomNegotiation {
   }
 
   applyJoin(joined) {
+    this.onRecording(joined.recording || { state: "off" }); // the state now; the event says when it changes
     this.participantId = joined.participant_id;
     this.me = joined.me || { participant_id: joined.participant_id };
     this.iceServers = Array.isArray(joined.ice_servers) ? joined.ice_servers : [];

@@ -1,0 +1,84 @@
+"""The archive at start-up and from the command line: finalise what a crash left, verify seals.
+
+Joins recordings/ (files, manifests) and meetings/ (rows, audit); the only place that knows both
+besides the live rooms (signaling/recording.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from pathlib import Path
+
+from meetings.errors import MeetingsError
+from meetings.models.recordings import Recording
+from meetings.policy import Caller
+from meetings.services import Services
+from recordings.errors import RecordingError
+from recordings.manifest import verify, write_manifest
+from recordings.recovery import recover, unfinished
+
+log = logging.getLogger("cabinet.recordings")
+SERVER = Caller(principal=None, address="server", system=True)
+
+
+async def recover_recordings(services: Services, root: Path) -> int:
+    """Finalise every folder a crash left unsealed, and close its row (before any session
+    records again). Returns how many were recovered."""
+    count = 0
+    for directory in await asyncio.to_thread(unfinished, root):
+        try:
+            recovered = await asyncio.to_thread(recover, directory)
+        except (OSError, RecordingError) as exc:
+            log.error("recording %s could not be finalised: %s", directory.name, exc,
+                      extra={"event": "recording.recovery_failed"})
+            continue
+        manifest = recovered.manifest
+        recording_id = manifest["recording"].get("recording_id")
+        if not isinstance(recording_id, int):
+            log.error("recording %s: the journal names no recording", directory.name)
+            continue
+        try:
+            origin = dt.datetime.fromisoformat(str(manifest["started_utc"]).replace("Z", "+00:00"))
+            record = await services.recordings.session_record(SERVER, recording_id, origin)
+            if record:
+                manifest["record"] = record
+                sha = await asyncio.to_thread(write_manifest, directory, manifest)
+            else:
+                sha = recovered.manifest_sha256
+            size = sum(p.stat().st_size for p in directory.glob("*.webm"))
+            await services.recordings.register_files(SERVER, recording_id, manifest)
+            await services.recordings.close(SERVER, recording_id, manifest_sha256=sha, size_bytes=size,
+                                            duration_ms=int(manifest["duration_ms"]))
+        except MeetingsError as exc:
+            log.error("recording %s: the row could not be closed: %s", directory.name, exc)
+            continue
+        count += 1
+        log.warning("recording %s finalised after a crash (%d bytes of partial clusters cut)", directory.name,
+                    recovered.truncated_bytes, extra={"event": "recording.recovered", "recording_id": recording_id})
+    return count
+
+
+async def verify_recordings(services: Services, root: Path, meeting_id: int | None) -> list[str]:
+    """Every problem of the sealed recordings (of one meeting, or all): files that no longer match
+    their manifest, manifests that no longer match their seal. Empty: all intact."""
+    problems: list[str] = []
+    for recording in await services.recordings.sealed(Caller.cli(), meeting_id):
+        directory = root / recording.key
+        for mismatch in await asyncio.to_thread(verify, directory, recording.manifest_sha256):
+            problems.append(f"recording {recording.id} (meeting {recording.meeting_id}): {mismatch}")
+    return problems
+
+
+def bag_info(recording: Recording) -> list[tuple[str, str]]:
+    """bag-info.txt fields of a recording's BagIt package."""
+    return [
+        ("Source-Organization", "Cabinet secretariat"),
+        ("External-Identifier", f"cabinet-recording-{recording.id}"),
+        ("External-Description", f"Recording {recording.id} of meeting {recording.meeting_id}"),
+        ("Cabinet-Meeting-Id", str(recording.meeting_id)),
+        ("Cabinet-Recording-Started", recording.started_at.isoformat()),
+        ("Cabinet-Recording-Ended", recording.ended_at.isoformat() if recording.ended_at else ""),
+        ("Cabinet-Manifest-SHA256", recording.manifest_sha256 or ""),
+    ]
