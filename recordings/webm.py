@@ -315,7 +315,7 @@ def _encode_seek_head(layout: Layout, cues_position: int | None) -> bytes:
 def _pwrite(fd: int, data: bytes, offset: int) -> None:
     written = os.pwrite(fd, data, offset)
     if written != len(data):
-        raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+        raise OSError(errno.ENOSPC, f"no space left on device (a short write: {written} of {len(data)} bytes)")
 
 
 def finalise(fd: int, layout: Layout, refs: Sequence[ClusterRef], end: int, duration_ms: float) -> tuple[int, int]:
@@ -505,7 +505,7 @@ class WebmWriter:
         try:
             written = os.write(self._fd, data)
             if written != len(data):
-                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+                raise OSError(errno.ENOSPC, f"no space left on device (a short write: {written} of {len(data)} bytes)")
         except OSError as exc:
             self._failed = True
             self._cluster = _Cluster()

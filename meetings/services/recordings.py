@@ -363,6 +363,15 @@ class RecordingService:
         async with self.db.read() as session:
             return await session_record(session, recording, start, recording.ended_at or utcnow())
 
+    async def deleted_by_names(self, recordings: Sequence[Recording]) -> dict[int, str]:
+        """Full names of the people who deleted these (visible) recordings: the tombstone says who."""
+        ids = {r.deleted_by_id for r in recordings if r.deleted_by_id is not None}
+        if not ids:
+            return {}
+        async with self.db.read() as session:
+            rows = (await session.execute(select(Person.id, Person.full_name).where(Person.id.in_(ids)))).tuples()
+            return dict(rows.all())
+
     async def register_files(self, caller: Caller, recording_id: object, manifest: dict[str, Any]) -> None:
         """Rows for the files a manifest lists (present ones), with their sizes and SHA-256 (the server
         only; once, as the recording is sealed)."""

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from meetings.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from meetings.models import Meeting, Person, Role
+from meetings.models import Meeting, Role
 from meetings.models.recordings import FILE_NAME_RE, Recording, RecordingState
 from meetings.policy import Action, decide
 from meetings.services.common import meeting_access
@@ -198,15 +197,6 @@ def _local(value: dt.datetime | None) -> str:
     return value.astimezone(LOCAL_TZ).strftime("%d/%m/%Y %H:%M") if value else ""
 
 
-async def _names(request: web.Request, person_ids: set[int]) -> dict[int, str]:
-    """Full names of the people who deleted recordings (read only; the tombstone says who)."""
-    if not person_ids:
-        return {}
-    async with services(request).db.read() as session:
-        rows = (await session.execute(select(Person.id, Person.full_name).where(Person.id.in_(person_ids)))).all()
-    return {pid: name for pid, name in rows}
-
-
 def summary(recording: Recording, meeting: Meeting | None, deleted_by: str | None = None) -> dict[str, Any]:
     return {
         "id": recording.id, "meeting_id": recording.meeting_id,
@@ -304,7 +294,7 @@ async def _find(request: web.Request) -> tuple[list[Recording], int, dict[str, s
 
 async def _summaries(request: web.Request, found: list[Recording]) -> list[dict[str, Any]]:
     meetings = {m.id: m for m in await services(request).meetings.list_visible(caller(request))}
-    names = await _names(request, {r.deleted_by_id for r in found if r.deleted_by_id is not None})
+    names = await services(request).recordings.deleted_by_names(found)
     return [summary(r, meetings.get(r.meeting_id), names.get(r.deleted_by_id) if r.deleted_by_id else None)
             for r in found]
 
@@ -348,7 +338,7 @@ async def archive_page(request: web.Request, *, verified: list[str] | None = Non
         start = max(0.0, float(request.query.get("t", "0")))
     except ValueError:
         start = 0.0
-    names = await _names(request, {recording.deleted_by_id} if recording.deleted_by_id else set())
+    names = await services(request).recordings.deleted_by_names([recording])
     base = f"/archive/{recording.id}"
     data = {
         "recording_id": recording.id, "base": base, "start": start if start < 10 ** 7 else 0.0,
@@ -618,7 +608,7 @@ async def api_list(request: web.Request) -> web.StreamResponse:
 async def api_recording(request: web.Request) -> web.StreamResponse:
     recording = await _recording(request)
     meeting = await _meeting(request, recording)
-    names = await _names(request, {recording.deleted_by_id} if recording.deleted_by_id else set())
+    names = await services(request).recordings.deleted_by_names([recording])
     manifest = await _manifest(request, recording)
     body = summary(recording, meeting, names.get(recording.deleted_by_id or 0))
     body["manifest"] = timeline(manifest) if manifest is not None else None
