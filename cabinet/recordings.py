@@ -18,6 +18,7 @@ from meetings.services import Services
 from recordings.errors import RecordingError
 from recordings.manifest import verify, write_manifest
 from recordings.recovery import recover, unfinished
+from recordings.tombstone import bury
 
 log = logging.getLogger("cabinet.recordings")
 SERVER = Caller(principal=None, address="server", system=True)
@@ -82,3 +83,38 @@ def bag_info(recording: Recording) -> list[tuple[str, str]]:
         ("Cabinet-Recording-Ended", recording.ended_at.isoformat() if recording.ended_at else ""),
         ("Cabinet-Manifest-SHA256", recording.manifest_sha256 or ""),
     ]
+
+
+#: How often the server looks for recordings whose retention period has ended.
+RETENTION_EVERY_S = 6 * 3600
+
+
+async def apply_retention(services: Services, root: Path, now: dt.datetime | None = None) -> int:
+    """Delete the media of recordings past their retention period (not on legal hold): a tombstone
+    stays, the audit trail says why. Returns how many were deleted."""
+    count = 0
+    for recording in await services.recordings.retention_due(now or dt.datetime.now(dt.UTC)):
+        reason = f"retention period '{recording.retention_class}' ended on {recording.keep_until:%Y-%m-%d}"
+        try:
+            names = await services.recordings.delete(SERVER, recording.id, reason)
+        except MeetingsError as exc:  # put on hold meanwhile, or already deleted
+            log.info("recording %s kept: %s", recording.id, exc)
+            continue
+        exports = root / ".exports"
+        await asyncio.to_thread(bury, root / recording.key, names, derived=[exports / f"{recording.key}.mp4",
+                                                                         exports / f"{recording.key}-bag.tar"],
+                                deleted_at=dt.datetime.now(dt.UTC).isoformat(), by="retention", reason=reason)
+        log.warning("recording %s deleted: %s", recording.id, reason,
+                    extra={"event": "recording.retention", "recording_id": recording.id})
+        count += 1
+    return count
+
+
+async def run_retention(services: Services, root: Path) -> None:
+    """The server's retention task: at start-up, then every RETENTION_EVERY_S."""
+    while True:
+        try:
+            await apply_retention(services, root)
+        except MeetingsError as exc:
+            log.error("retention could not run: %s", exc)
+        await asyncio.sleep(RETENTION_EVERY_S)

@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from cabinet.bootstrap import Runtime
-from cabinet.recordings import recover_recordings
+from cabinet.recordings import recover_recordings, run_retention
 from cabinet.storage import replay_attendance_journal, watch_storage
 from cabinet.tls import self_signed, ssl_context
 from meetings import demo
@@ -43,12 +43,21 @@ def build_app(runtime: Runtime, services: Services) -> web.Application:
 
     app.on_startup.append(recover_attendance)
 
+    retention: list[asyncio.Task[None]] = []
+
     async def finalise_recordings(_app: web.Application) -> None:
-        # Before any session records again: files a crash left are repaired and sealed.
+        # Before any session records again: files a crash left are repaired and sealed; then the
+        # retention task deletes what has outlived its retention period.
         if archive is not None:
             await recover_recordings(services, archive)
+            retention.append(asyncio.ensure_future(run_retention(services, archive)))
+
+    async def stop_retention(_app: web.Application) -> None:
+        for task in retention:
+            task.cancel()
 
     app.on_startup.append(finalise_recordings)
+    app.on_cleanup.append(stop_retention)
     watch_storage(app, services)
 
     async def start_refusal_log(_app: web.Application) -> None:

@@ -37,7 +37,7 @@ async def session_record(session: AsyncSession, recording: Recording, origin: dt
     meeting_id = recording.meeting_id
     span = _ms(until, origin) or 0
     offices = {o.id: o for o in (await session.scalars(select(Office))).all()}
-    names = dict((await session.execute(select(Person.id, Person.full_name))).tuples().all())
+    names = {pid: name for pid, name in (await session.execute(select(Person.id, Person.full_name))).all()}
 
     def office(office_id: int | None) -> dict[str, Any] | None:
         found = offices.get(office_id) if office_id is not None else None

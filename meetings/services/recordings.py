@@ -369,8 +369,8 @@ class RecordingService:
         if not ids:
             return {}
         async with self.db.read() as session:
-            rows = (await session.execute(select(Person.id, Person.full_name).where(Person.id.in_(ids)))).tuples()
-            return dict(rows.all())
+            rows = (await session.execute(select(Person.id, Person.full_name).where(Person.id.in_(ids)))).all()
+            return {person_id: name for person_id, name in rows}
 
     async def register_files(self, caller: Caller, recording_id: object, manifest: dict[str, Any]) -> None:
         """Rows for the files a manifest lists (present ones), with their sizes and SHA-256 (the server

@@ -32,6 +32,7 @@ from meetings.models.recordings import FILE_NAME_RE, Recording, RecordingState
 from meetings.policy import Action, decide
 from meetings.services.common import meeting_access
 from meetings.services.recordings import ACCESS_KINDS
+from recordings.tombstone import bury
 from web import keys
 from web.forms import caller, int_param, principal, read_form, services
 from web.middleware import see_other
@@ -552,18 +553,11 @@ async def delete(request: web.Request) -> web.StreamResponse:
     if not reason:
         raise ValidationFailed("give a reason for deleting the recording", field="reason")
     names = await services(request).recordings.delete(caller(request), recording.id, reason)
-    folder = _folder(request, recording)
     exports = _exports(request)
-
-    def remove() -> None:
-        for name in names:
-            if isinstance(name, str) and FILE_NAME_RE.match(name) and not name.startswith("."):
-                (folder / name).unlink(missing_ok=True)
-        # Derived copies hold the same media.
-        for derived in (exports / f"{recording.key}.mp4", exports / f"{recording.key}-bag.tar"):
-            derived.unlink(missing_ok=True)
-
-    await asyncio.to_thread(remove)
+    await asyncio.to_thread(
+        bury, _folder(request, recording), names,
+        derived=[exports / f"{recording.key}.mp4", exports / f"{recording.key}-bag.tar"],
+        deleted_at=dt.datetime.now(dt.UTC).isoformat(), by=principal(request).person_id, reason=reason)
     job = _jobs(request).exports.pop(recording.id, None)
     if job is not None:
         job.cancelled = True
