@@ -93,6 +93,8 @@ class Record:
     #: office id -> reason, and person id -> reason
     excused_offices: dict[int, str] = field(default_factory=dict)
     excused_people: dict[int, str] = field(default_factory=dict)
+    #: The session's sealed recordings: (recording id, started, ended, duration ms, manifest SHA-256).
+    recordings: tuple[tuple[int, dt.datetime, dt.datetime | None, int, str], ...] = ()
 
 
 def _t(value: dt.datetime | None) -> str | None:
@@ -189,6 +191,10 @@ def draft(record: Record) -> dict[str, Any]:
         "items": [_item(record, i) for i in sorted(record.items, key=lambda i: i.position)],
         "attendance": attendance(record),
         "note": "",
+        # Only when the session was recorded: minutes of earlier sessions keep their exact body.
+        **({"recordings": [{"id": rid, "started_at": _t(start), "ended_at": _t(end), "duration_ms": ms,
+                            "manifest_sha256": sha} for rid, start, end, ms, sha in record.recordings]}
+           if record.recordings else {}),
     }
 
 

@@ -337,6 +337,11 @@ class SessionRecorder:
         except RecordingError as exc:
             logger.error("recording %s: %s", self.directory.name, exc)
 
+    def bytes_written(self) -> int:
+        """What this recording's files hold so far (for the archive's quota)."""
+        return sum(f.writer.bytes_written for f in self.files.values() if f.writer is not None) + sum(
+            f.summary.size for f in self.files.values() if f.writer is None and f.summary is not None)
+
     def anchors(self) -> dict[str, dict[str, Any]]:
         """Per file name: the anchors and sender reports of its time line (for the manifest)."""
         out: dict[str, dict[str, Any]] = {}

@@ -35,6 +35,8 @@ log = logging.getLogger("signaling.recording")
 SERVER = Caller(principal=None, address="server", system=True)
 #: The recorder's id among the router's subscribers (never a participant id: those start with "p").
 RECORDER_ID = "recorder"
+#: How often the archive's quota is checked while recording.
+QUOTA_CHECK_S = 15.0
 
 
 class RoomRecording:
@@ -94,6 +96,7 @@ class RoomRecording:
                 return
             self.recorder, self.recording_id = recorder, recording.id
             self.update_stage()
+            self.room._spawn(self._watch_quota(recorder))
         await self._announce()
 
     async def stop(self, caller: Caller = SERVER) -> None:
@@ -148,6 +151,32 @@ class RoomRecording:
         await self.services.recordings.resume(caller, self.recording_id)
         self.recorder.resume()
         await self._announce()
+
+    # -- quota ----------------------------------------------------------------------------------
+
+    async def _watch_quota(self, recorder: SessionRecorder) -> None:
+        """While recording: warn the moderators at the archive's warning level, and stop recording (the
+        session goes on) when the quota is reached."""
+        warned = False
+        while self.recorder is recorder:
+            try:
+                used, quota = await self.services.recordings.usage()
+            except MeetingsError as exc:
+                log.warning("the archive's usage is unknown: %s", exc)
+                used, quota = 0, 0
+            if quota > 0:
+                used += recorder.bytes_written()
+                percent = used * 100 / quota
+                if used >= quota:
+                    self._on_alarm(f"the archive's quota is reached ({used // 2**20} of {quota // 2**20} MiB): "
+                                   "recording stopped; free space or raise the quota")
+                    await self.stop()
+                    return
+                if percent >= self.services.recordings.config.recording_quota_warn_percent and not warned:
+                    warned = True
+                    self._on_alarm(f"the archive is at {percent:.0f} % of its quota ({used // 2**20} of "
+                                   f"{quota // 2**20} MiB); recording stops when it is full")
+            await asyncio.sleep(QUOTA_CHECK_S)
 
     # -- stage, owners, alarms --------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from meetings.models import AuditEvent, FloorGrant, Meeting, Office, Person
 from meetings.models.base import utcnow
 from meetings.models.decisions import Decision, Minutes, MinutesState, Vote
 from meetings.models.record import ExcusedAbsence
+from meetings.models.recordings import Recording, RecordingState
 from meetings.policy import Action, Caller, decide, require
 from meetings.services.common import clean_long_text, meeting_access, record, record_access
 from meetings.services.meetings import MeetingService
@@ -53,6 +54,8 @@ async def gather(session: AsyncSession, meeting: Meeting) -> md.Record:
         select(Decision).where(Decision.meeting_id == meeting.id))).all()}
     votes = (await session.scalars(select(Vote).where(Vote.meeting_id == meeting.id))).all()
     excused = (await session.scalars(select(ExcusedAbsence).where(ExcusedAbsence.meeting_id == meeting.id))).all()
+    sealed = (await session.scalars(select(Recording).where(
+        Recording.meeting_id == meeting.id, Recording.state == RecordingState.CLOSED).order_by(Recording.id))).all()
     person_ids = {g.person_id for g in grants} | set(live.register.people) | {e.person_id for e in excused
                                                                               if e.person_id}
     people = {p.id: p.full_name for p in (await session.scalars(
@@ -88,6 +91,7 @@ async def gather(session: AsyncSession, meeting: Meeting) -> md.Record:
         site_ids=live.site_ids, offices=offices, people=people,
         excused_offices={e.office_id: e.reason for e in excused if e.office_id is not None},
         excused_people={e.person_id: e.reason for e in excused if e.person_id is not None},
+        recordings=tuple((r.id, r.started_at, r.ended_at, r.duration_ms, r.manifest_sha256 or "") for r in sealed),
     )
 
 
