@@ -10,7 +10,9 @@ A real server process records the session from opening to closing. The bots stam
   marker;
 * the proceedings carry the chair, then the floor holder from the grant, then the chair again;
 * the recording is sealed (row closed, manifest SHA-256 in the audit trail) within 30 s of closing,
-  and ``verify`` finds it intact.
+  and ``verify`` finds it intact;
+* Chromium plays it from the archive page (the chair, logged in): currentTime advances, and a click
+  on the second agenda item lands within 1 s of its start.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any
 
 import av
 import pytest
+from browser_harness import CHROMIUM, close_all, new_participant, until
+from playwright.async_api import Browser
 
 from bots.bot import Bot, BotOptions
 from bots.media_files import MediaParams, PreEncodedMedia, load_media
@@ -37,7 +41,8 @@ from recordings.webm_repair import read_frames
 from server_process import ServerProcess
 from session_helpers import eventually, new_session, token_for
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+PLAYER = "document.getElementById('player')"
 CLI = Caller.cli()
 SESSION_SECONDS = 90
 
@@ -106,7 +111,9 @@ def decode_count(path: Path) -> int:
 
 
 async def test_three_bots_ninety_seconds_recorded_chaptered_aligned_and_sealed(
-        tmp_path: Path, small_media: PreEncodedMedia, bots: dict[str, Bot]) -> None:
+        tmp_path: Path, small_media: PreEncodedMedia, bots: dict[str, Bot], browser: Browser) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
     server = ServerProcess(tmp_path / "data").start()
     try:
         meeting_id = await new_session(server)  # type: ignore[arg-type]
@@ -152,6 +159,8 @@ async def test_three_bots_ninety_seconds_recorded_chaptered_aligned_and_sealed(
         manifest = load_manifest(directory)
         items_rows, audit = await live_record(server, meeting_id)
         assert any(e.action == "recording.close" and recording.manifest_sha256 in str(e.details) for e in audit)
+        await bots["governor"].stop()  # the machine's two cores: one browser next to the server
+        await play_in_chromium(browser, server.url, recording.id, manifest["record"]["chapters"])
     finally:
         await asyncio.gather(*(asyncio.wait_for(bot.stop(), 20) for bot in bots.values()), return_exceptions=True)
         bots.clear()
@@ -202,6 +211,24 @@ async def test_three_bots_ninety_seconds_recorded_chaptered_aligned_and_sealed(
     holder = [ms for ms, source in video if source == governor_tag]
     assert holder and 24_000 < holder[0] < 30_000 and 68_000 < holder[-1] < 75_000, (holder[:1], holder[-1:])
     assert all(source == chair_tag for ms, source in video if ms < holder[0] or ms > holder[-1])
+
+
+async def play_in_chromium(browser: Browser, url: str, recording_id: int, chapters: list[dict[str, Any]]) -> None:
+    """The chair opens the recording's page: the proceedings play; the second item's chapter seeks."""
+    viewer = await new_participant(browser, url, "chair")
+    try:
+        page = viewer.page
+        await page.goto(f"{url}/archive/{recording_id}")
+        await until(page, f"{PLAYER}.readyState >= 1 && {PLAYER}.duration > 60", timeout=20)
+        await page.evaluate(f"{PLAYER}.muted = true; {PLAYER}.play()")
+        await until(page, f"{PLAYER}.currentTime > 1.0", timeout=20)
+        target = chapters[1]["start_ms"] / 1000
+        await page.click("#chapters li:nth-child(2) button.seek")
+        await until(page, f"Math.abs({PLAYER}.currentTime - {target}) < 1.0 && !{PLAYER}.seeking", timeout=15)
+        await until(page, f"{PLAYER}.currentTime > {target + 0.5}", timeout=15)  # and plays on from there
+        assert viewer.errors == [], viewer.errors
+    finally:
+        await close_all([viewer])
 
 
 async def _item_ids(server: ServerProcess, meeting_id: int) -> list[int]:
