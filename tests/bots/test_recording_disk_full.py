@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
 
-from bots.bot import Bot, BotOptions
-from bots.media_files import MediaParams, PreEncodedMedia, load_media
+from bots.bot import Bot
+from bots.media_files import PreEncodedMedia
 from meetings.policy import Caller
 from recordings.manifest import load_manifest, verify
+from bot_fixtures import bots, small_media, start_publishing_bots  # noqa: F401 (fixtures)
 from server_process import ServerProcess
 from session_helpers import eventually, new_session, token_for
 from test_disk_full import Tmpfs
@@ -32,12 +33,6 @@ pytestmark = [
 CLI = Caller.cli()
 
 
-@pytest.fixture(scope="module")
-def small_media(tmp_path_factory: pytest.TempPathFactory) -> PreEncodedMedia:
-    return load_media(MediaParams(width=320, height=180, video_bitrate=150_000, loop_seconds=2.0),
-                      tmp_path_factory.mktemp("media"))
-
-
 @pytest.fixture
 def archive_disk(tmp_path: Path) -> Iterator[Tmpfs]:
     fs = Tmpfs(tmp_path / "archive", size="20m")
@@ -45,13 +40,6 @@ def archive_disk(tmp_path: Path) -> Iterator[Tmpfs]:
         yield fs
     finally:
         fs.close()
-
-
-@pytest.fixture
-async def bots() -> AsyncIterator[dict[str, Bot]]:
-    made: dict[str, Bot] = {}
-    yield made
-    await asyncio.gather(*(asyncio.wait_for(bot.stop(), 20) for bot in made.values()), return_exceptions=True)
 
 
 async def the_recording(server: ServerProcess, meeting_id: int):  # type: ignore[no-untyped-def]
@@ -72,11 +60,8 @@ async def test_a_full_archive_disk_stops_the_recording_not_the_session(
                            env={"CABINET_RECORDINGS__DIRECTORY": str(archive_disk.mount)}).start()
     try:
         meeting_id = await new_session(server)  # type: ignore[arg-type]
-        for name in ("chair", "governor"):
-            token = await token_for(server, name, meeting_id)  # type: ignore[arg-type]
-            bots[name] = Bot(BotOptions(url=server.url, token=token, name=name, subscribe=False, reconnect=False,
-                                        timeout=30), small_media)
-            await asyncio.wait_for(bots[name].start(), 40)
+        tokens = {name: await token_for(server, name, meeting_id) for name in ("chair", "governor")}  # type: ignore[arg-type]
+        await start_publishing_bots(server.url, tokens, small_media, bots)
         chair = bots["chair"].client
         governor_pid = bots["governor"].client.participant_id
         assert (await chair.call("session", {"action": "open"}))["ok"]

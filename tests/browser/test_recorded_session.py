@@ -22,7 +22,6 @@ import datetime as dt
 import secrets
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,14 @@ import pytest
 from browser_harness import CHROMIUM, close_all, new_participant, until
 from playwright.async_api import Browser
 
-from bots.bot import Bot, BotOptions
-from bots.media_files import MediaParams, PreEncodedMedia, load_media
+from bots.bot import Bot
+from bots.media_files import PreEncodedMedia
 from bots.stamp import read_stamp, source_tag
 from meetings.policy import Caller
 from recordings.manifest import load_manifest, verify
 from recordings.session import PROCEEDINGS_NAME
 from recordings.webm_repair import read_frames
+from bot_fixtures import bots, small_media, start_publishing_bots  # noqa: F401 (fixtures)
 from server_process import ServerProcess
 from session_helpers import eventually, new_session, token_for
 
@@ -45,19 +45,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 PLAYER = "document.getElementById('player')"
 CLI = Caller.cli()
 SESSION_SECONDS = 90
-
-
-@pytest.fixture(scope="module")
-def small_media(tmp_path_factory: pytest.TempPathFactory) -> PreEncodedMedia:
-    return load_media(MediaParams(width=320, height=180, video_bitrate=150_000, loop_seconds=2.0),
-                      tmp_path_factory.mktemp("media"))
-
-
-@pytest.fixture
-async def bots() -> AsyncIterator[dict[str, Bot]]:
-    made: dict[str, Bot] = {}
-    yield made
-    await asyncio.gather(*(asyncio.wait_for(bot.stop(), 20) for bot in made.values()), return_exceptions=True)
 
 
 async def delegate_token(server: ServerProcess, meeting_id: int) -> str:
@@ -120,10 +107,7 @@ async def test_three_bots_ninety_seconds_recorded_chaptered_aligned_and_sealed(
         tokens = {"chair": await token_for(server, "chair", meeting_id),  # type: ignore[arg-type]
                   "governor": await token_for(server, "governor", meeting_id),  # type: ignore[arg-type]
                   "delegate": await delegate_token(server, meeting_id)}
-        for name, token in tokens.items():
-            bots[name] = Bot(BotOptions(url=server.url, token=token, name=name, subscribe=False, reconnect=False,
-                                        speaking=name == "chair", timeout=30), small_media)
-            await asyncio.wait_for(bots[name].start(), 40)
+        await start_publishing_bots(server.url, tokens, small_media, bots, speaking=("chair",))
         chair = bots["chair"].client
         pid = {name: bot.client.participant_id for name, bot in bots.items()}
         items = await _item_ids(server, meeting_id)
