@@ -27,8 +27,14 @@ def _ms(moment: dt.datetime | None, origin: dt.datetime) -> int | None:
     return int((moment - origin).total_seconds() * 1000)
 
 
-def _overlaps(start: int | None, end: int | None, span_end: int) -> bool:
-    return start is not None and start <= span_end and (end is None or end >= 0)
+def _clip(start: dt.datetime | None, end: dt.datetime | None, origin: dt.datetime,
+          span: int) -> tuple[int, int] | None:
+    """(start ms, end ms) of an interval on the recording's time line, cut to the recording's span
+    ``0..span``; None when it never touched the recording (or never started)."""
+    begin, finish = _ms(start, origin), _ms(end, origin)
+    if begin is None or begin > span or (finish is not None and finish < 0):
+        return None
+    return max(begin, 0), min(finish if finish is not None else span, span)
 
 
 async def session_record(session: AsyncSession, recording: Recording, origin: dt.datetime,
@@ -48,20 +54,17 @@ async def session_record(session: AsyncSession, recording: Recording, origin: dt
     items = (await session.scalars(select(AgendaItem).where(AgendaItem.meeting_id == meeting_id)
                                    .order_by(AgendaItem.position))).all()
     for item in items:
-        start, end = _ms(item.started_at, origin), _ms(item.ended_at, origin)
-        if _overlaps(start, end, span):
+        if (clipped := _clip(item.started_at, item.ended_at, origin, span)) is not None:
             chapters.append({"item_id": item.id, "position": item.position, "title": item.title,
-                             "start_ms": max(start or 0, 0), "end_ms": min(end if end is not None else span, span)})
+                             "start_ms": clipped[0], "end_ms": clipped[1]})
     speakers = []
     grants = (await session.scalars(select(FloorGrant).where(FloorGrant.meeting_id == meeting_id)
                                     .order_by(FloorGrant.granted_at))).all()
     for grant in grants:
-        start, end = _ms(grant.granted_at, origin), _ms(grant.ended_at, origin)
-        if _overlaps(start, end, span):
+        if (clipped := _clip(grant.granted_at, grant.ended_at, origin, span)) is not None:
             speakers.append({"person_id": grant.person_id, "name": names.get(grant.person_id, ""),
                              "office": office(grant.office_id), "item_id": grant.item_id,
-                             "start_ms": max(start or 0, 0), "end_ms": min(end if end is not None else span, span),
-                             "end_reason": grant.end_reason})
+                             "start_ms": clipped[0], "end_ms": clipped[1], "end_reason": grant.end_reason})
     decisions = [{"item_id": d.item_id, "outcome": d.outcome.value, "text": d.text, "at_ms": _ms(d.recorded_at, origin)}
                  for d in (await session.scalars(select(Decision).where(Decision.meeting_id == meeting_id))).all()]
     votes = [{"item_id": v.item_id, "question": v.question, "opened_ms": _ms(v.opened_at, origin),
@@ -72,10 +75,10 @@ async def session_record(session: AsyncSession, recording: Recording, origin: dt
     intervals = (await session.scalars(select(AttendanceInterval).where(AttendanceInterval.meeting_id == meeting_id)
                                        .order_by(AttendanceInterval.joined_at))).all()
     for interval in intervals:
-        start, end = _ms(interval.joined_at, origin), _ms(interval.left_at, origin)
-        if _overlaps(start, end, span):
+        if (clipped := _clip(interval.joined_at, interval.left_at, origin, span)) is not None:
             participants.append({"person_id": interval.person_id, "name": names.get(interval.person_id, ""),
-                                 "office": office(interval.office_id), "joined_ms": start, "left_ms": end})
+                                 "office": office(interval.office_id), "joined_ms": clipped[0],
+                                 "left_ms": clipped[1] if interval.left_at is not None else None})
     return {"meeting_id": meeting_id, "recording_id": recording.id, "origin_utc": origin.isoformat(),
             "chapters": chapters, "speakers": speakers, "decisions": decisions, "votes": votes,
             "participants": participants}
