@@ -138,7 +138,8 @@ class Vp8Assembler:
         if ext in self._parts:
             stats.duplicates += 1
             return []
-        self._highest = max(self._highest, ext)
+        if ext > self._highest:
+            self._highest = ext
         self._parts[ext] = _Part(packet.timestamp, bool(b0 & 0x10 and not b0 & 0x07), bool(packet.marker),
                                  packet.arrival_ms, payload[offset:])
         return self._drain(packet.arrival_ms)
@@ -167,7 +168,7 @@ class Vp8Assembler:
             if frame_end is not None:
                 self._emit(out, self._next, frame_end)
                 continue
-            oldest = min(p.arrival_ms for p in parts.values())
+            oldest = next(iter(parts.values())).arrival_ms  # parts are kept in arrival order
             if now_ms - oldest < self.wait_ms and len(parts) < self.max_packets:
                 break
             self._give_up()
