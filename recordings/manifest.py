@@ -58,8 +58,7 @@ def read_content(path: Path) -> TrackContent:
 
 
 def assemble(directory: Path, record: dict[str, Any] | None = None, *,
-             stats: dict[str, dict[str, int]] | None = None,
-             anchors: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+             stats: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     """The manifest of a finalised folder (media files closed or repaired) as a dict."""
     events = read_journal(directory / JOURNAL_NAME)
     start = next((e for e in events if e["event"] == "start"), None)
@@ -67,7 +66,12 @@ def assemble(directory: Path, record: dict[str, Any] | None = None, *,
         raise RecordingError(f"{directory.name}: the journal has no start event")
     stopped = next((e for e in events if e["event"] == "stop"), None)
     files: list[dict[str, Any]] = []
-    ended: dict[str, dict[str, Any]] = {e["name"]: e for e in events if e["event"] == "file_end"}
+    timing: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for event in events:  # the time line's evidence, journaled as it was made
+        if event["event"] in ("anchor", "sender_report"):
+            entry_ = {k: v for k, v in event.items() if k not in ("event", "name")}
+            timing.setdefault(str(event.get("name")), {"anchors": [], "sender_reports": []})[
+                "anchors" if event["event"] == "anchor" else "sender_reports"].append(entry_)
     last_ms = 0
     for event in events:
         if event["event"] != "file":
@@ -90,10 +94,7 @@ def assemble(directory: Path, record: dict[str, Any] | None = None, *,
             last_ms=content.last_ms,
             frames={str(k): v for k, v in sorted(content.frames.items())},
         )
-        timing = (anchors or {}).get(name) or ended.get(name)
-        if timing is not None:
-            entry["anchors"] = timing.get("anchors", [])
-            entry["sender_reports"] = timing.get("sender_reports", [])
+        entry.update(timing.get(name, {"anchors": [], "sender_reports": []}))
         if stats and name in stats:
             entry["received"] = stats[name]
         files.append(entry)

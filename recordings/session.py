@@ -204,9 +204,13 @@ class SessionRecorder:
     def _all_feeds(self) -> list[StreamFeed]:
         return [t.feed for t in self._tapped.values()] + list(self._stage_feeds.values())
 
-    def _new_clock(self, clock_rate: int) -> TrackClock:
+    def _new_clock(self, clock_rate: int, file_name: str, track: int = 1) -> TrackClock:
         assert self.state is not None
-        return TrackClock(clock_rate=clock_rate, origin_ms=self.state.origin_ms)
+
+        def journal(kind: str, fields: dict[str, Any]) -> None:
+            self._journal_event(kind, name=file_name, track=track, **fields)
+
+        return TrackClock(clock_rate=clock_rate, origin_ms=self.state.origin_ms, listener=journal)
 
     def _tap(self, producer: Producer) -> None:
         if self.closed or producer.id in self._tapped or producer.closed:
@@ -221,7 +225,7 @@ class SessionRecorder:
         file = RecordedFile(self.directory, name, title=owner.label, on_failure=self._on_file_failure)
         self.files[name] = file
         kind = producer.kind
-        clock = self._new_clock(producer.parameters.clock_rate or (90000 if kind == "video" else 48000))
+        clock = self._new_clock(producer.parameters.clock_rate or (90000 if kind == "video" else 48000), name)
 
         def specs(frame: EncodedFrame) -> list[TrackSpec]:
             if kind == "video":
@@ -250,9 +254,7 @@ class SessionRecorder:
             return
         file = tapped.feed.file
         file.close()
-        self._journal_event("file_end", name=file.name, media_ms=self.media_ms(),
-                            anchors=[a.__dict__ for a in tapped.feed.clock.anchors],
-                            sender_reports=[s.__dict__ for s in tapped.feed.clock.sender_reports])
+        self._journal_event("file_end", name=file.name, media_ms=self.media_ms())
 
     # -- proceedings ------------------------------------------------------------------------
 
@@ -274,9 +276,9 @@ class SessionRecorder:
                 source.request_keyframe()
 
         self._stage_feeds = {
-            audio_slot.ssrc: StreamFeed(file=file, track=1, kind="audio", clock=self._new_clock(48000),
+            audio_slot.ssrc: StreamFeed(file=file, track=1, kind="audio", clock=self._new_clock(48000, file.name, 1),
                                         request_keyframe=lambda: None),
-            video_slot.ssrc: StreamFeed(file=file, track=2, kind="video", clock=self._new_clock(90000),
+            video_slot.ssrc: StreamFeed(file=file, track=2, kind="video", clock=self._new_clock(90000, file.name, 2),
                                         request_keyframe=request_keyframe),
         }
         stage.on("switch", self._on_stage_switch)
@@ -341,18 +343,6 @@ class SessionRecorder:
         """What this recording's files hold so far (for the archive's quota)."""
         return sum(f.writer.bytes_written for f in self.files.values() if f.writer is not None) + sum(
             f.summary.size for f in self.files.values() if f.writer is None and f.summary is not None)
-
-    def anchors(self) -> dict[str, dict[str, Any]]:
-        """Per file name: the anchors and sender reports of its time line (for the manifest)."""
-        out: dict[str, dict[str, Any]] = {}
-        for tapped in self._tapped.values():
-            clock = tapped.feed.clock
-            out[tapped.feed.file.name] = {"anchors": [a.__dict__ for a in clock.anchors],
-                                          "sender_reports": [s.__dict__ for s in clock.sender_reports]}
-        for feed in self._stage_feeds.values():
-            entry = out.setdefault(feed.file.name, {"anchors": [], "sender_reports": []})
-            entry["anchors"] += [dict(a.__dict__, track=feed.track) for a in feed.clock.anchors]
-        return out
 
     def feed_stats(self) -> dict[str, dict[str, int]]:
         """Per file name: packets, frames and frames lost of its streams."""

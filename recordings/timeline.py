@@ -12,7 +12,9 @@ report (NTP <-> RTP), is kept for the manifest so the mapping can be checked aft
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 #: Past this disagreement between RTP time and arrival time, the track re-anchors.
 DEFAULT_REANCHOR_MS = 1000
@@ -49,6 +51,9 @@ class TrackClock:
     reanchor_ms: int = DEFAULT_REANCHOR_MS
     anchors: list[Anchor] = field(default_factory=list)
     sender_reports: list[SenderReportAnchor] = field(default_factory=list)
+    #: Told of every anchor and kept sender report as it is made ("anchor" | "sender_report", fields):
+    #: the recorder journals them, so a crash does not lose the time line's evidence.
+    listener: Callable[[str, dict[str, Any]], None] | None = None
     _last_rtp: int | None = None
     _unwrapped: int = 0
     _anchor_rtp: int = 0
@@ -83,13 +88,19 @@ class TrackClock:
 
     def _set_anchor(self, rtp: int, media_ms: int, reason: str) -> None:
         self._anchor_rtp, self._anchor_ms = rtp, media_ms
-        self.anchors.append(Anchor(rtp, media_ms, reason))
+        anchor = Anchor(rtp, media_ms, reason)
+        self.anchors.append(anchor)
+        if self.listener is not None:
+            self.listener("anchor", asdict(anchor))
 
     def add_sender_report(self, ntp_timestamp: int, rtp_timestamp: int, now_ms: int) -> None:
         media = now_ms - self.origin_ms
         reports = self.sender_reports
         if len(reports) < 3 or media - reports[-1].media_ms >= SR_EVERY_MS:
-            reports.append(SenderReportAnchor(ntp_timestamp, rtp_timestamp, media))
+            report = SenderReportAnchor(ntp_timestamp, rtp_timestamp, media)
+            reports.append(report)
+            if self.listener is not None:
+                self.listener("sender_report", asdict(report))
 
     @property
     def last_ms(self) -> int:

@@ -255,8 +255,6 @@ class SessionControl:
             raise Forbidden("only the secretariat and the chair open and close the session")
         if action == "open":
             meeting = await self.services.session.open(moderator.caller, self.room.meeting_id)
-            self._set_state(meeting)
-            await self.room.recording.start(moderator.caller)
         else:
             if self.roll_call is not None:
                 await self.roll_call_action(moderator, "close")
@@ -271,6 +269,8 @@ class SessionControl:
             await self.room.outbox.broadcast(self.room, "agenda", self.room.moderation.agenda)
         self._set_state(meeting)
         self.gate_all()
+        if action == "open":  # once the gate is shut: a voice the session does not hear is not recorded
+            await self.room.recording.start(moderator.caller)
         await self.room.outbox.broadcast(self.room, "session", self.session_payload())
         self._spawn(self._written())
         return {"session": self.session_payload()}

@@ -121,7 +121,7 @@ class RoomRecording:
         origin = recorder.state.started_utc if recorder.state is not None else None
         record = await self.services.recordings.session_record(SERVER, recording_id, origin)
         manifest = await asyncio.to_thread(
-            assemble, recorder.directory, record, stats=recorder.feed_stats(), anchors=recorder.anchors())
+            assemble, recorder.directory, record, stats=recorder.feed_stats())
         sha = await asyncio.to_thread(write_manifest, recorder.directory, manifest)
         size = sum(f.path.stat().st_size for f in files if f.path.exists())
         await self.services.recordings.register_files(SERVER, recording_id, manifest)

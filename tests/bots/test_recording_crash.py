@@ -86,6 +86,7 @@ async def test_kill_9_mid_recording_loses_at_most_a_second_and_verify_names_a_ch
     for entry in manifest["files"]:
         if not entry["present"]:
             continue
+        assert entry["anchors"], entry["name"]  # the time line's anchors were journaled as they came
         path = directory / entry["name"]
         with av.open(str(path)) as container:  # seekable, with a duration
             assert container.duration is not None and container.duration > (kill_after - 2) * 1e6, entry["name"]

@@ -129,12 +129,12 @@ async def test_two_publishers_recorded_with_proceedings_switch_and_pause(
     directory = tmp_path / "rec"
     with codecs_forbidden() as no_codecs:
         recorder, files = await record_two_publishers(router, small_media, directory, alarms)
-    stats, anchors = recorder.feed_stats(), recorder.anchors()
+    stats = recorder.feed_stats()
     assert no_codecs == [] and alarms == []
     assert sorted(f.name for f in files) == [PROCEEDINGS_NAME, "track-001-audio.webm", "track-002-video.webm",
                                              "track-003-audio.webm", "track-004-video.webm"]
 
-    manifest = assemble(directory, {"chapters": []}, stats=stats, anchors=anchors)
+    manifest = assemble(directory, {"chapters": []}, stats=stats)
     sha = write_manifest(directory, manifest)
     assert verify(directory, sha) == []
     assert not manifest["recovered"] and manifest["gaps"] == []
@@ -145,6 +145,10 @@ async def test_two_publishers_recorded_with_proceedings_switch_and_pause(
 
     medians: list[float] = []
     for entry in manifest["files"]:
+        # Wall-clock evidence of every track's time line: its first anchor, and the senders' reports.
+        assert entry["anchors"] and entry["anchors"][0]["reason"] == "first", entry["name"]
+        if entry["kind"] == "track":
+            assert entry["sender_reports"], entry["name"]
         path = directory / entry["name"]
         decoded = decode_all(path)
         per_track = stamped(path)
