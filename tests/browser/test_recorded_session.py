@@ -210,6 +210,7 @@ async def play_in_chromium(browser: Browser, url: str, recording_id: int, chapte
         await page.click("#chapters li:nth-child(2) button.seek")
         await until(page, f"Math.abs({PLAYER}.currentTime - {target}) < 1.0 && !{PLAYER}.seeking", timeout=15)
         await until(page, f"{PLAYER}.currentTime > {target + 0.5}", timeout=15)  # and plays on from there
+        await viewer.screenshot("archive-recorded-session")  # test-artifacts/, for a look at the page
         assert viewer.errors == [], viewer.errors
     finally:
         await close_all([viewer])

@@ -215,6 +215,13 @@ def summary(recording: Recording, meeting: Meeting | None, deleted_by: str | Non
     }
 
 
+def _office_names(office: Any) -> dict[str, str] | None:
+    """A manifest's office ({id, code, name, name_km}) as the names the page shows, per language."""
+    if not isinstance(office, dict):
+        return None
+    return {"en": str(office.get("name", "")), "km": str(office.get("name_km") or office.get("name", ""))}
+
+
 def timeline(manifest: dict[str, Any] | None) -> dict[str, Any]:
     """What the playback page and the API show of a manifest: chapters, speakers, decisions, pauses, gaps
     and files, times in milliseconds from the recording's start."""
@@ -236,7 +243,8 @@ def timeline(manifest: dict[str, Any] | None) -> dict[str, Any]:
         "chapters": [{"item_id": c.get("item_id"), "title": str(c.get("title", "")),
                       "start_ms": int(c.get("start_ms") or 0), "end_ms": c.get("end_ms")}
                      for c in items(record.get("chapters"))],
-        "speakers": [{"person_id": s.get("person_id"), "name": str(s.get("name", "")), "office": s.get("office"),
+        "speakers": [{"person_id": s.get("person_id"), "name": str(s.get("name", "")),
+                      "office": _office_names(s.get("office")),
                       "start_ms": int(s.get("start_ms") or 0), "end_ms": s.get("end_ms")}
                      for s in items(record.get("speakers"))],
         "decisions": [{"item_id": d.get("item_id"), "text": str(d.get("text", "")),
