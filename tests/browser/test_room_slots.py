@@ -262,6 +262,10 @@ async def test_the_stage_follows_the_floor_the_spotlight_and_a_pin(
     assert [s["slotId"] for s in state["slots"]][:3] == ["stage-audio", "stage-video", "video-0"]
 
     await open_session(secretariat)
+    # The session is recorded from its opening: every participant's page says so.
+    for viewer in (governor, secretariat):
+        await until(viewer.page, "document.getElementById('recording-indicator').dataset.state === 'recording'"
+                    " && !document.getElementById('recording-indicator').hidden")
     # The floor: the holder goes on every stage, named there.
     await call(secretariat, "floor", {"action": "grant", "participant_id": a})
     for viewer in (governor, secretariat):
