@@ -22,7 +22,6 @@ from typing import Any
 
 import av
 import pytest
-from aiohttp import web
 from yarl import URL
 
 from harness import Client, LiveServer, make_config
@@ -30,8 +29,6 @@ from meetings.policy import Caller
 from recordings.journal import Journal
 from recordings.manifest import assemble, write_manifest
 from recordings.webm import TrackSpec, WebmWriter
-from web import keys
-from web.app import AccessLogger
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -183,29 +180,8 @@ async def create_recording(services: Any, archive: Path, meeting_id: int, *, sec
 
 # ------------------------------------------------------------------------------------------ server
 
-class ArchiveServer(LiveServer):
-    """The live server with the archive root set (as cabinet/server.py passes config.archive_path)."""
-
-    async def _main(self) -> None:
-        from cabinet.server import build_app, load_demo_if_empty, tls_context
-
-        assert self.runtime is not None
-        services = self.runtime.services()
-        if self.demo:
-            await load_demo_if_empty(services)
-        self.served = services
-        app = build_app(self.runtime, services)
-        if app.get(keys.ARCHIVE_ROOT) is None:
-            app[keys.ARCHIVE_ROOT] = self.config.archive_path
-        runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, 0, ssl_context=tls_context(self.runtime))
-        await site.start()
-        self.port = runner.addresses[0][1]
-        self._stop = asyncio.Event()
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+#: The live server: cabinet/server.py gives the web app the archive's folder (config.archive_path).
+ArchiveServer = LiveServer
 
 
 def start_archive_server(tmp: Path) -> ArchiveServer:
