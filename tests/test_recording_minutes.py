@@ -9,6 +9,7 @@ import json
 from meetings import demo
 from meetings.models import MeetingKind
 from meetings.services import Services
+from web.render import create_environment
 from test_recordings_service import CLI, SHA, closed_recording, meeting_of
 
 
@@ -24,3 +25,8 @@ async def test_minutes_carry_the_recordings_seals(services: Services) -> None:
     approved = await s.minutes.approve(CLI, session.id, version=minutes.version)
     assert json.loads(approved.body)["recordings"][0]["manifest_sha256"] == SHA
     assert (await s.minutes.verify(CLI, session.id)).ok
+    # The printed minutes (the PDF's HTML) list the recording with its seal.
+    template = create_environment().from_string(
+        '{% from "meetings/_record.html" import body_view %}{{ body_view(body, "en", hm) }}')
+    printed = template.render(body=json.loads(approved.body), hm=lambda value, with_date=False: value or "")
+    assert f"Recording {rec_id}" in printed and SHA in printed
