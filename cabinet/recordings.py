@@ -16,8 +16,9 @@ from meetings.models.recordings import Recording
 from meetings.policy import Caller
 from meetings.services import Services
 from recordings.errors import RecordingError
-from recordings.manifest import verify, write_manifest
-from recordings.recovery import recover, unfinished
+from recordings.manifest import assemble, verify, write_manifest
+from recordings.journal import journal_start
+from recordings.recovery import repair_files, unfinished
 from recordings.tombstone import bury
 
 log = logging.getLogger("cabinet.recordings")
@@ -30,34 +31,31 @@ async def recover_recordings(services: Services, root: Path) -> int:
     count = 0
     for directory in await asyncio.to_thread(unfinished, root):
         try:
-            recovered = await asyncio.to_thread(recover, directory)
+            truncated = await asyncio.to_thread(repair_files, directory)
+            start = await asyncio.to_thread(journal_start, directory)
         except (OSError, RecordingError) as exc:
             log.error("recording %s could not be finalised: %s", directory.name, exc,
                       extra={"event": "recording.recovery_failed"})
             continue
-        manifest = recovered.manifest
-        recording_id = manifest["recording"].get("recording_id")
+        recording_id = start.get("recording_id")
         if not isinstance(recording_id, int):
             log.error("recording %s: the journal names no recording", directory.name)
             continue
         try:
-            origin = dt.datetime.fromisoformat(str(manifest["started_utc"]).replace("Z", "+00:00"))
+            origin = dt.datetime.fromisoformat(str(start.get("utc")).replace("Z", "+00:00"))
             record = await services.recordings.session_record(SERVER, recording_id, origin)
-            if record:
-                manifest["record"] = record
-                sha = await asyncio.to_thread(write_manifest, directory, manifest)
-            else:
-                sha = recovered.manifest_sha256
+            manifest = await asyncio.to_thread(assemble, directory, record)
+            sha = await asyncio.to_thread(write_manifest, directory, manifest)
             size = sum(p.stat().st_size for p in directory.glob("*.webm"))
             await services.recordings.register_files(SERVER, recording_id, manifest)
             await services.recordings.close(SERVER, recording_id, manifest_sha256=sha, size_bytes=size,
                                             duration_ms=int(manifest["duration_ms"]))
-        except MeetingsError as exc:
-            log.error("recording %s: the row could not be closed: %s", directory.name, exc)
+        except (OSError, ValueError, RecordingError, MeetingsError) as exc:
+            log.error("recording %s could not be sealed: %s", directory.name, exc)
             continue
         count += 1
         log.warning("recording %s finalised after a crash (%d bytes of partial clusters cut)", directory.name,
-                    recovered.truncated_bytes, extra={"event": "recording.recovered", "recording_id": recording_id})
+                    truncated, extra={"event": "recording.recovered", "recording_id": recording_id})
     return count
 
 

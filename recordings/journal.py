@@ -57,3 +57,12 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
             if isinstance(event, dict) and isinstance(event.get("event"), str):
                 events.append(event)
     return events
+
+
+def journal_start(directory: Path) -> dict[str, Any]:
+    """The start event of a recording folder's journal: when the recording started and which meeting
+    and row it is; RecordingError when there is none."""
+    start = next((e for e in read_journal(directory / JOURNAL_NAME) if e["event"] == "start"), None)
+    if start is None:
+        raise RecordingError(f"{directory.name}: the journal has no start event")
+    return start

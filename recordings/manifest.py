@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecordingError
-from .journal import JOURNAL_NAME, read_journal
+from .journal import JOURNAL_NAME, journal_start, read_journal
 from .webm_repair import read_frames
 
 MANIFEST_NAME = "manifest.json"
@@ -60,10 +60,8 @@ def read_content(path: Path) -> TrackContent:
 def assemble(directory: Path, record: dict[str, Any] | None = None, *,
              stats: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     """The manifest of a finalised folder (media files closed or repaired) as a dict."""
+    start = journal_start(directory)
     events = read_journal(directory / JOURNAL_NAME)
-    start = next((e for e in events if e["event"] == "start"), None)
-    if start is None:
-        raise RecordingError(f"{directory.name}: the journal has no start event")
     stopped = next((e for e in events if e["event"] == "stop"), None)
     files: list[dict[str, Any]] = []
     timing: dict[str, dict[str, list[dict[str, Any]]]] = {}

@@ -125,7 +125,7 @@ class RoomRecording:
         sha = await asyncio.to_thread(write_manifest, recorder.directory, manifest)
         size = sum(f.path.stat().st_size for f in files if f.path.exists())
         await self.services.recordings.register_files(SERVER, recording_id, manifest)
-        await self.services.recordings.close(caller if not caller.system else SERVER, recording_id,
+        await self.services.recordings.close(caller, recording_id,
                                              manifest_sha256=sha, size_bytes=size,
                                              duration_ms=int(manifest["duration_ms"]))
         log.info("recording %s sealed: %d files, %d bytes, manifest %s", recording_id, len(files), size, sha,
