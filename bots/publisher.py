@@ -8,9 +8,11 @@ of the media time. Instead :class:`Publisher` paces the loops itself and sends t
 
 * audio: one stamped Opus packet every 20 ms with the RFC 6464 level of the loop packet (V bit
   set while speaking; switch with :attr:`speaking`), MID extension;
-* video: one stamped VP8 frame every 1/fps s (RFC 7741 descriptor, 15-bit PictureID), MID and
-  abs-send-time extensions; a PLI/FIR restarts the loop at its keyframe; NACKs are answered
-  with RTX from a history of the last 1024 packets;
+* video: one stamped VP8 frame every 1/fps s (RFC 7741 descriptor, 15-bit PictureID; for a
+  layered loop, ``temporal_layers=3``, also TL0PICIDX, TID and the layer sync bit, all layers on
+  one SSRC as a browser's L1T3), MID and abs-send-time extensions; a PLI/FIR restarts the loop
+  at its keyframe; NACKs are answered with RTX from a history of the last 1024 packets (the
+  payloads as sent, descriptors included);
 * RTP timestamps are tied exactly to the schedule (packet k due at t0 + k·ptime carries
   base + k·ptime·clock), so the sender reports (every 0.5..1.5 s) are truthful;
 * one shared 20 ms clock drives every publisher of the process (:mod:`bots.pacer`): video frames
@@ -36,7 +38,16 @@ from .media_files import AUDIO_PACKET_SAMPLES, PreEncodedMedia
 from .pacer import Pacer
 from .peer import configure_host_candidates, new_peer_connection
 from .report import PublishReport
-from .rtp_writer import MAX_PAYLOAD, RtpWriter, abs_send_time_now, rtx_payload, split_vp8_frame, vp8_descriptors
+from .rtp_writer import (
+    MAX_PAYLOAD,
+    VP8_DESCRIPTOR_SIZE,
+    VP8_TEMPORAL_DESCRIPTOR_SIZE,
+    RtpWriter,
+    abs_send_time_now,
+    rtx_payload,
+    split_vp8_frame,
+    vp8_descriptors,
+)
 from .stamp import FLAG_KEYFRAME, FLAG_SPEAKING, now_us, opus_stamp_head, pack_stamp, source_tag
 
 logger = logging.getLogger(__name__)
@@ -110,7 +121,11 @@ class Publisher:
         self._sr_sent: dict[int, float] = {}
         fps = media.params.fps
         self._frame_interval = 1 / fps
-        self._video_pieces = [split_vp8_frame(frame, MAX_PAYLOAD) for frame in media.video]
+        #: Layered loop: descriptors carry TL0PICIDX / TID / Y; TL0PICIDX of the last TL0 frame sent.
+        self._layered = media.params.temporal_layers > 1
+        self._tl0picidx = random.randrange(256)
+        descriptor_size = VP8_TEMPORAL_DESCRIPTOR_SIZE if self._layered else VP8_DESCRIPTOR_SIZE
+        self._video_pieces = [split_vp8_frame(frame, MAX_PAYLOAD, descriptor_size) for frame in media.video]
         self._speech = [(opus_stamp_head(p.data), 0x80 | p.level) for p in media.speech]
         self._silence = [(opus_stamp_head(p.data), p.level) for p in media.silence]
 
@@ -269,10 +284,21 @@ class Publisher:
         self._send(stream, stream.writer.packet(payload, ts, marker=0, level=level), len(payload))
         self.stats.audio_packets += 1
 
+    def _frame_descriptors(self, index: int, count: int) -> list[bytes]:
+        """The RFC 7741 descriptors of loop frame ``index`` sent now (PictureID: the frame counter;
+        layered: TL0PICIDX moves on with every TL0 frame, wrapping at 256)."""
+        if not self._layered:
+            return vp8_descriptors(self.stats.video_frames, count)
+        tid = self.media.temporal_ids[index]
+        if tid == 0:
+            self._tl0picidx = (self._tl0picidx + 1) & 0xFF
+        return vp8_descriptors(self.stats.video_frames, count, tl0picidx=self._tl0picidx, tid=tid,
+                               layer_sync=self.media.layer_sync[index])
+
     def _send_video(self, stream: _Stream, f: int, index: int) -> None:
         pieces = self._video_pieces[index]
         keyframe = self.media.keyframes[index]
-        descriptors = vp8_descriptors(self.stats.video_frames, len(pieces))
+        descriptors = self._frame_descriptors(index, len(pieces))
         ts = (stream.ts_base + round(f * stream.clock_rate * self._frame_interval)) & 0xFFFFFFFF
         stream.last_ts = ts
         abs_send_time = abs_send_time_now()
@@ -289,6 +315,7 @@ class Publisher:
             self._send(stream, writer.packet(payload, ts, marker=marker, abs_send_time=abs_send_time, sequence_number=seq), len(payload))
             self.stats.video_packets += 1
         self.stats.video_frames += 1
+        self.stats.frames_per_tid[self.media.temporal_ids[index]] += 1
         if keyframe:
             self.stats.keyframes_sent += 1
 

@@ -22,6 +22,8 @@ class PublishReport:
     audio_packets: int = 0
     video_packets: int = 0
     video_frames: int = 0
+    #: Video frames sent per temporal layer (TID 0..3); a single-layer loop is all TID 0.
+    frames_per_tid: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     keyframes_sent: int = 0
     bytes_sent: int = 0
     send_failures: int = 0
@@ -110,6 +112,7 @@ def merge_publish(reports: list[PublishReport]) -> PublishReport | None:
         for name, value in vars(report).items():
             if isinstance(value, int) and not isinstance(value, bool):
                 setattr(merged, name, getattr(merged, name) + value)
+        merged.frames_per_tid = [a + b for a, b in zip(merged.frames_per_tid, report.frames_per_tid)]
     merged.upstream_fraction_lost = dict(reports[-1].upstream_fraction_lost)
     merged.rtt_ms = reports[-1].rtt_ms
     return merged

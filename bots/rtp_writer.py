@@ -15,6 +15,10 @@ from .stamp import STAMP_SIZE
 
 #: Payload bytes per RTP packet (leaves room for headers, SRTP and a tunnel under a 1500 MTU).
 MAX_PAYLOAD = 1150
+#: RFC 7741 descriptor sizes: X, I, 15-bit PictureID; with temporal layers also TL0PICIDX and
+#: the TID/Y/KEYIDX byte.
+VP8_DESCRIPTOR_SIZE = 4
+VP8_TEMPORAL_DESCRIPTOR_SIZE = 6
 _OSN = struct.Struct("!H")
 
 
@@ -77,10 +81,12 @@ class RtpWriter:
         return b"".join((head, ext, PADDING[pad], payload))
 
 
-def split_vp8_frame(frame: bytes, max_payload: int = MAX_PAYLOAD) -> list[bytes]:
-    """Split a VP8 frame into packet pieces (without the 4-byte payload descriptor) such that the
-    last piece still has room for the stamp."""
-    room = max_payload - 4
+def split_vp8_frame(frame: bytes, max_payload: int = MAX_PAYLOAD, descriptor_size: int = VP8_DESCRIPTOR_SIZE) -> list[bytes]:
+    """Split a VP8 frame into packet pieces (without the ``descriptor_size``-byte payload
+    descriptor) such that the last piece still has room for the stamp."""
+    room = max_payload - descriptor_size
+    if room <= STAMP_SIZE:
+        raise ValueError(f"max_payload {max_payload} leaves no room for a {descriptor_size}-byte descriptor and the stamp")
     total = len(frame) + STAMP_SIZE
     count = max(1, math.ceil(total / room))
     size = math.ceil(total / count)
@@ -89,10 +95,27 @@ def split_vp8_frame(frame: bytes, max_payload: int = MAX_PAYLOAD) -> list[bytes]
     return pieces
 
 
-def vp8_descriptors(picture_id: int, count: int) -> list[bytes]:
-    """RFC 7741 payload descriptors (X, S on the first packet, 15-bit PictureID) for one frame."""
+def vp8_descriptors(picture_id: int, count: int, *, tl0picidx: int | None = None, tid: int = 0,
+                    layer_sync: bool = False) -> list[bytes]:
+    """RFC 7741 payload descriptors for the ``count`` packets of one frame (S on the first).
+
+    Without ``tl0picidx``: X, I and a 15-bit PictureID (4 bytes, a single-layer stream). With it
+    (temporal layers, §4.2): X with I, L and T; the 15-bit PictureID; TL0PICIDX; then TID (2
+    bits), Y (``layer_sync``) and KEYIDX 0 (K clear) in one byte (6 bytes, libwebrtc's layout, so
+    TL0PICIDX sits at offset 4).
+    """
+    if count < 1:
+        raise ValueError(f"a frame needs at least one packet, not {count}")
     pid = picture_id & 0x7FFF
-    tail = bytes((0x80, 0x80 | (pid >> 8), pid & 0xFF))
+    pid_bytes = bytes((0x80 | (pid >> 8), pid & 0xFF))
+    if tl0picidx is None:
+        tail = b"\x80" + pid_bytes
+    else:
+        if not 0 <= tl0picidx <= 0xFF:
+            raise ValueError(f"TL0PICIDX must be 0..255, not {tl0picidx}")
+        if not 0 <= tid <= 3:
+            raise ValueError(f"TID must be 0..3, not {tid}")
+        tail = b"\xe0" + pid_bytes + bytes((tl0picidx, (tid << 6) | (0x20 if layer_sync else 0)))
     first = b"\x90" + tail
     rest = b"\x80" + tail
     return [first] + [rest] * (count - 1)
@@ -103,4 +126,5 @@ def rtx_payload(original_sequence: int, payload: bytes) -> bytes:
     return _OSN.pack(original_sequence) + payload
 
 
-__all__ = ["MAX_PAYLOAD", "RtpWriter", "abs_send_time_now", "rtx_payload", "split_vp8_frame", "vp8_descriptors"]
+__all__ = ["MAX_PAYLOAD", "VP8_DESCRIPTOR_SIZE", "VP8_TEMPORAL_DESCRIPTOR_SIZE", "RtpWriter", "abs_send_time_now", "rtx_payload",
+           "split_vp8_frame", "vp8_descriptors"]
