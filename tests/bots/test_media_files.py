@@ -58,3 +58,85 @@ def test_default_media_rate_and_audio_levels(media: media_files.PreEncodedMedia)
     assert len(media.speech) == len(media.silence) == params.audio_packets == 100
     assert max(p.level for p in media.speech) < 30  # loud: well above the SFU's speech threshold
     assert {p.level for p in media.silence} == {127}
+
+
+# -- temporal layers (L1T3) -------------------------------------------------------------------
+
+
+def _pictures(decoder_name: str, frames: list[bytes]) -> list[av.VideoFrame]:
+    decoder = av.CodecContext.create(decoder_name, "r")
+    return [frame for data in frames for frame in decoder.decode(av.Packet(data))]
+
+
+def _planes(frame: av.VideoFrame) -> bytes:
+    return b"".join(bytes(plane) for plane in frame.planes)
+
+
+def test_default_loop_has_the_l1t3_structure(media: media_files.PreEncodedMedia) -> None:
+    assert media.params.temporal_layers == 3
+    assert media.temporal_ids == [0, 2, 1, 2] * 15
+    assert [media.temporal_ids.count(tid) for tid in range(3)] == [15, 15, 30]  # 1/4, 1/4, 1/2
+    # Layer sync: the keyframe and the upper-layer frames that reference TL0 only (not the second TL2).
+    assert media.layer_sync == [True, True, True, False] + [False, True, True, False] * 14
+    tl0, tl1, tl2 = media.layer_bitrates()
+    total = tl0 + tl1 + tl2
+    # About libwebrtc's 40 % / 60 % / 100 % cumulative split (TL0 also carries the keyframe).
+    assert 0.35 < tl0 / total < 0.55 and 0.5 < (tl0 + tl1) / total < 0.7, (tl0, tl1, tl2)
+
+
+@pytest.mark.parametrize("decoder", ["libvpx", "vp8"])
+def test_each_layer_subset_decodes_to_the_same_pictures(media: media_files.PreEncodedMedia, decoder: str) -> None:
+    """The proof that the layering is real: TL0 alone and TL0+TL1 decode without error, one picture
+    per frame, identical to the pictures of those frames when the whole stream is decoded."""
+    full = _pictures(decoder, media.video)
+    assert [read_index(f) for f in full] == list(range(len(media.video)))
+    for top in (0, 1):
+        chosen = [i for i, tid in enumerate(media.temporal_ids) if tid <= top]
+        subset = _pictures(decoder, [media.video[i] for i in chosen])
+        assert len(subset) == len(chosen) == len(media.video) // (4 if top == 0 else 2)
+        assert [read_index(f) for f in subset] == chosen
+        assert [_planes(f) for f in subset] == [_planes(full[i]) for i in chosen], f"TID <= {top}"
+
+
+@pytest.mark.parametrize("decoder", ["libvpx", "vp8"])
+def test_layer_sync_frames_need_only_tl0_and_the_others_need_tl1(media: media_files.PreEncodedMedia, decoder: str) -> None:
+    """Without TL1, the TL2 frames flagged layer sync still decode exactly; the other TL2 frames
+    (referencing the TL1 frame) do not: the reference structure is the layered one, and Y is right."""
+    full = _pictures(decoder, media.video)
+    chosen = [i for i, tid in enumerate(media.temporal_ids) if tid != 1]
+    subset = dict(zip(chosen, _pictures(decoder, [media.video[i] for i in chosen])))
+    tl2 = [i for i in chosen if media.temporal_ids[i] == 2]
+    assert all(_planes(subset[i]) == _planes(full[i]) for i in tl2 if media.layer_sync[i])
+    assert all(_planes(subset[i]) != _planes(full[i]) for i in tl2 if not media.layer_sync[i])
+
+
+def test_check_layering_refuses_a_stream_that_is_not_layered(tmp_path: Path) -> None:
+    single = load_media(MediaParams(**{**SMALL.__dict__, "temporal_layers": 1}), tmp_path)
+    assert single.temporal_ids == [0] * 10 and single.layer_sync == [True] + [False] * 9
+    assert single.layer_bitrates() == [sum(map(len, single.video)) * 8]
+    with pytest.raises(media_files.MediaFileError, match="TID <= 0 alone decode to other pictures"):
+        media_files.check_layering(single.video, [0, 2, 1, 2] * 2 + [0, 2])
+
+
+def test_layered_and_single_layer_loops_are_cached_apart(tmp_path: Path) -> None:
+    layered = load_media(SMALL, tmp_path)
+    single = load_media(MediaParams(**{**SMALL.__dict__, "temporal_layers": 1}), tmp_path)
+    assert layered.path != single.path and layered.video != single.video
+    again = load_media(SMALL, tmp_path)
+    assert not again.generated
+    assert (again.temporal_ids, again.layer_sync) == (layered.temporal_ids, layered.layer_sync) == (
+        [0, 2, 1, 2, 0, 2, 1, 2, 0, 2], [True, True, True, False, False, True, True, False, False, True])
+
+
+def test_cache_of_the_previous_format_is_regenerated(tmp_path: Path) -> None:
+    media = load_media(SMALL, tmp_path)
+    assert media.path is not None
+    media.path.write_bytes(b"CABM1\n" + media.path.read_bytes()[len(media_files.MAGIC):])
+    assert load_media(SMALL, tmp_path).generated
+
+
+def test_unsupported_layer_counts_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"temporal_layers must be one of \(1, 3\), not 2"):
+        MediaParams(temporal_layers=2)
+    assert "ts_target_bitrate=200,300,500:" in media_files.ts_parameters(MediaParams())
+    assert media_files.ts_parameters(MediaParams()).endswith(":ts_layering_mode=3")
