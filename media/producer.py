@@ -15,6 +15,7 @@ from .parameters import StreamParameters
 from .receive_stats import ReceiveStats
 from .rtcp import ReportBlock, SenderReport, build_nack, build_pli
 from .rtp_packet import RtpPacketView, abs_send_time_now, monotonic_ms
+from .vp8_descriptor import read_temporal
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,12 @@ class Producer(EventEmitter):
         self._clock_rate = parameters.clock_rate or 48000
         self._level_ts: int | None = None
         self._needs_abs = self.kind == "video"
+        self._vp8 = parameters.codec_name.upper() == "VP8"
+        #: Bytes received per VP8 temporal layer (TID 0..3), for the layer rates a budget needs
+        #: (:class:`media.layer_rates.LayerRates` reads them); everything is layer 0 without layers.
+        self.layer_bytes = [0, 0, 0, 0]
+        #: Temporal layers seen in the stream (1 until a packet with TID > 0 arrives).
+        self.temporal_layers = 1
         self._receive_stats = ReceiveStats(parameters.clock_rate)
         video = self.kind == "video"
         self.history: PacketHistory | None = PacketHistory(rtx_history_ms) if video else None
@@ -139,6 +146,12 @@ class Producer(EventEmitter):
         stats = self.stats
         stats.packets += 1
         stats.bytes += len(packet.data)
+        if self._vp8:
+            read_temporal(packet)
+            tid = packet.tid
+            self.layer_bytes[tid] += len(packet.data)
+            if tid >= self.temporal_layers:
+                self.temporal_layers = tid + 1
         now = packet.arrival_ms
         self._receive_stats.add(packet.sequence_number, packet.timestamp, now)
         nack = self._nack

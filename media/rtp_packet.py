@@ -73,6 +73,8 @@ class RtpPacketView:
         "body",
         "arrival_ms",
         "audio_level",
+        "tid",
+        "layer_sync",
     )
 
     def __init__(self) -> None:
@@ -91,6 +93,10 @@ class RtpPacketView:
         self.arrival_ms = 0
         #: Raw RFC 6464 byte (V bit | level) when read by the producer, else -1.
         self.audio_level = -1
+        #: VP8 temporal layer (TID) and layer-sync (Y) bit, read once by the producer; a stream
+        #: without temporal layers is all layer 0.
+        self.tid = 0
+        self.layer_sync = False
 
     @classmethod
     def parse(cls, data: bytes, arrival_ms: int = 0) -> RtpPacketView:

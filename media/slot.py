@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import random
 import struct
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Literal
@@ -44,10 +45,10 @@ from .rewriter import RtpRewriter
 from .round_trip import RoundTrip
 from .rtcp import ReportBlock, build_sdes_cname, build_sr
 from .rtp_packet import BYTES, RtpPacketView, abs_send_time_now, monotonic_ms, ntp_now
-from .slot_epochs import EpochLog
+from .sent_map import SENT_MAP_MASK, Epoch, Sent, find_sent, new_sent_map
 from .slot_report import SlotStats, SlotSwitch
 from .slot_tap import SlotTap
-from .vp8_descriptor import NONE, Vp8Descriptor, shift_picture_ids
+from .vp8_descriptor import NONE, Vp8Descriptor, set_picture_ids, shift_picture_ids, source_picture_id
 
 if TYPE_CHECKING:
     from .producer import Producer
@@ -61,6 +62,15 @@ _UINT16 = struct.Struct("!H")
 _MAX_QUEUED = 256
 #: While a switch waits for a keyframe, ask the new source again this often.
 DEFAULT_KEYFRAME_RETRY_MS = 500
+#: The highest VP8 temporal layer a slot forwards (L1T3: TL0, TL1, TL2); ``set_layer(PAUSED)``
+#: sends no video at all.
+TOP_LAYER = 2
+PAUSED = -1
+#: Source sequence numbers / PictureIDs of dropped upper-layer packets / frames remembered to place a
+#: late packet (one that arrives after newer ones were numbered) in the renumbered sequence.
+_MAX_DROPS = 512
+#: While a higher layer is wanted and no layer-sync frame comes, ask the source for a keyframe this often.
+_UPSWITCH_KEYFRAME_MS = 3000
 
 
 class Slot(EventEmitter):
@@ -132,7 +142,24 @@ class Slot(EventEmitter):
         self._pid_offset = 0
         self._tl0_offset = 0
         self._epoch_start = 0
-        self._epochs = EpochLog()  # to map a NACKed slot seq back to its source's history
+        self._epoch: Epoch | None = None
+        self._sent: list[Sent | None] = new_sent_map()  # answers NACKs (slot seq -> source seq, epoch)
+        # temporal layers (video): the layer the budget wants, the layer forwarded now (it changes
+        # only at frame boundaries, up only at layer-sync frames or keyframes), the source timestamp of
+        # the frame being sent (its packets all go, whatever the layer becomes mid-frame) and of the last
+        # frame dropped, and what was dropped in this epoch (for late packets)
+        self._target_layer = TOP_LAYER
+        self._layer = TOP_LAYER
+        #: The highest TID the fast path sends without a look (-1 while a layer change waits: every
+        #: packet goes through _keep, which finds the frame where it can happen).
+        self._pass = TOP_LAYER
+        self._kept_ts = -1
+        self._dropped_ts = -1
+        self._dropped_seqs: deque[int] = deque(maxlen=_MAX_DROPS)
+        self._dropped_pids: deque[int] = deque(maxlen=_MAX_DROPS)
+        self._renumbered = False  # a packet was dropped in this epoch: late packets need placing
+        self._layer_changed_seq = 0  # source seq at the last layer change in this epoch
+        self._upswitch_since_ms = 0
         self._max_seq = random.randrange(0, 0x8000)
         self._max_ts = random.getrandbits(32)
         self._max_ms = 0
@@ -228,6 +255,14 @@ class Slot(EventEmitter):
             self._resume_current()
             return
         self._drop_pending()
+        if self._video and self._target_layer == PAUSED:
+            # Video is paused (budget or request): the new source becomes the current one, not
+            # started; the page is told now; its keyframe is asked for when the slot resumes.
+            self._empty_now()
+            self._current = SlotTap(self, producer)
+            self.stats.switches += 1
+            self._emit_switch(producer, None)
+            return
         self._pending = SlotTap(self, producer)
         self.stats.switches += 1
         if self._video:
@@ -347,6 +382,9 @@ class Slot(EventEmitter):
         if not self.link_up:
             self.stats.waiting_link_drops += 1
             return
+        if self._target_layer == PAUSED and not (tap is self._current and self._started):
+            self.stats.paused_drops += 1
+            return
         if tap is self._current:
             if not self._started:
                 if self._video and not is_keyframe(self._codec_name, packet.payload):
@@ -448,7 +486,13 @@ class Slot(EventEmitter):
             else:
                 self._tl0_offset = 0
         self._epoch_start = next_seq
-        self._epochs.start(next_seq, self._seq_offset, self._ts_offset, self._pid_offset, self._tl0_offset, producer)
+        self._epoch = Epoch.of(producer, self._ts_offset, self._tl0_offset)
+        self._set_layer_now(max(self._target_layer, 0))  # a keyframe (or audio): every layer may start here
+        self._kept_ts = self._dropped_ts = -1
+        self._dropped_seqs.clear()
+        self._dropped_pids.clear()
+        self._renumbered = False
+        self._layer_changed_seq = packet.sequence_number
         self._max_seq = (next_seq - 1) & 0xFFFF
         self._started = True
         if self._current is not None:
@@ -460,10 +504,19 @@ class Slot(EventEmitter):
 
     def _send(self, packet: RtpPacketView, abs_send_time: bytes) -> tuple[int, int] | None:
         """Rewrite and send one packet of the current epoch; (slot seq, slot ts) when sent."""
+        if packet.tid > self._pass and not self._keep(packet):
+            return None
         seq = (packet.sequence_number + self._seq_offset) & 0xFFFF
         if (seq - self._epoch_start) & 0xFFFF >= 0x8000:
             self.stats.late_drops += 1
             return None  # late packet from before this epoch
+        pid_offset = self._pid_offset
+        if self._renumbered and (self._max_seq - seq) & 0xFFFF < 0x8000:
+            placed = self._place_late(packet, seq)
+            if placed is None:
+                self.stats.late_drops += 1
+                return None
+            seq, pid_offset = placed
         ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         pid = tl0 = NONE
         out = packet
@@ -472,13 +525,13 @@ class Slot(EventEmitter):
             if len(body) > 5 and body[0] & 0x80 and body[1] & 0x80 and body[2] & 0x80:
                 # The common forms: X, I with a 15-bit PictureID at 2..3, then (libwebrtc) L with
                 # TL0PICIDX at 4, or (aiortc) nothing more. Read and rewritten in place, no parser.
-                pid = ((((body[2] & 0x7F) << 8) | body[3]) + self._pid_offset) & 0x7FFF
+                pid = ((((body[2] & 0x7F) << 8) | body[3]) + pid_offset) & 0x7FFF
                 shifted = None
                 if body[1] & 0x40:
                     tl0 = (body[4] + self._tl0_offset) & 0xFF
-                    if self._pid_offset or self._tl0_offset:
+                    if pid_offset or self._tl0_offset:
                         shifted = b"".join((body[:2], _UINT16.pack(0x8000 | pid), BYTES[tl0], body[5:]))
-                elif self._pid_offset:
+                elif pid_offset:
                     shifted = b"".join((body[:2], _UINT16.pack(0x8000 | pid), body[4:]))
                 if shifted is not None:
                     out = self._out
@@ -488,12 +541,14 @@ class Slot(EventEmitter):
                     out.body = shifted
             else:
                 try:
-                    out, pid, tl0 = shift_picture_ids(packet, self._out, self._pid_offset, self._tl0_offset)
+                    out, pid, tl0 = shift_picture_ids(packet, self._out, pid_offset, self._tl0_offset)
                 except ValueError:
                     self.stats.malformed_drops += 1
                     return None
         data = self._rewriter.serialize(out, seq, ts, abs_send_time)
         self._frame_done = packet.marker
+        self._kept_ts = packet.timestamp
+        self._sent[seq & SENT_MAP_MASK] = (seq, packet.sequence_number, self._epoch, pid)
         stats = self.stats
         if self._send_rtp(data):
             stats.packets_sent += 1
@@ -514,6 +569,135 @@ class Slot(EventEmitter):
                 self._last_tl0 = tl0
         return seq, ts
 
+    # -- temporal layers (video) ------------------------------------------------------------
+
+    @property
+    def target_layer(self) -> int:
+        """The highest temporal layer wanted (:data:`TOP_LAYER`: all), or :data:`PAUSED`."""
+        return self._target_layer
+
+    @property
+    def layer(self) -> int:
+        """The highest temporal layer forwarded now (:data:`PAUSED` while no video goes)."""
+        return self._layer if self._started else PAUSED
+
+    @property
+    def paused(self) -> bool:
+        return self._target_layer == PAUSED
+
+    def set_layer(self, layer: int) -> None:
+        """Forward VP8 temporal layers 0..``layer`` (:data:`TOP_LAYER`: all), or no video (:data:`PAUSED`).
+
+        Down at the next frame boundary (the frame being sent is finished), and the sequence numbers
+        and PictureIDs of what is dropped are taken out so the subscriber sees no gap; up at the next
+        layer-sync frame (Y bit) or keyframe of a wanted layer; from PAUSED at the source's next
+        keyframe (asked for now). The base layer is never dropped while video goes. Audio slots
+        ignore it.
+        """
+        if not PAUSED <= layer <= TOP_LAYER:
+            raise ValueError(f"a slot's layer is {PAUSED}..{TOP_LAYER}, not {layer}")
+        if not self._video or self.closed or layer == self._target_layer:
+            return
+        previous, self._target_layer = self._target_layer, layer
+        if layer == PAUSED:
+            if self._pending is not None:  # the slot goes to the pending source, paused
+                producer = self._pending.producer
+                self._drop_pending()
+                self._empty_now()
+                self._current = SlotTap(self, producer)
+                self._emit_switch(producer, None)
+            elif self._started and not self._frame_done and not self._held:
+                self._set_layer_now(PAUSED)  # at the end of the frame being sent (see _keep)
+            else:
+                self._pause_now()
+            return
+        if previous == PAUSED:
+            current = self._current
+            if self._started:  # the pause had not taken effect yet: nothing was dropped
+                self._set_layer_now(layer)
+            elif current is not None and current.producer.forwarding and self.link_up:
+                self._request_keyframe(current.producer, force=True)
+            return
+        if layer < self._layer:
+            self._set_layer_now(layer)  # the frame being sent goes on (its timestamp is _kept_ts)
+            self._layer_changed_seq = (self._max_seq - self._seq_offset) & 0xFFFF
+        elif layer > self._layer:
+            self._upswitch_since_ms = monotonic_ms()
+            self._pass = -1  # look at every packet for a layer-sync frame or keyframe
+
+    def _set_layer_now(self, layer: int) -> None:
+        self._layer = layer
+        self._pass = layer if self._target_layer <= layer else -1
+
+    def _pause_now(self) -> None:
+        self._started = False
+        self._set_layer_now(PAUSED)
+        self._queue = None
+        current = self._current
+        if current is not None:
+            current.forward = partial(self._on_packet, current)
+
+    def _keep(self, packet: RtpPacketView) -> bool:
+        """A packet above the layer forwarded now: True to send it (the rest of the frame being
+        sent, or a frame where a wanted higher layer may start); else it is dropped, and when it is
+        newer than everything sent, the numbers after it close up."""
+        ts = packet.timestamp
+        if ts == self._kept_ts:
+            return True
+        target = self._target_layer
+        if target == PAUSED:
+            self._pause_now()
+            self.stats.paused_drops += 1
+            return False
+        tid = packet.tid
+        if tid <= target:
+            if is_keyframe(self._codec_name, packet.payload):
+                up = target
+            elif packet.layer_sync and tid > self._layer:
+                up = tid
+            elif tid <= self._layer:
+                return True  # a layer forwarded already (a change up is waited for)
+            else:
+                up = -1
+            if up >= 0:
+                if up > self._layer:
+                    self.stats.layer_switches += 1
+                    self._layer_changed_seq = packet.sequence_number
+                self._set_layer_now(up)
+                return True
+            now = monotonic_ms()
+            if now - self._upswitch_since_ms >= _UPSWITCH_KEYFRAME_MS and self._current is not None:
+                self._upswitch_since_ms = now  # no layer-sync frame for a while: a keyframe starts every layer
+                self._request_keyframe(self._current.producer)
+        self.stats.layer_drops += 1
+        if 0 < (packet.sequence_number + self._seq_offset - self._max_seq) & 0xFFFF < 0x8000:
+            self._seq_offset = (self._seq_offset - 1) & 0xFFFF
+            self._dropped_seqs.append(packet.sequence_number)
+            self._renumbered = True
+            if ts != self._dropped_ts:
+                self._dropped_ts = ts
+                pid = source_picture_id(packet.body) if self._vp8 else NONE
+                if pid != NONE:
+                    self._pid_offset = (self._pid_offset - 1) & 0x7FFF
+                    self._dropped_pids.append(pid)
+        return False
+
+    def _place_late(self, packet: RtpPacketView, seq: int) -> tuple[int, int] | None:
+        """(slot seq, PictureID offset) of a packet older than the newest sent, in an epoch where
+        upper-layer packets were dropped: its number is the current offset's plus the drops after
+        it. None for an upper-layer packet from before the last layer change (its frame may have
+        been dropped)."""
+        src = packet.sequence_number
+        if packet.tid and (src - self._layer_changed_seq) & 0xFFFF >= 0x8000:
+            return None
+        later = sum(1 for d in self._dropped_seqs if 0 < (d - src) & 0xFFFF < 0x8000)
+        pid_offset = self._pid_offset
+        if self._dropped_pids:
+            pid = source_picture_id(packet.body)
+            if pid != NONE:
+                pid_offset += sum(1 for d in self._dropped_pids if 0 < (d - pid) & 0x7FFF < 0x4000)
+        return (seq + later) & 0xFFFF, pid_offset & 0x7FFF
+
     # -- feedback from the subscriber -------------------------------------------------------
 
     def handle_nack(self, lost: list[int]) -> None:
@@ -527,22 +711,20 @@ class Slot(EventEmitter):
             return
         now = monotonic_ms()
         for out_seq in lost:
-            if (self._max_seq - out_seq) & 0xFFFF >= 0x8000:
-                stats.retransmit_misses += 1
-                continue  # never sent
-            epoch = self._epochs.find(out_seq)
+            sent = find_sent(self._sent, out_seq) if (self._max_seq - out_seq) & 0xFFFF < 0x8000 else None
+            epoch = sent[2] if sent is not None else None
             producer = epoch.source() if epoch is not None else None
-            if epoch is None or producer is None or producer.history is None:
+            if sent is None or epoch is None or producer is None or producer.history is None:
                 stats.retransmit_misses += 1
-                continue
-            packet = producer.history.get((out_seq - epoch.seq_offset) & 0xFFFF, now)
+                continue  # never sent, or beyond the map
+            packet = producer.history.get(sent[1], now)
             if packet is None:
                 stats.retransmit_misses += 1
                 continue
             out = packet
             if self._vp8:
                 try:
-                    out = shift_picture_ids(packet, self._out, epoch.pid_offset, epoch.tl0_offset)[0]
+                    out = set_picture_ids(packet, self._out, sent[3], epoch.tl0_offset)
                 except ValueError:
                     stats.retransmit_misses += 1
                     continue

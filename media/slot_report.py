@@ -36,6 +36,12 @@ class SlotStats:
     held_drops: int = 0
     source_keyframe_requests: int = 0
     late_drops: int = 0
+    #: Packets of temporal layers above the one forwarded, dropped (their numbers closed up).
+    layer_drops: int = 0
+    #: Video packets not sent while the slot was paused (budget or request).
+    paused_drops: int = 0
+    #: Up-switches of the temporal layer (at layer-sync frames or keyframes).
+    layer_switches: int = 0
     malformed_drops: int = 0
     nacks_received: int = 0
     nacked_packets: int = 0

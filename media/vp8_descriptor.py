@@ -119,3 +119,51 @@ def shift_picture_ids(packet: RtpPacketView, out: RtpPacketView, pid_offset: int
     out.audio_level = packet.audio_level
     out.body = rewrite_vp8(packet.body, desc, pid, tl0)
     return out, pid, tl0
+
+
+def read_temporal(packet: RtpPacketView) -> None:
+    """Set ``packet.tid`` and ``packet.layer_sync`` from the descriptor's TID/Y byte (RFC 7741
+    §4.2, T bit); a packet without one (no temporal layers, or truncated) stays layer 0."""
+    body = packet.body
+    if len(body) < 3 or not body[0] & 0x80:
+        return
+    x = body[1]
+    if not x & 0x20:
+        return
+    pos = 2
+    if x & 0x80:
+        pos += 2 if body[2] & 0x80 else 1
+    if x & 0x40:
+        pos += 1
+    if pos < len(body):
+        t = body[pos]
+        packet.tid = t >> 6
+        packet.layer_sync = bool(t & 0x20)
+
+
+def source_picture_id(body: bytes) -> int:
+    """The PictureID of a VP8 payload (7- or 15-bit), NONE when absent or unreadable."""
+    try:
+        desc = Vp8Descriptor.parse(body)
+    except ValueError:
+        return NONE
+    return desc.picture_id if desc is not None and desc.picture_id_bytes else NONE
+
+
+def set_picture_ids(packet: RtpPacketView, out: RtpPacketView, picture_id: int, tl0_offset: int) -> RtpPacketView:
+    """``packet`` with its PictureID set to ``picture_id`` (when it has one; NONE keeps it) and its
+    TL0PICIDX moved by ``tl0_offset``, written into ``out`` (``packet`` itself when nothing changes).
+    A retransmission is rewritten exactly as the packet was first sent. Raises ValueError for a
+    truncated descriptor."""
+    desc = Vp8Descriptor.parse(packet.body)
+    if desc is None:
+        return packet
+    pid = picture_id if picture_id != NONE and desc.picture_id_bytes else desc.picture_id
+    tl0 = (desc.tl0picidx + tl0_offset) & 0xFF if desc.tl0picidx != NONE else NONE
+    if pid == desc.picture_id and tl0 == desc.tl0picidx:
+        return packet
+    out.marker = packet.marker
+    out.padding_size = packet.padding_size
+    out.audio_level = packet.audio_level
+    out.body = rewrite_vp8(packet.body, desc, pid, tl0)
+    return out

@@ -32,10 +32,11 @@ def audio_params(pt: int, mid: str) -> StreamParameters:
                             ext_ids=ExtensionIds(mid=1, audio_level=2), nack=False, pli=False)
 
 
-def vp8_payload(picture_id: int, tl0: int, *, key: bool, start: bool = True, tid: int = 0, size: int = 60) -> bytes:
-    """RFC 7741 descriptor X=1 I=1(M=1, 15 bit) L=1 T=1, then a VP8 payload header (P bit)."""
+def vp8_payload(picture_id: int, tl0: int, *, key: bool, start: bool = True, tid: int = 0, sync: bool = False,
+                size: int = 60) -> bytes:
+    """RFC 7741 descriptor X=1 I=1(M=1, 15 bit) L=1 T=1 (TID, Y), then a VP8 payload header (P bit)."""
     b0 = 0x80 | (0x10 if start else 0)
-    desc = bytes([b0, 0xE0]) + struct.pack("!H", 0x8000 | picture_id) + bytes([tl0, tid << 6])
+    desc = bytes([b0, 0xE0]) + struct.pack("!H", 0x8000 | picture_id) + bytes([tl0, tid << 6 | (0x20 if sync else 0)])
     header = bytes([0x00 if key else 0x01])
     return desc + header + (b"K" if key else b"D") * size
 
@@ -74,6 +75,17 @@ class Source:
         self.ts = (self.ts + step) & 0xFFFFFFFF
         self.picture_id = (self.picture_id + 1) & 0x7FFF
         self.tl0 = (self.tl0 + 1) & 0xFF
+
+    def layered(self, tid: int, *, sync: bool = False, key: bool = False, packets: int = 1, step: int = 6000) -> None:
+        """One picture of an L1T3 stream: TL0PICIDX counts TL0 pictures (a TL0 picture carries its
+        own new index, the others the last TL0 picture's); PictureID and timestamp advance."""
+        if tid == 0:
+            self.tl0 = (self.tl0 + 1) & 0xFF
+        for i in range(packets):
+            self.feed(vp8_payload(self.picture_id, self.tl0, key=key, start=i == 0, tid=tid, sync=sync),
+                      marker=int(i == packets - 1))
+        self.ts = (self.ts + step) & 0xFFFFFFFF
+        self.picture_id = (self.picture_id + 1) & 0x7FFF
 
     def audio(self, *, arrival_ms: int | None = None, level: int | None = None) -> None:
         self.feed(b"\xfc" + b"o" * 40, arrival_ms=arrival_ms, level=level)
