@@ -1,0 +1,152 @@
+"""Temporal layers on the wire: the bots' RFC 7741 descriptors (TL0PICIDX, TID, Y) as built, as
+sent (retransmissions included) and as the SFU's and the bots' own parsers read them."""
+
+from __future__ import annotations
+
+import av
+import pytest
+
+from conftest import LOOPBACK, Closer, wait_for
+
+from bots.inprocess import connect_publisher
+from bots.media_files import PreEncodedMedia
+from bots.picture import read_index
+from bots.publisher import Publisher
+from bots.rtp_writer import VP8_DESCRIPTOR_SIZE, VP8_TEMPORAL_DESCRIPTOR_SIZE, split_vp8_frame, vp8_descriptors
+from bots.sampling import vp8_descriptor
+from bots.stamp import STAMP_SIZE, read_stamp
+from media import aiortc_seams as seams
+from media.keyframe import vp8_is_keyframe
+from media.rtp_packet import RtpPacketView
+from media.vp8_descriptor import Vp8Descriptor
+
+# -- descriptors ------------------------------------------------------------------------------
+
+
+def test_single_layer_descriptors_keep_the_old_form() -> None:
+    first, rest = vp8_descriptors(0x1234, 2)
+    assert first == bytes((0x90, 0x80, 0x80 | 0x12, 0x34)) and rest == bytes((0x80, 0x80, 0x92, 0x34))
+    assert len(first) == VP8_DESCRIPTOR_SIZE
+    assert vp8_descriptors(0x8001, 1) == [bytes((0x90, 0x80, 0x80, 0x01))]  # PictureID wraps at 2**15
+
+
+def test_temporal_descriptors_carry_tl0picidx_tid_and_layer_sync() -> None:
+    first, rest, last = vp8_descriptors(0x0203, 3, tl0picidx=0xAB, tid=2, layer_sync=True)
+    # X (I, L, T); M + 15-bit PictureID; TL0PICIDX; TID=2, Y=1, KEYIDX=0.
+    assert first == bytes((0x90, 0xE0, 0x82, 0x03, 0xAB, 0xA0))
+    assert rest == last == bytes((0x80,)) + first[1:]
+    assert len(first) == VP8_TEMPORAL_DESCRIPTOR_SIZE
+    assert vp8_descriptors(7, 1, tl0picidx=0, tid=1)[0][5] == 0x40  # TID 1, Y 0
+    assert vp8_descriptors(7, 1, tl0picidx=255, tid=0, layer_sync=True)[0][4:] == bytes((0xFF, 0x20))
+
+
+@pytest.mark.parametrize(("tid", "sync"), [(0, True), (0, False), (1, True), (2, False), (3, True)])
+def test_parsers_read_the_temporal_descriptor(tid: int, sync: bool) -> None:
+    keyframe_header = b"\x10\x02\x00\x9d\x01\x2a"  # P bit clear: a keyframe's first bytes
+    payload = vp8_descriptors(0x7FFF, 1, tl0picidx=200, tid=tid, layer_sync=sync)[0] + keyframe_header
+    desc = Vp8Descriptor.parse(payload)
+    assert desc is not None
+    assert (desc.picture_id, desc.picture_id_bytes, desc.tl0picidx, desc.tl0_pos, desc.tid) == (0x7FFF, 2, 200, 4, tid)
+    assert desc.start_of_frame
+    assert vp8_descriptor(payload) == (VP8_TEMPORAL_DESCRIPTOR_SIZE, True, True)
+    assert vp8_is_keyframe(payload)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"count": 0}, "a frame needs at least one packet, not 0"),
+    ({"tl0picidx": 256}, "TL0PICIDX must be 0..255, not 256"),
+    ({"tl0picidx": -1}, "TL0PICIDX must be 0..255, not -1"),
+    ({"tl0picidx": 0, "tid": 4}, "TID must be 0..3, not 4"),
+])
+def test_descriptor_arguments_are_checked(kwargs: dict[str, int], message: str) -> None:
+    arguments = {"picture_id": 1, "count": 1, **kwargs}
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        vp8_descriptors(**arguments)
+
+
+def test_frames_are_split_for_the_longer_descriptor() -> None:
+    frame = bytes(range(256)) * 20  # 5120 bytes
+    for size in (VP8_DESCRIPTOR_SIZE, VP8_TEMPORAL_DESCRIPTOR_SIZE):
+        pieces = split_vp8_frame(frame, 1150, size)
+        assert b"".join(pieces) == frame
+        assert max(map(len, pieces)) + size <= 1150 and len(pieces[-1]) + size + STAMP_SIZE <= 1150
+    with pytest.raises(ValueError, match="leaves no room"):
+        split_vp8_frame(frame, 30, VP8_TEMPORAL_DESCRIPTOR_SIZE)
+
+
+# -- the publisher on the wire ----------------------------------------------------------------
+
+
+def _in_order(views: list[RtpPacketView]) -> list[RtpPacketView]:
+    """``views`` by sequence number (the first packets may reach the server's tap out of order)."""
+    base = views[0].sequence_number
+    return sorted(views, key=lambda v: (v.sequence_number - base + 0x8000) & 0xFFFF)
+
+
+def _frames(views: list[RtpPacketView]) -> list[tuple[bytes, Vp8Descriptor, int, int]]:
+    """(frame bytes, descriptor, stamped counter, stamped loop index) per complete frame, in order."""
+    frames = []
+    parts: list[bytes] = []
+    for view in views:
+        size, start, _ = vp8_descriptor(view.payload)
+        if start:
+            parts = []
+        parts.append(view.payload[size:])
+        if view.marker:
+            stamp = read_stamp(view.payload)
+            desc = Vp8Descriptor.parse(view.payload)
+            assert stamp is not None and desc is not None
+            frames.append((b"".join(parts), desc, stamp.counter, stamp.index))
+    return frames
+
+
+async def test_published_layers_descriptors_rtx_and_tl0_decoding(sfu: Closer, media: PreEncodedMedia) -> None:
+    publisher = sfu.add(Publisher(media, audio=False, bind_addresses=LOOPBACK))
+    video = (await connect_publisher(sfu.router, "alice", publisher))["video"]
+    transport = next(t for t in sfu.router.transports.values() if t.direction == "send")
+    dtls = seams.dtls_transports(transport.peer_connection)[0]
+    rtp: list[RtpPacketView] = []
+    seams.install_rtp_filter(dtls, lambda d: rtp.append(RtpPacketView.parse(d)) or True)
+    await wait_for(lambda: publisher.stats.video_frames >= 30, timeout=10)
+
+    views = _in_order([v for v in rtp if v.ssrc == video.ssrc])
+    first_start = next(i for i, v in enumerate(views) if vp8_descriptor(v.payload)[1])
+    frames = _frames(views[first_start:])
+    assert len(frames) >= 20
+    for view in views:  # every packet of a frame carries the same temporal fields
+        assert len(view.payload) <= 1150 and view.payload[1] == 0xE0
+    tl0s = []
+    for _, desc, counter, index in frames:
+        assert desc.picture_id == counter & 0x7FFF
+        assert desc.tid == media.temporal_ids[index]
+        tl0s.append((desc.tl0picidx, desc.tid))
+    # TL0PICIDX moves on (mod 256) with each TL0 frame only; the others carry their TL0's.
+    for (previous, _), (current, tid) in zip(tl0s, tl0s[1:]):
+        assert current == ((previous + 1) & 0xFF if tid == 0 else previous)
+    # Layer sync bit as recorded for the loop frame.
+    for view in views[first_start:]:
+        stamp = read_stamp(view.payload) if view.marker else None
+        if stamp is not None:
+            assert bool(view.payload[5] & 0x20) == media.layer_sync[stamp.index]
+    sent = publisher.stats.frames_per_tid
+    assert sent[0] + sent[1] + sent[2] == publisher.stats.video_frames and sent[3] == 0 and sent[2] >= sent[0]
+
+    # What a subscriber gets when the server forwards TL0 only (or TL0 and TL1) decodes.
+    start = next(i for i, (data, *_) in enumerate(frames) if not data[0] & 1)  # from a keyframe
+    for top in (0, 1):
+        chosen = [(data, index) for data, desc, _, index in frames[start:] if desc.tid <= top]
+        decoder = av.CodecContext.create("libvpx", "r")
+        shown = [read_index(f) for data, _ in chosen for f in decoder.decode(av.Packet(data))]
+        assert shown == [index for _, index in chosen]
+
+    # Retransmissions carry the very descriptors (and payloads) of the originals.
+    stream = publisher._streams["video"]
+    assert stream.rtx is not None
+    wanted = [v.sequence_number for v in views[-6:]]
+    publisher._retransmit(stream, wanted)
+    await wait_for(lambda: sum(v.ssrc == stream.rtx.ssrc for v in rtp) >= len(wanted), timeout=5)
+    by_seq = {v.sequence_number: v.payload for v in views}
+    for view in [v for v in rtp if v.ssrc == stream.rtx.ssrc]:
+        view.unwrap_rtx(video.payload_type, video.ssrc)
+        assert view.payload == by_seq[view.sequence_number]
+        assert view.payload[1] == 0xE0 and Vp8Descriptor.parse(view.payload) is not None
