@@ -6,6 +6,14 @@ reads the stamp (:mod:`bots.stamp`) for the latency and the frame counter, detec
 the gaps between frames, and estimates latency a second way from the RTP timestamp and the
 server-translated sender reports.
 
+Temporal layers: video frames are counted per TID (RFC 7741 descriptor; none: TID 0). The server
+may forward only TL0 or TL0+TL1 to a subscriber; it renumbers sequence numbers and PictureIDs
+over the frames it forwards, so a frame it never forwarded leaves a gap in the stamped frame
+counter but none in the PictureIDs, while a frame lost on the way leaves a gap in both. Frames
+missing from the counters beyond the PictureID gap are therefore *not forwarded*
+(``frames_not_forwarded``), not lost (``frames_missing``); a gap they leave is no freeze either
+(the freeze threshold grows by their media time).
+
 Slots: a stream is one slot of the receiving connection (``slot_id``), one continuous RTP stream
 whoever it carries. :meth:`StreamCounter.apply_slot` takes the slot's ``slot`` events (in sequence
 order; older ones are ignored) and keeps a timeline of who the slot carries from which RTP timestamp
@@ -37,6 +45,36 @@ FREEZE_MIN_MS = 200.0
 SETTLE_US = 2_000_000
 TIMELINE_MAX = 128
 HALF = 0x80000000
+GAP_ALLOWANCES_KEPT = 256
+#: A gap in RTP time longer than this between two frames of one source is not a run of frames
+#: that were not forwarded (their media time is no freeze allowance).
+MAX_GAP_MEDIA_US = 10_000_000
+
+
+def vp8_layer_fields(payload: bytes) -> tuple[int, int, int]:
+    """(PictureID, its modulus 2**7 or 2**15, TID) from an RFC 7741 payload descriptor; the
+    PictureID is -1 (modulus 0) and the TID -1 when the descriptor has none (or is truncated)."""
+    length = len(payload)
+    if length < 2 or not payload[0] & 0x80:
+        return -1, 0, -1
+    x = payload[1]
+    pos = 2
+    picture_id, modulus = -1, 0
+    if x & 0x80:
+        if length <= pos:
+            return -1, 0, -1
+        if payload[pos] & 0x80:
+            if length <= pos + 1:
+                return -1, 0, -1
+            picture_id, modulus = ((payload[pos] & 0x7F) << 8) | payload[pos + 1], 0x8000
+            pos += 2
+        else:
+            picture_id, modulus = payload[pos], 0x80
+            pos += 1
+    if x & 0x40:
+        pos += 1
+    tid = payload[pos] >> 6 if x & 0x20 and length > pos else -1
+    return picture_id, modulus, tid
 
 
 class SlotTimeline:
@@ -125,6 +163,9 @@ class StreamCounter:
         self.frames = 0
         self.unstamped = 0
         self.frames_missing = 0
+        #: Video frames received per TID, and frames the server did not forward (see the module doc).
+        self.frames_per_tid = [0, 0, 0, 0]
+        self.frames_not_forwarded = 0
         self.freezes = 0
         self.freeze_us = 0
         self.decoded_frames = 0
@@ -140,8 +181,15 @@ class StreamCounter:
         self._first_ext = 0
         self._missing: set[int] = set()
         self._abandoned = 0
+        self._first_frame_us = 0
         self._last_frame_us = 0
         self._last_decoded_us = 0
+        #: PictureID (and its modulus) and RTP timestamp of the last stamped video frame.
+        self._last_picture_id = -1
+        self._picture_id_modulus = 0
+        self._last_stamped_ts = 0
+        #: Freeze allowance (µs of frames not forwarded just before) by RTP timestamp, for decoded frames.
+        self._gap_allowance: OrderedDict[int, int] = OrderedDict()
         self._sr: tuple[int, int] | None = None  # (send µs of the SR's NTP time, its RTP timestamp)
         self._stamps: OrderedDict[int, Stamp] = OrderedDict()
         self._energy_sum = 0.0
@@ -181,25 +229,24 @@ class StreamCounter:
         if self.kind == "video" and not marker:
             return None
         self.frames += 1
-        if self.arrival_freezes and self._last_frame_us:
-            gap_us = arrival_us - self._last_frame_us
-            if gap_us > self.freeze_threshold_us:
-                self.freezes += 1
-                self.freeze_us += gap_us
-        self._last_frame_us = arrival_us
+        picture_id, modulus, tid = vp8_layer_fields(payload) if self.kind == "video" else (-1, 0, -1)
+        if self.kind == "video":
+            self.frames_per_tid[max(tid, 0)] += 1
         stamp = read_stamp(payload)
+        allowance_us = 0
+        if stamp is not None:
+            if stamp.source != self._last_source:  # the slot carries someone else: a new frame counter
+                self._last_source = stamp.source
+                self.last_counter = None
+            if self.last_counter is not None:
+                allowance_us = self._count_gap(stamp.counter, picture_id, modulus, timestamp)
+            self.last_counter = stamp.counter
+            self.last_index = stamp.index
+            self._last_picture_id, self._picture_id_modulus, self._last_stamped_ts = picture_id, modulus, timestamp
+        self._arrival_freeze(arrival_us, allowance_us)
         if stamp is None:
             self.unstamped += 1
             return None
-        if stamp.source != self._last_source:  # the slot carries someone else: a new frame counter
-            self._last_source = stamp.source
-            self.last_counter = None
-        if self.last_counter is not None:
-            jump = (stamp.counter - self.last_counter) & 0xFFFFFFFF
-            if 1 < jump < 0x80000000:
-                self.frames_missing += jump - 1
-        self.last_counter = stamp.counter
-        self.last_index = stamp.index
         self._add(self.latencies, (arrival_us - stamp.send_us) / 1000)
         if self._sr is not None:
             sr_us, sr_rtp = self._sr
@@ -209,9 +256,53 @@ class StreamCounter:
             self._stamps[timestamp] = stamp
             if len(self._stamps) > 256:
                 self._stamps.popitem(last=False)
+            if allowance_us:
+                self._gap_allowance[timestamp] = allowance_us
+                if len(self._gap_allowance) > GAP_ALLOWANCES_KEPT:
+                    self._gap_allowance.popitem(last=False)
             if self.slot_id is not None:
                 self.identity.add(timestamp, stamp.source, arrival_us)
         return stamp
+
+    def _count_gap(self, counter: int, picture_id: int, modulus: int, timestamp: int) -> int:
+        """Account the frames between the last stamped frame and this one (``counter``): those
+        with a PictureID too are missing, the others were not forwarded. Returns the media time
+        (µs) of the frames not forwarded, by which the gap may exceed the freeze threshold."""
+        jump = (counter - self.last_counter) & 0xFFFFFFFF if self.last_counter is not None else 0
+        if not 1 < jump < HALF:
+            return 0
+        skipped = 0
+        if picture_id >= 0 and self._last_picture_id >= 0 and modulus == self._picture_id_modulus:
+            step = (picture_id - self._last_picture_id) % modulus
+            if 1 <= step <= jump:  # else: PictureIDs unusable (constant, reset): all frames are missing
+                skipped = jump - step
+        self.frames_missing += jump - 1 - skipped
+        self.frames_not_forwarded += skipped
+        if not skipped:
+            return 0
+        media_us = ((timestamp - self._last_stamped_ts) & 0xFFFFFFFF) * 1_000_000 // self.clock_rate
+        if media_us >= MAX_GAP_MEDIA_US:  # not one stream's timeline: no allowance
+            return 0
+        return skipped * media_us // jump
+
+    def _arrival_freeze(self, arrival_us: int, allowance_us: int) -> None:
+        """Count a freeze when this frame arrived too long after the previous one (lean mode)."""
+        if not self._first_frame_us:
+            self._first_frame_us = arrival_us
+        if self.arrival_freezes and self._last_frame_us:
+            gap_us = arrival_us - self._last_frame_us
+            if gap_us > self.freeze_threshold_us + allowance_us:
+                self.freezes += 1
+                self.freeze_us += gap_us
+        self._last_frame_us = arrival_us
+
+    @property
+    def frame_rate(self) -> float | None:
+        """Video frames received per second, first to last frame (None before two frames)."""
+        span_us = self._last_frame_us - self._first_frame_us
+        if self.kind != "video" or self.frames < 2 or span_us <= 0:
+            return None
+        return round((self.frames - 1) * 1_000_000 / span_us, 2)
 
     def apply_slot(self, event: dict[str, Any]) -> bool:
         """A ``slot`` event for this stream's slot (ignored when older than the last applied)."""
@@ -252,7 +343,8 @@ class StreamCounter:
                          timestamp: int | None = None) -> None:
         self.decoded_frames += 1
         now = now_us()
-        if check_freeze and self._last_decoded_us and now - self._last_decoded_us > self.freeze_threshold_us:
+        allowance_us = self._gap_allowance.pop(timestamp, 0) if timestamp is not None else 0
+        if check_freeze and self._last_decoded_us and now - self._last_decoded_us > self.freeze_threshold_us + allowance_us:
             self.freezes += 1
             self.freeze_us += now - self._last_decoded_us
         self._last_decoded_us = now
@@ -310,6 +402,9 @@ class StreamCounter:
             lost_packets=self.lost,
             loss_percent=round(100 * self.lost / expected, 3) if expected else 0.0,
             frames_missing=self.frames_missing,
+            frames_not_forwarded=self.frames_not_forwarded,
+            frames_per_tid=list(self.frames_per_tid) if self.kind == "video" else [],
+            frame_rate=self.frame_rate,
             freezes=self.freezes,
             freeze_ms=round(self.freeze_us / 1000, 1),
             latency_ms_p50=percentile(self.latencies, 50),

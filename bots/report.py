@@ -66,8 +66,16 @@ class StreamReport:
     frames_received: int = 0
     lost_packets: int = 0
     loss_percent: float = 0.0
-    #: Frames the sender counted but this receiver never saw (from the stamped counters).
+    #: Frames the sender counted but this receiver never saw (from the stamped counters), except
+    #: those the server did not forward.
     frames_missing: int = 0
+    #: Frames of a temporal layer the server did not forward to this subscriber (a gap in the
+    #: stamped counters without one in the renumbered PictureIDs); not lost, not in frames_missing.
+    frames_not_forwarded: int = 0
+    #: Video frames received per temporal layer (TID 0..3; a stream without TIDs is all TID 0).
+    frames_per_tid: list[int] = field(default_factory=list)
+    #: Video frames received per second, from the first frame's arrival to the last's.
+    frame_rate: float | None = None
     #: Gaps between frames above max(200 ms, 3 frame intervals); their total duration.
     freezes: int = 0
     freeze_ms: float = 0.0
@@ -167,6 +175,9 @@ class BotReport:
                 f"missing frames {s.frames_missing}, freezes {s.freezes} ({s.freeze_ms:.0f} ms), latency p50/95/99 {latency}, "
                 f"decoded {s.decoded_frames} (errors {s.decode_errors}, index mismatches {s.index_mismatches})"
             )
+            if s.kind == "video" and (s.frames_not_forwarded or sum(1 for n in s.frames_per_tid if n) > 1):
+                line += (f", per TID {'/'.join(map(str, s.frames_per_tid))}, not forwarded {s.frames_not_forwarded}, "
+                         f"{s.frame_rate or 0:.1f} fps")
             if s.kind == "video" and s.slot_id is not None:
                 line += (f", switches {s.switches}, identity checked {s.identity_checked} (mismatches "
                          f"{s.identity_mismatches}), decoded {s.decoded_identity_checked} ({s.decoded_identity_mismatches})")

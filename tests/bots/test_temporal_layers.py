@@ -8,13 +8,16 @@ import pytest
 
 from conftest import LOOPBACK, Closer, wait_for
 
-from bots.inprocess import connect_publisher
+from bots.inprocess import connect_publisher, connect_subscriber
 from bots.media_files import PreEncodedMedia
 from bots.picture import read_index
 from bots.publisher import Publisher
+from bots.receive_stats import StreamCounter, vp8_layer_fields
+from bots.report import BotReport
 from bots.rtp_writer import VP8_DESCRIPTOR_SIZE, VP8_TEMPORAL_DESCRIPTOR_SIZE, split_vp8_frame, vp8_descriptors
 from bots.sampling import vp8_descriptor
-from bots.stamp import STAMP_SIZE, read_stamp
+from bots.stamp import STAMP_SIZE, pack_stamp, read_stamp
+from bots.subscriber import Subscriber
 from media import aiortc_seams as seams
 from media.keyframe import vp8_is_keyframe
 from media.rtp_packet import RtpPacketView
@@ -150,3 +153,91 @@ async def test_published_layers_descriptors_rtx_and_tl0_decoding(sfu: Closer, me
         view.unwrap_rtx(video.payload_type, video.ssrc)
         assert view.payload == by_seq[view.sequence_number]
         assert view.payload[1] == 0xE0 and Vp8Descriptor.parse(view.payload) is not None
+
+
+# -- the receiving bot: layers not forwarded are not losses ------------------------------------
+
+PATTERN = (0, 2, 1, 2)
+
+
+def _receive(frames: list[tuple[int, int, int]], arrival_ms: float = 1000 / 15) -> StreamCounter:
+    """A lean StreamCounter fed one-packet frames (sender counter, PictureID, TID) at 15 fps
+    sender time; the arrival follows the sender's counter (``arrival_ms`` per counted frame)."""
+    counter = StreamCounter("video", "1", 90000, 1 / 15)
+    base = 10_000_000
+    for seq, (count, picture_id, tid) in enumerate(frames):
+        arrival = base + round(count * arrival_ms * 1000)
+        payload = (vp8_descriptors(picture_id, 1, tl0picidx=count // 4 & 0xFF, tid=tid)[0] + b"vp8"
+                   + pack_stamp(count, count % 60, 0, arrival - 3000))
+        counter.on_packet(seq, 6000 * count, 1, payload, arrival)
+    return counter
+
+
+def test_layer_fields_of_descriptors() -> None:
+    assert vp8_layer_fields(vp8_descriptors(0x1234, 1, tl0picidx=9, tid=2)[0]) == (0x1234, 0x8000, 2)
+    assert vp8_layer_fields(vp8_descriptors(0x1234, 1)[0]) == (0x1234, 0x8000, -1)
+    assert vp8_layer_fields(bytes((0x90, 0x80, 0x05))) == (5, 0x80, -1)  # 7-bit PictureID
+    assert vp8_layer_fields(bytes((0x90, 0x20, 0x80))) == (-1, 0, 2)  # T only
+    assert vp8_layer_fields(b"\x10") == (-1, 0, -1) and vp8_layer_fields(bytes((0x90, 0x80))) == (-1, 0, -1)
+
+
+def test_full_rate_layered_stream_misses_nothing() -> None:
+    report = _receive([(n, n, PATTERN[n % 4]) for n in range(40)]).report(full_mode=False)
+    assert report.frames_received == 40 and report.frames_per_tid == [10, 10, 20, 0]
+    assert report.frames_missing == 0 and report.frames_not_forwarded == 0 and report.freezes == 0
+    assert report.frame_rate == 15.0
+
+
+def test_tl0_only_frames_are_not_forwarded_not_missing_and_no_freeze() -> None:
+    """The server forwards TL0 only (3.75 fps) and renumbers PictureIDs: 3 of 4 frames not
+    forwarded, none missing, and the 267 ms between frames is no freeze."""
+    counter = _receive([(n, 1000 + n // 4, 0) for n in range(0, 80, 4)])
+    report = counter.report(full_mode=False)
+    assert report.frames_received == 20 and report.frames_per_tid == [20, 0, 0, 0]
+    assert report.frames_not_forwarded == 19 * 3 and report.frames_missing == 0
+    assert report.freezes == 0 and report.frame_rate == 3.75
+    assert "per TID 20/0/0/0, not forwarded 57, 3.8 fps" in BotReport("b", "lean", streams=[report]).summary()
+
+
+def test_real_loss_is_told_apart_from_layers_not_forwarded() -> None:
+    """TL0+TL1 forwarded (PictureIDs renumbered over them); one TL1 frame (counter 10) is lost on
+    the way: one frame missing, the TL2 frames not forwarded; a lost TL0 frame in a TL0-only run
+    is missing too, and a longer run of losses is a freeze."""
+    forwarded = [n for n in range(0, 40) if PATTERN[n % 4] <= 1]
+    frames = [(n, i, PATTERN[n % 4]) for i, n in enumerate(forwarded) if n != 10]
+    report = _receive(frames).report(full_mode=False)
+    assert report.frames_per_tid == [10, 9, 0, 0]
+    assert report.frames_missing == 1 and report.frames_not_forwarded == 19
+    assert report.freezes == 0
+
+    tl0 = [n for n in range(0, 80, 4)]
+    frames = [(n, i, 0) for i, n in enumerate(tl0) if n not in (20, 24, 28)]  # 3 TL0 frames lost: 1.07 s
+    report = _receive(frames).report(full_mode=False)
+    assert report.frames_missing == 3 and report.frames_not_forwarded == 15 * 3 + 12
+    assert report.freezes == 1
+
+
+def test_without_usable_picture_ids_every_gap_is_missing() -> None:
+    """A stream without PictureIDs (or a constant one) keeps the old meaning: every counter gap is
+    a missing frame."""
+    report = _receive([(n, 7, 0) for n in (0, 1, 2, 6)]).report(full_mode=False)
+    assert report.frames_missing == 3 and report.frames_not_forwarded == 0
+
+
+async def test_full_rate_subscribers_get_every_layer(sfu: Closer, media: PreEncodedMedia) -> None:
+    """Through the SFU at full rate: frames of each TID in the 1:1:2 pattern, none missing or
+    not forwarded, about 15 frames per second."""
+    publisher = sfu.add(Publisher(media, audio=False, bind_addresses=LOOPBACK))
+    await connect_publisher(sfu.router, "alice", publisher)
+    lean = sfu.add(Subscriber(lean=True, bind_addresses=LOOPBACK, videos=0, audios=0))
+    await connect_subscriber(sfu.router, "carol", lean)
+
+    def stage() -> object:
+        return next((r for r in lean.reports() if r.slot_id == "stage-video"), None)
+
+    await wait_for(lambda: stage() is not None and stage().frames_received >= 40, timeout=15)
+    report = stage()
+    assert report.frames_missing == 0 and report.frames_not_forwarded == 0 and report.lost_packets == 0
+    tl0, tl1, tl2, tl3 = report.frames_per_tid
+    assert tl3 == 0 and abs(tl0 - tl1) <= 1 and abs(tl2 - 2 * tl0) <= 2
+    assert report.frame_rate is not None and 10 < report.frame_rate < 20
