@@ -98,6 +98,14 @@ class StreamReport:
     nacks_sent: int = 0
 
 
+def _per_tid(frames_per_tid: list[int]) -> str:
+    """", per TID a/b/c" for frames of several temporal layers; "" for a single-layer stream."""
+    if sum(1 for n in frames_per_tid if n) < 2:
+        return ""
+    top = max(i for i, n in enumerate(frames_per_tid) if n)
+    return ", per TID " + "/".join(map(str, frames_per_tid[: top + 1]))
+
+
 @dataclass
 class ConnectionInterval:
     """One signaling connection as the bot saw it: wall-clock UTC ISO 8601 times (milliseconds)."""
@@ -164,7 +172,7 @@ class BotReport:
             p = self.publish
             lines.append(
                 f"  sent: {p.audio_packets} audio packets, {p.video_frames} video frames ({p.video_packets} packets, "
-                f"{p.keyframes_sent} keyframes), {p.bytes_sent / 1000:.0f} kB; NACKs {p.nacks_received}, "
+                f"{p.keyframes_sent} keyframes{_per_tid(p.frames_per_tid)}), {p.bytes_sent / 1000:.0f} kB; NACKs {p.nacks_received}, "
                 f"retransmitted {p.retransmitted}, keyframe requests {p.keyframe_requests}, late skips {p.late_skips}"
             )
         for s in self.streams:

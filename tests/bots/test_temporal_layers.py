@@ -13,7 +13,7 @@ from bots.media_files import PreEncodedMedia
 from bots.picture import read_index
 from bots.publisher import Publisher
 from bots.receive_stats import StreamCounter, vp8_layer_fields
-from bots.report import BotReport
+from bots.report import BotReport, PublishReport, merge_publish
 from bots.rtp_writer import VP8_DESCRIPTOR_SIZE, VP8_TEMPORAL_DESCRIPTOR_SIZE, split_vp8_frame, vp8_descriptors
 from bots.sampling import vp8_descriptor
 from bots.stamp import STAMP_SIZE, pack_stamp, read_stamp
@@ -241,3 +241,10 @@ async def test_full_rate_subscribers_get_every_layer(sfu: Closer, media: PreEnco
     tl0, tl1, tl2, tl3 = report.frames_per_tid
     assert tl3 == 0 and abs(tl0 - tl1) <= 1 and abs(tl2 - 2 * tl0) <= 2
     assert report.frame_rate is not None and 10 < report.frame_rate < 20
+
+
+def test_publish_reports_merge_frames_per_tid() -> None:
+    merged = merge_publish([PublishReport(video_frames=8, frames_per_tid=[2, 2, 4, 0]),
+                            PublishReport(video_frames=5, frames_per_tid=[2, 1, 2, 0])])
+    assert merged is not None and merged.video_frames == 13 and merged.frames_per_tid == [4, 3, 6, 0]
+    assert "(0 packets, 0 keyframes, per TID 4/3/6)" in BotReport("b", "lean", publish=merged).summary()
