@@ -158,6 +158,8 @@ PROFILES: dict[str, Profile] = {
                   description="as poor, the loss in bursts (Gilbert-Elliott, mean burst 2.5 packets)"),
         symmetric("edge", rate_kbit=512, rtt_ms=400, loss_pct=5, jitter_ms=15,
                   description="the edge of usable: 512 kbit/s, 400 ms RTT, 5 % loss"),
+        symmetric("floor64", rate_kbit=64, rtt_ms=300, loss_pct=5,
+                  description="the floor: 64 kbit/s, 300 ms RTT, 5 % loss (room for audio only; audio must survive)"),
         symmetric("outage", rate_kbit=None, rtt_ms=0, loss_pct=0, outage_at_s=5, outage_s=10,
                   description="clean, with a 10 s blackhole 5 s after the start (also: set_outage at run time)"),
         symmetric("outage60", rate_kbit=None, rtt_ms=0, loss_pct=0, outage_at_s=5, outage_s=60,
