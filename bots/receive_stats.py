@@ -272,7 +272,8 @@ class StreamCounter:
         if not 1 < jump < HALF:
             return 0
         skipped = 0
-        if picture_id >= 0 and self._last_picture_id >= 0 and modulus == self._picture_id_modulus:
+        usable = picture_id >= 0 and self._last_picture_id >= 0 and modulus == self._picture_id_modulus
+        if usable and jump < modulus:  # (a longer gap may have wrapped the PictureIDs)
             step = (picture_id - self._last_picture_id) % modulus
             if 1 <= step <= jump:  # else: PictureIDs unusable (constant, reset): all frames are missing
                 skipped = jump - step
