@@ -32,6 +32,11 @@ class MediaConfig:
     #: Kernel receive/send buffer asked for on each ICE socket (0: the system default). Large
     #: buffers ride out the moments the event loop is busy (e.g. negotiating a large session).
     socket_buffer_bytes: int = 4 * 1024 * 1024
+    #: A site's bandwidth budget (media/site_budget.py): the share of its downlink estimate spent,
+    #: the estimate before the first feedback, and how long the link must be quiet before a step up.
+    budget_share: float = 0.85
+    budget_start_kbps: int = 600
+    budget_up_after_ms: int = 5000
 
     def validate(self) -> list[tuple[str, str]]:
         """Return ``(key, problem)`` pairs; empty when the section is valid."""
@@ -49,6 +54,12 @@ class MediaConfig:
             problems.append(("speaker_switch_ms", "must be between 200 and 10000"))
         if not 100 <= self.rtcp_interval_ms <= 10000:
             problems.append(("rtcp_interval_ms", "must be between 100 and 10000"))
+        if not 0.1 <= self.budget_share <= 1.0:
+            problems.append(("budget_share", "must be between 0.1 and 1"))
+        if not 30 <= self.budget_start_kbps <= 50000:
+            problems.append(("budget_start_kbps", "must be between 30 and 50000"))
+        if not 1000 <= self.budget_up_after_ms <= 60000:
+            problems.append(("budget_up_after_ms", "must be between 1000 and 60000"))
         if not (self.socket_buffer_bytes == 0 or 65536 <= self.socket_buffer_bytes <= 64 * 1024 * 1024):
             problems.append(("socket_buffer_bytes", "must be 0 or between 65536 and 67108864"))
         for key, addresses in (

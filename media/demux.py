@@ -29,6 +29,14 @@ class FeedbackTarget(Protocol):
 
     def handle_keyframe_request(self) -> None: ...
 
+class SiteFeedback(Protocol):
+    """What the site's link estimate needs of its RTCP: a :class:`media.site_budget.SiteBudget`."""
+
+    def on_remb(self, bitrate: int, source: int) -> None: ...
+
+    def on_report(self, ssrc: int, fraction_lost: int) -> None: ...
+
+
 logger = logging.getLogger(__name__)
 
 
@@ -64,9 +72,11 @@ def learn_ssrc(producers: Sequence[Producer], packet: RtpPacketView) -> Producer
 
 
 def dispatch_rtcp(
-    packets: list[RtcpPacket], producers: Mapping[int, Producer], slots: Mapping[int, FeedbackTarget]
+    packets: list[RtcpPacket], producers: Mapping[int, Producer], slots: Mapping[int, FeedbackTarget],
+    site: SiteFeedback | None = None,
 ) -> None:
-    """Route parsed RTCP: SRs to producers, reports/NACK/PLI/FIR/REMB to slots, by SSRC."""
+    """Route parsed RTCP: SRs to producers, reports/NACK/PLI/FIR/REMB to slots, by SSRC; report
+    blocks and REMB also to the site's budget."""
     for packet in packets:
         if isinstance(packet, SenderReport):
             producer = producers.get(packet.ssrc)
@@ -75,10 +85,14 @@ def dispatch_rtcp(
             for block in packet.reports:
                 if (slot := slots.get(block.ssrc)) is not None:
                     slot.handle_report(block)
+                    if site is not None:
+                        site.on_report(block.ssrc, block.fraction_lost)
         elif isinstance(packet, ReceiverReport):
             for block in packet.reports:
                 if (slot := slots.get(block.ssrc)) is not None:
                     slot.handle_report(block)
+                    if site is not None:
+                        site.on_report(block.ssrc, block.fraction_lost)
         elif isinstance(packet, Nack):
             if (slot := slots.get(packet.media_ssrc)) is not None:
                 slot.handle_nack(packet.lost)
@@ -90,8 +104,12 @@ def dispatch_rtcp(
                 if (slot := slots.get(ssrc)) is not None:
                     slot.handle_keyframe_request()
         elif isinstance(packet, Remb):
+            mine = False
             for ssrc in packet.ssrcs:
                 if (slot := slots.get(ssrc)) is not None:
                     slot.stats.remb_bitrate = packet.bitrate
+                    mine = True
+            if mine and site is not None:
+                site.on_remb(packet.bitrate, packet.ssrc)
         elif isinstance(packet, Bye):
             logger.debug("BYE for %s", packet.sources)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from .events import EventEmitter
 from .history import PacketHistory
+from .layer_rates import LayerRates
 from .nack import NackTracker
 from .parameters import StreamParameters
 from .receive_stats import ReceiveStats
@@ -112,9 +113,11 @@ class Producer(EventEmitter):
         self._level_ts: int | None = None
         self._needs_abs = self.kind == "video"
         self._vp8 = parameters.codec_name.upper() == "VP8"
-        #: Bytes received per VP8 temporal layer (TID 0..3), for the layer rates a budget needs
-        #: (:class:`media.layer_rates.LayerRates` reads them); everything is layer 0 without layers.
+        #: Bytes and packets received per VP8 temporal layer (TID 0..3), for the layer rates a budget
+        #: needs (:attr:`layer_rates`); everything is layer 0 without layers (and for audio).
         self.layer_bytes = [0, 0, 0, 0]
+        self.layer_packets = [0, 0, 0, 0]
+        self.layer_rates = LayerRates(self)
         #: Temporal layers seen in the stream (1 until a packet with TID > 0 arrives).
         self.temporal_layers = 1
         self._receive_stats = ReceiveStats(parameters.clock_rate)
@@ -148,10 +151,11 @@ class Producer(EventEmitter):
         stats.bytes += len(packet.data)
         if self._vp8:
             read_temporal(packet)
-            tid = packet.tid
-            self.layer_bytes[tid] += len(packet.data)
-            if tid >= self.temporal_layers:
-                self.temporal_layers = tid + 1
+        tid = packet.tid
+        self.layer_bytes[tid] += len(packet.data)
+        self.layer_packets[tid] += 1
+        if tid >= self.temporal_layers:
+            self.temporal_layers = tid + 1
         now = packet.arrival_ms
         self._receive_stats.add(packet.sequence_number, packet.timestamp, now)
         nack = self._nack

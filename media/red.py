@@ -41,7 +41,9 @@ PRIMARY_HEADER_LENGTH = 1
 #: An Opus packet of this many bytes or fewer is a DTX frame (TOC byte only, or TOC + 1: libopus
 #: emits them during silence, ~every 400 ms in libwebrtc). It is sent, but never kept as
 #: redundancy: a lost DTX frame costs nothing audible (the decoder conceals silence with silence)
-#: and a copy would cost 4-6 bytes in the next packet.
+#: and a copy would cost 4-6 bytes in the next packet. Chromium 156 does the same (seen by
+#: bench/audio_floor.py: its 1-byte DTX frame carries the last speech packet as redundancy, and
+#: the packet after the pause repeats that speech packet again, 320 ms back, not the DTX frame).
 DTX_MAX_BYTES = 2
 #: Default cap on an encoded RED payload: redundancy that would push the payload past it is left
 #: out (libwebrtc does the same against its max packet length), so RED never fragments a packet.

@@ -71,6 +71,8 @@ PAUSED = -1
 _MAX_DROPS = 512
 #: While a higher layer is wanted and no layer-sync frame comes, ask the source for a keyframe this often.
 _UPSWITCH_KEYFRAME_MS = 3000
+#: RTP padding of n bytes (n - 1 zeros, then n), by n.
+_PADDING_BODIES = [b""] + [bytes(n - 1) + bytes((n,)) for n in range(1, 256)]
 
 
 class Slot(EventEmitter):
@@ -591,12 +593,14 @@ class Slot(EventEmitter):
         Down at the next frame boundary (the frame being sent is finished), and the sequence numbers
         and PictureIDs of what is dropped are taken out so the subscriber sees no gap; up at the next
         layer-sync frame (Y bit) or keyframe of a wanted layer; from PAUSED at the source's next
-        keyframe (asked for now). The base layer is never dropped while video goes. Audio slots
-        ignore it.
+        keyframe (asked for now). The base layer is never dropped while video goes. An audio slot
+        is paused (at once) or not (from its next packet): any layer but PAUSED is all of it.
         """
         if not PAUSED <= layer <= TOP_LAYER:
             raise ValueError(f"a slot's layer is {PAUSED}..{TOP_LAYER}, not {layer}")
-        if not self._video or self.closed or layer == self._target_layer:
+        if not self._video and layer != PAUSED:
+            layer = TOP_LAYER
+        if self.closed or layer == self._target_layer:
             return
         previous, self._target_layer = self._target_layer, layer
         if layer == PAUSED:
@@ -606,7 +610,7 @@ class Slot(EventEmitter):
                 self._empty_now()
                 self._current = SlotTap(self, producer)
                 self._emit_switch(producer, None)
-            elif self._started and not self._frame_done and not self._held:
+            elif self._video and self._started and not self._frame_done and not self._held:
                 self._set_layer_now(PAUSED)  # at the end of the frame being sent (see _keep)
             else:
                 self._pause_now()
@@ -615,7 +619,7 @@ class Slot(EventEmitter):
             current = self._current
             if self._started:  # the pause had not taken effect yet: nothing was dropped
                 self._set_layer_now(layer)
-            elif current is not None and current.producer.forwarding and self.link_up:
+            elif self._video and current is not None and current.producer.forwarding and self.link_up:
                 self._request_keyframe(current.producer, force=True)
             return
         if layer < self._layer:
@@ -697,6 +701,36 @@ class Slot(EventEmitter):
             if pid != NONE:
                 pid_offset += sum(1 for d in self._dropped_pids if 0 < (d - pid) & 0x7FFF < 0x4000)
         return (seq + later) & 0xFFFF, pid_offset & 0x7FFF
+
+    @property
+    def can_pad(self) -> bool:
+        """Padding can go out: RTX negotiated and the subscriber's connection up."""
+        return self._rtx_pt is not None and self._rewriter is not None and self.link_up and not self.closed
+
+    def send_padding(self, size: int) -> int:
+        """Padding-only packets on the slot's RTX stream (bandwidth probing: the subscriber's
+        estimator counts them, its decoder never sees them): ``size`` bytes of padding in packets of
+        at most 255. Returns the bytes sent; none without RTX or while the connection is down."""
+        rewriter = self._rewriter
+        if not self.can_pad or rewriter is None:
+            return 0
+        view = self._out
+        view.marker = 0
+        view.audio_level = -1
+        sent = 0
+        abs_send_time = abs_send_time_now()
+        while size > 0:
+            n = min(255, size)
+            view.body = _PADDING_BODIES[n]
+            view.padding_size = n
+            data = rewriter.serialize(view, self._rtx_seq, self._max_ts, abs_send_time, ssrc=self.rtx_ssrc,
+                                      payload_type=self._rtx_pt)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            if self._send_rtp(data):
+                sent += len(data)
+            size -= n
+        self.stats.padding_bytes_sent += sent
+        return sent
 
     # -- feedback from the subscriber -------------------------------------------------------
 

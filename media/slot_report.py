@@ -42,6 +42,8 @@ class SlotStats:
     paused_drops: int = 0
     #: Up-switches of the temporal layer (at layer-sync frames or keyframes).
     layer_switches: int = 0
+    #: Bytes of padding-only RTX packets sent to probe the subscriber's link.
+    padding_bytes_sent: int = 0
     malformed_drops: int = 0
     nacks_received: int = 0
     nacked_packets: int = 0

@@ -31,6 +31,8 @@ from .rtp_packet import RtpPacketView, monotonic_ms
 from .slot import DEFAULT_KEYFRAME_RETRY_MS
 from .slot_set import DEFAULT_AUDIO_SLOTS, DEFAULT_VIDEO_SLOTS, SlotSet
 from .slot_transport import new_slot_set
+from .bandwidth import RembLossEstimator
+from .site_budget import SiteBudget
 
 if TYPE_CHECKING:
     from .router import Router
@@ -112,6 +114,8 @@ class WebRtcTransport(EventEmitter):
         self._feedback_by_ssrc: dict[int, FeedbackTarget] = {}
         #: The slots this receiving connection was negotiated with (:meth:`create_slots`), if any.
         self.slot_set: SlotSet | None = None
+        #: The site's bandwidth budget over those slots (created with them).
+        self.budget: SiteBudget | None = None
         self._slot_transceivers: dict[str, Any] = {}
         self._rtcp_ssrc = random.getrandbits(32) or 1
         self._rtcp_task: asyncio.Task[None] | None = None
@@ -320,7 +324,18 @@ class WebRtcTransport(EventEmitter):
         slot_set.set_link_up(False)  # until the connection is up
         self._feedback_by_ssrc.update(slot_set.by_ssrc)
         slot_set.on("close", lambda: self._forget_slots(slot_set))
+        config = self._config
+        budget = self.budget = SiteBudget(
+            slot_set, RembLossEstimator(config.budget_start_kbps * 1000), share=config.budget_share,
+            up_after_ms=config.budget_up_after_ms)
+        slot_set.on("close", budget.close)
         self._router.add_slot_set(slot_set)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # no loop (a synchronous test): the owner ticks the budget itself
+        else:
+            budget.start()
         return slot_set
 
     def slot_mid(self, slot_id: str) -> str | None:
@@ -382,7 +397,7 @@ class WebRtcTransport(EventEmitter):
             self.stats.malformed_rtcp += 1
             logger.debug("%r: malformed RTCP dropped: %s", self, exc)
             return
-        dispatch_rtcp(packets, self._producer_by_ssrc, self._feedback_by_ssrc)
+        dispatch_rtcp(packets, self._producer_by_ssrc, self._feedback_by_ssrc, self.budget)
 
     async def _run_rtcp(self) -> None:
         """Periodic RTCP: receiver reports upstream, sender reports to subscribers."""

@@ -206,10 +206,21 @@ async def test_a_switch_while_paused_is_announced_at_once_and_started_on_resume(
     assert len(sink.media()) == count + 1
 
 
-async def test_audio_slots_ignore_layers() -> None:
+async def test_an_audio_slot_pauses_at_once_and_resumes_at_the_next_packet_without_a_gap() -> None:
+    src = make_source("v", "audio", ssrc=3000, pt=111, seq=65534)
     sink = make_slot("audio", pt=111, rtx=None, slot_id="audio-0")
+    sink.slot.switch_to(src.producer)
+    for _ in range(3):
+        src.audio()
     sink.slot.set_layer(PAUSED)
-    assert not sink.slot.paused
+    for _ in range(3):
+        src.audio()
+    assert len(sink.media()) == 3 and sink.slot.stats.paused_drops == 3
+    sink.slot.set_layer(1)
+    assert sink.slot.target_layer == TOP_LAYER, "audio has no layers: resumed is all of it"
+    src.audio()
+    media = sink.media()
+    assert len(media) == 4 and contiguous([v.sequence_number for v in media], 65536)
 
 
 def test_set_layer_refuses_out_of_range() -> None:

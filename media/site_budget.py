@@ -1,0 +1,318 @@
+"""A site's budget: its downlink estimate shared among its slots, stepped down fast and up carefully.
+
+One :class:`SiteBudget` per receiving connection (the transport creates it with the slots). Every
+:data:`TICK_MS` it asks the estimator (:mod:`media.bandwidth`) for the site's estimate, spends
+``share`` of it with :func:`media.allocation.allocate` (audio first, then the stage, then the
+thumbnails) and applies the result to the slots (:meth:`media.slot.Slot.set_layer`):
+
+- **down at once**: any slot whose allocation fell is lowered in the same tick (a congestion signal
+  reaches the estimate within one RTCP interval, so the step is within ~1 s of it);
+- **up only when quiet and probed**: after ``up_after_ms`` without congestion and without a step
+  down, the budget *probes*: padding-only RTX packets (:meth:`media.slot.Slot.send_padding`) raise
+  what the site receives to what the higher allocation would send, for ``probe_ms``; if no
+  congestion signal came meanwhile, the higher allocation is applied; else it waits again.
+  A video the page asks for again (a tile shown, a choice changed) is resumed without a probe.
+
+The site's choice (``auto`` / ``low`` / ``audio``) and what the page shows (:class:`SlotView`) are
+requests: a slot they rule out is *paused on request*. The ``state`` event (:class:`SiteState`)
+reports the estimate and every slot's state and layer when they change, and every
+:data:`REPORT_MS` while anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .allocation import (
+    DEFAULT_AUDIO_RATE,
+    DEFAULT_VIDEO_RATES,
+    MODES,
+    PAUSED,
+    Allocation,
+    AudioDemand,
+    Mode,
+    SlotState,
+    VideoDemand,
+    allocate,
+)
+from .bandwidth import BandwidthEstimator, RembLossEstimator
+from .events import EventEmitter
+from .rtp_packet import monotonic_ms
+from .slot import Slot
+from .slot_assignment import STAGE_AUDIO, STAGE_VIDEO
+from .slot_set import SlotSet
+
+logger = logging.getLogger(__name__)
+
+TICK_MS = 500
+PACE_MS = 25
+REPORT_MS = 2000
+DEFAULT_SHARE = 0.85
+DEFAULT_UP_AFTER_MS = 5000
+DEFAULT_PROBE_MS = 1500
+#: A probe tries the link at this many times the estimate (at most).
+PROBE_STEP = 1.5
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """What the page shows of one slot: whether its tile is visible, and its size in CSS pixels."""
+
+    visible: bool = True
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """The site's link as the budget sees it, for the page and the moderators' panels."""
+
+    estimate: int
+    budget: int
+    sending: int
+    loss: float
+    mode: Mode
+    probing: bool
+    #: slot id -> (state, layer forwarded: 0..2 video, 0 audio, -1 none)
+    slots: dict[str, tuple[SlotState, int]] = field(default_factory=dict)
+
+    def weak(self) -> bool:
+        """Some stream is paused for want of bandwidth."""
+        return any(state == "paused_bandwidth" for state, _ in self.slots.values())
+
+
+class SiteBudget(EventEmitter):
+    """See the module docstring. Events: ``state`` (SiteState), ``close`` ()."""
+
+    def __init__(self, slot_set: SlotSet, estimator: BandwidthEstimator | None = None, *,
+                 share: float = DEFAULT_SHARE, up_after_ms: int = DEFAULT_UP_AFTER_MS,
+                 probe_ms: int = DEFAULT_PROBE_MS) -> None:
+        super().__init__()
+        if not 0.1 <= share <= 1.0:
+            raise ValueError(f"a site's share of its estimate is 0.1..1, not {share}")
+        self.slot_set = slot_set
+        self.estimator: BandwidthEstimator = estimator or RembLossEstimator()
+        self.share = share
+        self.up_after_ms = up_after_ms
+        self.probe_ms = probe_ms
+        self.mode: Mode = "auto"
+        self.views: dict[str, SlotView] = {}
+        self.closed = False
+        self.state: SiteState | None = None
+        self._applied: dict[str, int] = {}  # slot id -> layer applied (audio: TOP or PAUSED)
+        self._states: dict[str, SlotState] = {}
+        self._last_down_ms = -(10**9)
+        self._probe_start_ms: int | None = None
+        self._probe_rate = 0
+        self._probe_target = 0
+        self._probe_sent_bytes = 0
+        self._pace_ms = 0
+        self._last_tick_ms: int | None = None
+        self._last_sent_bytes = 0
+        self._sending = 0
+        self._last_report_ms = -(10**9)
+        self._task: asyncio.Task[None] | None = None
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def set_mode(self, mode: Mode) -> None:
+        """The site's choice: ``auto``, ``low`` (stage at most TL1, thumbnails TL0) or ``audio``."""
+        if mode not in MODES:
+            raise ValueError(f"a site's choice is one of {', '.join(MODES)}, not {mode!r}")
+        if mode != self.mode:
+            self.mode = mode
+            self.tick(monotonic_ms(), requested=True)
+
+    def set_views(self, views: Mapping[str, SlotView]) -> None:
+        """What the page shows of its video slots (a slot not named keeps what it had)."""
+        unknown = [slot_id for slot_id in views if slot_id not in self.slot_set.slots]
+        if unknown:
+            raise ValueError(f"unknown slot(s): {', '.join(sorted(unknown))}")
+        changed = any(self.views.get(slot_id) != view for slot_id, view in views.items())
+        self.views.update(views)
+        if changed:
+            self.tick(monotonic_ms(), requested=True)
+
+    # -- feedback (the transport routes the site's RTCP here) -------------------------------
+
+    def on_remb(self, bitrate: int, source: int = 0) -> None:
+        self.estimator.on_remb(bitrate, monotonic_ms(), source)
+
+    def on_report(self, ssrc: int, fraction_lost: int) -> None:
+        if ssrc in self.slot_set.by_ssrc:
+            self.estimator.on_report(ssrc, fraction_lost, monotonic_ms())
+
+    # -- the budget -------------------------------------------------------------------------
+
+    def _demands(self, now_ms: int) -> tuple[list[AudioDemand], list[VideoDemand]]:
+        audios: list[AudioDemand] = []
+        videos: list[VideoDemand] = []
+        for slot_id, slot in self.slot_set.slots.items():
+            producer = slot.target
+            if producer is None:
+                continue
+            rates = producer.layer_rates.sample(now_ms)
+            measured = producer.layer_rates.measured and rates and rates[-1] > 0
+            if slot.kind == "audio":
+                audios.append(AudioDemand(slot_id, rates[0] if measured else DEFAULT_AUDIO_RATE,
+                                          stage=slot_id == STAGE_AUDIO))
+            else:
+                view = self.views.get(slot_id)
+                videos.append(VideoDemand(slot_id, rates if measured else DEFAULT_VIDEO_RATES,
+                                          stage=slot_id == STAGE_VIDEO, visible=view is None or view.visible))
+        videos.sort(key=lambda d: not d.stage)  # the stage, then thumbnails in slot (last-N) order
+        return audios, videos
+
+    def _sent_bytes(self) -> int:
+        return sum(s.stats.bytes_sent + s.stats.padding_bytes_sent for s in self.slot_set.slots.values())
+
+    def tick(self, now_ms: int, *, requested: bool = False) -> None:
+        """Measure, allocate, apply (see the module docstring); ``requested``: the page asked."""
+        if self.closed:
+            return
+        sent = self._sent_bytes()
+        if self._last_tick_ms is not None and not requested and now_ms > self._last_tick_ms:
+            self._sending = int((sent - self._last_sent_bytes) * 8000 / (now_ms - self._last_tick_ms))
+            self.estimator.on_sent(self._sending, now_ms)
+        if not requested or self._last_tick_ms is None:
+            self._last_tick_ms, self._last_sent_bytes = now_ms, sent
+        estimate = self.estimator.estimate(now_ms)
+        budget = int(estimate * self.share)
+        audios, videos = self._demands(now_ms)
+        wanted = allocate(budget, audios, videos, self.mode)
+        self._apply(wanted, audios, videos, estimate, now_ms)
+        self._report(estimate, budget, now_ms)
+
+    def _apply(self, wanted: Allocation, audios: list[AudioDemand], videos: list[VideoDemand], estimate: int,
+               now_ms: int) -> None:
+        targets = {slot_id: (2 if on else PAUSED) for slot_id, on in wanted.audio.items()}
+        targets.update(wanted.layers)
+        first = not self._applied
+        calm_ms = now_ms - self.estimator.last_congestion_ms
+        ups: dict[str, int] = {}
+        for slot_id, layer in targets.items():
+            current = self._applied.get(slot_id)
+            if current is None or first or layer < current:
+                if current is not None and not first and layer < current and wanted.states[slot_id] != "paused_request":
+                    self._last_down_ms = now_ms  # a step down for bandwidth: the next step up waits
+                self._set(slot_id, layer)
+            elif layer > current:
+                if self._states.get(slot_id) == "paused_request" and calm_ms >= self.up_after_ms:
+                    self._set(slot_id, layer)  # shown again / chosen again: no wait
+                else:
+                    ups[slot_id] = layer
+        quiet = min(now_ms - self._last_down_ms, calm_ms) >= self.up_after_ms
+        states = dict(wanted.states)
+        if ups and quiet:
+            for slot_id, layer in ups.items():
+                self._set(slot_id, layer)
+            ups = {}
+        for slot_id in ups:
+            states[slot_id] = "paused_bandwidth" if self._applied.get(slot_id) == PAUSED else "active"
+        self._states = states
+        self._probe(wanted, audios, videos, estimate, now_ms, quiet and not ups)
+
+    def _probe(self, wanted: Allocation, audios: list[AudioDemand], videos: list[VideoDemand], estimate: int,
+               now_ms: int, quiet: bool) -> None:
+        """Find out whether the link carries more: when it has been quiet and more would be sent with
+        a larger estimate, pad up to that estimate for ``probe_ms``; no congestion signal meanwhile
+        and the estimator learns that the link carried it."""
+        start = self._probe_start_ms
+        if start is not None:
+            if now_ms - start < self.probe_ms:
+                return
+            self._probe_start_ms = None
+            if self.estimator.last_congestion_ms < start and self._probe_sent_bytes > 0:
+                self.estimator.on_probe(self._probe_target, now_ms)
+            else:
+                self._last_down_ms = now_ms  # it did not carry it: wait again before the next try
+            return
+        if not quiet or self._padding_slot() is None:
+            return
+        larger = int(estimate * PROBE_STEP)
+        more = allocate(int(larger * self.share), audios, videos, self.mode).total
+        if more <= wanted.total:
+            return  # nothing more to send: no need to know
+        self._probe_target = min(larger, int(more / self.share))
+        self._probe_rate = max(0, self._probe_target - self._sending)
+        self._probe_sent_bytes = 0
+        self._probe_start_ms = now_ms
+
+    def _set(self, slot_id: str, layer: int) -> None:
+        self._applied[slot_id] = layer
+        self.slot_set.slots[slot_id].set_layer(layer)
+
+    def _padding_slot(self) -> Slot | None:
+        fallback = None
+        for slot in self.slot_set.slots.values():
+            if slot.kind == "video" and slot.can_pad:
+                if slot.forwarding:
+                    return slot
+                fallback = fallback or slot
+        return fallback
+
+    @property
+    def probing(self) -> bool:
+        return self._probe_start_ms is not None
+
+    def pace(self, now_ms: int) -> None:
+        """Send the probe's padding for the time since the last call (every :data:`PACE_MS`)."""
+        elapsed = now_ms - self._pace_ms
+        self._pace_ms = now_ms
+        if self._probe_start_ms is None or self.closed:
+            return
+        slot = self._padding_slot()
+        if slot is not None:
+            self._probe_sent_bytes += slot.send_padding(int(self._probe_rate * min(elapsed, 100) / 8000))
+
+    def _report(self, estimate: int, budget: int, now_ms: int) -> None:
+        slots: dict[str, tuple[SlotState, int]] = {}
+        for slot_id, slot in self.slot_set.slots.items():
+            if slot.target is None:
+                slots[slot_id] = ("empty", PAUSED)
+            else:
+                state = self._states.get(slot_id, "active")
+                slots[slot_id] = (state, slot.layer if state == "active" else PAUSED)
+        state = SiteState(estimate=estimate, budget=budget, sending=self._sending, loss=self.estimator.loss,
+                          mode=self.mode, probing=self.probing, slots=slots)
+        previous = self.state
+        self.state = state
+        changed = previous is None or previous.slots != slots or previous.mode != state.mode
+        if changed or now_ms - self._last_report_ms >= REPORT_MS:
+            self._last_report_ms = now_ms
+            self.emit("state", state)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None and not self.closed:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        next_tick = monotonic_ms()
+        try:
+            while not self.closed:
+                await asyncio.sleep(PACE_MS / 1000)
+                now = monotonic_ms()
+                self.pace(now)
+                if now >= next_tick:
+                    next_tick = now + TICK_MS
+                    try:
+                        self.tick(now)
+                    except Exception:  # noqa: BLE001 - a budget bug must not stop the site's media
+                        logger.exception("site budget of %s failed a tick", self.slot_set.subscriber_id)
+        except asyncio.CancelledError:
+            pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.emit("close")
+        self.remove_all_listeners()
