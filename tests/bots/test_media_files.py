@@ -140,3 +140,18 @@ def test_unsupported_layer_counts_are_refused() -> None:
         MediaParams(temporal_layers=2)
     assert "ts_target_bitrate=200,300,500:" in media_files.ts_parameters(MediaParams())
     assert media_files.ts_parameters(MediaParams()).endswith(":ts_layering_mode=3")
+
+
+def test_a_receiver_can_go_up_a_layer_at_every_layer_sync_frame(media: media_files.PreEncodedMedia) -> None:
+    """What the SFU does when a subscriber's link recovers: after the frames of TID <= ``below``
+    only, it forwards a layer-sync frame of a higher layer; that frame decodes to its picture."""
+    full = [_planes(f) for f in _pictures("libvpx", media.video)]
+    tids, sync = media.temporal_ids, media.layer_sync
+    switches = 0
+    for below in (0, 1):
+        for i in (i for i in range(1, len(tids)) if sync[i] and tids[i] > below):
+            before = [media.video[j] for j in range(i) if tids[j] <= below]
+            pictures = _pictures("libvpx", before + [media.video[i]])
+            assert _planes(pictures[-1]) == full[i], (below, i)
+            switches += 1
+    assert switches == 15 + 15 + 15  # from TL0 at the TL1 and TL2 sync frames, from TL0+TL1 at the TL2 ones
