@@ -248,3 +248,44 @@ def test_publish_reports_merge_frames_per_tid() -> None:
                             PublishReport(video_frames=5, frames_per_tid=[2, 1, 2, 0])])
     assert merged is not None and merged.video_frames == 13 and merged.frames_per_tid == [4, 3, 6, 0]
     assert "(0 packets, 0 keyframes, per TID 4/3/6)" in BotReport("b", "lean", publish=merged).summary()
+
+
+async def test_layers_the_sfu_does_not_forward_are_not_counted_lost(sfu: Closer, media: PreEncodedMedia) -> None:
+    """The SFU forwards TL0 only, then TL0+TL1, then all layers to one subscriber (its slot's
+    ``set_layer``; the site's bandwidth budget is stopped so that it does not choose instead): the
+    bot counts the frames not forwarded apart, none missing, no freeze, and decodes its samples."""
+    publisher = sfu.add(Publisher(media, audio=False, bind_addresses=LOOPBACK))
+    await connect_publisher(sfu.router, "alice", publisher)
+    lean = sfu.add(Subscriber(lean=True, bind_addresses=LOOPBACK, videos=0, audios=0,
+                              video_sample_interval_s=0.5))
+    transport = await connect_subscriber(sfu.router, "carol", lean)
+    budget = getattr(transport, "budget", None)
+    if budget is not None:
+        budget.close()
+    slot = transport.slot_set.slots["stage-video"]
+
+    def stage() -> object:
+        return next((r for r in lean.reports() if r.slot_id == "stage-video"), None)
+
+    await wait_for(lambda: stage() is not None and stage().frames_received >= 10, timeout=15)
+    steps = []
+    for layer in (0, 1, 2):
+        slot.set_layer(layer)
+        before = stage()
+        await wait_for(lambda: stage().frames_received >= before.frames_received + 8, timeout=10)
+        steps.append((before, stage()))
+    report = stage()
+    assert report.frames_missing == 0 and report.lost_packets == 0 and report.freezes == 0, report
+    assert report.decode_errors == 0 and report.index_mismatches == 0
+    deltas = []
+    for before, after in steps:
+        received = [a - b for a, b in zip(after.frames_per_tid, before.frames_per_tid)]
+        not_forwarded = after.frames_not_forwarded - before.frames_not_forwarded
+        # Every frame the publisher counted meanwhile was received or not forwarded, none lost.
+        assert sum(received) + not_forwarded == after.last_counter - before.last_counter, (before, after)
+        deltas.append((received, not_forwarded))
+    (tl0_only, skipped0), (tl01, skipped1), (every, skipped2) = deltas
+    # (A frame being sent when the layer changes is finished: at most one of a dropped layer.)
+    assert tl0_only[0] >= 8 and tl0_only[1] + tl0_only[2] <= 1 and skipped0 >= 3 * (tl0_only[0] - 1)
+    assert tl01[0] >= 3 and tl01[1] >= 3 and tl01[2] <= 1 and skipped1 >= tl01[0] + tl01[1] - 2
+    assert every[2] >= 3 and skipped2 <= 3  # up at the next layer-sync frame
