@@ -5,6 +5,7 @@
 import { _, format, language, number } from "./i18n.js";
 import { byId, el } from "./dom.js";
 import { describeQuality, officeName } from "./room-view.js";
+import { linkBadge } from "./room-links.js";
 
 /** Which status a site shows, from those of its people: the most present one wins. */
 const SITE_ORDER = ["joined", "lobby", "dropped", "left", "removed", "absent"];
@@ -61,11 +62,12 @@ export class ConsoleBoard {
       status: tr.querySelector(".status"),
       hand: el("span", { className: "pill hand-pill", hidden: true }),
       quality: el("span", { className: "quality", "data-level": "unknown" }),
+      link: el("span", { className: "link-cell" }),
       mic: el("span", { className: "mic" }),
       confirming: false,
     };
     tr.querySelector(".status-cell").appendChild(row.hand);
-    tr.querySelector(".quality-cell").appendChild(row.quality);
+    tr.querySelector(".quality-cell").append(row.quality, row.link);
     tr.querySelector(".mic-cell").appendChild(row.mic);
     row.mute = el("button", { type: "button", className: "small", hidden: true });
     row.remove = el("button", { type: "button", className: "small danger-outline", text: _("Remove"), hidden: true,
@@ -204,6 +206,9 @@ export class ConsoleBoard {
       row.quality.hidden = true;
       row.quality.textContent = "";
     }
+    // The link as the server adapts to it: what the site receives, and why not more.
+    const badge = p ? linkBadge(owner.links[p.id]) : null;
+    row.link.replaceChildren.apply(row.link, badge ? [badge] : []);
     const observer = p && Array.isArray(p.info.roles) && p.info.roles.length === 1 && p.info.roles[0] === "observer";
     let mic = "";
     row.mic.className = "mic";

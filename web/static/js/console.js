@@ -28,6 +28,7 @@ class Console {
     this.signal = null;
     this.participantId = null;
     this.participants = new Map(); // participant_id -> {info, quality, audioMuted, forceMuted}
+    this.links = {}; // participant_id -> the site's link as the server adapts to it (signaling/links.py)
     this.presence = new Map(); // person_id -> {status, since, full_name, office_id}
     this.hands = [];
     this.lobby = [];
@@ -87,6 +88,7 @@ class Console {
     this.onAgenda(joined.agenda || { items: [], current_item_id: null });
     this.onRoomState(joined.room_state || { locked: false, lobby_enabled: false });
     this.onRecording(joined.recording || { state: "off" });
+    this.onLinks({ sites: joined.links || {} });
     this.sessionPanel = this.sessionPanel || new SessionPanel(document.getElementById("session-panel"));
     this.sessionPanel.attach(signal, joined);
     this.checkStorage();
@@ -126,6 +128,7 @@ class Console {
       closing: this.onClosing,
       alarm: this.onAlarm,
       recording: this.onRecording,
+      links: this.onLinks,
     };
     bindServerEvents(this, signal, handlers, this.render);
     signal.on("disconnect", function (reason) {
@@ -275,6 +278,11 @@ class Console {
     }
   }
 
+  /** Every site's link: what the server sends it and why (weak link, audio only). */
+  onLinks(data) {
+    this.links = data.sites && typeof data.sites === "object" ? data.sites : {};
+  }
+
   onHands(data) {
     this.hands = Array.isArray(data.queue) ? data.queue : [];
   }
@@ -406,8 +414,9 @@ class Console {
       reconnects: this.reconnects,
       participants: Array.from(this.participants.values()).map(function (p) {
         return { id: p.info.participant_id, personId: p.info.person_id, name: p.info.full_name,
-          quality: p.quality, audioMuted: p.audioMuted, forceMuted: p.forceMuted };
-      }),
+          quality: p.quality, link: this.links[p.info.participant_id] || null, audioMuted: p.audioMuted,
+          forceMuted: p.forceMuted };
+      }, this),
       presence: Array.from(this.presence.values()),
       hands: this.hands,
       lobby: this.lobby,

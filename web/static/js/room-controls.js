@@ -1,4 +1,5 @@
-// The controls: microphone, camera, hand, audio only, sound, pin and spotlight, and the page-level listeners.
+// The controls: microphone, camera, hand, thumbnails, sound, pin and spotlight, and the page-level listeners
+// (the site's choice of video, auto / low / audio only, is room-links.js).
 // Its methods are mixed into the Room class (room.js): `this` is the Room, whose state the constructor
 // there sets up.
 
@@ -20,7 +21,7 @@ export class RoomControls {
     on("mic-button", this.toggleMic);
     on("camera-button", this.toggleCamera);
     on("hand-button", this.toggleHand);
-    on("audio-only-button", this.toggleAudioOnly);
+    on("thumbs-button", this.toggleThumbs);
     on("leave-button", this.leave);
     on("lobby-leave-button", this.leave);
     on("sound-button", this.enableSound);
@@ -130,26 +131,14 @@ export class RoomControls {
     }
   }
 
-  async toggleAudioOnly() {
-    this.audioOnly = !this.audioOnly;
-    if (this.signal) {
-      this.signal.call("set_last_n", { n: this.audioOnly ? 0 : this.defaultLastN });
-    }
-    if (this.audioOnly) {
-      this.cameraBeforeAudioOnly = !this.cameraOff;
-      if (!this.cameraOff && this.canPublish) {
-        await this.turnCameraOff(true);
-      }
-      this.status(_("Audio only: video is paused to save the connection."));
-    } else {
-      if (this.cameraBeforeAudioOnly && this.canPublish) {
-        await this.turnCameraOn();
-      }
-      this.status(_("Video is back on."));
-    }
-    this.root.dataset.audioOnly = this.audioOnly ? "true" : "false";
+  /** Hide the thumbnails (a small screen, a weak link): their videos are then not sent at all. */
+  toggleThumbs() {
+    this.thumbsHidden = !this.thumbsHidden;
+    this.root.dataset.thumbs = this.thumbsHidden ? "hidden" : "shown";
     this.renderControls();
-    this.renderSlots();
+    this.status(this.thumbsHidden ? _("The thumbnails are hidden: their video is not sent to you.")
+      : _("The thumbnails are shown."));
+    this.scheduleViewReport();
   }
 
   enableSound() {

@@ -64,6 +64,8 @@ export class RoomEvents {
       room_state: this.onRoomState,
       closing: this.onClosing,
       recording: this.onRecording,
+      slot_state: this.onSlotState,
+      links: this.onLinks,
     };
     bindServerEvents(this, signal, handlers);
     signal.on("disconnect", function (reason) {
@@ -95,6 +97,7 @@ export class RoomEvents {
       audioMuted: Boolean(info.audio_muted),
       videoMuted: Boolean(info.video_muted),
       quality: info.quality && typeof info.quality === "object" && Object.keys(info.quality).length ? info.quality : null,
+      link: this.links[info.participant_id] || null,
       tile: null,
     });
   }
@@ -107,6 +110,7 @@ export class RoomEvents {
     this.participants.delete(id);
     this.placeSlotVideos(); // a slot's <video> in the tile goes back to the park, still playing
     if (p.tile) {
+      this.unwatchTile(p.tile.root);
       p.tile.root.remove();
     }
     if (this.stageId === id) {

@@ -9,6 +9,20 @@ import { Signaling, fetchJoinToken } from "./signaling.js";
 import { SessionPanel } from "./session-panel.js";
 
 const VIDEO_MAX_BITRATE = 900000;
+// Three temporal layers (VP8 L1T3): the server forwards 7.5, 15 or 30 frames per second to each site
+// by what its link carries, from this one stream (media/allocation.py).
+const VIDEO_SCALABILITY = "L1T3";
+
+/** The camera's transceiver with temporal layers; without them where the browser refuses L1T3. */
+function addVideoTransceiver(pc, trackOrKind) {
+  const init = { direction: "sendonly" };
+  try {
+    return pc.addTransceiver(trackOrKind, Object.assign({}, init,
+      { sendEncodings: [{ maxBitrate: VIDEO_MAX_BITRATE, scalabilityMode: VIDEO_SCALABILITY }] }));
+  } catch (error) {
+    return pc.addTransceiver(trackOrKind, Object.assign({}, init, { sendEncodings: [{ maxBitrate: VIDEO_MAX_BITRATE }] }));
+  }
+}
 
 export class RoomNegotiation {
   joinErrorText(error) {
@@ -37,7 +51,8 @@ export class RoomNegotiation {
     }
     this.signal = signal;
     this.bindSignal(signal);
-    const joined = await signal.call("join", this.audioOnly ? { last_n: 0 } : {});
+    // The site's choice goes with the join: the first offer already leaves out what it rules out.
+    const joined = await signal.call("join", { quality: this.quality });
     if (!joined.ok) {
       const error = new Error(joined.error.message);
       error.code = joined.error.code;
@@ -61,6 +76,9 @@ export class RoomNegotiation {
     this.applyJoin(joined);
     this.sessionPanel = this.sessionPanel || new SessionPanel(document.getElementById("session-panel"));
     this.sessionPanel.attach(signal, joined);
+    if (this.canPublish && this.quality === "audio" && !this.cameraOff) {
+      await this.cameraFollowsQuality("auto", "audio"); // before publishing: the server is told below
+    }
     if (this.canPublish) {
       if (this.micMuted) {
         await signal.call("mute", { kind: "audio", muted: true });
@@ -102,6 +120,7 @@ export class RoomNegotiation {
     if (joined.room_state) {
       this.onRoomState(joined.room_state);
     }
+    this.onLinks({ sites: joined.links || {} });
   }
 
   newPeerConnection(direction) {
@@ -115,10 +134,7 @@ export class RoomNegotiation {
     const pc = this.newPeerConnection("send");
     this.sendPc = pc;
     const audio = pc.addTransceiver(this.local.audio || "audio", { direction: "sendonly" });
-    const video = pc.addTransceiver(this.cameraOff ? "video" : (this.local.video || "video"), {
-      direction: "sendonly",
-      sendEncodings: [{ maxBitrate: VIDEO_MAX_BITRATE }],
-    });
+    const video = addVideoTransceiver(pc, this.cameraOff ? "video" : (this.local.video || "video"));
     this.senders = { audio: audio.sender, video: video.sender };
     if (this.local.audio) {
       this.local.audio.enabled = !this.micMuted;

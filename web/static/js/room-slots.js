@@ -38,6 +38,7 @@ export class RoomSlots {
       throw this.replyError(reply);
     }
     this.setUpSlots(reply.slots || []);
+    this.resetView(); // the new connection's budget knows nothing of what this page shows
     await pc.setRemoteDescription({ type: "offer", sdp: reply.sdp });
     pc.getTransceivers().forEach(function (transceiver) {
       const slot = transceiver.mid === null ? null : this.slotsByMid.get(String(transceiver.mid));
@@ -54,6 +55,7 @@ export class RoomSlots {
     if (!answered.ok) {
       throw this.replyError(answered);
     }
+    this.scheduleViewReport();
   }
 
   replyError(reply) {
@@ -268,6 +270,7 @@ export class RoomSlots {
     }
     this.renderStage();
     this.participants.forEach(this.renderTile, this);
+    this.scheduleViewReport(); // a slot may have moved into another tile: what is seen may have changed
   }
 
   /** For debugState: the slot map as the page shows it now. */

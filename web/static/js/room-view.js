@@ -6,6 +6,8 @@
 import { _, format, language, number } from "./i18n.js";
 import { qualityLevel } from "./stats.js";
 import { byId, el, initials, setPressed } from "./dom.js";
+import { linkBadge } from "./room-links.js";
+import { STAGE_VIDEO } from "./room-slots.js";
 
 /** "Good · 120 ms · loss 1% · 800 kbit/s" and its level (good / fair / poor / unknown), for display. */
 export function describeQuality(summary) {
@@ -104,6 +106,8 @@ export class RoomView {
     this.renderRoster();
     this.renderHands();
     this.renderStage();
+    this.renderOwnLink();
+    this.scheduleViewReport();
   }
 
   renderControls() {
@@ -118,7 +122,8 @@ export class RoomView {
     setPressed(mic, this.micMuted);
     setPressed(camera, this.cameraOff);
     setPressed(hand, this.handRaised);
-    setPressed(byId("audio-only-button"), this.audioOnly);
+    setPressed(byId("thumbs-button"), this.thumbsHidden); // pressed: hidden (the label stays, as for Mute)
+    this.renderQualityChoice();
     if (mic) {
       mic.disabled = !this.local.audio || Boolean(this.forceMuted);
       mic.title = this.forceMuted ? _("A moderator has muted you. Raise your hand to ask to speak.")
@@ -161,15 +166,17 @@ export class RoomView {
     const muted = el("span", { className: "tile-muted", text: _("Muted"), hidden: true });
     const hand = el("span", { className: "tile-hand", text: _("Hand raised"), hidden: true });
     const spotlight = el("span", { className: "tile-spotlight", text: _("Spotlight"), hidden: true });
+    const paused = el("span", { className: "tile-paused", hidden: true });
     const nameNode = el("span", { className: "tile-name", text: name });
     const officeNode = el("span", { className: "tile-office", text: office });
     const root = el("li", { className: "tile" }, [
       video, placeholder,
       el("span", { className: "tile-badges" }, [muted, hand, spotlight]),
       el("span", { className: "tile-label" }, [nameNode, officeNode]),
+      paused,
     ]);
     return { root: root, video: video, placeholder: placeholder, muted: muted, hand: hand, spotlight: spotlight,
-      name: nameNode, office: officeNode, track: null, pin: null, spot: null };
+      paused: paused, name: nameNode, office: officeNode, track: null, pin: null, spot: null };
   }
 
   /** A participant's tile: "Pin to my stage" for everyone, "Spotlight for everyone" for moderators. */
@@ -183,6 +190,7 @@ export class RoomView {
     tile.pin = iconButton("tile-pin", PIN_ICON, function () { self.togglePin(p.id); });
     tile.spot = iconButton("tile-spot", SPOTLIGHT_ICON, function () { self.toggleSpotlight(p.id); });
     tile.root.appendChild(el("span", { className: "tile-actions" }, [tile.pin, tile.spot]));
+    this.watchTile(tile.root); // whether it is seen, and how big, decides what the server sends for it
     return tile;
   }
 
@@ -193,8 +201,12 @@ export class RoomView {
     }
     const tile = p.tile;
     const slot = this.placeSlotVideos().get(p.id) || null;
-    tile.root.dataset.video = slot ? "on" : "off";
+    // A paused slot keeps its last frame: the name card shows instead (names stay in audio only).
+    const state = slot ? this.slotStateOf(slot) : "empty";
+    tile.root.dataset.video = slot && state === "active" && this.quality !== "audio" ? "on" : "off";
     tile.root.dataset.slotId = slot ? slot.id : "";
+    tile.root.dataset.slotState = slot ? state : "";
+    this.renderPausedNotice(tile.paused, state);
     tile.root.classList.toggle("speaking", this.dominant === p.id);
     tile.root.classList.toggle("on-stage", this.stageId === p.id);
     tile.root.classList.toggle("pinned", this.ownPin === p.id);
@@ -222,7 +234,10 @@ export class RoomView {
     const previous = this.stageId;
     this.stageId = shown.participantId;
     const p = this.stageId ? this.participants.get(this.stageId) : null;
-    stage.dataset.empty = shown.video ? "false" : "true";
+    const state = this.slotStateOf(this.slots.get(STAGE_VIDEO));
+    stage.dataset.empty = shown.video && state === "active" && this.quality !== "audio" ? "false" : "true";
+    stage.dataset.slotState = state;
+    this.renderPausedNotice(byId("stage-paused"), shown.video ? state : "active");
     stage.dataset.participantId = p ? p.id : "";
     stage.dataset.switching = shown.pending ? "true" : "false";
     if (previous !== this.stageId) {
@@ -247,10 +262,10 @@ export class RoomView {
     } else if (this.ownPin === p.id) {
       name.appendChild(el("span", { className: "pill", text: _("Pinned to your stage") }));
     }
-    if (this.audioOnly) {
+    if (this.quality === "audio") {
       name.appendChild(el("span", { className: "pill", text: _("Audio only") }));
     }
-    placeholder.textContent = shown.video ? "" : initials(p.info.full_name);
+    placeholder.textContent = stage.dataset.empty === "false" ? "" : initials(p.info.full_name);
   }
 
   renderRoster() {
@@ -261,10 +276,11 @@ export class RoomView {
     list.replaceChildren();
     const entries = [];
     if (this.me && this.participantId) {
-      entries.push({ info: this.me, self: true, audioMuted: this.micMuted, quality: this.ownQuality, id: this.participantId });
+      entries.push({ info: this.me, self: true, audioMuted: this.micMuted, quality: this.ownQuality, id: this.participantId,
+        link: this.links[this.participantId] || null });
     }
     this.participants.forEach(function (p) {
-      entries.push({ info: p.info, self: false, audioMuted: p.audioMuted, quality: p.quality, id: p.id });
+      entries.push({ info: p.info, self: false, audioMuted: p.audioMuted, quality: p.quality, id: p.id, link: p.link || null });
     });
     const hands = this.hands;
     entries.forEach(function (entry) {
@@ -281,6 +297,7 @@ export class RoomView {
           handUp ? el("span", { className: "pill hand-pill", text: _("Hand raised") }) : null,
           entry.id === this.spotlight ? el("span", { className: "pill spotlight-pill", text: _("Spotlight") }) : null,
           el("span", { className: "quality", "data-level": quality.level, text: quality.text }),
+          linkBadge(entry.link),
         ]),
       ]));
     }, this);

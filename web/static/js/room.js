@@ -9,6 +9,7 @@
 //   room-events.js       server events and the participant list
 //   room-connection.js   reconnection, heartbeat and keep-alive
 //   room-controls.js     the buttons and page-level listeners
+//   room-links.js        poor links: the site's choice, the tiles it shows, the links' states
 //   room-view.js         rendering of stage, thumbnails, panels, banner and status
 
 import { _, format, loadCatalog } from "./i18n.js";
@@ -18,6 +19,7 @@ import { byId } from "./dom.js";
 import { RoomConnection } from "./room-connection.js";
 import { RoomControls } from "./room-controls.js";
 import { RoomEvents } from "./room-events.js";
+import { RoomLinks, storedQuality } from "./room-links.js";
 import { RoomNegotiation } from "./room-negotiation.js";
 import { RoomPrejoin } from "./room-prejoin.js";
 import { RoomSlots } from "./room-slots.js";
@@ -36,8 +38,16 @@ class Room {
     this.micId = "";
     this.micMuted = false;
     this.cameraOff = false;
-    this.audioOnly = false;
+    // What the site receives: "auto", "low" or "audio" (room-links.js), remembered on this device.
+    this.quality = storedQuality();
     this.cameraBeforeAudioOnly = false;
+    // What the server says of the links: this site's slots, its own link, every site's link.
+    this.slotStates = {};
+    this.ownLink = null;
+    this.links = {};
+    this.viewSent = null;
+    this.viewTimer = null;
+    this.thumbsHidden = false;
     this.handRaised = false;
     this.canPublish = this.mayPublish;
     this.signal = null;
@@ -87,6 +97,8 @@ class Room {
   async init() {
     await loadCatalog();
     this.bindControls();
+    this.bindQualityChoice();
+    this.startViewWatch();
     if (this.mayPublish) {
       await this.startPreview();
     }
@@ -191,11 +203,18 @@ class Room {
       reconnects: this.reconnects,
       micMuted: this.micMuted,
       cameraOff: this.cameraOff,
-      audioOnly: this.audioOnly,
+      audioOnly: this.quality === "audio",
+      quality: this.quality,
+      thumbsHidden: this.thumbsHidden,
+      // The server's word on this site's slots and link, every site's link, and the view last reported.
+      slotStates: this.slotStates,
+      ownLink: this.ownLink,
+      links: this.links,
+      viewSent: this.viewSent ? JSON.parse(this.viewSent) : null,
       sendState: this.sendPc ? this.sendPc.connectionState : null,
       recvState: this.recvPc ? this.recvPc.connectionState : null,
       participants: Array.from(this.participants.values()).map(function (p) {
-        return { id: p.id, name: p.info.full_name, audioMuted: p.audioMuted, videoMuted: p.videoMuted };
+        return { id: p.id, name: p.info.full_name, audioMuted: p.audioMuted, videoMuted: p.videoMuted, link: p.link || null };
       }),
       // Who is on the stage and in each slot as the page shows it now (a switch counts from the first
       // frame of the new source on), and what arrives per slot.
@@ -226,7 +245,7 @@ function mixIn(target, parts) {
   });
 }
 
-mixIn(Room, [RoomPrejoin, RoomNegotiation, RoomSlots, RoomEvents, RoomConnection, RoomControls, RoomView]);
+mixIn(Room, [RoomPrejoin, RoomNegotiation, RoomSlots, RoomEvents, RoomConnection, RoomControls, RoomView, RoomLinks]);
 
 const root = byId("room");
 if (root) {

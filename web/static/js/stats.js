@@ -127,6 +127,7 @@ export async function inboundSummary(recvPc) {
         packetsReceived: s.packetsReceived || 0,
         bytesReceived: s.bytesReceived || 0,
         framesDecoded: s.framesDecoded || 0,
+        framesReceived: s.framesReceived || 0,
         frameWidth: s.frameWidth || 0,
         audioLevel: s.audioLevel || 0,
         totalAudioEnergy: s.totalAudioEnergy || 0,

@@ -1,0 +1,297 @@
+// Poor links: the site's choice of what it receives (auto / low / audio only), what the page shows
+// (set_view: the server never sends a tile nobody sees), and what the server says of the links
+// (slot_state for this site's slots, links for every site). See signaling/links.py.
+// Its methods are mixed into the Room class (room.js): `this` is the Room, whose state the constructor
+// there sets up.
+
+import { _, format, number } from "./i18n.js";
+import { byId, el } from "./dom.js";
+import { STAGE_VIDEO } from "./room-slots.js";
+
+export const QUALITY_MODES = ["auto", "low", "audio"];
+/** The choice is the device's (a provincial office's link does not change with who logs in). */
+const QUALITY_KEY = "cabinet.quality";
+/** Tiles move and resize in bursts (a switch, a resize): report once they have settled. */
+const VIEW_DEBOUNCE_MS = 300;
+
+/** The stored choice, or "auto" (no storage, nothing stored, or something unknown stored). */
+export function storedQuality() {
+  try {
+    const value = window.localStorage.getItem(QUALITY_KEY);
+    return QUALITY_MODES.indexOf(value) >= 0 ? value : "auto";
+  } catch (error) {
+    return "auto"; // storage refused (private mode, policy): the choice lasts for this page only
+  }
+}
+
+function storeQuality(mode) {
+  try {
+    window.localStorage.setItem(QUALITY_KEY, mode);
+  } catch (error) {
+    // as above: not remembered, still applied
+  }
+}
+
+/** A site's link in words, for the participants panel and the console: {state, label, detail}. */
+export function describeLink(link) {
+  if (!link || typeof link !== "object") {
+    return null;
+  }
+  const labels = {
+    good: _("Link good"),
+    reduced: _("Video reduced"),
+    weak: _("Video paused: weak link"),
+    audio_only: _("Audio only"),
+  };
+  const state = labels[link.state] ? link.state : "good";
+  const parts = [];
+  if (typeof link.estimate_kbps === "number") {
+    parts.push(format(_("%(value)s kbit/s"), { value: number(link.estimate_kbps) }));
+  }
+  if (typeof link.loss_percent === "number") {
+    parts.push(format(_("loss %(value)s"), { value: number(link.loss_percent, 1) + "%" }));
+  }
+  return { state: state, label: labels[state], detail: parts.join(" · ") };
+}
+
+/** The pill and figures of a site's link (a <span>), or null when the server has said nothing yet. */
+export function linkBadge(link) {
+  const described = describeLink(link);
+  if (!described) {
+    return null;
+  }
+  return el("span", { className: "link-state", "data-link-state": described.state }, [
+    el("span", { className: "pill link-pill", text: described.label }),
+    described.detail ? el("span", { className: "link-detail", text: described.detail }) : null,
+  ]);
+}
+
+export class RoomLinks {
+  // -- the site's choice ----------------------------------------------------------------------
+  bindQualityChoice() {
+    const self = this;
+    document.querySelectorAll(".quality-choice input[type=radio]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        if (input.checked) {
+          self.setQuality(input.value);
+        }
+      });
+    });
+    this.renderQualityChoice();
+  }
+
+  /** Both radio groups (pre-join and session) show the current choice. */
+  renderQualityChoice() {
+    const mode = this.quality;
+    document.querySelectorAll(".quality-choice input[type=radio]").forEach(function (input) {
+      input.checked = input.value === mode;
+    });
+    this.root.dataset.quality = mode;
+  }
+
+  async setQuality(mode) {
+    if (QUALITY_MODES.indexOf(mode) < 0 || mode === this.quality) {
+      return;
+    }
+    const previous = this.quality;
+    this.quality = mode;
+    storeQuality(mode);
+    this.renderQualityChoice();
+    if (this.signal && this.participantId) {
+      this.signal.call("set_quality", { mode: mode });
+    }
+    if (this.phase === "joined" || this.phase === "reconnecting" || this.phase === "lobby") {
+      await this.cameraFollowsQuality(previous, mode);
+      this.status(mode === "audio" ? _("Audio only: video is paused to save the connection.")
+        : (mode === "low" ? _("Low video: less video is received to spare the connection.") : _("Video is back on.")));
+      this.renderSlots();
+      this.renderRoster();
+    }
+    this.scheduleViewReport();
+  }
+
+  /** Audio only spares the uplink too: the camera goes off, and comes back when video is chosen again. */
+  async cameraFollowsQuality(previous, mode) {
+    if (!this.canPublish) {
+      return;
+    }
+    if (mode === "audio") {
+      this.cameraBeforeAudioOnly = !this.cameraOff;
+      if (!this.cameraOff) {
+        await this.turnCameraOff(Boolean(this.signal));
+      }
+    } else if (previous === "audio" && this.cameraBeforeAudioOnly) {
+      this.cameraBeforeAudioOnly = false;
+      await this.turnCameraOn();
+    }
+  }
+
+  // -- what the page shows (set_view) ---------------------------------------------------------
+  startViewWatch() {
+    const self = this;
+    this.tileInView = new WeakMap();
+    this.viewObserver = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        self.tileInView.set(entry.target, entry.isIntersecting);
+      });
+      self.scheduleViewReport();
+    }, { threshold: [0, 0.01] });
+    this.sizeObserver = new ResizeObserver(function () { self.scheduleViewReport(); });
+    document.addEventListener("visibilitychange", function () { self.scheduleViewReport(); });
+    this.watchTile(byId("stage"));
+  }
+
+  /** Tiles that can show a slot's video: watched for being on screen and for their size. */
+  watchTile(node) {
+    if (node && this.viewObserver) {
+      this.viewObserver.observe(node);
+      this.sizeObserver.observe(node);
+    }
+  }
+
+  unwatchTile(node) {
+    if (node && this.viewObserver) {
+      this.viewObserver.unobserve(node);
+      this.sizeObserver.unobserve(node);
+    }
+  }
+
+  /** A new receiving connection: the server knows nothing of this page's view yet. */
+  resetView() {
+    this.viewSent = null;
+    this.slotStates = {};
+    this.scheduleViewReport();
+  }
+
+  scheduleViewReport() {
+    if (this.viewTimer) {
+      clearTimeout(this.viewTimer);
+    }
+    const self = this;
+    this.viewTimer = setTimeout(function () {
+      self.viewTimer = null;
+      self.reportView();
+    }, VIEW_DEBOUNCE_MS);
+  }
+
+  /** Where a video slot is shown: the stage, the tile it sits in, or nowhere decided (null). */
+  slotContainer(slot) {
+    if (slot.id === STAGE_VIDEO) {
+      return byId("stage");
+    }
+    const tile = slot.element ? slot.element.closest("li.tile") : null;
+    return tile;
+  }
+
+  /** One slot as the page shows it: {visible, width, height} in CSS pixels. */
+  slotView(slot) {
+    const container = this.slotContainer(slot);
+    // A slot waiting for its new source's first frame, or not placed in a tile yet, must not be
+    // starved: the page cannot know whether it will be seen, so it asks for it.
+    if (!container || slot.pending) {
+      return { visible: true };
+    }
+    const box = container.getBoundingClientRect();
+    const width = Math.round(box.width);
+    const height = Math.round(box.height);
+    const onScreen = this.tileInView.has(container) ? this.tileInView.get(container) : true;
+    const visible = !document.hidden && width > 0 && height > 0 && onScreen;
+    return { visible: visible, width: Math.min(width, 10000), height: Math.min(height, 10000) };
+  }
+
+  /** Tell the server which video slots are seen and how big, when that changed. */
+  reportView() {
+    if (!this.signal || !this.recvPc || this.phase !== "joined" || !this.tileInView) {
+      return;
+    }
+    const slots = {};
+    this.slots.forEach(function (slot) {
+      if (slot.kind === "video") {
+        slots[slot.id] = this.slotView(slot);
+      }
+    }, this);
+    const text = JSON.stringify(slots);
+    if (!Object.keys(slots).length || text === this.viewSent) {
+      return;
+    }
+    this.viewSent = text;
+    const self = this;
+    const signal = this.signal;
+    signal.call("set_view", { slots: slots }).then(function (reply) {
+      if (!reply.ok && signal === self.signal && self.viewSent === text) {
+        self.viewSent = null; // refused (e.g. before the slots existed): try again on the next change
+      }
+    });
+  }
+
+  // -- what the server says -------------------------------------------------------------------
+  /** This site's budget: the estimate and every slot's state (active, paused for bandwidth...). */
+  onSlotState(data) {
+    this.ownLink = {
+      estimate_kbps: data.estimate_kbps,
+      loss_percent: data.loss_percent,
+      mode: data.mode,
+      probing: Boolean(data.probing),
+    };
+    const states = {};
+    const slots = data.slots && typeof data.slots === "object" ? data.slots : {};
+    Object.keys(slots).forEach(function (slotId) {
+      const entry = slots[slotId] || {};
+      states[slotId] = { state: String(entry.state || "active"), layer: typeof entry.layer === "number" ? entry.layer : -1 };
+    });
+    const changed = JSON.stringify(states) !== JSON.stringify(this.slotStates);
+    this.slotStates = states;
+    this.renderOwnLink();
+    if (changed) {
+      this.renderSlots();
+    }
+  }
+
+  /** Every site's link (the `links` event, and `links` in the join reply). */
+  onLinks(data) {
+    const sites = data && data.sites && typeof data.sites === "object" ? data.sites : {};
+    this.links = sites;
+    this.participants.forEach(function (p) {
+      p.link = sites[p.id] || null;
+    });
+    this.renderRoster();
+  }
+
+  /** A video slot's state as the server last reported it ("active" until it says otherwise). */
+  slotStateOf(slot) {
+    const entry = slot && this.slotStates ? this.slotStates[slot.id] : null;
+    return entry ? entry.state : "active";
+  }
+
+  /** "Your link: 1,200 kbit/s · loss 0.5%" next to the participants' connection quality. */
+  renderOwnLink() {
+    const node = byId("own-link");
+    if (!node) {
+      return;
+    }
+    const link = this.ownLink;
+    node.hidden = !link;
+    if (!link) {
+      return;
+    }
+    const weak = Object.keys(this.slotStates || {}).some(function (id) {
+      return this.slotStates[id].state === "paused_bandwidth";
+    }, this);
+    node.dataset.level = weak ? "poor" : (link.loss_percent > 2 ? "fair" : "good");
+    node.textContent = format(_("Your link: %(kbps)s kbit/s · loss %(loss)s"),
+      { kbps: number(link.estimate_kbps || 0), loss: number(link.loss_percent || 0, 1) + "%" });
+  }
+
+  /** The notice over a tile (or the stage) whose video the server paused for want of bandwidth. */
+  renderPausedNotice(node, state) {
+    if (!node) {
+      return;
+    }
+    const weak = state === "paused_bandwidth" && this.quality !== "audio";
+    node.hidden = !weak;
+    const text = weak ? _("Video paused: weak link") : "";
+    if (node.textContent !== text) {
+      node.textContent = text; // only on a change: the stage's notice is a live region
+    }
+  }
+}
