@@ -147,13 +147,14 @@ RUN = """async ({setting, seconds, warmup, source}) => {
   const receiver = new RTCPeerConnection({encodedInsertableStreams: true});
   sender.onicecandidate = (e) => e.candidate && receiver.addIceCandidate(e.candidate);
   receiver.onicecandidate = (e) => e.candidate && sender.addIceCandidate(e.candidate);
-  const wire = {sent: {}, received: {}, samples: [], sampling: false};
+  const wire = {sent: {}, received: {}, samples: [], sampling: false, frames: 0};
   const tap = (streams, counts, keep) => streams.readable.pipeThrough(new TransformStream({
     transform(frame, controller) {
       const pt = frame.getMetadata().payloadType;
       // Empty frames (Opus DTX) reach the transform but are never sent (libwebrtc's RTPSenderAudio).
       if (frame.data.byteLength === 0) { controller.enqueue(frame); return; }
       counts[pt] = (counts[pt] || 0) + 1;
+      if (keep && wire.sampling) wire.frames++;
       if (keep && wire.sampling && wire.samples.length < 50) {
         wire.samples.push({pt, timestamp: frame.getMetadata().rtpTimestamp ?? frame.timestamp,
                            data: Array.from(new Uint8Array(frame.data))});
@@ -218,11 +219,12 @@ RUN = """async ({setting, seconds, warmup, source}) => {
   wire.sampling = true;
   await sleep(seconds * 1000);
   const last = await snapshot();
+  wire.sampling = false;
   sender.close();
   receiver.close();
   if (source === "device") track.stop();
   return {first, last, opusPt: munged.opus, redPt: munged.red, answer: munged.sdp,
-          sent: wire.sent, received: wire.received, samples: wire.samples};
+          sent: wire.sent, received: wire.received, samples: wire.samples, frames: wire.frames};
 }"""
 
 
@@ -282,7 +284,7 @@ class Result:
     red_checked: str  # sampled RED payloads parsed with media.red.parse_red
     cipher: str
     rtp_packets_per_s: float
-    payload_bytes_per_packet: float  # bytesSent / packetsSent: the RTP payload (RED headers included)
+    payload_bytes_per_packet: float  # bytesSent / media frames: the RTP payload (RED headers included)
     rtp_header_bytes_per_packet: float
     target_kbps: float  # libwebrtc's Opus target (outbound-rtp.targetBitrate)
     rtp_ip_kbps: float
@@ -291,12 +293,17 @@ class Result:
     headroom_kbps: float
     feedback_kbps: float  # the receiver's sends (RTCP RR / transport-cc feedback, STUN), IP level: the other direction
     audio_level: float  # media-source audioLevel at the end (0..1)
+    source_clock: float  # seconds of audio the source delivered per second of the stats clock
+    frames_per_s: float  # non-empty encoded frames (= RTP packets with media); packets/s above it are
+    #                      libwebrtc's bandwidth probes (padding-only packets), which the link carries too
 
     @classmethod
     def of(cls, setting: Setting, source: str, run: dict[str, Any]) -> Result:
         first, last = run["first"], run["last"]
-        seconds = (last["t"] - first["t"]) / 1000.0
         out0, out1 = _one(first["sender"], "outbound-rtp"), _one(last["sender"], "outbound-rtp")
+        # The stats' own timestamps (the page's clock around the getStats calls overstates rates
+        # by ~1.5 %: the first getStats of a connection is slow).
+        seconds = (out1["timestamp"] - out0["timestamp"]) / 1000.0
         tr0, tr1 = _one(first["sender"], "transport"), _one(last["sender"], "transport")
         codec = last["sender"][out1["codecId"]]
         sent_pt = int(max(run["sent"], key=run["sent"].get))
@@ -316,13 +323,15 @@ class Result:
         rx0, rx1 = _one(first["receiver"], "transport"), _one(last["receiver"], "transport")
         feedback = (rx1["bytesSent"] - rx0["bytesSent"]) + (rx1["packetsSent"] - rx0["packetsSent"]) * IP_UDP_BYTES
         source_stats = _one(last["sender"], "media-source")
+        source_seconds = source_stats.get("totalSamplesDuration", 0.0) - \
+            _one(first["sender"], "media-source").get("totalSamplesDuration", 0.0)
         return cls(
             setting=setting.name, label=setting.label, source=source, seconds=round(seconds, 1),
             codec=names.get(sent_pt, "?"), payload_type=sent_pt, received_payload_type=received_pt,
             stats_codec=codec["mimeType"], red_checked=check_red(run, setting),
             cipher=tr1.get("srtpCipher", "?"),
             rtp_packets_per_s=packets / seconds,
-            payload_bytes_per_packet=payload / packets if packets else 0.0,
+            payload_bytes_per_packet=payload / run["frames"] if run["frames"] else 0.0,
             rtp_header_bytes_per_packet=headers / packets if packets else 0.0,
             target_kbps=out1.get("targetBitrate", 0) / 1000,
             rtp_ip_kbps=rtp_ip * 8 / seconds / 1000,
@@ -331,6 +340,8 @@ class Result:
             headroom_kbps=LINK_KBPS - total,
             feedback_kbps=feedback * 8 / seconds / 1000,
             audio_level=source_stats.get("audioLevel", 0.0),
+            source_clock=source_seconds / seconds,
+            frames_per_s=run["frames"] / seconds,
         )
 
 
@@ -377,7 +388,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    rows = ["| source | setting | on the wire (PT) | packets/s | payload B/pkt | RTP hdr B/pkt | RTP kbit/s (IP) "
+    rows = ["| source | setting | on the wire (PT) | packets/s | payload B/media pkt | RTP hdr B/pkt | RTP kbit/s (IP) "
             "| RTCP kbit/s (IP) | total kbit/s | headroom vs 64 | feedback back, kbit/s |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -406,7 +417,8 @@ def main() -> None:
     print(table(results))
     for r in results:
         print(f"{r.source} {r.setting}: getStats codec {r.stats_codec}, receiver PT {r.received_payload_type}, "
-              f"RED samples: {r.red_checked}, Opus target {r.target_kbps:g} kbit/s, audio level {r.audio_level:.2f}")
+              f"RED samples: {r.red_checked}, Opus target {r.target_kbps:g} kbit/s, audio level {r.audio_level:.2f}, "
+              f"source clock x{r.source_clock:.3f}, media frames {r.frames_per_s:.1f}/s")
 
 
 if __name__ == "__main__":
