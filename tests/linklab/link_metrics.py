@@ -58,7 +58,11 @@ class Metrics:
     uplink_fraction: float | None = None
     layers: str | None = None
     audio_elements_playing: bool | None = None
-    stage_held: bool | None = None
+    #: Share of the samples whose stage video showed the chair (the page's slot map; samples naming
+    #: nobody, e.g. between connections, left out).
+    stage_held: float | None = None
+    #: Times the page reconnected during the measurement (its signaling or media connection was lost).
+    reconnects: int | None = None
     fall_down_s: float | None = None
     fall_up_s: float | None = None
     setup_s: float = 0.0
@@ -221,8 +225,12 @@ def measure(record: RunRecord) -> Metrics:
     metrics.layers = "; ".join(layers) if layers else None
     stage_audio = [e for p in pages for e in p["elements"] if e["slotId"] == "stage-audio"]
     metrics.audio_elements_playing = bool(stage_audio) and all(not e["paused"] and not e["muted"] for e in stage_audio)
-    metrics.stage_held = record.chair_id is not None and all(
-        (_stream(s, "stage-video") or {}).get("participantId") == record.chair_id for s in samples if s.page)
+    shown = [(_stream(s, "stage-video") or {}).get("participantId") for s in samples]
+    named = [p for p in shown if p is not None]
+    if named and record.chair_id is not None:
+        metrics.stage_held = sum(p == record.chair_id for p in named) / len(named)
+    if pages:
+        metrics.reconnects = int(pages[-1].get("reconnects") or 0) - int(pages[0].get("reconnects") or 0)
     return metrics
 
 
@@ -234,7 +242,7 @@ def median_metrics(runs: Iterable[Metrics]) -> Metrics:
         values = [getattr(r, name) for r in runs]
         if name == "profile":
             continue
-        if isinstance(value, bool) or name in ("audio_elements_playing", "stage_held"):
+        if isinstance(value, bool) or name == "audio_elements_playing":
             present = [v for v in values if v is not None]
             setattr(out, name, all(present) if present else None)
         elif name == "layers":

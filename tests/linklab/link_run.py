@@ -43,8 +43,9 @@ THUMBNAIL_PUBLISHERS = (("site1", "Chea Bopha (Governor of Banteay Meanchey)", "
 #: What is read from the page per sample (see the module docstring: all of it exists on the page today).
 SAMPLE_JS = """async () => {
   const room = window.cabinetRoom;
-  if (!room || !room.recvPc) { return null; }
-  const out = { at: performance.now(), phase: room.phase, stageId: room.stageId, inbound: [], outbound: [],
+  if (!room || !room.recvPc) { return null; }  // between connections (reconnecting)
+  const out = { at: performance.now(), phase: room.phase, reconnects: room.reconnects, stageId: room.stageId,
+                inbound: [], outbound: [],
                 rtt: null, incoming: null, outgoing: null, layers: null, elements: [] };
   const num = (v) => (typeof v === "number" ? v : null);
   (await room.recvPc.getStats()).forEach((s) => {
@@ -76,13 +77,15 @@ SAMPLE_JS = """async () => {
       }
     });
   }
-  // The layer / link state the server reports, should the page ever keep one per slot (it does not yet).
+  // The layer the server forwards per slot and its state of the site's link, should the page ever keep
+  // them (it does not yet): slot.layer / temporalLayer / spatialLayer / targetLayer / quality, room.linkState.
   const layers = {};
   room.slots.forEach((slot, id) => {
     ["layer", "temporalLayer", "spatialLayer", "targetLayer", "quality"].forEach((key) => {
       if (slot[key] !== undefined && slot[key] !== null) { (layers[id] = layers[id] || {})[key] = slot[key]; }
     });
   });
+  if (room.linkState !== undefined && room.linkState !== null) { layers.link = room.linkState; }
   out.layers = Object.keys(layers).length ? layers : null;
   // A remote audio track counts samples only while an element plays it.
   document.querySelectorAll("#audio-sink audio").forEach((el) => {
