@@ -139,7 +139,7 @@ def _video(samples: list[Sample], metrics: Metrics, duration: float) -> None:
     if tail > 0.5:
         freeze += tail
     metrics.freeze_percent = min(100.0, 100 * freeze / duration)
-    metrics.longest_freeze_ms = 1000 * max(longest, stall)
+    metrics.longest_freeze_ms = 1000 * max(longest, stall, tail)
 
 
 def rate_series(samples: list[Sample], direction: str, key: str, window: float) -> list[tuple[float, float]]:
