@@ -40,6 +40,7 @@ import ifaddr
 import pylibsrtp
 from aioice.candidate import candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import codecs as aiortc_codecs
 from aiortc import rtcpeerconnection as aiortc_pc
 from aiortc import sdp as aiortc_sdp
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport, State
@@ -399,7 +400,8 @@ def _clone_codec(codec: RTCRtpCodecParameters) -> RTCRtpCodecParameters:
 
 def _find_common_codecs(local_codecs: list[RTCRtpCodecParameters],
                         remote_codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
-    """aiortc's ``find_common_codecs`` (1.16.0), line for line, with cheap copies."""
+    """aiortc's ``find_common_codecs`` (1.16.0), line for line, with cheap copies; and RED takes the
+    remote's PT and names the common Opus PT in its fmtp (aiortc does not know RED's fmtp refers to a PT)."""
     common: list[RTCRtpCodecParameters] = []
     common_base: dict[int, RTCRtpCodecParameters] = {}
     for c in remote_codecs:
@@ -416,9 +418,18 @@ def _find_common_codecs(local_codecs: list[RTCRtpCodecParameters],
                 if c.payloadType in aiortc_pc.rtp.DYNAMIC_PAYLOAD_TYPES:
                     codec.payloadType = c.payloadType
                 codec.rtcpFeedback = [x for x in codec.rtcpFeedback if x in c.rtcpFeedback]
+                if codec.mimeType.lower() == "audio/red":
+                    codec.payloadType = c.payloadType
                 common.append(codec)
                 common_base[codec.payloadType] = codec
                 break
+    opus = next((c.payloadType for c in common if c.mimeType.lower() == "audio/opus"), None)
+    for codec in common:
+        if codec.mimeType.lower() == "audio/red":
+            if opus is None:
+                common.remove(codec)  # redundancy of nothing
+                break
+            codec.parameters = {f"{opus}/{opus}": None}
     return common
 
 
@@ -434,9 +445,27 @@ def _get_fingerprints(self: RTCCertificate) -> list[RTCDtlsFingerprint]:
 
 
 def speed_up_negotiation() -> None:
-    """Install the cheaper codec matching and fingerprint cache (idempotent, process-wide)."""
+    """Install the cheaper codec matching and fingerprint cache, and RED (idempotent, process-wide)."""
     aiortc_pc.find_common_codecs = _find_common_codecs
     RTCCertificate.getFingerprints = _get_fingerprints  # type: ignore[method-assign]
+    enable_red()
+
+
+#: RED for Opus (RFC 2198; Chromium's PT and fmtp form "<opus pt>/<opus pt>").
+RED_PAYLOAD_TYPE = 63
+
+
+def enable_red() -> None:
+    """Add ``red/48000/2`` to aiortc's audio codecs, after Opus (idempotent). aiortc never sends or
+    receives it itself (our slots and producers do, media/red.py); it only has to negotiate it. The
+    fmtp names aiortc's own Opus PT: an answerer echoes the offer's numbers."""
+    audio = aiortc_codecs.CODECS["audio"]
+    if any(c.mimeType.lower() == "audio/red" for c in audio):
+        return
+    opus = next(c for c in audio if c.mimeType.lower() == "audio/opus")
+    red = RTCRtpCodecParameters(mimeType="audio/red", clockRate=48000, channels=2, payloadType=RED_PAYLOAD_TYPE,
+                                parameters={f"{opus.payloadType}/{opus.payloadType}": None})
+    audio.insert(audio.index(opus) + 1, red)
 
 
 # -- ICE -------------------------------------------------------------------------------------

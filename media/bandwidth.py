@@ -12,9 +12,9 @@ the one here without touching the budget. :class:`RembLossEstimator` is the mini
   a REMB below the cap without a fall is only a receiver that has not seen enough traffic yet;
   a successful probe (:meth:`on_probe`) raises the cap to the rate the link carried.
 - a loss-based cap from the receiver reports (the loss half of Google congestion control,
-  draft-ietf-rmcat-gcc-02 §6): above 10 % loss the cap falls by half the loss per second (a
-  congestion signal), below 2 % it grows 8 % per second up to 1.5 times what was sent, in between
-  it holds.
+  draft-ietf-rmcat-gcc-02 §6): none until loss is seen; above 10 % loss the cap falls to what was
+  sent less half the loss per second (a congestion signal), below 2 % it grows 8 % per second up
+  to 1.5 times what was sent, in between it holds.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class RembLossEstimator:
         self.remb: int | None = None
         self._rembs: dict[int, tuple[int, int]] = {}  # source -> (bit/s, received ms)
         self.delay_cap = start_bps
-        self.loss_cap = start_bps
+        self.loss_cap = MAX_BPS  # no limit until loss is seen
         self.sent_bps = 0
         self._last_congestion_ms = -(10**9)
         self._reports: dict[int, tuple[int, int]] = {}  # ssrc -> (fraction_lost 0..255, received ms)
@@ -122,7 +122,8 @@ class RembLossEstimator:
         seconds = max(0.0, min(2.0, (now_ms - last) / 1000))
         loss = self._loss
         if loss > HIGH_LOSS:
-            self.loss_cap = int(self.loss_cap * (1 - 0.5 * loss) ** seconds)
+            base = min(self.loss_cap, self.sent_bps) if self.sent_bps else self.loss_cap
+            self.loss_cap = int(base * (1 - 0.5 * loss) ** seconds)
             self._last_congestion_ms = now_ms
         elif loss < LOW_LOSS:
             ceiling = max(self.loss_cap, int(1.5 * self.sent_bps))

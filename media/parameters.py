@@ -23,6 +23,10 @@ class StreamParameters:
     ext_ids: ExtensionIds
     nack: bool
     pli: bool
+    #: The peer negotiated ``goog-remb``: its REMB feedback is an estimate to honour.
+    remb: bool = False
+    #: RED (RFC 2198) for this Opus m-line, when negotiated: its payload type.
+    red_payload_type: int | None = None
 
     @property
     def payload_type(self) -> int:
@@ -45,7 +49,8 @@ class StreamParameters:
         codecs: list[RTCRtpCodecParameters],
         extensions: list[RTCRtpHeaderExtensionParameters],
     ) -> StreamParameters:
-        media = [c for c in codecs if c.name.lower() != "rtx"]
+        media = [c for c in codecs if c.name.lower() not in ("rtx", "red")]
+        red = next((c.payloadType for c in codecs if c.name.lower() == "red"), None)
         if not media:
             raise UnsupportedError(f"m-line {mid} negotiated no media codec")
         codec = media[0]
@@ -66,4 +71,6 @@ class StreamParameters:
             ext_ids=ExtensionIds.from_uris([(e.id, e.uri) for e in extensions]),
             nack=("nack", None) in feedback,
             pli=("nack", "pli") in feedback,
+            remb=("goog-remb", None) in feedback,
+            red_payload_type=red if kind == "audio" else None,
         )

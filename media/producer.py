@@ -14,6 +14,7 @@ from .layer_rates import LayerRates
 from .nack import NackTracker
 from .parameters import StreamParameters
 from .receive_stats import ReceiveStats
+from .red import primary_of
 from .rtcp import ReportBlock, SenderReport, build_nack, build_pli
 from .rtp_packet import RtpPacketView, abs_send_time_now, monotonic_ms
 from .vp8_descriptor import read_temporal
@@ -113,6 +114,7 @@ class Producer(EventEmitter):
         self._level_ts: int | None = None
         self._needs_abs = self.kind == "video"
         self._vp8 = parameters.codec_name.upper() == "VP8"
+        self._red_pt = parameters.red_payload_type if parameters.red_payload_type is not None else -1
         #: Bytes and packets received per VP8 temporal layer (TID 0..3), for the layer rates a budget
         #: needs (:attr:`layer_rates`); everything is layer 0 without layers (and for audio).
         self.layer_bytes = [0, 0, 0, 0]
@@ -137,15 +139,28 @@ class Producer(EventEmitter):
     def handle_rtp(self, packet: RtpPacketView) -> None:
         """One decrypted packet of this producer's SSRC or RTX SSRC (hot path)."""
         if packet.payload_type != self.payload_type:
-            if packet.payload_type != self.rtx_payload_type or self.rtx_payload_type is None:
+            if packet.payload_type == self._red_pt:
+                # RED from the publisher: forwarded as its primary block (a slot adds its own
+                # redundancy for a lossy site that negotiated RED; others could not decode RED).
+                try:
+                    block_pt, primary = primary_of(packet.payload)
+                except ValueError:
+                    self.stats.dropped_payload_type += 1
+                    return
+                if block_pt != self.payload_type:
+                    self.stats.dropped_payload_type += 1
+                    return
+                packet.replace_payload(self.payload_type, primary)
+            elif packet.payload_type != self.rtx_payload_type or self.rtx_payload_type is None:
                 self.stats.dropped_payload_type += 1
                 return
-            try:
-                packet.unwrap_rtx(self.payload_type, self.ssrc or 0)
-            except ValueError:
-                self.stats.dropped_payload_type += 1  # padding-only RTX (bandwidth probing)
-                return
-            self.stats.rtx_packets += 1
+            else:
+                try:
+                    packet.unwrap_rtx(self.payload_type, self.ssrc or 0)
+                except ValueError:
+                    self.stats.dropped_payload_type += 1  # padding-only RTX (bandwidth probing)
+                    return
+                self.stats.rtx_packets += 1
         stats = self.stats
         stats.packets += 1
         stats.bytes += len(packet.data)

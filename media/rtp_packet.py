@@ -142,8 +142,14 @@ class RtpPacketView:
     @property
     def payload(self) -> bytes:
         """The payload without padding."""
-        end = len(self.data) - self.padding_size
-        return self.data[self.payload_start : end]
+        return self.body[: -self.padding_size] if self.padding_size else self.body
+
+    def replace_payload(self, payload_type: int, payload: bytes) -> None:
+        """Carry ``payload`` (no padding) under ``payload_type`` instead (a RED packet stripped to
+        its primary block): what is forwarded, stored and recorded is the body."""
+        self.payload_type = payload_type
+        self.body = payload
+        self.padding_size = 0
 
     def extension(self, ext_id: int) -> bytes | None:
         """The value of header extension ``ext_id``, or None when absent."""

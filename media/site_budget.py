@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .allocation import (
@@ -55,6 +55,12 @@ DEFAULT_UP_AFTER_MS = 5000
 DEFAULT_PROBE_MS = 1500
 #: A probe tries the link at this many times the estimate (at most).
 PROBE_STEP = 1.5
+#: RED on the site's audio slots from this loss on, off after RED_OFF_MS below RED_OFF_LOSS.
+RED_ON_LOSS = 0.03
+RED_OFF_LOSS = 0.01
+RED_OFF_MS = 10_000
+#: An Opus packet of ~100 bytes with one redundant copy, per packet on the wire.
+RED_RATE_FACTOR = 1.7
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ class SiteState:
     loss: float
     mode: Mode
     probing: bool
+    #: The site's audio carries RED redundancy.
+    red: bool = False
     #: slot id -> (state, layer forwarded: 0..2 video, 0 audio, -1 none)
     slots: dict[str, tuple[SlotState, int]] = field(default_factory=dict)
 
@@ -89,7 +97,7 @@ class SiteBudget(EventEmitter):
 
     def __init__(self, slot_set: SlotSet, estimator: BandwidthEstimator | None = None, *,
                  share: float = DEFAULT_SHARE, up_after_ms: int = DEFAULT_UP_AFTER_MS,
-                 probe_ms: int = DEFAULT_PROBE_MS) -> None:
+                 probe_ms: int = DEFAULT_PROBE_MS, clock: Callable[[], int] = monotonic_ms) -> None:
         super().__init__()
         if not 0.1 <= share <= 1.0:
             raise ValueError(f"a site's share of its estimate is 0.1..1, not {share}")
@@ -98,6 +106,7 @@ class SiteBudget(EventEmitter):
         self.share = share
         self.up_after_ms = up_after_ms
         self.probe_ms = probe_ms
+        self._clock = clock
         self.mode: Mode = "auto"
         self.views: dict[str, SlotView] = {}
         self.closed = False
@@ -115,6 +124,8 @@ class SiteBudget(EventEmitter):
         self._sending = 0
         self._last_report_ms = -(10**9)
         self._task: asyncio.Task[None] | None = None
+        self.red = False
+        self._red_low_since: int | None = None
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -124,7 +135,7 @@ class SiteBudget(EventEmitter):
             raise ValueError(f"a site's choice is one of {', '.join(MODES)}, not {mode!r}")
         if mode != self.mode:
             self.mode = mode
-            self.tick(monotonic_ms(), requested=True)
+            self.tick(self._clock(), requested=True)
 
     def set_views(self, views: Mapping[str, SlotView]) -> None:
         """What the page shows of its video slots (a slot not named keeps what it had)."""
@@ -134,16 +145,20 @@ class SiteBudget(EventEmitter):
         changed = any(self.views.get(slot_id) != view for slot_id, view in views.items())
         self.views.update(views)
         if changed:
-            self.tick(monotonic_ms(), requested=True)
+            self.tick(self._clock(), requested=True)
 
     # -- feedback (the transport routes the site's RTCP here) -------------------------------
 
     def on_remb(self, bitrate: int, source: int = 0) -> None:
-        self.estimator.on_remb(bitrate, monotonic_ms(), source)
+        """A REMB, honoured only from a subscriber that negotiated ``goog-remb`` (a peer that did
+        not, e.g. a test bot whose delay-based estimator runs in a starved event loop, is judged by
+        its loss reports alone)."""
+        if any(s.parameters is not None and s.parameters.remb for s in self.slot_set.slots.values()):
+            self.estimator.on_remb(bitrate, self._clock(), source)
 
     def on_report(self, ssrc: int, fraction_lost: int) -> None:
         if ssrc in self.slot_set.by_ssrc:
-            self.estimator.on_report(ssrc, fraction_lost, monotonic_ms())
+            self.estimator.on_report(ssrc, fraction_lost, self._clock())
 
     # -- the budget -------------------------------------------------------------------------
 
@@ -157,8 +172,10 @@ class SiteBudget(EventEmitter):
             rates = producer.layer_rates.sample(now_ms)
             measured = producer.layer_rates.measured and rates and rates[-1] > 0
             if slot.kind == "audio":
-                audios.append(AudioDemand(slot_id, rates[0] if measured else DEFAULT_AUDIO_RATE,
-                                          stage=slot_id == STAGE_AUDIO))
+                rate = rates[0] if measured else DEFAULT_AUDIO_RATE
+                if slot.red:
+                    rate = int(rate * RED_RATE_FACTOR)
+                audios.append(AudioDemand(slot_id, rate, stage=slot_id == STAGE_AUDIO))
             else:
                 view = self.views.get(slot_id)
                 videos.append(VideoDemand(slot_id, rates if measured else DEFAULT_VIDEO_RATES,
@@ -177,9 +194,12 @@ class SiteBudget(EventEmitter):
         if self._last_tick_ms is not None and not requested and now_ms > self._last_tick_ms:
             self._sending = int((sent - self._last_sent_bytes) * 8000 / (now_ms - self._last_tick_ms))
             self.estimator.on_sent(self._sending, now_ms)
+        if self._last_tick_ms is None:
+            self._last_down_ms = now_ms  # the link is unknown yet: the first step up waits as after a step down
         if not requested or self._last_tick_ms is None:
             self._last_tick_ms, self._last_sent_bytes = now_ms, sent
         estimate = self.estimator.estimate(now_ms)
+        self._update_red(now_ms)
         budget = int(estimate * self.share)
         audios, videos = self._demands(now_ms)
         wanted = allocate(budget, audios, videos, self.mode)
@@ -241,6 +261,21 @@ class SiteBudget(EventEmitter):
         self._probe_sent_bytes = 0
         self._probe_start_ms = now_ms
 
+    def _update_red(self, now_ms: int) -> None:
+        """RED on the audio slots while the site loses >= 3 % (a lost packet comes back in the next
+        one, without waiting a round trip); off after 10 s under 1 %."""
+        loss = self.estimator.loss
+        if loss >= RED_ON_LOSS:
+            self.red, self._red_low_since = True, None
+        elif loss < RED_OFF_LOSS and self.red:
+            if self._red_low_since is None:
+                self._red_low_since = now_ms
+            elif now_ms - self._red_low_since >= RED_OFF_MS:
+                self.red, self._red_low_since = False, None
+        for slot in self.slot_set.slots.values():
+            if slot.kind == "audio" and slot.red != self.red:
+                slot.set_red(self.red)
+
     def _set(self, slot_id: str, layer: int) -> None:
         self._applied[slot_id] = layer
         self.slot_set.slots[slot_id].set_layer(layer)
@@ -277,10 +312,14 @@ class SiteBudget(EventEmitter):
                 state = self._states.get(slot_id, "active")
                 slots[slot_id] = (state, slot.layer if state == "active" else PAUSED)
         state = SiteState(estimate=estimate, budget=budget, sending=self._sending, loss=self.estimator.loss,
-                          mode=self.mode, probing=self.probing, slots=slots)
+                          mode=self.mode, probing=self.probing, red=self.red, slots=slots)
         previous = self.state
         self.state = state
         changed = previous is None or previous.slots != slots or previous.mode != state.mode
+        if changed:
+            logger.info("site budget of %s: estimate %d kbit/s, sending %d kbit/s, loss %.1f %%: %s",
+                        self.slot_set.subscriber_id, estimate // 1000, self._sending // 1000, state.loss * 100,
+                        " ".join(f"{k}={v[0]}/{v[1]}" for k, v in slots.items() if v[0] != "empty"))
         if changed or now_ms - self._last_report_ms >= REPORT_MS:
             self._last_report_ms = now_ms
             self.emit("state", state)
@@ -292,11 +331,11 @@ class SiteBudget(EventEmitter):
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        next_tick = monotonic_ms()
+        next_tick = self._clock()
         try:
             while not self.closed:
                 await asyncio.sleep(PACE_MS / 1000)
-                now = monotonic_ms()
+                now = self._clock()
                 self.pace(now)
                 if now >= next_tick:
                     next_tick = now + TICK_MS

@@ -41,6 +41,7 @@ from .errors import UnsupportedError
 from .events import EventEmitter
 from .keyframe import is_keyframe
 from .parameters import StreamParameters
+from .red import RedEncoder
 from .rewriter import RtpRewriter
 from .round_trip import RoundTrip
 from .rtcp import ReportBlock, build_sdes_cname, build_sr
@@ -120,6 +121,9 @@ class Slot(EventEmitter):
         self._clock_rate = 90000 if kind == "video" else 48000
         self._video = kind == "video"
         self._vp8 = False
+        self._red_pt = -1
+        #: RED (RFC 2198) on this audio slot: each packet carries the one before (a lossy site).
+        self._red: RedEncoder | None = None
         self._current: SlotTap | None = None
         self._pending: SlotTap | None = None
         self._announce = False
@@ -194,6 +198,7 @@ class Slot(EventEmitter):
         self._codec_name = parameters.codec_name
         self._clock_rate = parameters.clock_rate or self._clock_rate
         self._vp8 = parameters.codec_name.upper() == "VP8"
+        self._red_pt = parameters.red_payload_type if parameters.red_payload_type is not None else -1
 
     @property
     def ready(self) -> bool:
@@ -489,6 +494,8 @@ class Slot(EventEmitter):
                 self._tl0_offset = 0
         self._epoch_start = next_seq
         self._epoch = Epoch.of(producer, self._ts_offset, self._tl0_offset)
+        if self._red is not None:
+            self._red.reset()  # never the previous source's voice as this one's redundancy
         self._set_layer_now(max(self._target_layer, 0))  # a keyframe (or audio): every layer may start here
         self._kept_ts = self._dropped_ts = -1
         self._dropped_seqs.clear()
@@ -520,7 +527,7 @@ class Slot(EventEmitter):
                 return None
             seq, pid_offset = placed
         ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        pid = tl0 = NONE
+        pid = tl0 = red_pt = NONE
         out = packet
         if self._vp8:
             body = packet.body
@@ -547,7 +554,14 @@ class Slot(EventEmitter):
                 except ValueError:
                     self.stats.malformed_drops += 1
                     return None
-        data = self._rewriter.serialize(out, seq, ts, abs_send_time)
+        elif self._red is not None:
+            out = self._out
+            out.marker = packet.marker
+            out.padding_size = 0
+            out.audio_level = packet.audio_level
+            out.body = self._red.encode(packet.payload, ts)
+            red_pt = self._red_pt
+        data = self._rewriter.serialize(out, seq, ts, abs_send_time, payload_type=red_pt)
         self._frame_done = packet.marker
         self._kept_ts = packet.timestamp
         self._sent[seq & SENT_MAP_MASK] = (seq, packet.sequence_number, self._epoch, pid)
@@ -701,6 +715,21 @@ class Slot(EventEmitter):
             if pid != NONE:
                 pid_offset += sum(1 for d in self._dropped_pids if 0 < (d - pid) & 0x7FFF < 0x4000)
         return (seq + later) & 0xFFFF, pid_offset & 0x7FFF
+
+    @property
+    def red(self) -> bool:
+        """This audio slot wraps its packets in RED."""
+        return self._red is not None
+
+    def set_red(self, on: bool) -> None:
+        """Add RED redundancy (the previous packet in each) or stop; only where the subscriber
+        negotiated ``red/48000/2`` (others get plain Opus)."""
+        if self._video or self._rewriter is None or self._red_pt < 0:
+            return
+        if on and self._red is None:
+            self._red = RedEncoder(self._rewriter.payload_type, distance=1)
+        elif not on:
+            self._red = None
 
     @property
     def can_pad(self) -> bool:

@@ -20,7 +20,7 @@ from .slot import DEFAULT_KEYFRAME_RETRY_MS, SlotKind
 from .slot_set import DEFAULT_AUDIO_SLOTS, DEFAULT_VIDEO_SLOTS, SlotSet
 
 #: The codecs a slot's m-line offers (mime types, lower case), by kind.
-SLOT_CODECS: dict[str, tuple[str, ...]] = {"video": ("video/vp8", "video/rtx"), "audio": ("audio/opus",)}
+SLOT_CODECS: dict[str, tuple[str, ...]] = {"video": ("video/vp8", "video/rtx"), "audio": ("audio/opus", "audio/red")}
 
 
 def slot_codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:

@@ -178,6 +178,8 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
         self.signaling.liveness.ensure_running()
         if "last_n" in payload:
             room.set_last_n(participant, payload["last_n"])
+        if "quality" in payload:
+            room.links.set_mode(participant, payload["quality"])
         log.info("participant joined", extra={"event": "signaling.joined", "meeting_id": room.meeting_id,
                                               "participant_id": participant.id, "lobby": joined["lobby"]})
         return joined
@@ -202,6 +204,14 @@ class MeetingNamespace(VoteHandlers, FloorHandlers, socketio.AsyncNamespace):
     async def handle_set_last_n(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
         participant, room = self._joined(connection)
         room.set_last_n(participant, payload["n"])
+
+    async def handle_set_quality(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        room.links.set_mode(participant, payload["mode"])
+
+    async def handle_set_view(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
+        participant, room = self._joined(connection)
+        room.links.set_view(participant, payload["slots"])
 
     async def handle_pin(self, sid: str, connection: Connection, payload: dict[str, Any]) -> None:
         participant, room = self._joined(connection)

@@ -36,6 +36,8 @@ class Participant:
     hand_raised_at: float | None = None
     in_lobby: bool = False
     quality: dict[str, float | None] = field(default_factory=dict)
+    #: The site's choice for what it receives: "auto", "low" or "audio" (signaling/links.py).
+    link_mode: str = "auto"
     last_stats_at: float = 0.0
     #: The receiving connection's one offer (its slots) waits for the answer.
     awaiting_answer: bool = False

@@ -2,7 +2,7 @@
 
 Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error)::
 
-    join        {last_n?, client?}     -> participant_id, meeting, me, permissions, roster, tracks,
+    join        {last_n?, client?, quality?} -> participant_id, meeting, me, permissions, roster, tracks,
                                           dominant_speaker, ice_servers
     publish     {sdp}   (an offer)     -> sdp (answer), producers [{producer_id, kind, mid}]
                                           (at most 4 media sections: signaling/validation.py)
@@ -15,7 +15,10 @@ Client -> server (each with an acknowledgement ``{"ok": true, ...}`` or an error
                                                          many media sections as it had)
     pin         {participant_id|null}  -> {}            (put someone on one's own stage; null: unpin)
     mute        {kind, muted}          -> {}            (the participant's own microphone/camera)
-    set_last_n  {n}                    -> {}            (videos received, the stage's included; 0: audio only)
+    set_last_n  {n}                    -> {}            (videos received, the stage's included)
+    set_quality {mode}                 -> {}            (the site's choice: auto | low | audio; signaling/links.py)
+    set_view    {slots}                -> {}            ({slot_id: {visible, width?, height?}}: the tiles the page
+                                                         shows; a hidden one is paused on request)
     restart     {transport}            -> {}            (drop a failed send/recv connection to rebuild it)
     leave       {}                     -> {}            (then the server disconnects)
     ping        {}                     -> {}            (round-trip test before or during a session)
@@ -40,6 +43,10 @@ Server -> client::
     slot {slot_id, mid, producer_id, participant_id, sequence, rtp_timestamp, rtp_sequence_number} (the
     first packet of producer_id went out on that slot at that RTP timestamp: name the tile from the frame
     with that timestamp on; producer_id null: the slot went empty; apply per slot in sequence order),
+    slot_state {estimate_kbps, loss_percent, mode, probing, slots {slot_id: {state, layer}}} (this site's
+    budget: state active | paused_bandwidth | paused_request | empty, layer 0..2 or -1; on change and
+    every 2 s), links {sites {participant_id: {estimate_kbps, sending_kbps, loss_percent, mode,
+    stage_layer, state good | reduced | weak | audio_only}}} (every site's link, at most every 3 s),
     dominant_speaker {participant_id}, spotlight {participant_id | null},
     mute_changed {participant_id, kind, muted, by}, hands {queue}, quality {participant_id, ...},
     agenda {items, current_item_id}, room_state {locked, lobby_enabled},
@@ -57,7 +64,19 @@ from __future__ import annotations
 
 from signaling import votes
 from signaling.floor_protocol import FLOOR_EVENTS, FLOOR_SCHEMAS
-from signaling.validation import MAX_PUBLISH_MEDIA, Schema, boolean, identifier, integer, nullable, number, one_of, sdp
+from media.allocation import MODES
+from signaling.validation import (
+    MAX_PUBLISH_MEDIA,
+    Schema,
+    boolean,
+    identifier,
+    integer,
+    nullable,
+    number,
+    one_of,
+    sdp,
+    slot_views,
+)
 
 MODERATION = ("mute", "unmute", "remove", "readmit", "admit", "lower_hand", "lock", "unlock", "lobby_on", "lobby_off",
               "spotlight", "spotlight_off")
@@ -71,13 +90,16 @@ MAX_AUDIO_SLOTS = 2
 def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
     sdp_check = sdp(max_sdp_bytes)
     return {
-        "join": Schema(optional={"last_n": integer(0, 64), "client": one_of("room", "console")}),
+        "join": Schema(optional={"last_n": integer(0, 64), "client": one_of("room", "console"),
+                                 "quality": one_of(*MODES)}),
         "publish": Schema(required={"sdp": sdp(max_sdp_bytes, MAX_PUBLISH_MEDIA)}),
         "subscribe": Schema(optional={"videos": integer(0, MAX_VIDEO_SLOTS), "audios": integer(0, MAX_AUDIO_SLOTS)}),
         "answer": Schema(required={"sdp": sdp_check, "revision": integer(1, 2**31)}),
         "pin": Schema(required={"participant_id": nullable(identifier())}),
         "mute": Schema(required={"kind": one_of("audio", "video"), "muted": boolean}),
         "set_last_n": Schema(required={"n": integer(0, 64)}),
+        "set_quality": Schema(required={"mode": one_of(*MODES)}),
+        "set_view": Schema(required={"slots": slot_views(MAX_VIDEO_SLOTS + 1)}),
         "restart": Schema(required={"transport": one_of("send", "recv")}),
         "leave": Schema(),
         "ping": Schema(),
@@ -93,5 +115,6 @@ def schemas(max_sdp_bytes: int) -> dict[str, Schema]:
     }
 
 
-CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "pin", "mute", "set_last_n", "restart", "leave", "ping",
+CLIENT_EVENTS = frozenset({"join", "publish", "subscribe", "answer", "pin", "mute", "set_last_n", "set_quality",
+                           "set_view", "restart", "leave", "ping",
                            "raise_hand", "lower_hand", "stats", "moderate", "set_agenda_item"}) | votes.EVENTS | FLOOR_EVENTS

@@ -18,6 +18,7 @@ from meetings.services import Services
 from meetings.services.live import Sanctions
 from signaling.errors import Forbidden, InvalidMessage, NegotiationFailed, WrongState
 from signaling.floor import SessionControl
+from signaling.links import RoomLinks
 from signaling.moderation import Moderation
 from signaling.participant import Participant
 from signaling.recording import RoomRecording
@@ -58,6 +59,7 @@ class Room:
                                      sanctions=sanctions or Sanctions())
         self.floor = SessionControl(self, services)
         self.recording = RoomRecording(self, services, archive_root)
+        self.links = RoomLinks(self)
         self._on_empty = on_empty
         self._tasks: set[asyncio.Task[Any]] = set()
         self.router.on("producer_added", self._on_producer_added)
@@ -120,6 +122,7 @@ class Room:
             "agenda": self.moderation.agenda,
             "room_state": self.moderation.state(),
             "recording": self.recording.payload(),
+            "links": self.links.payload(),
             **self.floor.join_payload(participant),
         }
 
@@ -137,6 +140,7 @@ class Room:
                 await transport.close()
         participant.send = participant.recv = None
         self.router.forget_subscriber(participant.id)
+        self.links.forget(participant)
         spotlighted = self.router.spotlight == participant.id
         await self.floor.on_left(participant, status)
         with self.router.batch():  # one refill for both changes
@@ -159,6 +163,7 @@ class Room:
     async def close(self) -> None:
         await self.floor.close()
         await self.recording.stop()
+        self.links.close()
         await self.router.close()
         for task in list(self._tasks):
             task.cancel()
@@ -227,6 +232,7 @@ class Room:
         try:
             slot_set = recv.create_slots(videos=videos, audios=audios)
             slot_set.on("switch", lambda event: self._on_slot_switch(participant, recv, event))
+            self.links.attach(participant, recv)
             sdp = await recv.create_offer()
         except MediaError as exc:
             if participant.recv is recv:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from media.site_budget import SlotView
 from signaling.errors import InvalidMessage
 
 MAX_SDP_LINES = 4000
@@ -119,6 +120,29 @@ def one_of(*options: str) -> Check:
         if value not in options:
             raise InvalidMessage(f"{name} must be one of {', '.join(options)}")
         return str(value)
+
+    return check
+
+
+def slot_views(max_slots: int) -> Check:
+    """``{slot_id: {visible: bool, width?: int, height?: int}}`` (CSS pixels, 0..10000) as SlotViews."""
+    slot_id = identifier(32)
+    pixels = integer(0, 10_000)
+
+    def check(name: str, value: Any) -> dict[str, SlotView]:
+        if not isinstance(value, dict):
+            raise InvalidMessage(f"{name} must be an object of slot ids")
+        if len(value) > max_slots:
+            raise InvalidMessage(f"{name} names more than {max_slots} slots")
+        out: dict[str, SlotView] = {}
+        for key, view in value.items():
+            slot_id(f"{name} key", key)
+            if not isinstance(view, dict) or "visible" not in view or set(view) - {"visible", "width", "height"}:
+                raise InvalidMessage(f"{name}.{key} must be {{visible, width?, height?}}")
+            out[key] = SlotView(visible=boolean(f"{name}.{key}.visible", view["visible"]),
+                                width=pixels(f"{name}.{key}.width", view.get("width", 0)),
+                                height=pixels(f"{name}.{key}.height", view.get("height", 0)))
+        return out
 
     return check
 

@@ -76,13 +76,14 @@ class Source:
         self.picture_id = (self.picture_id + 1) & 0x7FFF
         self.tl0 = (self.tl0 + 1) & 0xFF
 
-    def layered(self, tid: int, *, sync: bool = False, key: bool = False, packets: int = 1, step: int = 6000) -> None:
+    def layered(self, tid: int, *, sync: bool = False, key: bool = False, packets: int = 1, step: int = 6000,
+                size: int = 60) -> None:
         """One picture of an L1T3 stream: TL0PICIDX counts TL0 pictures (a TL0 picture carries its
         own new index, the others the last TL0 picture's); PictureID and timestamp advance."""
         if tid == 0:
             self.tl0 = (self.tl0 + 1) & 0xFF
         for i in range(packets):
-            self.feed(vp8_payload(self.picture_id, self.tl0, key=key, start=i == 0, tid=tid, sync=sync),
+            self.feed(vp8_payload(self.picture_id, self.tl0, key=key, start=i == 0, tid=tid, sync=sync, size=size),
                       marker=int(i == packets - 1))
         self.ts = (self.ts + step) & 0xFFFFFFFF
         self.picture_id = (self.picture_id + 1) & 0x7FFF

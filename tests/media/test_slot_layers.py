@@ -229,3 +229,56 @@ def test_set_layer_refuses_out_of_range() -> None:
         with pytest.raises(ValueError, match="layer"):
             sink.slot.set_layer(bad)
 
+
+
+async def test_red_on_an_audio_slot_carries_the_previous_packet_and_stops_on_request() -> None:
+    from media.red import parse_red
+    from slot_helpers import audio_params
+
+    src = make_source("v", "audio", ssrc=3000, pt=111)
+    sink = make_slot("audio", pt=111, rtx=None, slot_id="audio-0")
+    params = audio_params(111, "5")
+    sink.slot.configure(type(params)(**{**params.__dict__, "red_payload_type": 63}))
+    sink.slot.switch_to(src.producer)
+    src.audio()
+    sink.slot.set_red(True)
+    assert sink.slot.red
+    src.audio()
+    src.audio()
+    media = sink.media()
+    assert [v.payload_type for v in media] == [111, 63, 63]
+    first = parse_red(media[1].payload)
+    assert [b.payload_type for b in first.blocks] == [111], "no redundancy yet: the encoder just started"
+    second = parse_red(media[2].payload)
+    assert [b.data for b in second.blocks] == [media[0].payload, first.primary.data]
+    assert second.blocks[0].timestamp_offset == 960
+    sink.slot.set_red(False)
+    src.audio()
+    assert sink.media()[-1].payload_type == 111
+
+
+async def test_a_slot_without_negotiated_red_stays_plain_opus() -> None:
+    src = make_source("v", "audio", ssrc=3000, pt=111)
+    sink = make_slot("audio", pt=111, rtx=None, slot_id="audio-0")
+    sink.slot.switch_to(src.producer)
+    sink.slot.set_red(True)
+    src.audio()
+    assert not sink.slot.red and sink.media()[0].payload_type == 111
+
+
+async def test_red_from_a_publisher_is_forwarded_as_its_primary_block() -> None:
+    from media.red import build_red
+    from slot_helpers import audio_params
+
+    params = audio_params(111, "1")
+    src = make_source("v", "audio", ssrc=3000, pt=111)
+    src.producer._red_pt = 63  # as negotiated with red/48000/2 (StreamParameters.red_payload_type)
+    sink = make_slot("audio", pt=111, rtx=None, slot_id="audio-0")
+    sink.slot.switch_to(src.producer)
+    src.pt = 63
+    src.feed(build_red(111, b"\xfcprimary", []))
+    src.feed(b"\x01garbage")  # malformed RED: dropped and counted
+    media = sink.media()
+    assert [(v.payload_type, v.payload) for v in media] == [(111, b"\xfcprimary")]
+    assert src.producer.stats.dropped_payload_type == 1
+    assert params.red_payload_type is None

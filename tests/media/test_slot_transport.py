@@ -35,7 +35,11 @@ async def test_offer_has_one_sendonly_m_line_per_slot(router: Router) -> None:
     for section, slot in zip(sections, slot_set.slots.values()):
         assert "a=sendonly" in section
         codecs = sorted(line.split()[1].split("/")[0] for line in section if line.startswith("a=rtpmap:"))
-        assert codecs == (["VP8", "rtx"] if slot.kind == "video" else ["opus"])
+        assert codecs == (["VP8", "rtx"] if slot.kind == "video" else ["opus", "red"])
+        if slot.kind == "audio":  # RED (RFC 2198) names this m-line's Opus PT in its fmtp
+            rtpmap = {line.split()[1].split("/")[0]: line.split()[0].split(":")[1] for line in section
+                      if line.startswith("a=rtpmap:")}
+            assert f"a=fmtp:{rtpmap['red']} {rtpmap['opus']}/{rtpmap['opus']}" in section
         (msid,) = [line for line in section if line.startswith("a=msid:")]
         assert msid == f"a=msid:{'stage' if slot.id.startswith('stage') else slot.id} {slot.id}"
         ssrcs = {int(line.split()[0].split(":")[1]) for line in section if line.startswith("a=ssrc:")}

@@ -1,0 +1,79 @@
+"""The site's bandwidth estimator: REMB (summed over its sources), loss-based cap, probes."""
+
+from __future__ import annotations
+
+import pytest
+
+from media.bandwidth import MIN_BPS, RembLossEstimator
+
+
+def test_a_remb_below_the_cap_without_a_fall_is_not_congestion() -> None:
+    est = RembLossEstimator(600_000)
+    est.on_remb(200_000, 0)  # a receiver that has seen little traffic yet
+    assert est.estimate(0) == 600_000 and est.last_congestion_ms < 0
+    est.on_remb(900_000, 500)
+    assert est.estimate(500) == 900_000, "a REMB above the cap raises it"
+
+
+def test_a_falling_remb_is_a_congestion_signal_and_sets_the_cap() -> None:
+    est = RembLossEstimator(600_000)
+    est.on_remb(1_000_000, 0)
+    est.on_remb(700_000, 1000)
+    assert est.last_congestion_ms == 1000
+    assert est.estimate(1000) == 700_000
+    est.on_remb(650_000, 2000)  # a small fall: no signal
+    assert est.last_congestion_ms == 1000
+
+
+def test_rembs_of_several_sources_add_up_and_a_silent_one_drops_out_quietly() -> None:
+    est = RembLossEstimator(100_000)
+    est.on_remb(300_000, 0, source=1)  # aiortc: one REMB per receiving m-line
+    est.on_remb(200_000, 100, source=2)
+    assert est.remb == 500_000 and est.estimate(100) == 500_000
+    est.on_remb(310_000, 6000, source=1)  # source 2 silent for 5.9 s
+    assert est.remb == 310_000
+    assert est.last_congestion_ms < 0, "a source going quiet is not a fall"
+
+
+def test_high_loss_cuts_the_loss_cap_and_low_loss_lets_it_grow_up_to_what_was_sent() -> None:
+    est = RembLossEstimator(1_000_000)
+    est.on_sent(1_000_000, 0)
+    est.estimate(0)
+    est.on_report(1, 64, 0)  # 25 %
+    est.estimate(0)
+    assert est.estimate(1000) < 1_000_000 * 0.9
+    assert est.last_congestion_ms == 1000 and est.loss == pytest.approx(0.25)
+    low = est.loss_cap
+    est.on_report(1, 0, 1500)
+    est.on_sent(2_000_000, 1500)
+    est.estimate(2000)
+    assert est.loss_cap > low
+    est.on_sent(10_000, 3000)
+    for t in range(3000, 30000, 500):
+        est.estimate(t)
+    assert est.loss_cap <= max(low * 1.2, 15_000), "growth is capped by 1.5 x what was sent"
+    assert est.estimate(30000) >= MIN_BPS
+
+
+def test_moderate_loss_holds_and_old_reports_expire() -> None:
+    est = RembLossEstimator(800_000)
+    est.estimate(0)
+    est.on_report(1, 13, 0)  # 5 %
+    est.estimate(1000)
+    assert est.estimate(1000) == 800_000 and est.last_congestion_ms < 0
+    est.estimate(5000)
+    assert est.loss == 0.0, "reports older than 3 s no longer count"
+
+
+def test_a_probe_raises_both_caps() -> None:
+    est = RembLossEstimator(300_000)
+    est.on_remb(310_000, 0)
+    est.on_probe(900_000, 100)
+    assert est.estimate(100) == 900_000
+
+
+def test_bad_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="start"):
+        RembLossEstimator(1)
+    with pytest.raises(ValueError, match="fraction"):
+        RembLossEstimator().on_report(1, 300, 0)

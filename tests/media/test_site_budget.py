@@ -1,0 +1,171 @@
+"""A site's budget over its slots: the estimate shared audio first, down at once, up only after a
+quiet period and a probe with padding, requests (choice, hidden tiles) pausing without cost, RED on
+loss; the ``state`` it reports. Driven tick by tick with made-up time, real slots and producers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from slot_helpers import audio_params, make_source, video_params
+
+from media.bandwidth import RembLossEstimator
+from media.rtp_packet import RtpPacketView
+from media.site_budget import SiteBudget, SiteState, SlotView
+from media.slot import PAUSED
+from media.slot_assignment import SlotPlan
+from media.slot_set import SlotSet
+
+PATTERN = ((0, False), (2, True), (1, True), (2, False))
+
+
+class Site:
+    def __init__(self, *, red: bool = False) -> None:
+        self.sent: list[bytes] = []
+        self.slots = SlotSet(subscriber_id="site", cname="c", send_rtp=lambda d: self.sent.append(d) or True,
+                             send_rtcp=lambda d: True, videos=2, audios=1)
+        for slot in self.slots.slots.values():
+            if slot.kind == "video":
+                slot.configure(replace(video_params(100, 101, slot.id), remb=True))
+            else:
+                slot.configure(replace(audio_params(111, slot.id), red_payload_type=63 if red else None))
+        self.now = 0
+        self.estimator = RembLossEstimator(600_000)
+        self.budget = SiteBudget(self.slots, self.estimator, clock=lambda: self.now)
+        self.states: list[SiteState] = []
+        self.budget.on("state", self.states.append)
+        self.voice = make_source("voice", "audio", ssrc=10, pt=111)
+        self.videos = [make_source(f"cam{i}", ssrc=20 + 2 * i) for i in range(3)]
+        producers = {s.producer.id: s.producer for s in (self.voice, *self.videos)}
+        self.slots.apply(SlotPlan("voice", "cam0", ("cam1", "cam2"), (None,)), producers)
+        for cam in self.videos:
+            cam.layered(0, key=True, sync=True, size=1150)
+
+    def media(self, slot_id: str) -> int:
+        slot = self.slots.slots[slot_id]
+        return sum(1 for d in self.sent if RtpPacketView.parse(d).ssrc == slot.ssrc)
+
+    def run(self, seconds: float) -> None:
+        """``seconds`` of media (15 fps L1T3 video ~ 1200-byte packets, 50 audio packets/s), ticking
+        the budget every 500 ms and pacing its padding every 25 ms."""
+        for _ in range(int(seconds * 40)):
+            self.now += 25
+            if self.now % 20 == 0 or self.now % 25 == 0:
+                self.voice.audio()
+            if self.now % 75 == 0:
+                for cam in self.videos:
+                    tid, sync = PATTERN[(self.now // 75) % 4]
+                    cam.layered(tid, sync=sync, packets=2, size=1150)
+            self.budget.pace(self.now)
+            if self.now % 500 == 0:
+                self.budget.tick(self.now)
+
+    def layers(self) -> list[int]:
+        return [self.slots.slots[s].target_layer for s in ("stage-video", "video-0", "video-1")]
+
+
+async def test_start_within_the_start_estimate_stage_first() -> None:
+    site = Site()
+    site.run(3)
+    state = site.budget.state
+    assert state is not None and state.estimate == 600_000
+    assert site.layers()[0] >= 0, "the stage has video"
+    assert state.slots["stage-audio"][0] == "active"
+
+
+async def test_a_falling_remb_steps_down_at_once_and_up_only_after_quiet_and_a_probe() -> None:
+    site = Site()
+    site.estimator.on_remb(3_000_000, 0)
+    site.run(12)
+    high = site.layers()
+    assert high == [2, 2, 2], high
+    site.estimator.on_remb(250_000, site.now)  # a fall: congestion
+    site.run(0.5)
+    low = site.layers()
+    assert low[1:] == [PAUSED, PAUSED] and low[0] in (0, 1), low
+    assert site.budget.state is not None and site.budget.state.slots["video-0"][0] == "paused_bandwidth"
+    site.estimator.on_remb(3_000_000, site.now)  # the receiver's estimate is back up
+    site.run(4)
+    assert site.layers() == low, "no step up within 5 s of the step down"
+    padding_before = sum(s.stats.padding_bytes_sent for s in site.slots.slots.values())
+    site.run(12)
+    assert site.layers() == [2, 2, 2]
+    assert sum(s.stats.padding_bytes_sent for s in site.slots.slots.values()) >= padding_before
+
+
+async def test_a_probe_raises_a_low_estimate_when_the_link_carries_it() -> None:
+    site = Site()
+    site.estimator = RembLossEstimator(250_000)
+    site.budget.estimator = site.estimator
+    site.run(2)
+    low = site.layers()
+    site.run(25)
+    assert site.estimator.estimate(site.now) > 250_000, "probes found more room"
+    assert site.layers() > low
+    assert sum(s.stats.padding_bytes_sent for s in site.slots.slots.values()) > 0
+
+
+async def test_a_probe_that_meets_congestion_does_not_step_up() -> None:
+    site = Site()
+    site.estimator = RembLossEstimator(250_000)
+    site.budget.estimator = site.estimator
+    site.run(5.5)
+    before = site.layers()
+    for _ in range(10):  # every probe meets a falling REMB
+        site.run(0.5)
+        if site.budget.probing:
+            site.estimator.on_remb(400_000, site.now, source=1)
+            site.estimator.on_remb(200_000, site.now, source=1)
+    assert site.layers() <= before
+
+
+async def test_requests_pause_at_once_and_come_back_without_a_probe() -> None:
+    site = Site()
+    site.estimator.on_remb(3_000_000, 0)
+    site.run(12)
+    site.budget.set_views({"video-1": SlotView(visible=False)})
+    assert site.layers()[2] == PAUSED
+    assert site.budget.state is not None and site.budget.state.slots["video-1"] == ("paused_request", PAUSED)
+    count = site.media("video-1")
+    site.run(1)
+    assert site.media("video-1") == count, "nothing is sent for a hidden tile"
+    site.budget.set_views({"video-1": SlotView(visible=True)})
+    site.run(1)
+    assert site.layers()[2] >= 0
+    site.budget.set_mode("audio")
+    assert site.layers() == [PAUSED] * 3
+    assert {site.budget.state.slots[s][0] for s in ("stage-video", "video-0", "video-1")} == {"paused_request"}
+    site.budget.set_mode("low")
+    site.run(1)
+    assert site.layers() == [1, 0, 0]
+
+
+async def test_unknown_slots_and_modes_are_refused() -> None:
+    import pytest
+
+    site = Site()
+    with pytest.raises(ValueError, match="unknown slot"):
+        site.budget.set_views({"video-9": SlotView()})
+    with pytest.raises(ValueError, match="choice"):
+        site.budget.set_mode("hd")  # type: ignore[arg-type]
+
+
+async def test_loss_turns_red_on_and_quiet_turns_it_off() -> None:
+    site = Site(red=True)
+    site.run(1)
+    assert not site.slots.slots["stage-audio"].red
+    site.estimator.on_report(site.slots.slots["stage-audio"].ssrc, 13, site.now)  # 5 %
+    site.run(1)
+    assert site.slots.slots["stage-audio"].red and site.budget.state is not None and site.budget.state.red
+    for _ in range(24):
+        site.estimator.on_report(site.slots.slots["stage-audio"].ssrc, 0, site.now)
+        site.run(0.5)
+    assert not site.slots.slots["stage-audio"].red
+
+
+async def test_a_remb_from_a_peer_that_did_not_negotiate_it_is_ignored() -> None:
+    site = Site()
+    for slot in site.slots.slots.values():
+        if slot.kind == "video":
+            slot.parameters = replace(slot.parameters, remb=False)  # type: ignore[arg-type]
+    site.budget.on_remb(50_000, 1)
+    assert site.estimator.remb is None
