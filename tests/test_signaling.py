@@ -305,3 +305,43 @@ async def test_join_publish_subscribe_with_slots_and_leave(server: LiveServer, t
     again = await chair.call("answer", {"sdp": chair.recv_pc.localDescription.sdp, "revision": 1})
     assert again["error"]["code"] == "wrong_state"
     assert (await chair.call("subscribe"))["error"]["code"] == "wrong_state"
+
+
+async def test_the_sites_choice_its_view_and_the_link_states_it_is_told(server: LiveServer, tokens: Tokens,
+                                                                          clients: list[SigClient]) -> None:
+    """set_quality / set_view (signaling/links.py): bad input refused and nothing changed; the site's
+    budget reports every slot's state (slot_state) and the room every site's link (links)."""
+    governor, g, chair, c = await governor_and_chair(server, tokens, clients)
+    for payload in ({"mode": "hd"}, {"mode": None}, {}, {"mode": "audio", "x": 1}):
+        assert (await chair.call("set_quality", payload))["error"]["code"] == "invalid", payload
+    assert (await chair.call("set_view", {"slots": {"video-0": {"visible": False}}}))["error"]["code"] == "wrong_state"
+    subscribed = await chair.subscribe(videos=2, audios=1)
+    assert subscribed["ok"]
+    published = await governor.publish(AudioStreamTrack(), VideoStreamTrack())
+    assert published["ok"], published
+    bad_views = [{"slots": []}, {"slots": {"video-9": {"visible": False}}}, {"slots": {"video-0": {}}},
+                 {"slots": {"video-0": {"visible": "no"}}}, {"slots": {"video-0": {"visible": True, "width": -1}}},
+                 {"slots": {"video-0": {"visible": True, "depth": 3}}}, {"slots": {"bad id!": {"visible": True}}},
+                 {"slots": {f"video-{i}": {"visible": True} for i in range(12)}}]
+    for payload in bad_views:
+        reply = await chair.call("set_view", payload)
+        assert reply["ok"] is False and reply["error"]["code"] == "invalid", (payload, reply)
+    state = await chair.wait_for("slot_state", lambda s: s["slots"]["stage-video"]["state"] == "active")
+    assert state["mode"] == "auto" and state["estimate_kbps"] > 0
+    assert state["slots"]["video-0"]["state"] == "empty", "one publisher: on the stage, no thumbnail"
+    # The site chooses audio only: every video slot is paused on request.
+    assert (await chair.call("set_quality", {"mode": "audio"}))["ok"]
+    paused = await chair.wait_for("slot_state", lambda s: s["mode"] == "audio")
+    assert paused["slots"]["stage-video"] == {"state": "paused_request", "layer": -1}
+    assert paused["slots"]["stage-audio"]["state"] == "active"
+    links = await governor.wait_for("links", lambda e: e["sites"].get(c["participant_id"], {}).get("mode") == "audio")
+    assert links["sites"][c["participant_id"]]["state"] == "audio_only"
+    # Back to auto; the stage tile is hidden by the page: paused on request too.
+    assert (await chair.call("set_quality", {"mode": "auto"}))["ok"]
+    assert (await chair.call("set_view", {"slots": {"stage-video": {"visible": False, "width": 0}}}))["ok"]
+    hidden = await chair.wait_for("slot_state", lambda s: s["mode"] == "auto"
+                                  and s["slots"]["stage-video"]["state"] == "paused_request")
+    assert hidden["slots"]["stage-audio"]["state"] == "active"
+    assert (await chair.call("set_view", {"slots": {"stage-video": {"visible": True, "width": 640,
+                                                                     "height": 360}}}))["ok"]
+    await chair.wait_for("slot_state", lambda s: s["slots"]["stage-video"]["state"] == "active")
