@@ -18,10 +18,13 @@ from .slot_assignment import Publisher, Wanted, wanted_streams
 from .slot_set import SlotSet
 from .speaker import DominantSpeakerDetector
 from .transport import Direction, WebRtcTransport
+from .watchers import WatchTracker
 
 logger = logging.getLogger(__name__)
 
 SPEAKER_TICK_MS = 100
+#: Watchers of each video are counted every this many speaker ticks (500 ms).
+WATCH_EVERY_TICKS = 5
 
 
 class Router(EventEmitter):
@@ -30,6 +33,8 @@ class Router(EventEmitter):
       * ``transport_closed`` (transport)
       * ``dominant_speaker_changed`` (participant_id: str | None)
       * ``keyframe_requested`` (producer) — a PLI was sent upstream (after throttling)
+      * ``video_wanted`` (producer, wanted: bool) — nobody has taken the producer's video for a while
+        (its publisher may stop sending it), or someone takes it again (:mod:`media.watchers`)
       * ``close`` ()
 
     Every receiving transport's slots (:meth:`WebRtcTransport.create_slots`) are kept filled here:
@@ -59,6 +64,8 @@ class Router(EventEmitter):
         self._batched: set[str | None] = set()
         self._detector = DominantSpeakerDetector(switch_ms=self.config.speaker_switch_ms)
         self._speaker_task: asyncio.Task[None] | None = None
+        self.watch = WatchTracker()
+        self._ticks = 0
 
     def __repr__(self) -> str:
         return f"Router({self.id!r})"
@@ -282,11 +289,19 @@ class Router(EventEmitter):
             self.emit("dominant_speaker_changed", changed)
             self.update_slots()
 
+    def tick_watchers(self, now_ms: int) -> None:
+        for producer, wanted in self.watch.update(list(self.producers.values()), now_ms):
+            self.emit("video_wanted", producer, wanted)
+
     async def _run_speaker_detection(self) -> None:
         try:
             while not self.closed:
                 await asyncio.sleep(SPEAKER_TICK_MS / 1000)
-                self.tick_speaker(monotonic_ms())
+                now = monotonic_ms()
+                self.tick_speaker(now)
+                self._ticks += 1
+                if self._ticks % WATCH_EVERY_TICKS == 0:
+                    self.tick_watchers(now)
         except asyncio.CancelledError:
             pass
 

@@ -47,6 +47,8 @@ Server -> client::
     budget: state active | paused_bandwidth | paused_request | empty, layer 0..2 or -1; on change and
     every 2 s), links {sites {participant_id: {estimate_kbps, sending_kbps, loss_percent, mode,
     stage_layer, state good | reduced | weak | audio_only}}} (every site's link, at most every 3 s),
+    video_wanted {producer_id, wanted} (to the publisher: nobody has taken its camera for 3 s, so stop
+    sending it; or someone does again, so start; media/watchers.py),
     dominant_speaker {participant_id}, spotlight {participant_id | null},
     mute_changed {participant_id, kind, muted, by}, hands {queue}, quality {participant_id, ...},
     agenda {items, current_item_id}, room_state {locked, lobby_enabled},

@@ -65,6 +65,7 @@ class Room:
         self.router.on("producer_added", self._on_producer_added)
         self.router.on("producer_closed", self._on_producer_closed)
         self.router.on("dominant_speaker_changed", self._on_dominant_speaker)
+        self.router.on("video_wanted", self._on_video_wanted)
 
     @property
     def name(self) -> str:
@@ -337,5 +338,11 @@ class Room:
             await transport.close()
 
     # -- router events ----------------------------------------------------------------------
+    def _on_video_wanted(self, producer: Producer, wanted: bool) -> None:
+        """Nobody takes this camera (or someone does again): its page stops (starts) sending it."""
+        owner = self.participants.get(producer.participant_id)
+        if owner is not None:
+            self._spawn(self.outbox.to(owner, "video_wanted", {"producer_id": producer.id, "wanted": wanted}))
+
     def _on_dominant_speaker(self, participant_id: str | None) -> None:
         self._spawn(self.outbox.broadcast(self, "dominant_speaker", {"participant_id": participant_id}))
