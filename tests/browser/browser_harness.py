@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +13,9 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
+from harness import LiveServer
 from meetings.demo import DEMO_PASSWORD
+from meetings.policy import Caller
 
 #: The pre-join connection test finished with an answer from the server (its quality depends on load).
 CONNECTION_TESTED = '#conn-result[data-state="good"], #conn-result[data-state="fair"], #conn-result[data-state="poor"]'
@@ -30,6 +34,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-quic",
 ]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 LAPTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 768, "height": 1024}
@@ -205,3 +210,76 @@ async def close_all(participants: list[Participant]) -> None:
             await asyncio.wait_for(participant.context.close(), 10)
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
+
+
+# -- publishing bots (python -m bots --publish: pre-encoded VP8/Opus, no encoding on this machine) ------
+
+#: Bot sites: username, full name, office (provinces invited to the demo cabinet session).
+BOT_SITES = [
+    ("site1", "Chea Bopha (Governor of Banteay Meanchey)", "KH-1"),
+    ("site3", "Heng Sokha (Governor of Kampong Cham)", "KH-3"),
+    ("site4", "Lim Dara (Governor of Kampong Chhnang)", "KH-4"),
+    ("site5", "Mao Sopheap (Governor of Kampong Speu)", "KH-5"),
+    ("site6", "Nhem Vanna (Governor of Kampong Thom)", "KH-6"),
+    ("site7", "Ouk Channa (Governor of Kampot)", "KH-7"),
+    ("site8", "Pen Rithy (Governor of Kandal)", "KH-8"),
+    ("site9", "Roeun Malis (Governor of Koh Kong)", "KH-9"),
+    ("site10", "Seng Kosal (Governor of Kratie)", "KH-10"),
+]
+async def create_bot_people(server: LiveServer) -> int:
+    services = server.services()
+    try:
+        offices = {o.code: o.id for o in await services.offices.list(Caller.cli())}
+        for username, full_name, code in BOT_SITES:
+            await services.people.create(Caller.cli(), username=username, full_name=full_name, office_id=offices[code],
+                                         roles=["delegate"], password=DEMO_PASSWORD)
+        meetings = await services.meetings.list_visible(Caller.cli())
+        return next(m.id for m in meetings if m.title == CABINET_SESSION)
+    finally:
+        await services.db.dispose()
+
+
+@dataclass
+class Sites:
+    meeting_id: int
+    cache_dir: Path
+    log_dir: Path
+
+
+class BotProcesses:
+    """Publishing bots, one process each; stopped (SIGTERM, then SIGKILL) when the test ends."""
+
+    def __init__(self, server: LiveServer, sites: Sites) -> None:
+        self.server = server
+        self.sites = sites
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, count: int, seconds: float = 400, *, silent: bool = False) -> list[str]:
+        names = []
+        for username, full_name, _ in BOT_SITES[len(self.procs):len(self.procs) + count]:
+            log = open(self.sites.log_dir / f"{username}.log", "ab")  # noqa: SIM115 - the process keeps it
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bots", "--url", self.server.url, "--username", username, "--password-stdin",
+                 "--meeting", str(self.sites.meeting_id), "--publish", "--seconds", str(seconds),
+                 "--name", username, "--cache-dir", str(self.sites.cache_dir), "--bind", "127.0.0.1",
+                 *(["--silent"] if silent else [])],
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            assert proc.stdin is not None
+            proc.stdin.write((DEMO_PASSWORD + "\n").encode())
+            proc.stdin.close()
+            self.procs.append(proc)
+            names.append(full_name)
+        return names
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        self.procs.clear()

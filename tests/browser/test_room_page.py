@@ -161,9 +161,11 @@ async def test_mute_is_seen_by_others_and_a_server_mute_shows_on_the_page(server
         await expect(stage).to_have_attribute("data-empty", "false")
         await wait_for_media(secretariat, gid)
 
-        # Audio only on the secretariat's page: video stops arriving, sound goes on.
-        await secretariat.page.click("#audio-only-button")
-        await expect(secretariat.page.locator("#audio-only-button")).to_have_attribute("aria-pressed", "true")
+        # Audio only on the secretariat's page (the site's choice, a radio group): video stops arriving,
+        # sound goes on.
+        choice = secretariat.page.locator("#session-quality")
+        await choice.locator("label", has_text="Audio only").click()
+        await expect(choice.get_by_role("radio", name="Audio only")).to_be_checked()
         await expect(stage).to_have_attribute("data-empty", "true")
         await asyncio.sleep(1.5)
         before = await secretariat.state()
@@ -183,7 +185,8 @@ async def test_mute_is_seen_by_others_and_a_server_mute_shows_on_the_page(server
             await asyncio.sleep(0.2)
             after = await secretariat.state()
         assert packets(after, "audio") - packets(before, "audio") > 50
-        await secretariat.page.click("#audio-only-button")
+        await choice.locator("label", has_text="Automatic").click()
+        await expect(choice.get_by_role("radio", name="Automatic")).to_be_checked()
         await expect(stage).to_have_attribute("data-empty", "false")
         await expect(secretariat.page.locator("#stage-name strong")).to_have_text("Keo Sreymom (Governor of Siem Reap)")
 

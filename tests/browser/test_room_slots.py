@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_harness import (
+    BOT_SITES,
     CABINET_SESSION,
     SECOND_GOVERNOR,
     TABLET,
+    BotProcesses,
     Participant,
+    Sites,
     close_all,
+    create_bot_people,
     join,
     pass_prejoin,
     until,
@@ -34,97 +35,23 @@ from playwright.async_api import Browser, expect
 
 from bots.media_files import MediaParams, load_media
 from harness import LiveServer
-from meetings.demo import DEMO_PASSWORD
-from meetings.policy import Caller
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CLI = Caller.cli()
-#: Bot sites: username, full name, office (provinces invited to the demo cabinet session).
-BOT_SITES = [
-    ("site1", "Chea Bopha (Governor of Banteay Meanchey)", "KH-1"),
-    ("site3", "Heng Sokha (Governor of Kampong Cham)", "KH-3"),
-    ("site4", "Lim Dara (Governor of Kampong Chhnang)", "KH-4"),
-    ("site5", "Mao Sopheap (Governor of Kampong Speu)", "KH-5"),
-    ("site6", "Nhem Vanna (Governor of Kampong Thom)", "KH-6"),
-    ("site7", "Ouk Channa (Governor of Kampot)", "KH-7"),
-    ("site8", "Pen Rithy (Governor of Kandal)", "KH-8"),
-    ("site9", "Roeun Malis (Governor of Koh Kong)", "KH-9"),
-    ("site10", "Seng Kosal (Governor of Kratie)", "KH-10"),
-]
 #: Lip sync: the stage's audio and video play within this of each other (ms).
 SYNC_MS = 150
 #: What a site sees besides the stage (the page's default last-N, 9, is the stage and 8 thumbnails).
 THUMBNAILS = 8
 
 
-async def _create_bot_people(server: LiveServer) -> int:
-    services = server.services()
-    try:
-        offices = {o.code: o.id for o in await services.offices.list(CLI)}
-        for username, full_name, code in BOT_SITES:
-            await services.people.create(CLI, username=username, full_name=full_name, office_id=offices[code],
-                                         roles=["delegate"], password=DEMO_PASSWORD)
-        meetings = await services.meetings.list_visible(CLI)
-        return next(m.id for m in meetings if m.title == CABINET_SESSION)
-    finally:
-        await services.db.dispose()
-
-
-@dataclass
-class Sites:
-    meeting_id: int
-    cache_dir: Path
-    log_dir: Path
-
-
 @pytest.fixture(scope="module")
 def sites(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Sites:
-    meeting_id = asyncio.run(_create_bot_people(server))
+    meeting_id = asyncio.run(create_bot_people(server))
     cache_dir = tmp_path_factory.mktemp("bot-media")
     load_media(MediaParams(), cache_dir)  # encoded once here, not by nine bots at the same time
     return Sites(meeting_id, cache_dir, tmp_path_factory.mktemp("bot-logs"))
-
-
-class BotProcesses:
-    """Publishing bots, one process each; stopped (SIGTERM, then SIGKILL) when the test ends."""
-
-    def __init__(self, server: LiveServer, sites: Sites) -> None:
-        self.server = server
-        self.sites = sites
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, count: int, seconds: float = 400, *, silent: bool = False) -> list[str]:
-        names = []
-        for username, full_name, _ in BOT_SITES[len(self.procs):len(self.procs) + count]:
-            log = open(self.sites.log_dir / f"{username}.log", "ab")  # noqa: SIM115 - the process keeps it
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bots", "--url", self.server.url, "--username", username, "--password-stdin",
-                 "--meeting", str(self.sites.meeting_id), "--publish", "--seconds", str(seconds),
-                 "--name", username, "--cache-dir", str(self.sites.cache_dir), "--bind", "127.0.0.1",
-                 *(["--silent"] if silent else [])],
-                cwd=ROOT, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
-            log.close()
-            assert proc.stdin is not None
-            proc.stdin.write((DEMO_PASSWORD + "\n").encode())
-            proc.stdin.close()
-            self.procs.append(proc)
-            names.append(full_name)
-        return names
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        self.procs.clear()
 
 
 @pytest.fixture

@@ -11,8 +11,12 @@ import { STAGE_VIDEO } from "./room-slots.js";
 export const QUALITY_MODES = ["auto", "low", "audio"];
 /** The choice is the device's (a provincial office's link does not change with who logs in). */
 const QUALITY_KEY = "cabinet.quality";
-/** Tiles move and resize in bursts (a switch, a resize): report once they have settled. */
+/** Tiles move and resize in bursts (a switch, a resize): report once they have settled, but no later
+ * than VIEW_MAX_WAIT_MS after the first change (a steady stream of small changes must not starve it). */
 const VIEW_DEBOUNCE_MS = 300;
+const VIEW_MAX_WAIT_MS = 1000;
+/** A refused or unanswered report is tried again after this. */
+const VIEW_RETRY_MS = 2000;
 
 /** The stored choice, or "auto" (no storage, nothing stored, or something unknown stored). */
 export function storedQuality() {
@@ -163,15 +167,20 @@ export class RoomLinks {
     this.scheduleViewReport();
   }
 
-  scheduleViewReport() {
+  scheduleViewReport(delay) {
+    const now = performance.now();
     if (this.viewTimer) {
       clearTimeout(this.viewTimer);
+    } else {
+      this.viewFirstChange = now;
     }
+    const wait = Math.min(delay === undefined ? VIEW_DEBOUNCE_MS : delay,
+      Math.max(0, this.viewFirstChange + VIEW_MAX_WAIT_MS - now));
     const self = this;
     this.viewTimer = setTimeout(function () {
       self.viewTimer = null;
       self.reportView();
-    }, VIEW_DEBOUNCE_MS);
+    }, delay === undefined ? wait : delay);
   }
 
   /** Where a video slot is shown: the stage, the tile it sits in, or nowhere decided (null). */
@@ -218,8 +227,10 @@ export class RoomLinks {
     const self = this;
     const signal = this.signal;
     signal.call("set_view", { slots: slots }).then(function (reply) {
+      self.viewError = reply.ok ? null : reply.error;
       if (!reply.ok && signal === self.signal && self.viewSent === text) {
-        self.viewSent = null; // refused (e.g. before the slots existed): try again on the next change
+        self.viewSent = null; // refused or unanswered: the server does not know this view, tell it again
+        self.scheduleViewReport(VIEW_RETRY_MS);
       }
     });
   }

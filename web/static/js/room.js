@@ -211,6 +211,7 @@ class Room {
       ownLink: this.ownLink,
       links: this.links,
       viewSent: this.viewSent ? JSON.parse(this.viewSent) : null,
+      viewError: this.viewError || null,
       sendState: this.sendPc ? this.sendPc.connectionState : null,
       recvState: this.recvPc ? this.recvPc.connectionState : null,
       participants: Array.from(this.participants.values()).map(function (p) {
