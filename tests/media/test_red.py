@@ -288,3 +288,29 @@ def test_encoder_arguments() -> None:
         RedEncoder(128)
     assert RedEncoder(0).encode(b"abc", 0) == b"\x00abc"
 
+
+
+# -- real Chromium bytes ---------------------------------------------------------------------------
+
+#: Three consecutive RED payloads sent by Chromium 156 (Opus PT 111, RED PT 63, 20 ms, Opus at
+#: 6 kbit/s so they are short), with their RTP timestamps: captured by bench/audio_floor.py's
+#: encoded-streams tap on the voiced source (2026-11-27).
+CHROMIUM_CAPTURE = [
+    (4279741899, "ef0f000d6f08bd3a71d0ead82306370f64f008bd3aa76c6eab29039b50c21eeb"),
+    (4279742859, "ef0f000e6f08bd3aa76c6eab29039b50c21eeb08bd394d528df99c47e11550a0"),
+    (4279743819, "ef0f000d6f08bd394d528df99c47e11550a008bcf1d72efedd111be245cb3153e4d0"),
+]
+
+
+def test_chromium_capture() -> None:
+    """parse_red reads libwebrtc's payloads, and RedEncoder fed their primaries writes the same bytes."""
+    payloads = [(ts, bytes.fromhex(text)) for ts, text in CHROMIUM_CAPTURE]
+    parsed = [parse_red(payload) for _, payload in payloads]
+    for previous, current in zip(parsed, parsed[1:]):
+        assert current.redundant == [RedBlock(OPUS, 960, previous.primary.data)]
+    encoder = RedEncoder(OPUS)
+    encoder.encode(parsed[0].redundant[0].data, payloads[0][0] - 960)
+    for (ts, payload), red in zip(payloads, parsed):
+        assert encoder.encode(red.primary.data, ts) == payload
+        assert primary_of(payload) == (OPUS, red.primary.data)
+        assert retag_red(retag_red(payload, 96), OPUS) == payload
