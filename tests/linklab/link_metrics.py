@@ -79,30 +79,31 @@ def _stream(sample: Sample, slot_id: str) -> dict[str, Any] | None:
 
 
 def _intervals(samples: list[Sample], slot_id: str,
-               keys: tuple[str, ...]) -> list[tuple[float, float, dict[str, float]]]:
-    """(start, end, deltas of ``keys``) for each pair of consecutive samples that both have the slot's
-    stream; an interval where a counter went backwards (a new connection) is left out."""
-    out = []
+               keys: tuple[str, ...]) -> list[tuple[float, float, dict[str, float] | None]]:
+    """(start, end, deltas of ``keys``) for each pair of consecutive samples; deltas None where the slot's
+    stream is missing from either (no receiving connection: the page is reconnecting; or nothing received
+    yet) or a counter went backwards (a new connection began within the interval)."""
+    out: list[tuple[float, float, dict[str, float] | None]] = []
     for before, after in zip(samples, samples[1:]):
         a, b = _stream(before, slot_id), _stream(after, slot_id)
-        if a is None or b is None:
-            continue
-        deltas = {k: float(b[k]) - float(a[k]) for k in keys}
-        if all(v >= 0 for v in deltas.values()):
-            out.append((before.t, after.t, deltas))
+        deltas = None if a is None or b is None else {k: float(b[k]) - float(a[k]) for k in keys}
+        out.append((before.t, after.t, deltas if deltas is not None and min(deltas.values()) >= 0 else None))
     return out
 
 
 def _audio(samples: list[Sample], metrics: Metrics) -> None:
     parts = _intervals(samples, "stage-audio", ("totalSamplesReceived", "concealedSamples", "silentConcealedSamples"))
-    played = sum(d["totalSamplesReceived"] for _, _, d in parts)
-    seconds = sum(end - start for start, end, _ in parts)
-    if played <= 0 or seconds <= 0:
+    valid = [(end - start, d) for start, end, d in parts if d is not None]
+    seconds = sum(span for span, _ in valid)
+    if seconds <= 0 or sum(d["totalSamplesReceived"] for _, d in valid) <= 0:
         return
-    rate = played / seconds  # samples per second as counted (48 kHz for Opus)
-    concealed = [max(0.0, d["concealedSamples"] - d["silentConcealedSamples"]) for _, _, d in parts]
-    metrics.audio_played = 1 - sum(concealed) / played
-    full = [c >= FULL_CONCEALMENT * d["totalSamplesReceived"] > 0 for c, (_, _, d) in zip(concealed, parts)]
+    rate = sum(d["totalSamplesReceived"] for _, d in valid) / seconds  # samples per second as counted (48 kHz)
+    # An interval without the stream counts as played and wholly concealed: the listener heard nothing.
+    played = [rate * (end - start) if d is None else d["totalSamplesReceived"] for start, end, d in parts]
+    concealed = [rate * (end - start) if d is None else max(0.0, d["concealedSamples"] - d["silentConcealedSamples"])
+                 for start, end, d in parts]
+    metrics.audio_played = 1 - sum(concealed) / sum(played)
+    full = [c >= FULL_CONCEALMENT * n > 0 for c, n in zip(concealed, played)]
     longest = max(concealed, default=0.0)
     i = 0
     while i < len(full):
@@ -110,13 +111,10 @@ def _audio(samples: list[Sample], metrics: Metrics) -> None:
             i += 1
             continue
         j = i
-        while j + 1 < len(full) and full[j + 1] and parts[j + 1][0] == parts[j][1]:
+        while j + 1 < len(full) and full[j + 1]:
             j += 1
-        event = sum(concealed[i:j + 1])
-        if i > 0 and parts[i - 1][1] == parts[i][0]:
-            event += concealed[i - 1]
-        if j + 1 < len(parts) and parts[j + 1][0] == parts[j][1]:
-            event += concealed[j + 1]
+        # The event began within the interval before the run and ended within the one after it.
+        event = sum(concealed[max(0, i - 1):j + 2])
         longest = max(longest, event)
         i = j + 1
     metrics.longest_concealment_ms = 1000 * longest / rate
@@ -124,22 +122,26 @@ def _audio(samples: list[Sample], metrics: Metrics) -> None:
 
 def _video(samples: list[Sample], metrics: Metrics, duration: float) -> None:
     parts = _intervals(samples, "stage-video", ("framesDecoded", "freezeCount", "totalFreezesDuration"))
-    frames = sum(d["framesDecoded"] for _, _, d in parts)
-    metrics.stage_fps = frames / duration
-    freeze = sum(d["totalFreezesDuration"] for _, _, d in parts)
-    longest = max((d["totalFreezesDuration"] for _, _, d in parts if d["freezeCount"] > 0), default=0.0)
-    # Stretches without a decoded frame (also a stall still running at the end, or no video at all).
+    valid = [d for _, _, d in parts if d is not None]
+    metrics.stage_fps = sum(d["framesDecoded"] for d in valid) / duration
+    freeze = sum(d["totalFreezesDuration"] for d in valid)
+    longest = max((d["totalFreezesDuration"] for d in valid if d["freezeCount"] > 0), default=0.0)
+    # Chromium counts a freeze only once a frame ends it: add the time without the stream at all
+    # (reconnecting, no video yet), a stall still running at the end, and the longest stretch without
+    # a decoded frame.
     last_frame_at = samples[0].t
-    stall = 0.0
+    missing = since_frame = stall = 0.0
     for start, end, d in parts:
-        if d["framesDecoded"] > 0:
-            last_frame_at = end
+        if d is None:
+            missing += end - start
+        elif d["framesDecoded"] > 0:
+            last_frame_at, since_frame = end, 0.0
+        else:
+            since_frame += end - start
         stall = max(stall, end - last_frame_at)
-    tail = samples[-1].t - last_frame_at
-    if tail > 0.5:
-        freeze += tail
+    freeze += missing + (since_frame if since_frame > 0.5 else 0.0)
     metrics.freeze_percent = min(100.0, 100 * freeze / duration)
-    metrics.longest_freeze_ms = 1000 * max(longest, stall, tail)
+    metrics.longest_freeze_ms = 1000 * max(longest, stall)
 
 
 def rate_series(samples: list[Sample], direction: str, key: str, window: float) -> list[tuple[float, float]]:

@@ -74,3 +74,13 @@ def test_a_fall_is_timed_from_the_sending_rate() -> None:
     assert metrics.fall_down_s is not None and 2.5 <= metrics.fall_down_s <= 3.5
     assert metrics.fall_up_s is not None and 3.5 <= metrics.fall_up_s <= 4.5
     assert [c.passed for c in checks("fall", metrics) if c.column.startswith("fall")] == [True, True]
+
+
+def test_time_without_a_receiving_connection_counts_as_concealed_and_frozen() -> None:
+    record = _record(40, concealed_at={}, frozen=range(0), kbit_at=lambda t: 500)
+    for sample in record.samples[20:24]:  # 1 s reconnecting: the page has no receiving connection
+        sample.page = None
+    metrics = measure(record)
+    assert metrics.audio_played == 1 - 5 / 40  # the 5 intervals touching the gap
+    assert metrics.longest_concealment_ms == 1250.0
+    assert metrics.freeze_percent == 100 * 1.25 / 10 and metrics.longest_freeze_ms == 1250.0
