@@ -108,7 +108,9 @@ def parse_red(payload: bytes) -> RedPayload:
 
     Raises ValueError when the payload is empty, a block header is truncated, the headers end
     without a primary header, or the redundant blocks' lengths run past the end of the payload.
-    An empty primary block is accepted (RFC 2198 does not forbid it).
+    An empty primary block is accepted (RFC 2198 does not forbid it), and so is a redundant block
+    with timestamp offset 0 (libwebrtc never writes one; a receiver drops it as a duplicate). The
+    header fields' widths (7-bit PT, 14-bit offset, 10-bit length) are their only other limits.
     """
     length = len(payload)
     if length == 0:

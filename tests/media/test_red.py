@@ -10,6 +10,7 @@ in header order, the primary last. Chromium's offer has ``a=rtpmap:63 red/48000/
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -98,6 +99,30 @@ def test_parse_block_past_the_end() -> None:
         primary_of(payload)
     # Exactly up to the end: valid, with an empty primary.
     assert primary_of(CHROMIUM_DISTANCE_1[:55]) == (OPUS, b"")
+
+
+def test_random_payloads() -> None:
+    """Whatever the bytes, parse_red raises ValueError or round-trips, and primary_of agrees."""
+    rng = random.Random(2198)
+    for _ in range(5000):
+        count = rng.randrange(4)
+        parts = []
+        for _ in range(count):  # F=1 | PT, a random offset, a length short enough to fit most of the time
+            length = rng.randrange(300) if rng.random() < 0.9 else rng.randrange(1024)
+            word = (0x80 | rng.randrange(128)) << 24 | rng.randrange(1 << 14) << 10 | length
+            parts.append(word.to_bytes(4, "big")[:4 if rng.random() < 0.97 else rng.randrange(4)])
+        parts.append(bytes([rng.randrange(256)]) if rng.random() < 0.95 else b"")
+        parts.append(rng.randbytes(rng.randrange(0, 1200)))
+        payload = b"".join(parts)
+        try:
+            red = parse_red(payload)
+        except ValueError:
+            with pytest.raises(ValueError, match="^RED "):
+                primary_of(payload)
+            continue
+        assert red.serialize() == payload or any(b.timestamp_offset == 0 for b in red.redundant)
+        assert primary_of(payload) == (red.primary.payload_type, red.primary.data)
+        assert parse_red(retag_red(payload, 5)).blocks == [RedBlock(5, b.timestamp_offset, b.data) for b in red.blocks]
 
 
 # -- building and round trips --------------------------------------------------------------------
