@@ -11,8 +11,8 @@ may forward only TL0 or TL0+TL1 to a subscriber; it renumbers sequence numbers a
 over the frames it forwards, so a frame it never forwarded leaves a gap in the stamped frame
 counter but none in the PictureIDs, while a frame lost on the way leaves a gap in both. Frames
 missing from the counters beyond the PictureID gap are therefore *not forwarded*
-(``frames_not_forwarded``), not lost (``frames_missing``); a gap they leave is no freeze either
-(the freeze threshold grows by their media time).
+(``frames_not_forwarded``), not lost (``frames_missing``); and a freeze is a gap above
+max(200 ms, 3 intervals) at the rate of the frames forwarded (800 ms for TL0 alone at 15 fps).
 
 Slots: a stream is one slot of the receiving connection (``slot_id``), one continuous RTP stream
 whoever it carries. :meth:`StreamCounter.apply_slot` takes the slot's ``slot`` events (in sequence
@@ -188,8 +188,10 @@ class StreamCounter:
         self._last_picture_id = -1
         self._picture_id_modulus = 0
         self._last_stamped_ts = 0
-        #: Freeze allowance (µs of frames not forwarded just before) by RTP timestamp, for decoded frames.
+        #: Freeze allowance (µs, see :meth:`_count_gap`) by RTP timestamp, for decoded frames; and
+        #: the allowances of the last frames received (see :meth:`_decoded_allowance`).
         self._gap_allowance: OrderedDict[int, int] = OrderedDict()
+        self._recent_allowances: deque[int] = deque([0, 0], maxlen=2)
         self._sr: tuple[int, int] | None = None  # (send µs of the SR's NTP time, its RTP timestamp)
         self._stamps: OrderedDict[int, Stamp] = OrderedDict()
         self._energy_sum = 0.0
@@ -244,6 +246,7 @@ class StreamCounter:
             self.last_index = stamp.index
             self._last_picture_id, self._picture_id_modulus, self._last_stamped_ts = picture_id, modulus, timestamp
         self._arrival_freeze(arrival_us, allowance_us)
+        self._recent_allowances.append(allowance_us)
         if stamp is None:
             self.unstamped += 1
             return None
@@ -266,8 +269,9 @@ class StreamCounter:
 
     def _count_gap(self, counter: int, picture_id: int, modulus: int, timestamp: int) -> int:
         """Account the frames between the last stamped frame and this one (``counter``): those
-        with a PictureID too are missing, the others were not forwarded. Returns the media time
-        (µs) of the frames not forwarded, by which the gap may exceed the freeze threshold."""
+        with a PictureID too are missing, the others were not forwarded. Returns the freeze
+        allowance (µs): how much the freeze threshold grows when it is taken as 3 intervals of the
+        frames forwarded rather than of all frames."""
         jump = (counter - self.last_counter) & 0xFFFFFFFF if self.last_counter is not None else 0
         if not 1 < jump < HALF:
             return 0
@@ -284,7 +288,8 @@ class StreamCounter:
         media_us = ((timestamp - self._last_stamped_ts) & 0xFFFFFFFF) * 1_000_000 // self.clock_rate
         if media_us >= MAX_GAP_MEDIA_US:  # not one stream's timeline: no allowance
             return 0
-        return skipped * media_us // jump
+        forwarded = jump - skipped  # frames the server sent over this gap, this one included
+        return max(0, 3 * media_us // forwarded - int(self.freeze_threshold_us))
 
     def _arrival_freeze(self, arrival_us: int, allowance_us: int) -> None:
         """Count a freeze when this frame arrived too long after the previous one (lean mode)."""
@@ -296,6 +301,13 @@ class StreamCounter:
                 self.freezes += 1
                 self.freeze_us += gap_us
         self._last_frame_us = arrival_us
+
+    def _decoded_allowance(self, timestamp: int | None) -> int:
+        """Freeze allowance for the decoded frame of RTP ``timestamp``: its own, or that of the last
+        two frames received if larger (a receiver such as aiortc's releases a frame when the next
+        one starts arriving, so the gap before a decoded picture is the gap before the frame after it)."""
+        own = self._gap_allowance.pop(timestamp, 0) if timestamp is not None else 0
+        return max(own, *self._recent_allowances)
 
     @property
     def frame_rate(self) -> float | None:
@@ -344,7 +356,7 @@ class StreamCounter:
                          timestamp: int | None = None) -> None:
         self.decoded_frames += 1
         now = now_us()
-        allowance_us = self._gap_allowance.pop(timestamp, 0) if timestamp is not None else 0
+        allowance_us = self._decoded_allowance(timestamp)
         if check_freeze and self._last_decoded_us and now - self._last_decoded_us > self.freeze_threshold_us + allowance_us:
             self.freezes += 1
             self.freeze_us += now - self._last_decoded_us
