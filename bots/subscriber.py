@@ -53,6 +53,27 @@ STAGE_SLOTS = frozenset({"stage-audio", "stage-video"})
 DECODE_CHOICES = ("all", "stage")
 
 
+def bot_answer(sdp: str) -> str:
+    """The answer a bot sends: without ``goog-remb`` (aiortc's delay-based estimator, run in a loop
+    shared with other bots, reports overuse that is only CPU; the server then judges the bot's link
+    by its loss reports) and without RED (aiortc cannot decode it: RFC 2198 packets would reach its
+    decoder). What the bot's own connection applied is unchanged; the server negotiates this."""
+    red = {line.split()[0].split(":")[1] for line in sdp.splitlines() if line.startswith("a=rtpmap:")
+           and line.split()[1].lower().startswith("red/")}
+    out = []
+    for line in sdp.splitlines(keepends=True):
+        text = line.rstrip("\r\n")
+        if text.endswith(" goog-remb"):
+            continue
+        if text.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")) and text.split()[0].split(":")[1] in red:
+            continue
+        if text.startswith("m=audio") and red:
+            parts = text.split(" ")
+            line = " ".join(parts[:3] + [p for p in parts[3:] if p not in red]) + line[len(text):]
+        out.append(line)
+    return "".join(out)
+
+
 @dataclass
 class _Stream:
     counter: StreamCounter
@@ -164,7 +185,7 @@ class Subscriber:
             self._map_streams()
             self._install_hooks()
             self.negotiations += 1
-            return pc.localDescription.sdp
+            return bot_answer(pc.localDescription.sdp)
 
     def on_slot(self, event: dict[str, Any]) -> bool:
         """A server ``slot`` event: apply it to its slot (found by ``slot_id``, else by ``mid``)

@@ -111,3 +111,14 @@ async def test_cli_refused_token_exits_nonzero(server: FakeSignaling) -> None:
 
 async def test_cli_needs_a_token_or_a_login() -> None:
     assert await main_async(["--url", "http://127.0.0.1:9", "--seconds", "0"], stdin=io.StringIO("")) == 2
+
+
+def test_a_bot_answer_negotiates_neither_remb_nor_red() -> None:
+    from bots.subscriber import bot_answer
+
+    sdp = ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96 63\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:63 red/48000/2\r\n"
+           "a=fmtp:63 96/96\r\nm=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=rtpmap:97 VP8/90000\r\n"
+           "a=rtcp-fb:97 nack\r\na=rtcp-fb:97 goog-remb\r\na=rtpmap:98 rtx/90000\r\n")
+    assert bot_answer(sdp) == ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 opus/48000/2\r\n"
+                               "m=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=rtpmap:97 VP8/90000\r\n"
+                               "a=rtcp-fb:97 nack\r\na=rtpmap:98 rtx/90000\r\n")
