@@ -83,7 +83,7 @@ def table(rows: list[list[str]]) -> str:
 def report(results: dict[str, list[Metrics]]) -> str:
     verdicts = [["profile", *(c.column for c in COLUMNS)]]
     info = [["profile", "runs", "measured", "run time", "send kbit/s max5s", "mean", "delivered", "queue drops",
-             "link loss", "uplink kbit/s", "up/link", "layers", "audio el. playing", "stage held", "reconnects"]]
+             "link loss", "uplink kbit/s", "up/link", "layers", "audio el. playing", "stage held", "reconnects", "disconnected"]]
     for name, runs in results.items():
         m = median_metrics(runs)
         verdicts.append([name, *(f"{c.value} {c.threshold} {c.verdict}".strip() for c in checks(name, m))])
@@ -94,7 +94,8 @@ def report(results: dict[str, list[Metrics]]) -> str:
                      num(m.send_kbit_mean), num(m.delivered_kbit_mean), num(m.downlink_queue_drop_percent, "{:.1f}%"),
                      num(m.downlink_loss_percent, "{:.1f}%"), num(m.uplink_kbit_mean), num(m.uplink_fraction, "{:.2f}x"),
                      m.layers or "not shown", str(m.audio_elements_playing),
-                     num(None if m.stage_held is None else 100 * m.stage_held, "{:.0f}%"), num(m.reconnects)])
+                     num(None if m.stage_held is None else 100 * m.stage_held, "{:.0f}%"), num(m.reconnects),
+                     num(m.disconnected_s, "{:.1f}s")])
     return table(verdicts) + "\n\n" + table(info)
 
 

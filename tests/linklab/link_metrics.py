@@ -18,7 +18,8 @@ every ~250 ms), over the measured part of the run (after the warm-up):
   5 s means; the largest as a fraction of the link rate then in force. The uplink likewise (mean).
 - the layer the server reports per slot, if the page keeps one (it does not yet: None).
 - after a fall: seconds from the fall until the 1 s mean of the sending rate is below the new link rate,
-  and from the recovery until it is back at 80 % of its median before the fall.
+  and from the recovery until it is back at 80 % of its median before the fall; only while the page
+  stays connected (a page reconnecting stops the sending by itself: that is no adaptation).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Metrics:
     stage_held: float | None = None
     #: Times the page reconnected during the measurement (its signaling or media connection was lost).
     reconnects: int | None = None
+    #: Seconds the page was not joined with a receiving connection (reconnecting).
+    disconnected_s: float | None = None
     fall_down_s: float | None = None
     fall_up_s: float | None = None
     setup_s: float = 0.0
@@ -189,10 +192,19 @@ def _relay(record: RunRecord, samples: list[Sample], metrics: Metrics, duration:
             metrics.send_fraction_max5s = max(fractions)
 
 
+def _connected(sample: Sample, first: Sample) -> bool:
+    """The page has its receiving connection, joined, and has not reconnected since ``first``."""
+    page, start = sample.page, first.page or {}
+    return page is not None and page.get("phase") == "joined" and page.get("reconnects") == start.get("reconnects")
+
+
 def _fall(record: RunRecord, samples: list[Sample], metrics: Metrics) -> None:
     if record.fall_at is None or record.plan.fall is None:
         return
-    series = rate_series(samples, "downlink", "in_bytes", FALL_WINDOW_S)
+    # A page that lost its connection stops the server's sending by itself: only what the server did
+    # before the page's first disconnection after the fall counts.
+    cutoff = next((s.t for s in samples if s.t >= record.fall_at and not _connected(s, samples[0])), samples[-1].t)
+    series = [(t, kbit) for t, kbit in rate_series(samples, "downlink", "in_bytes", FALL_WINDOW_S) if t < cutoff]
     new_rate = record.plan.fall.rate_kbit
     down_at = next((t for t, kbit in series if t >= record.fall_at and kbit < new_rate
                     and (record.recover_at is None or t <= record.recover_at)), None)
@@ -231,6 +243,8 @@ def measure(record: RunRecord) -> Metrics:
     named = [p for p in shown if p is not None]
     if named and record.chair_id is not None:
         metrics.stage_held = sum(p == record.chair_id for p in named) / len(named)
+    metrics.disconnected_s = sum(b.t - a.t for a, b in zip(samples, samples[1:])
+                                 if a.page is None or b.page is None or a.page.get("phase") != "joined")
     if pages:
         metrics.reconnects = int(pages[-1].get("reconnects") or 0) - int(pages[0].get("reconnects") or 0)
     return metrics

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import async_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, async_playwright
 
 from bots.bot import Bot, BotOptions
 from bots.media_files import MediaParams, load_media
@@ -179,8 +180,17 @@ async def _stop(bots: list[Bot]) -> None:
     await asyncio.gather(*(asyncio.wait_for(bot.stop(), 20) for bot in bots), return_exceptions=True)
 
 
-async def _sample(page: Any, site: Site, t0: float) -> Sample:
-    stats, relay = await asyncio.gather(page.evaluate(SAMPLE_JS), site.counters())
+async def _page_stats(page: Page) -> dict[str, Any] | None:
+    try:
+        return await page.evaluate(SAMPLE_JS)  # type: ignore[no-any-return]
+    except PlaywrightError as error:  # the page reloading itself: no stats this time
+        if "context was destroyed" in str(error) or "navigation" in str(error):
+            return None
+        raise
+
+
+async def _sample(page: Page, site: Site, t0: float) -> Sample:
+    stats, relay = await asyncio.gather(_page_stats(page), site.counters())
     return Sample(time.monotonic() - t0, stats, relay)
 
 

@@ -20,7 +20,8 @@ def _page(played: int, concealed: int, frames: int) -> dict[str, Any]:
                          "concealedSamples": concealed, "silentConcealedSamples": 0},
                         {"slotId": "stage-video", "participantId": "chair", "framesDecoded": frames,
                          "freezeCount": 0, "totalFreezesDuration": 0.0}],
-            "elements": [{"slotId": "stage-audio", "paused": False, "muted": False}], "layers": None, "reconnects": 0}
+            "elements": [{"slotId": "stage-audio", "paused": False, "muted": False}], "layers": None, "reconnects": 0,
+            "phase": "joined"}
 
 
 def _relay(sent: int) -> dict[str, dict[str, int]]:
@@ -84,3 +85,15 @@ def test_time_without_a_receiving_connection_counts_as_concealed_and_frozen() ->
     assert metrics.audio_played == 1 - 5 / 40  # the 5 intervals touching the gap
     assert metrics.longest_concealment_ms == 1250.0
     assert metrics.freeze_percent == 100 * 1.25 / 10 and metrics.longest_freeze_ms == 1250.0
+    assert metrics.disconnected_s == 1.25
+
+
+def test_a_fall_ended_by_the_page_reconnecting_is_no_adaptation() -> None:
+    fall = Fall(rate_kbit=300, at_s=10, seconds=10)
+    record = _record(160, concealed_at={}, frozen=range(0), kbit_at=lambda t: 0 if 15 <= t < 18 else 1500, fall=fall)
+    record.fall_at, record.recover_at = 10.0, 20.0
+    for sample in record.samples[60:72]:  # the page lost its connection: the server stopped sending to it
+        sample.page = None
+    metrics = measure(record)
+    assert metrics.fall_down_s is None and metrics.fall_up_s is None
+    assert [c.value for c in checks("fall", metrics) if c.column.startswith("fall")] == ["never", "never"]
