@@ -83,7 +83,7 @@ def table(rows: list[list[str]]) -> str:
 def report(results: dict[str, list[Metrics]]) -> str:
     verdicts = [["profile", *(c.column for c in COLUMNS)]]
     info = [["profile", "runs", "measured", "run time", "send kbit/s max5s", "mean", "delivered", "queue drops",
-             "link loss", "uplink kbit/s", "up/link", "layers", "audio el. playing", "stage held", "reconnects", "disconnected"]]
+             "link loss", "uplink kbit/s", "up/link", "estimate", "rate down/up", "layers", "audio el. playing", "stage held", "reconnects", "disconnected"]]
     for name, runs in results.items():
         m = median_metrics(runs)
         verdicts.append([name, *(f"{c.value} {c.threshold} {c.verdict}".strip() for c in checks(name, m))])
@@ -93,6 +93,7 @@ def report(results: dict[str, list[Metrics]]) -> str:
         info.append([name, str(len(runs)), f"{m.seconds:.0f}s", f"{m.run_s:.0f}s", num(m.send_kbit_max5s),
                      num(m.send_kbit_mean), num(m.delivered_kbit_mean), num(m.downlink_queue_drop_percent, "{:.1f}%"),
                      num(m.downlink_loss_percent, "{:.1f}%"), num(m.uplink_kbit_mean), num(m.uplink_fraction, "{:.2f}x"),
+                     num(m.estimate_kbps), f"{num(m.fall_down_s, '{:.1f}s')}/{num(m.fall_up_s, '{:.1f}s')}",
                      m.layers or "not shown", str(m.audio_elements_playing),
                      num(None if m.stage_held is None else 100 * m.stage_held, "{:.0f}%"), num(m.reconnects),
                      num(m.disconnected_s, "{:.1f}s")])

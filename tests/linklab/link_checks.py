@@ -74,7 +74,7 @@ FPS = Threshold("stage fps", "stage_fps", 7, True, _fps)
 FREEZE = Threshold("freeze time", "freeze_percent", 2.0, False, _p)
 LONGEST_FREEZE = Threshold("longest freeze", "longest_freeze_ms", 1000, False, _ms)
 SEND = Threshold("send/link 5s", "send_fraction_max5s", 0.9, False, _x)
-FALL_DOWN = Threshold("fall: down", "fall_down_s", 5, False, _s)
+FALL_DOWN = Threshold("fall: down", "fall_down_s", 5, False, _s)  # fall_layer_down_s where layers are shown
 FALL_UP = Threshold("fall: up", "fall_up_s", 15, False, _s)
 
 COLUMNS = (AUDIO, CONCEAL, FPS, FREEZE, LONGEST_FREEZE, SEND, FALL_DOWN, FALL_UP)
@@ -88,11 +88,15 @@ TARGETS: dict[str, tuple[Threshold, ...]] = {
 
 
 def checks(name: str, metrics: Metrics) -> list[Check]:
-    """One cell per column for the matrix row ``name`` (a profile name or "fall")."""
+    """One cell per column for the matrix row ``name`` (a profile name or "fall"). The fall's step down
+    and back up are judged on the layers the server reports where the page shows them, else on the
+    server's sending rate."""
     targets = TARGETS.get(name, ())
     out = []
     for column in COLUMNS:
         value = getattr(metrics, column.attribute)
+        if column in (FALL_DOWN, FALL_UP) and metrics.layers is not None:
+            value = getattr(metrics, column.attribute.replace("fall_", "fall_layer_"))
         held = column in targets
         if value is None:
             never = column in (FALL_DOWN, FALL_UP) and name == "fall"

@@ -16,10 +16,13 @@ every ~250 ms), over the measured part of the run (after the warm-up):
   (a freeze ended within an interval, or the longest stretch with no decoded frame, whichever is longer).
 - the server's sending rate to the site: the relay's downlink input (before its loss and queue), as
   5 s means; the largest as a fraction of the link rate then in force. The uplink likewise (mean).
-- the layer the server reports per slot, if the page keeps one (it does not yet: None).
+- the layer the server reports per slot (the page's ``slotStates`` from the ``slot_state`` event), as
+  shares of the samples for the stage, and the server's estimate of the link (None: the page shows none).
 - after a fall: seconds from the fall until the 1 s mean of the sending rate is below the new link rate,
   and from the recovery until it is back at 80 % of its median before the fall; only while the page
-  stays connected (a page reconnecting stops the sending by itself: that is no adaptation).
+  stays connected (a page reconnecting stops the sending by itself: that is no adaptation). Where the
+  page shows layers, also the seconds until the video it is told it gets (layers of active video slots)
+  is below its level of the 5 s before the fall, and after the recovery back at that level.
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ class Metrics:
     disconnected_s: float | None = None
     fall_down_s: float | None = None
     fall_up_s: float | None = None
+    #: The same from the layers the server reports (None: the page shows none, or no step seen).
+    fall_layer_down_s: float | None = None
+    fall_layer_up_s: float | None = None
+    #: The server's estimate of the site's link (median of what the page was told), kbit/s.
+    estimate_kbps: float | None = None
     setup_s: float = 0.0
     run_s: float = 0.0
 
@@ -204,6 +212,7 @@ def _fall(record: RunRecord, samples: list[Sample], metrics: Metrics) -> None:
     # A page that lost its connection stops the server's sending by itself: only what the server did
     # before the page's first disconnection after the fall counts.
     cutoff = next((s.t for s in samples if s.t >= record.fall_at and not _connected(s, samples[0])), samples[-1].t)
+    _layer_fall(record, samples, metrics, cutoff)
     series = [(t, kbit) for t, kbit in rate_series(samples, "downlink", "in_bytes", FALL_WINDOW_S) if t < cutoff]
     new_rate = record.plan.fall.rate_kbit
     down_at = next((t for t, kbit in series if t >= record.fall_at and kbit < new_rate
@@ -218,6 +227,48 @@ def _fall(record: RunRecord, samples: list[Sample], metrics: Metrics) -> None:
     up_at = next((t for t, kbit in series if t >= record.recover_at + FALL_WINDOW_S and kbit >= target), None)
     if up_at is not None:
         metrics.fall_up_s = up_at - record.recover_at
+
+
+def video_level(sample: Sample) -> int | None:
+    """How much video the server says it forwards to the site: per video slot its temporal layer + 1
+    (1..3) while active, 0 while paused or empty. None: the page shows no slot states."""
+    states = sample.page.get("layers") if sample.page else None
+    if not states:
+        return None
+    return sum(int(e.get("layer", -1)) + 1 if e.get("state") == "active" else 0
+               for slot_id, e in states.items() if slot_id == "stage-video" or slot_id.startswith("video-"))
+
+
+def _layer_fall(record: RunRecord, samples: list[Sample], metrics: Metrics, cutoff: float) -> None:
+    assert record.fall_at is not None
+    fall_at = record.fall_at
+    levels = [(s.t, video_level(s)) for s in samples if s.t < cutoff]
+    before = [v for t, v in levels if v is not None and fall_at - 5 <= t < fall_at]
+    if not before:
+        return
+    usual = statistics.median(before)
+    down_at = next((t for t, v in levels if t >= fall_at and v is not None and v < usual), None)
+    if down_at is None:
+        return
+    metrics.fall_layer_down_s = down_at - fall_at
+    if record.recover_at is not None:
+        up_at = next((t for t, v in levels if t >= record.recover_at and v is not None and v >= usual), None)
+        if up_at is not None:
+            metrics.fall_layer_up_s = up_at - record.recover_at
+
+
+def _layer_summary(samples: list[Sample], metrics: Metrics) -> None:
+    stage = [(s.page.get("layers") or {}).get("stage-video") for s in samples if s.page and s.page.get("layers")]
+    if not stage:
+        return
+    names = [f"L{e.get('layer')}" if e and e.get("state") == "active" else (e or {}).get("state", "none")
+             for e in stage]
+    shares = sorted({n: names.count(n) for n in names}.items(), key=lambda kv: -kv[1])
+    metrics.layers = "stage " + " ".join(f"{n} {100 * c / len(names):.0f}%" for n, c in shares)
+    estimates = [s.page["link"]["estimate_kbps"] for s in samples
+                 if s.page and s.page.get("link") and isinstance(s.page["link"].get("estimate_kbps"), (int, float))]
+    if estimates:
+        metrics.estimate_kbps = statistics.median(estimates)
 
 
 def measure(record: RunRecord) -> Metrics:
@@ -235,8 +286,7 @@ def measure(record: RunRecord) -> Metrics:
     _relay(record, samples, metrics, duration)
     _fall(record, samples, metrics)
     pages = [s.page for s in samples if s.page is not None]
-    layers = sorted({repr(p["layers"]) for p in pages if p.get("layers")})
-    metrics.layers = "; ".join(layers) if layers else None
+    _layer_summary(samples, metrics)
     stage_audio = [e for p in pages for e in p["elements"] if e["slotId"] == "stage-audio"]
     metrics.audio_elements_playing = bool(stage_audio) and all(not e["paused"] and not e["muted"] for e in stage_audio)
     shown = [(_stream(s, "stage-video") or {}).get("participantId") for s in samples]
@@ -263,7 +313,7 @@ def median_metrics(runs: Iterable[Metrics]) -> Metrics:
             setattr(out, name, all(present) if present else None)
         elif name == "layers":
             setattr(out, name, "; ".join(sorted({v for v in values if v})) or None)
-        elif name in ("fall_down_s", "fall_up_s") and any(v is None for v in values):
+        elif name.startswith("fall_") and any(v is None for v in values):
             setattr(out, name, None)  # a run that never adapted fails the median too
         else:
             numbers = [v for v in values if v is not None]

@@ -12,9 +12,11 @@ measured is how the media of a running session survives the link, including the 
 a link that got worse than what it saw at the join.) For a ``Fall`` the link drops to ``rate_kbit``
 ``at_s`` seconds into the measurement, for ``seconds``, and comes back.
 
-Samples come from what the page exposes today: ``window.cabinetRoom.recvPc.getStats()`` mapped to slots
-through ``window.cabinetRoom.slotsByMid`` (the page's own stats.js reads only a summary). Nothing is
-added to the page. The relay's counters are read over its control pipe at the same moments.
+Samples come from what the page exposes: ``window.cabinetRoom.recvPc.getStats()`` mapped to slots
+through ``window.cabinetRoom.slotsByMid`` (the page's own stats.js reads only a summary), and, where the
+server adapts, ``slotStates`` (each slot's state and VP8 temporal layer) and ``ownLink`` (the server's
+estimate of the site's link) from its ``slot_state`` event. Nothing is added to the page. The relay's
+counters are read over its control pipe at the same moments.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ SAMPLE_JS = """async () => {
   if (!room || !room.recvPc) { return null; }  // between connections (reconnecting)
   const out = { at: performance.now(), phase: room.phase, reconnects: room.reconnects, stageId: room.stageId,
                 inbound: [], outbound: [],
-                rtt: null, incoming: null, outgoing: null, layers: null, elements: [] };
+                rtt: null, incoming: null, outgoing: null, layers: null, link: null, elements: [] };
   const num = (v) => (typeof v === "number" ? v : null);
   (await room.recvPc.getStats()).forEach((s) => {
     if (s.type === "inbound-rtp") {
@@ -78,16 +80,10 @@ SAMPLE_JS = """async () => {
       }
     });
   }
-  // The layer the server forwards per slot and its state of the site's link, should the page ever keep
-  // them (it does not yet): slot.layer / temporalLayer / spatialLayer / targetLayer / quality, room.linkState.
-  const layers = {};
-  room.slots.forEach((slot, id) => {
-    ["layer", "temporalLayer", "spatialLayer", "targetLayer", "quality"].forEach((key) => {
-      if (slot[key] !== undefined && slot[key] !== null) { (layers[id] = layers[id] || {})[key] = slot[key]; }
-    });
-  });
-  if (room.linkState !== undefined && room.linkState !== null) { layers.link = room.linkState; }
-  out.layers = Object.keys(layers).length ? layers : null;
+  // What the server says of this site (slot_state, room-links.js): each slot's state and layer, and the
+  // site's link (estimate, loss, mode). Absent on a server that does not adapt: null.
+  out.layers = room.slotStates && Object.keys(room.slotStates).length ? room.slotStates : null;
+  out.link = room.ownLink || null;
   // A remote audio track counts samples only while an element plays it.
   document.querySelectorAll("#audio-sink audio").forEach((el) => {
     out.elements.push({ slotId: el.dataset.slotId || null, paused: el.paused, muted: el.muted });

@@ -97,3 +97,23 @@ def test_a_fall_ended_by_the_page_reconnecting_is_no_adaptation() -> None:
     metrics = measure(record)
     assert metrics.fall_down_s is None and metrics.fall_up_s is None
     assert [c.value for c in checks("fall", metrics) if c.column.startswith("fall")] == ["never", "never"]
+
+
+def test_a_fall_is_timed_from_the_layers_where_the_page_shows_them() -> None:
+    fall = Fall(rate_kbit=300, at_s=10, seconds=10)
+    record = _record(160, concealed_at={}, frozen=range(0), kbit_at=lambda t: 1500, fall=fall)
+    record.fall_at, record.recover_at = 10.0, 20.0
+    for sample in record.samples:
+        low = 11.5 <= sample.t < 26
+        assert sample.page is not None
+        sample.page["layers"] = {"stage-audio": {"state": "active", "layer": 0},
+                                 "stage-video": {"state": "active", "layer": 0 if low else 2},
+                                 "video-0": {"state": "paused_bandwidth" if low else "active", "layer": 2}}
+        sample.page["link"] = {"estimate_kbps": 400 if low else 1600}
+    metrics = measure(record)
+    assert metrics.fall_layer_down_s == 1.5 and metrics.fall_layer_up_s == 6.0
+    assert metrics.fall_down_s is None  # the sending rate never fell (made up: 1500 kbit/s throughout)
+    assert metrics.layers is not None and metrics.layers.startswith("stage L2 ")
+    cells = {c.column: c for c in checks("fall", metrics)}
+    assert cells["fall: down"].value == "1.5s" and cells["fall: down"].passed
+    assert cells["fall: up"].value == "6.0s" and cells["fall: up"].passed
