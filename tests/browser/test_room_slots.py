@@ -126,7 +126,9 @@ async def stage_shows(viewer: Participant, participant_id: str, name: str, *, vo
         await until(page, f"window.cabinetRoom.slots.get('stage-audio').shown.participantId === '{participant_id}'",
                     timeout=timeout)
     await expect(page.locator("#stage-name strong")).to_have_text(name)
-    await expect(page.locator("#stage")).to_have_attribute("data-empty", "false")
+    # A stage the site's budget paused for bandwidth shows the name card until the budget steps up
+    # again (after 5 s without congestion and a probe: media/site_budget.py).
+    await expect(page.locator("#stage")).to_have_attribute("data-empty", "false", timeout=15_000)
 
 
 async def frames_rise(viewer: Participant, after: int, *, by: int = 10, timeout: float = 15.0) -> int:
@@ -247,10 +249,12 @@ async def test_the_stage_follows_the_floor_the_spotlight_and_a_pin(
     await wait_for_video(secretariat, gid)
 
     # Every switch of the stage video was named at the first frame of the new source (or at once
-    # when the event came after that frame), never before.
+    # when the event came after that frame, or when the slot was paused: no frame to wait for, the
+    # name card shows), never before.
     switches = slot(state, "stage-video")["switches"]
     assert len(switches) >= 6, switches
-    assert {s["how"] for s in switches} <= {"frame", "late"}, switches
+    assert {s["how"] for s in switches} <= {"frame", "late", "paused"}, switches
+    assert sum(s["how"] == "frame" for s in switches) >= 4, switches
     late = [s for s in switches if s["how"] == "late"]
     waited = sorted(s["waitedMs"] for s in switches if s["how"] == "frame")
     print(f"stage-video switches: {len(switches)}, named at the new source's first frame after "

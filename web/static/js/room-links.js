@@ -133,13 +133,10 @@ export class RoomLinks {
   // -- what the page shows (set_view) ---------------------------------------------------------
   startViewWatch() {
     const self = this;
-    this.tileInView = new WeakMap();
-    this.viewObserver = new IntersectionObserver(function (entries) {
-      entries.forEach(function (entry) {
-        self.tileInView.set(entry.target, entry.isIntersecting);
-      });
-      self.scheduleViewReport();
-    }, { threshold: [0, 0.01] });
+    // The observers only say when to look again: their entries arrive a frame late, and a tile judged
+    // from a stale entry (the stage while the session view was still hidden) would be paused for
+    // nothing. What is seen is measured when the report is made (slotView).
+    this.viewObserver = new IntersectionObserver(function () { self.scheduleViewReport(); }, { threshold: [0, 0.01] });
     this.sizeObserver = new ResizeObserver(function () { self.scheduleViewReport(); });
     document.addEventListener("visibilitychange", function () { self.scheduleViewReport(); });
     this.watchTile(byId("stage"));
@@ -203,14 +200,15 @@ export class RoomLinks {
     const box = container.getBoundingClientRect();
     const width = Math.round(box.width);
     const height = Math.round(box.height);
-    const onScreen = this.tileInView.has(container) ? this.tileInView.get(container) : true;
+    // Hidden (display:none, a collapsed strip) has no size; off-screen is outside the viewport.
+    const onScreen = box.bottom > 0 && box.right > 0 && box.top < window.innerHeight && box.left < window.innerWidth;
     const visible = !document.hidden && width > 0 && height > 0 && onScreen;
     return { visible: visible, width: Math.min(width, 10000), height: Math.min(height, 10000) };
   }
 
   /** Tell the server which video slots are seen and how big, when that changed. */
   reportView() {
-    if (!this.signal || !this.recvPc || this.phase !== "joined" || !this.tileInView) {
+    if (!this.signal || !this.recvPc || this.phase !== "joined") {
       return;
     }
     const slots = {};

@@ -182,7 +182,10 @@ export class RoomSlots {
     const framed = slot.kind === "video" && target.producerId !== null && typeof data.rtp_timestamp === "number"
       && data.rtp_timestamp >= 0 && slot.element && typeof slot.element.requestVideoFrameCallback === "function";
     if (!framed) {
-      this.applySlot(slot, target, "event"); // audio, an emptied slot: at once
+      // A video slot's source named without a first packet: the slot is paused (the site's budget or
+      // its choice), no frame will come to wait for; its tile shows the name card meanwhile.
+      const paused = slot.kind === "video" && target.producerId !== null && !(data.rtp_timestamp >= 0);
+      this.applySlot(slot, target, paused ? "paused" : "event"); // audio, an emptied slot: at once
       return;
     }
     if (slot.lastRtpTimestamp !== null && rtpAtOrAfter(slot.lastRtpTimestamp, target.rtpTimestamp)) {
