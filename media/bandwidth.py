@@ -38,7 +38,7 @@ class BandwidthEstimator(Protocol):
 
     def on_remb(self, bitrate: int, now_ms: int, source: int = 0) -> None: ...
 
-    def on_report(self, ssrc: int, fraction_lost: int, now_ms: int) -> None: ...
+    def on_report(self, ssrc: int, fraction_lost: int, now_ms: int, highest_sequence: int = -1) -> None: ...
 
     def on_sent(self, bitrate: int, now_ms: int) -> None: ...
 
@@ -65,7 +65,10 @@ class RembLossEstimator:
         self.loss_cap = MAX_BPS  # no limit until loss is seen
         self.sent_bps = 0
         self._last_congestion_ms = -(10**9)
-        self._reports: dict[int, tuple[int, int]] = {}  # ssrc -> (fraction_lost 0..255, received ms)
+        #: ssrc -> (fraction lost 0..255, received ms, packets it speaks for)
+        self._reports: dict[int, tuple[int, int, int]] = {}
+        self._highest: dict[int, int] = {}
+        self._news = False  # a report came since the loss cap last moved
         self._last_loss_update_ms: int | None = None
         self._loss = 0.0
 
@@ -96,10 +99,19 @@ class RembLossEstimator:
         elif total > self.delay_cap:
             self.delay_cap = total
 
-    def on_report(self, ssrc: int, fraction_lost: int, now_ms: int) -> None:
+    def on_report(self, ssrc: int, fraction_lost: int, now_ms: int, highest_sequence: int = -1) -> None:
+        """A report block of one of the site's streams. With ``highest_sequence`` (the extended
+        highest sequence number) the block weighs as many packets as the stream sent since its last
+        report: a stream of a few packets (a slot that just resumed) does not speak for the site."""
         if not 0 <= fraction_lost <= 255:
             raise ValueError(f"fraction lost is 0..255, not {fraction_lost}")
-        self._reports[ssrc] = (fraction_lost, now_ms)
+        weight = 1
+        if highest_sequence >= 0:
+            previous = self._highest.get(ssrc)
+            self._highest[ssrc] = highest_sequence
+            weight = highest_sequence - previous if previous is not None and 0 < highest_sequence - previous < 65536 else 0
+        self._reports[ssrc] = (fraction_lost, now_ms, weight)
+        self._news = True
 
     def on_sent(self, bitrate: int, now_ms: int) -> None:
         """What the site was sent over the last interval (bit/s): caps the loss-based growth."""
@@ -113,8 +125,12 @@ class RembLossEstimator:
 
     def _update_loss(self, now_ms: int) -> None:
         self._reports = {s: v for s, v in self._reports.items() if now_ms - v[1] <= _REPORT_AGE_MS}
-        fresh = [f for f, _ in self._reports.values()]
-        self._loss = sum(fresh) / len(fresh) / 256 if fresh else 0.0
+        fresh = list(self._reports.values())
+        weight = sum(w for _, _, w in fresh)
+        self._loss = sum(f * w for f, _, w in fresh) / weight / 256 if weight else 0.0
+        if not self._news:
+            return  # the cap moves on new reports only (one bad report is one step, not three)
+        self._news = False
         last = self._last_loss_update_ms
         self._last_loss_update_ms = now_ms
         if last is None or not fresh:

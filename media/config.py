@@ -35,6 +35,9 @@ class MediaConfig:
     #: A site's bandwidth budget (media/site_budget.py): the share of its downlink estimate spent,
     #: the estimate before the first feedback, and how long the link must be quiet before a step up.
     budget_share: float = 0.85
+    #: False: no budget at all, every slot forwards every layer whatever the link (a LAN-only
+    #: deployment, or a load test whose receivers lose packets to their own CPU, not to a link).
+    budget_enabled: bool = True
     budget_start_kbps: int = 600
     budget_up_after_ms: int = 5000
 

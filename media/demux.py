@@ -34,7 +34,7 @@ class SiteFeedback(Protocol):
 
     def on_remb(self, bitrate: int, source: int) -> None: ...
 
-    def on_report(self, ssrc: int, fraction_lost: int) -> None: ...
+    def on_report(self, ssrc: int, fraction_lost: int, highest_sequence: int) -> None: ...
 
 
 logger = logging.getLogger(__name__)
@@ -86,13 +86,13 @@ def dispatch_rtcp(
                 if (slot := slots.get(block.ssrc)) is not None:
                     slot.handle_report(block)
                     if site is not None:
-                        site.on_report(block.ssrc, block.fraction_lost)
+                        site.on_report(block.ssrc, block.fraction_lost, block.highest_sequence)
         elif isinstance(packet, ReceiverReport):
             for block in packet.reports:
                 if (slot := slots.get(block.ssrc)) is not None:
                     slot.handle_report(block)
                     if site is not None:
-                        site.on_report(block.ssrc, block.fraction_lost)
+                        site.on_report(block.ssrc, block.fraction_lost, block.highest_sequence)
         elif isinstance(packet, Nack):
             if (slot := slots.get(packet.media_ssrc)) is not None:
                 slot.handle_nack(packet.lost)

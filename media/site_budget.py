@@ -156,9 +156,9 @@ class SiteBudget(EventEmitter):
         if any(s.parameters is not None and s.parameters.remb for s in self.slot_set.slots.values()):
             self.estimator.on_remb(bitrate, self._clock(), source)
 
-    def on_report(self, ssrc: int, fraction_lost: int) -> None:
+    def on_report(self, ssrc: int, fraction_lost: int, highest_sequence: int = -1) -> None:
         if ssrc in self.slot_set.by_ssrc:
-            self.estimator.on_report(ssrc, fraction_lost, self._clock())
+            self.estimator.on_report(ssrc, fraction_lost, self._clock(), highest_sequence)
 
     # -- the budget -------------------------------------------------------------------------
 
@@ -317,8 +317,10 @@ class SiteBudget(EventEmitter):
         self.state = state
         changed = previous is None or previous.slots != slots or previous.mode != state.mode
         if changed:
-            logger.info("site budget of %s: estimate %d kbit/s, sending %d kbit/s, loss %.1f %%: %s",
-                        self.slot_set.subscriber_id, estimate // 1000, self._sending // 1000, state.loss * 100,
+            stats = [s.stats for s in self.slot_set.slots.values()]
+            logger.info("site budget of %s: estimate %d kbit/s, sending %d kbit/s, loss %.1f %% (NACKed %d of %d "
+                        "sent): %s", self.slot_set.subscriber_id, estimate // 1000, self._sending // 1000,
+                        state.loss * 100, sum(s.nacked_packets for s in stats), sum(s.packets_sent for s in stats),
                         " ".join(f"{k}={v[0]}/{v[1]}" for k, v in slots.items() if v[0] != "empty"))
         if changed or now_ms - self._last_report_ms >= REPORT_MS:
             self._last_report_ms = now_ms

@@ -325,11 +325,13 @@ class WebRtcTransport(EventEmitter):
         self._feedback_by_ssrc.update(slot_set.by_ssrc)
         slot_set.on("close", lambda: self._forget_slots(slot_set))
         config = self._config
+        self._router.add_slot_set(slot_set)
+        if not config.budget_enabled:
+            return slot_set
         budget = self.budget = SiteBudget(
             slot_set, RembLossEstimator(config.budget_start_kbps * 1000), share=config.budget_share,
             up_after_ms=config.budget_up_after_ms)
         slot_set.on("close", budget.close)
-        self._router.add_slot_set(slot_set)
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -51,7 +51,11 @@ pytestmark = pytest.mark.timeout(170)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(Path(tmp_path_factory.mktemp("twelve")) / "data").start()
+    # No site budgets: twelve bots in one Python process on two cores fall behind their own sockets and
+    # report a third of their packets lost (the server NACK counts show the links lose nothing); a
+    # budget would rightly cut their video, and this test is about slots and switches, not links.
+    process = ServerProcess(Path(tmp_path_factory.mktemp("twelve")) / "data",
+                            env={"CABINET_MEDIA__BUDGET_ENABLED": "false"}).start()
     yield process
     process.stop()
 

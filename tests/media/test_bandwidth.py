@@ -41,7 +41,10 @@ def test_high_loss_cuts_the_loss_cap_and_low_loss_lets_it_grow_up_to_what_was_se
     est.estimate(0)
     est.on_report(1, 64, 0)  # 25 %
     est.estimate(0)
+    est.on_report(1, 64, 1000)
     assert est.estimate(1000) < 1_000_000 * 0.9
+    cut = est.loss_cap
+    assert est.estimate(1500) == cut, "no new report: no new step"
     assert est.last_congestion_ms == 1000 and est.loss == pytest.approx(0.25)
     low = est.loss_cap
     est.on_report(1, 0, 1500)
@@ -53,6 +56,16 @@ def test_high_loss_cuts_the_loss_cap_and_low_loss_lets_it_grow_up_to_what_was_se
         est.estimate(t)
     assert est.loss_cap <= max(low * 1.2, 15_000), "growth is capped by 1.5 x what was sent"
     assert est.estimate(30000) >= MIN_BPS
+
+
+def test_loss_is_weighted_by_the_packets_each_report_speaks_for() -> None:
+    est = RembLossEstimator()
+    est.on_report(1, 0, 0, highest_sequence=1000)
+    est.on_report(2, 0, 0, highest_sequence=50)
+    est.on_report(1, 0, 1000, highest_sequence=1900)  # 900 packets, none lost
+    est.on_report(2, 128, 1000, highest_sequence=52)  # 2 packets, one lost: 50 %
+    est.estimate(1000)
+    assert est.loss == pytest.approx(0.5 * 2 / 902, rel=0.01)
 
 
 def test_moderate_loss_holds_and_old_reports_expire() -> None:
