@@ -80,11 +80,16 @@ def make_send(no_send: bool) -> Callable[[bytes], bool]:
     return send
 
 
+#: The L1T3 pattern: (TID, layer sync) of each picture of four.
+L1T3 = ((0, True), (2, True), (1, True), (2, False))
+
+
 def packets(count: int, ssrc: int, seq0: int, pid0: int, *, per_picture: int = 4, key_every: int = 0,
-            tl0: bool = True) -> list[bytes]:
+            tl0: bool = True, layered: bool = False) -> list[bytes]:
     """``count`` packets, ``per_picture`` per picture; the first picture (and every ``key_every``-th)
     is a keyframe. ``tl0``: the descriptor libwebrtc sends (15-bit PictureID, TL0PICIDX, TID); else
-    aiortc's (15-bit PictureID only, as the load generator's)."""
+    aiortc's (15-bit PictureID only, as the load generator's). ``layered``: L1T3 TIDs (TL0, TL2, TL1,
+    TL2) with their layer-sync bits, TL0PICIDX counting TL0 pictures."""
     out = []
     for i in range(count):
         picture = i // per_picture
@@ -92,7 +97,9 @@ def packets(count: int, ssrc: int, seq0: int, pid0: int, *, per_picture: int = 4
         key = picture == 0 or (key_every and picture % key_every == 0)
         desc = bytes([0x80 | (0x10 if start else 0), 0xE0 if tl0 else 0x80])
         desc += struct.pack("!H", 0x8000 | ((pid0 + picture) & 0x7FFF))
-        desc += bytes([picture & 0xFF, 0x00]) if tl0 else b""
+        tid, sync = L1T3[picture % 4] if layered else (0, False)
+        tl0picidx = picture // 4 if layered else picture
+        desc += bytes([tl0picidx & 0xFF, tid << 6 | (0x20 if sync else 0)]) if tl0 else b""
         vp8 = bytes([0x00 if key else 0x01]) + os.urandom(1100)
         out.append(build_rtp(payload_type=96, sequence_number=(seq0 + i) & 0xFFFF, timestamp=picture * 3000,
                              ssrc=ssrc, payload=desc + vp8, marker=int(i % per_picture == per_picture - 1),
@@ -113,8 +120,9 @@ def run(data: list[bytes], prod: Producer) -> float:
     return time.process_time() - start
 
 
-def bench_forwarding(args: argparse.Namespace, data: list[bytes], switched: bool) -> float:
-    """CPU us per forwarded packet through K slots of one producer."""
+def bench_forwarding(args: argparse.Namespace, data: list[bytes], switched: bool, layer: int = 2) -> float:
+    """CPU us per forwarded packet through K slots of one producer (``layer``: the slots forward
+    temporal layers 0..layer; the CPU of the packets they drop is counted, the packets are not)."""
     send = make_send(args.no_send)
     first = producer("first", 2000)
     prod = producer("p", 1000)
@@ -123,6 +131,7 @@ def bench_forwarding(args: argparse.Namespace, data: list[bytes], switched: bool
         slot = Slot(slot_id=f"video-{i}", kind="video", ssrc=100 + i, rtx_ssrc=200 + i, cname="s",
                     stream_id=f"video-{i}", send_rtp=send, send_rtcp=lambda d: True)
         slot.configure(params(str(i + 3)))
+        slot.set_layer(layer)
         slots.append(slot)
         slot.switch_to(first if switched else prod)
     if switched:  # one picture from a first source, then the switch: the measured source runs with offsets
@@ -133,7 +142,8 @@ def bench_forwarding(args: argparse.Namespace, data: list[bytes], switched: bool
     seconds = run(data, prod)
     assert all(s.source is prod for s in slots)
     forwarded = sum(s.stats.packets_sent for s in slots) - (4 * len(slots) if switched else 0)
-    assert forwarded == args.packets * args.subscribers, forwarded
+    share = {2: 1.0, 1: 0.5, 0: 0.25}[layer] if layer < 2 else 1.0
+    assert abs(forwarded - args.packets * args.subscribers * share) <= 4 * len(slots), forwarded
     return seconds / forwarded * 1e6
 
 
@@ -205,10 +215,14 @@ async def main() -> None:
     args = parser.parse_args()
     data = packets(args.packets, 1000, 60000, 30000)
     aiortc_data = packets(args.packets, 1000, 60000, 30000, tl0=False)
+    layered = packets(args.packets, 1000, 60000, 30000, layered=True)
     results = {}
-    for name, switched, stream in (("never switched", False, data), ("after a switch", True, data),
-                                   ("after a switch, aiortc's descriptor (no TL0PICIDX)", True, aiortc_data)):
-        results[name] = min(bench_forwarding(args, stream, switched) for _ in range(args.repeat))
+    for name, switched, stream, layer in (
+            ("never switched", False, data, 2), ("after a switch", True, data, 2),
+            ("after a switch, aiortc's descriptor (no TL0PICIDX)", True, aiortc_data, 2),
+            ("L1T3, every layer", True, layered, 2), ("L1T3, TL0+TL1 (TL2 dropped)", True, layered, 1),
+            ("L1T3, TL0 only", True, layered, 0)):
+        results[name] = min(bench_forwarding(args, stream, switched, layer) for _ in range(args.repeat))
     switch_us = min(bench_switch(args) for _ in range(args.repeat))
     refill_ms, refill_switched = await bench_refill(args)
     send = "" if args.no_send else "+sendto"
