@@ -453,16 +453,23 @@ def speed_up_negotiation() -> None:
 
 #: RED for Opus (RFC 2198; Chromium's PT and fmtp form "<opus pt>/<opus pt>").
 RED_PAYLOAD_TYPE = 63
+#: What the server asks of a publisher's Opus encoder (the fmtp of our answer): in-band FEC (a lost
+#: packet's speech at lower quality in the next one; the encoder spends on it as its receiver
+#: reports loss, media/producer.py reports the worst subscriber's), DTX, and at most 24 kbit/s so
+#: that audio with its headers fits a 64 kbit/s site (BENCHMARKS.md, "Audio at the 64 kbit/s floor").
+OPUS_FMTP: dict[str, int] = {"minptime": 10, "useinbandfec": 1, "usedtx": 1, "maxaveragebitrate": 24000}
 
 
 def enable_red() -> None:
-    """Add ``red/48000/2`` to aiortc's audio codecs, after Opus (idempotent). aiortc never sends or
-    receives it itself (our slots and producers do, media/red.py); it only has to negotiate it. The
-    fmtp names aiortc's own Opus PT: an answerer echoes the offer's numbers."""
+    """Add ``red/48000/2`` to aiortc's audio codecs, after Opus, and :data:`OPUS_FMTP` to Opus
+    (idempotent). aiortc never sends or receives RED itself (our slots and producers do,
+    media/red.py); it only has to negotiate it. The fmtp names aiortc's own Opus PT: an answerer
+    echoes the offer's numbers (and :func:`_find_common_codecs` corrects them)."""
     audio = aiortc_codecs.CODECS["audio"]
+    opus = next(c for c in audio if c.mimeType.lower() == "audio/opus")
+    opus.parameters.update(OPUS_FMTP)
     if any(c.mimeType.lower() == "audio/red" for c in audio):
         return
-    opus = next(c for c in audio if c.mimeType.lower() == "audio/opus")
     red = RTCRtpCodecParameters(mimeType="audio/red", clockRate=48000, channels=2, payloadType=RED_PAYLOAD_TYPE,
                                 parameters={f"{opus.payloadType}/{opus.payloadType}": None})
     audio.insert(audio.index(opus) + 1, red)

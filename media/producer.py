@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,6 +123,10 @@ class Producer(EventEmitter):
         self.layer_rates = LayerRates(self)
         #: Temporal layers seen in the stream (1 until a packet with TID > 0 arrives).
         self.temporal_layers = 1
+        #: The worst loss (0..255, RTCP's fraction) its subscribers report for it: an audio
+        #: publisher's receiver report carries it, so its Opus encoder spends on in-band FEC for the
+        #: sites that lose packets, not only for its own uplink (media/watchers.py sets it).
+        self.downstream_loss = 0
         self._receive_stats = ReceiveStats(parameters.clock_rate)
         video = self.kind == "video"
         self.history: PacketHistory | None = PacketHistory(rtx_history_ms) if video else None
@@ -274,7 +279,10 @@ class Producer(EventEmitter):
         if self.last_sr is not None:
             lsr = (self.last_sr.ntp_timestamp >> 16) & 0xFFFFFFFF
             dlsr = min(0xFFFFFFFF, (monotonic_ms() - self.last_sr.received_ms) * 65536 // 1000)
-        return self._receive_stats.report_block(self.ssrc, lsr, dlsr)
+        block = self._receive_stats.report_block(self.ssrc, lsr, dlsr)
+        if self.downstream_loss > block.fraction_lost:
+            block = dataclasses.replace(block, fraction_lost=self.downstream_loss)
+        return block
 
     @property
     def receive_stats(self) -> ReceiveStats:

@@ -18,7 +18,7 @@ from .slot_assignment import Publisher, Wanted, wanted_streams
 from .slot_set import SlotSet
 from .speaker import DominantSpeakerDetector
 from .transport import Direction, WebRtcTransport
-from .watchers import WatchTracker
+from .watchers import WatchTracker, downstream_loss
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,11 @@ class Router(EventEmitter):
             self.update_slots()
 
     def tick_watchers(self, now_ms: int) -> None:
-        for producer, wanted in self.watch.update(list(self.producers.values()), now_ms):
+        producers = list(self.producers.values())
+        for producer in producers:
+            if producer.kind == "audio":
+                producer.downstream_loss = downstream_loss(producer)
+        for producer, wanted in self.watch.update(producers, now_ms):
             self.emit("video_wanted", producer, wanted)
 
     async def _run_speaker_detection(self) -> None:

@@ -199,9 +199,10 @@ class SiteBudget(EventEmitter):
         if not requested or self._last_tick_ms is None:
             self._last_tick_ms, self._last_sent_bytes = now_ms, sent
         estimate = self.estimator.estimate(now_ms)
-        self._update_red(now_ms)
         budget = int(estimate * self.share)
         audios, videos = self._demands(now_ms)
+        if self._update_red(now_ms, budget, audios):
+            audios, videos = self._demands(now_ms)
         wanted = allocate(budget, audios, videos, self.mode)
         self._apply(wanted, audios, videos, estimate, now_ms)
         self._report(estimate, budget, now_ms)
@@ -261,11 +262,18 @@ class SiteBudget(EventEmitter):
         self._probe_sent_bytes = 0
         self._probe_start_ms = now_ms
 
-    def _update_red(self, now_ms: int) -> None:
+    def _update_red(self, now_ms: int, budget: int, audios: list[AudioDemand]) -> bool:
         """RED on the audio slots while the site loses >= 3 % (a lost packet comes back in the next
-        one, without waiting a round trip); off after 10 s under 1 %."""
+        one, without waiting a round trip) and the budget carries the audio twice over; off after
+        10 s under 1 %, or at once when it no longer fits (a 64 kbit/s site: Opus in-band FEC only).
+        True when it changed."""
+        was = self.red
         loss = self.estimator.loss
-        if loss >= RED_ON_LOSS:
+        audio = sum(a.rate for a in audios)
+        fits = budget >= (audio if self.red else audio * RED_RATE_FACTOR)
+        if not fits:
+            self.red, self._red_low_since = False, None
+        elif loss >= RED_ON_LOSS:
             self.red, self._red_low_since = True, None
         elif loss < RED_OFF_LOSS and self.red:
             if self._red_low_since is None:
@@ -275,6 +283,7 @@ class SiteBudget(EventEmitter):
         for slot in self.slot_set.slots.values():
             if slot.kind == "audio" and slot.red != self.red:
                 slot.set_red(self.red)
+        return self.red != was
 
     def _set(self, slot_id: str, layer: int) -> None:
         self._applied[slot_id] = layer

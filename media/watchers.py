@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 UNWATCHED_AFTER_MS = 3000
 
 
+def downstream_loss(producer: Producer) -> int:
+    """The worst loss (0..255) the sites taking this producer report for its slots."""
+    return max((sink.slot.stats.fraction_lost for sink in producer.sinks if isinstance(sink, SlotTap)), default=0)
+
+
 def video_watched(producer: Producer) -> bool:
     for sink in producer.sinks:
         if not isinstance(sink, SlotTap) or sink.slot.target_layer != PAUSED:

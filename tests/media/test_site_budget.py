@@ -169,3 +169,15 @@ async def test_a_remb_from_a_peer_that_did_not_negotiate_it_is_ignored() -> None
             slot.parameters = replace(slot.parameters, remb=False)  # type: ignore[arg-type]
     site.budget.on_remb(50_000, 1)
     assert site.estimator.remb is None
+
+
+async def test_red_stays_off_where_the_audio_twice_over_does_not_fit() -> None:
+    site = Site(red=True)
+    site.estimator.on_remb(1_000_000, 0)
+    site.estimator.on_remb(60_000, 10)  # a 64 kbit/s site
+    site.run(1)
+    site.estimator.on_report(site.slots.slots["stage-audio"].ssrc, 13, site.now)  # 5 % loss
+    site.run(1)
+    assert not site.slots.slots["stage-audio"].red
+    assert site.layers() == [PAUSED] * 3 and site.budget.state is not None
+    assert site.budget.state.slots["stage-audio"][0] == "active", "audio only, one voice"

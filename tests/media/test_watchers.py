@@ -35,3 +35,19 @@ async def test_the_publisher_is_told_after_three_unwatched_seconds_and_at_once_w
     assert tracker.wanted("cam")
     src.producer.close()
     assert tracker.update(producers, 9000) == [] and tracker.wanted("cam"), "a closed producer is forgotten"
+
+
+async def test_an_audio_publishers_report_carries_its_worst_subscribers_loss() -> None:
+    from media.rtcp import ReportBlock
+    from media.watchers import downstream_loss
+
+    voice = make_source("mic", "audio", ssrc=200, pt=111)
+    voice.audio()
+    lossy, clean = make_slot("audio", pt=111, rtx=None, slot_id="audio-0"), make_slot("audio", pt=111, rtx=None)
+    for sink in (lossy, clean):
+        sink.slot.switch_to(voice.producer)
+    lossy.slot.handle_report(ReportBlock(lossy.slot.ssrc, 20, 0, 0, 0, 0, 0))
+    assert downstream_loss(voice.producer) == 20
+    voice.producer.downstream_loss = downstream_loss(voice.producer)
+    block = voice.producer.report_block()
+    assert block is not None and block.fraction_lost == 20, "its own uplink lost nothing; a site lost 8 %"
