@@ -325,5 +325,7 @@ async def settled(viewer: Participant, holder: str, *, timeout: float = 60.0) ->
     deadline = time.monotonic() + timeout
     while not await viewer.page.evaluate(SETTLED, [holder, THUMBNAILS]):
         if time.monotonic() > deadline:
-            raise AssertionError(f"{viewer.username}'s page did not settle: {(await viewer.state())['slots']}")
+            state = await viewer.state()
+            raise AssertionError(f"{viewer.username}'s page did not settle: {state['slots']}; as the server "
+                                 f"says: {state['slotStates']}, link {state['ownLink']}; the view reported: {state['viewSent']}")
         await asyncio.sleep(0.3)
