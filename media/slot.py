@@ -21,6 +21,10 @@ old source at once and starts the new one at its next packet. The ``switch`` eve
 source went out, with its RTP timestamp; for audio at the switch itself (a voice the floor gate
 holds back may send nothing for a long time), with no RTP timestamp (-1).
 
+Per subscriber the slot forwards the temporal layers its site's budget allows, pauses video, adds
+RED to audio and pads for probes (:mod:`media.slot_layers`), and answers the subscriber's NACKs,
+keyframe requests and reports (:mod:`media.slot_feedback`): two mixins over this class's state.
+
 Packets reach the slot through a *tap* put in ``producer.sinks`` (a :class:`media.producer.Sink`:
 ``forwarding``, ``forward``, ``on_producer_state``, ``send_sender_report``, ``close``).
 
@@ -44,39 +48,28 @@ from .parameters import StreamParameters
 from .red import RedEncoder
 from .rewriter import RtpRewriter
 from .round_trip import RoundTrip
-from .rtcp import ReportBlock, build_sdes_cname, build_sr
-from .rtp_packet import BYTES, RtpPacketView, abs_send_time_now, monotonic_ms, ntp_now
-from .sent_map import SENT_MAP_MASK, Epoch, Sent, find_sent, new_sent_map
+from .rtp_packet import BYTES, RtpPacketView, monotonic_ms
+from .sent_map import SENT_MAP_MASK, Epoch, Sent, new_sent_map
 from .slot_report import SlotStats, SlotSwitch
+from .slot_feedback import SlotFeedback
+from .slot_layers import MAX_DROPS, PAUSED, TOP_LAYER, SlotLayers
 from .slot_tap import SlotTap
-from .vp8_descriptor import NONE, Vp8Descriptor, set_picture_ids, shift_picture_ids, source_picture_id
+from .vp8_descriptor import NONE, Vp8Descriptor, shift_picture_ids
 
 if TYPE_CHECKING:
     from .producer import Producer
 
 SlotKind = Literal["audio", "video"]
 
-_OSN = struct.Struct("!H")
 _UINT16 = struct.Struct("!H")
 #: Packets of the new source queued while the old source's frame in flight ends (see _on_packet);
 #: past this the cut happens anyway.
 _MAX_QUEUED = 256
 #: While a switch waits for a keyframe, ask the new source again this often.
 DEFAULT_KEYFRAME_RETRY_MS = 500
-#: The highest VP8 temporal layer a slot forwards (L1T3: TL0, TL1, TL2); ``set_layer(PAUSED)``
-#: sends no video at all.
-TOP_LAYER = 2
-PAUSED = -1
-#: Source sequence numbers / PictureIDs of dropped upper-layer packets / frames remembered to place a
-#: late packet (one that arrives after newer ones were numbered) in the renumbered sequence.
-_MAX_DROPS = 512
-#: While a higher layer is wanted and no layer-sync frame comes, ask the source for a keyframe this often.
-_UPSWITCH_KEYFRAME_MS = 3000
-#: RTP padding of n bytes (n - 1 zeros, then n), by n.
-_PADDING_BODIES = [b""] + [bytes(n - 1) + bytes((n,)) for n in range(1, 256)]
 
 
-class Slot(EventEmitter):
+class Slot(SlotLayers, SlotFeedback, EventEmitter):
     """One outgoing RTP stream (fixed SSRC / PT / MID) whose source producer can change."""
 
     def __init__(
@@ -161,8 +154,8 @@ class Slot(EventEmitter):
         self._pass = TOP_LAYER
         self._kept_ts = -1
         self._dropped_ts = -1
-        self._dropped_seqs: deque[int] = deque(maxlen=_MAX_DROPS)
-        self._dropped_pids: deque[int] = deque(maxlen=_MAX_DROPS)
+        self._dropped_seqs: deque[int] = deque(maxlen=MAX_DROPS)
+        self._dropped_pids: deque[int] = deque(maxlen=MAX_DROPS)
         self._renumbered = False  # a packet was dropped in this epoch: late packets need placing
         self._layer_changed_seq = 0  # source seq at the last layer change in this epoch
         self._upswitch_since_ms = 0
@@ -584,272 +577,6 @@ class Slot(EventEmitter):
             if tl0 != NONE:
                 self._last_tl0 = tl0
         return seq, ts
-
-    # -- temporal layers (video) ------------------------------------------------------------
-
-    @property
-    def target_layer(self) -> int:
-        """The highest temporal layer wanted (:data:`TOP_LAYER`: all), or :data:`PAUSED`."""
-        return self._target_layer
-
-    @property
-    def layer(self) -> int:
-        """The highest temporal layer forwarded now (:data:`PAUSED` while no video goes)."""
-        return self._layer if self._started else PAUSED
-
-    @property
-    def paused(self) -> bool:
-        return self._target_layer == PAUSED
-
-    def set_layer(self, layer: int) -> None:
-        """Forward VP8 temporal layers 0..``layer`` (:data:`TOP_LAYER`: all), or no video (:data:`PAUSED`).
-
-        Down at the next frame boundary (the frame being sent is finished), and the sequence numbers
-        and PictureIDs of what is dropped are taken out so the subscriber sees no gap; up at the next
-        layer-sync frame (Y bit) or keyframe of a wanted layer; from PAUSED at the source's next
-        keyframe (asked for now). The base layer is never dropped while video goes. An audio slot
-        is paused (at once) or not (from its next packet): any layer but PAUSED is all of it.
-        """
-        if not PAUSED <= layer <= TOP_LAYER:
-            raise ValueError(f"a slot's layer is {PAUSED}..{TOP_LAYER}, not {layer}")
-        if not self._video and layer != PAUSED:
-            layer = TOP_LAYER
-        if self.closed or layer == self._target_layer:
-            return
-        previous, self._target_layer = self._target_layer, layer
-        if layer == PAUSED:
-            if self._pending is not None:  # the slot goes to the pending source, paused
-                producer = self._pending.producer
-                self._drop_pending()
-                self._empty_now()
-                self._current = SlotTap(self, producer)
-                self._emit_switch(producer, None)
-            elif self._video and self._started and not self._frame_done and not self._held:
-                self._set_layer_now(PAUSED)  # at the end of the frame being sent (see _keep)
-            else:
-                self._pause_now()
-            return
-        if previous == PAUSED:
-            current = self._current
-            if self._started:  # the pause had not taken effect yet: nothing was dropped
-                self._set_layer_now(layer)
-            elif self._video and current is not None and current.producer.forwarding and self.link_up:
-                self._request_keyframe(current.producer, force=True)
-            return
-        if layer < self._layer:
-            self._set_layer_now(layer)  # the frame being sent goes on (its timestamp is _kept_ts)
-            self._layer_changed_seq = (self._max_seq - self._seq_offset) & 0xFFFF
-        elif layer > self._layer:
-            self._upswitch_since_ms = monotonic_ms()
-            self._pass = -1  # look at every packet for a layer-sync frame or keyframe
-
-    def _set_layer_now(self, layer: int) -> None:
-        self._layer = layer
-        self._pass = layer if self._target_layer <= layer else -1
-
-    def _pause_now(self) -> None:
-        self._started = False
-        self._set_layer_now(PAUSED)
-        self._queue = None
-        current = self._current
-        if current is not None:
-            current.forward = partial(self._on_packet, current)
-
-    def _keep(self, packet: RtpPacketView) -> bool:
-        """A packet above the layer forwarded now: True to send it (the rest of the frame being
-        sent, or a frame where a wanted higher layer may start); else it is dropped, and when it is
-        newer than everything sent, the numbers after it close up."""
-        ts = packet.timestamp
-        if ts == self._kept_ts:
-            return True
-        target = self._target_layer
-        if target == PAUSED:
-            self._pause_now()
-            self.stats.paused_drops += 1
-            return False
-        tid = packet.tid
-        if tid <= target:
-            if is_keyframe(self._codec_name, packet.payload):
-                up = target
-            elif packet.layer_sync and tid > self._layer:
-                up = tid
-            elif tid <= self._layer:
-                return True  # a layer forwarded already (a change up is waited for)
-            else:
-                up = -1
-            if up >= 0:
-                if up > self._layer:
-                    self.stats.layer_switches += 1
-                    self._layer_changed_seq = packet.sequence_number
-                self._set_layer_now(up)
-                return True
-            now = monotonic_ms()
-            if now - self._upswitch_since_ms >= _UPSWITCH_KEYFRAME_MS and self._current is not None:
-                self._upswitch_since_ms = now  # no layer-sync frame for a while: a keyframe starts every layer
-                self._request_keyframe(self._current.producer)
-        self.stats.layer_drops += 1
-        if 0 < (packet.sequence_number + self._seq_offset - self._max_seq) & 0xFFFF < 0x8000:
-            self._seq_offset = (self._seq_offset - 1) & 0xFFFF
-            self._dropped_seqs.append(packet.sequence_number)
-            self._renumbered = True
-            if ts != self._dropped_ts:
-                self._dropped_ts = ts
-                pid = source_picture_id(packet.body) if self._vp8 else NONE
-                if pid != NONE:
-                    self._pid_offset = (self._pid_offset - 1) & 0x7FFF
-                    self._dropped_pids.append(pid)
-        return False
-
-    def _place_late(self, packet: RtpPacketView, seq: int) -> tuple[int, int] | None:
-        """(slot seq, PictureID offset) of a packet older than the newest sent, in an epoch where
-        upper-layer packets were dropped: its number is the current offset's plus the drops after
-        it. None for an upper-layer packet from before the last layer change (its frame may have
-        been dropped)."""
-        src = packet.sequence_number
-        if packet.tid and (src - self._layer_changed_seq) & 0xFFFF >= 0x8000:
-            return None
-        later = sum(1 for d in self._dropped_seqs if 0 < (d - src) & 0xFFFF < 0x8000)
-        pid_offset = self._pid_offset
-        if self._dropped_pids:
-            pid = source_picture_id(packet.body)
-            if pid != NONE:
-                pid_offset += sum(1 for d in self._dropped_pids if 0 < (d - pid) & 0x7FFF < 0x4000)
-        return (seq + later) & 0xFFFF, pid_offset & 0x7FFF
-
-    @property
-    def red(self) -> bool:
-        """This audio slot wraps its packets in RED."""
-        return self._red is not None
-
-    def set_red(self, on: bool) -> None:
-        """Add RED redundancy (the previous packet in each) or stop; only where the subscriber
-        negotiated ``red/48000/2`` (others get plain Opus)."""
-        if self._video or self._rewriter is None or self._red_pt < 0:
-            return
-        if on and self._red is None:
-            self._red = RedEncoder(self._rewriter.payload_type, distance=1)
-        elif not on:
-            self._red = None
-
-    @property
-    def can_pad(self) -> bool:
-        """Padding can go out: RTX negotiated and the subscriber's connection up."""
-        return self._rtx_pt is not None and self._rewriter is not None and self.link_up and not self.closed
-
-    def send_padding(self, size: int) -> int:
-        """Padding-only packets on the slot's RTX stream (bandwidth probing: the subscriber's
-        estimator counts them, its decoder never sees them): ``size`` bytes of padding in packets of
-        at most 255. Returns the bytes sent; none without RTX or while the connection is down."""
-        rewriter = self._rewriter
-        if not self.can_pad or rewriter is None:
-            return 0
-        view = self._out
-        view.marker = 0
-        view.audio_level = -1
-        sent = 0
-        abs_send_time = abs_send_time_now()
-        while size > 0:
-            n = min(255, size)
-            view.body = _PADDING_BODIES[n]
-            view.padding_size = n
-            data = rewriter.serialize(view, self._rtx_seq, self._max_ts, abs_send_time, ssrc=self.rtx_ssrc,
-                                      payload_type=self._rtx_pt)
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            if self._send_rtp(data):
-                sent += len(data)
-            size -= n
-        self.stats.padding_bytes_sent += sent
-        return sent
-
-    # -- feedback from the subscriber -------------------------------------------------------
-
-    def handle_nack(self, lost: list[int]) -> None:
-        """Retransmit slot sequence numbers from the history of the producer that was the source
-        at that moment (RTX when negotiated, else the packet again), rewritten as first sent."""
-        stats = self.stats
-        stats.nacks_received += 1
-        stats.nacked_packets += len(lost)
-        rewriter = self._rewriter
-        if rewriter is None or not self._ever_started:
-            return
-        now = monotonic_ms()
-        for out_seq in lost:
-            sent = find_sent(self._sent, out_seq) if (self._max_seq - out_seq) & 0xFFFF < 0x8000 else None
-            epoch = sent[2] if sent is not None else None
-            producer = epoch.source() if epoch is not None else None
-            if sent is None or epoch is None or producer is None or producer.history is None:
-                stats.retransmit_misses += 1
-                continue  # never sent, or beyond the map
-            packet = producer.history.get(sent[1], now)
-            if packet is None:
-                stats.retransmit_misses += 1
-                continue
-            out = packet
-            if self._vp8:
-                try:
-                    out = set_picture_ids(packet, self._out, sent[3], epoch.tl0_offset)
-                except ValueError:
-                    stats.retransmit_misses += 1
-                    continue
-            ts = (packet.timestamp + epoch.ts_offset) & 0xFFFFFFFF
-            if self._rtx_pt is not None:
-                data = rewriter.serialize(
-                    out,
-                    self._rtx_seq,
-                    ts,
-                    abs_send_time_now(),
-                    ssrc=self.rtx_ssrc,
-                    payload_type=self._rtx_pt,
-                    prefix=_OSN.pack(out_seq),
-                )
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            else:
-                data = rewriter.serialize(out, out_seq, ts, abs_send_time_now())
-            if self._send_rtp(data):
-                stats.retransmitted += 1
-
-    def handle_keyframe_request(self) -> None:
-        """PLI/FIR from the subscriber: ask the source it is waiting for, else the current one
-        (each producer throttles its PLIs upstream)."""
-        self.stats.keyframe_requests_received += 1
-        tap = self._pending or self._current
-        if tap is not None and self._video:
-            tap.producer.request_keyframe()
-
-    def handle_report(self, block: ReportBlock) -> None:
-        self.stats.fraction_lost = block.fraction_lost
-        rtt = self._round_trip.measure(block)
-        if rtt is not None:
-            self.stats.round_trip_time_ms = rtt
-
-    # -- RTCP -------------------------------------------------------------------------------
-
-    def sender_report(self) -> bytes | None:
-        """SR + SDES of the slot's SSRC. The NTP <-> RTP mapping is the current source's last SR
-        moved into the slot's timestamp space by this epoch's offset (the publisher's own clock:
-        the stage's audio and video, both from one publisher, stay in lip sync); before the source
-        sent an SR, or between sources, it is the server's wall clock against the last timestamp
-        sent plus the time since. Packet and octet counts are the slot's, over all its sources."""
-        if self.closed or not self._ever_started or self._rewriter is None:
-            return None
-        current = self._current
-        sr = current.producer.last_sr if current is not None and self._started else None
-        if sr is not None:
-            ntp = sr.ntp_timestamp
-            rtp_ts = (sr.rtp_timestamp + self._ts_offset) & 0xFFFFFFFF
-        else:
-            now = monotonic_ms()
-            ntp = ntp_now()
-            rtp_ts = (self._max_ts + (now - self._max_ms) * self._clock_rate // 1000) & 0xFFFFFFFF
-        self._round_trip.sent(ntp)
-        return build_sr(
-            self.ssrc, ntp, rtp_ts, self.stats.packets_sent, self.stats.payload_bytes_sent
-        ) + build_sdes_cname(self.ssrc, self.cname)
-
-    def send_sender_report(self) -> None:
-        data = self.sender_report()
-        if data is not None and self._send_rtcp(data):
-            self.stats.sender_reports_sent += 1
 
     # -- lifecycle --------------------------------------------------------------------------
 
