@@ -13,7 +13,7 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
-from harness import LiveServer
+from harness import LiveServer, make_config
 from meetings.demo import DEMO_PASSWORD
 from meetings.policy import Caller
 
@@ -210,6 +210,26 @@ async def close_all(participants: list[Participant]) -> None:
             await asyncio.wait_for(participant.context.close(), 10)
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
+
+
+async def add_second_governor(server: LiveServer) -> None:
+    """The account of SECOND_GOVERNOR (a server fixture of one's own does what conftest's does)."""
+    services = server.services()
+    try:
+        username, full_name, office_code = SECOND_GOVERNOR
+        office = next(o for o in await services.offices.list(Caller.cli()) if o.code == office_code)
+        await services.people.create(Caller.cli(), username=username, full_name=full_name, office_id=office.id,
+                                     roles=["delegate"], password=DEMO_PASSWORD)
+    finally:
+        await services.db.dispose()
+
+
+def start_server(data_dir: Path, **overrides: Any) -> LiveServer:
+    """A live server on loopback with the second governor, like conftest's, with configuration overrides."""
+    config = make_config(data_dir, **{"media.ice_bind_addresses": ["127.0.0.1"], **overrides})
+    live = LiveServer(config).start()
+    asyncio.run(add_second_governor(live))
+    return live
 
 
 # -- publishing bots (python -m bots --publish: pre-encoded VP8/Opus, no encoding on this machine) ------

@@ -25,6 +25,7 @@ from browser_harness import (
     ARTIFACTS,
     CABINET_SESSION,
     CHROMIUM,
+    CONNECTION_TESTED,
     SECOND_GOVERNOR,
     BotProcesses,
     Participant,
@@ -35,14 +36,13 @@ from browser_harness import (
     new_participant,
     open_room,
     pass_prejoin,
+    start_server,
     until,
 )
 from playwright.async_api import Browser, Page, expect
 
 from bots.media_files import MediaParams, load_media
-from harness import LiveServer, make_config
-from meetings.demo import DEMO_PASSWORD
-from meetings.policy import Caller
+from harness import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -121,11 +121,12 @@ async def test_l1t3_and_the_audio_only_choice_is_remembered_and_obeyed(
     people.append(governor)
     await open_room(governor, CABINET_SESSION)
     page = governor.page
+    await page.wait_for_selector(CONNECTION_TESTED)  # the page's script runs (the pre-join shows before)
     await expect(page.locator("#prejoin-quality input[value=auto]")).to_be_checked()  # the default
     await page.locator("#prejoin-quality input[value=audio]").check()
     assert await page.evaluate("localStorage.getItem('cabinet.quality')") == "audio"
     await page.reload()
-    await page.wait_for_selector("#prejoin:not([hidden])")
+    await page.wait_for_selector(CONNECTION_TESTED)
     await expect(page.locator("#prejoin-quality input[value=audio]")).to_be_checked()
     await pass_prejoin(governor)
     await expect(page.locator("#session-quality input[value=audio]")).to_be_checked()
@@ -244,17 +245,6 @@ async def test_a_hidden_tile_is_not_sent(server: LiveServer, browser: Browser, b
 
 # -- a weak site, as the others see it --------------------------------------------------------------
 
-async def _add_second_governor(server: LiveServer) -> None:
-    services = server.services()
-    try:
-        username, full_name, office_code = SECOND_GOVERNOR
-        office = next(o for o in await services.offices.list(Caller.cli()) if o.code == office_code)
-        await services.people.create(Caller.cli(), username=username, full_name=full_name, office_id=office.id,
-                                     roles=["delegate"], password=DEMO_PASSWORD)
-    finally:
-        await services.db.dispose()
-
-
 @pytest.fixture(scope="module")
 def weak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server whose sites' budgets start at the floor and spend a tenth of their estimate: audio
@@ -262,10 +252,7 @@ def weak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     probe is tried while more would not fit), so every site is 'weak' for real."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
-    config = make_config(tmp_path_factory.mktemp("weak"), **{
-        "media.ice_bind_addresses": ["127.0.0.1"], "media.budget_start_kbps": 30, "media.budget_share": 0.1})
-    live = LiveServer(config).start()
-    asyncio.run(_add_second_governor(live))
+    live = start_server(tmp_path_factory.mktemp("weak"), **{"media.budget_start_kbps": 30, "media.budget_share": 0.1})
     yield live
     live.stop()
 

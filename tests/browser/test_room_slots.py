@@ -19,6 +19,7 @@ import pytest
 from browser_harness import (
     BOT_SITES,
     CABINET_SESSION,
+    CHROMIUM,
     SECOND_GOVERNOR,
     TABLET,
     BotProcesses,
@@ -28,6 +29,7 @@ from browser_harness import (
     create_bot_people,
     join,
     pass_prejoin,
+    start_server,
     until,
     wait_for_video,
 )
@@ -44,6 +46,18 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 SYNC_MS = 150
 #: What a site sees besides the stage (the page's default last-N, 9, is the stage and 8 thumbnails).
 THUMBNAILS = 8
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Conftest's server without the sites' budgets: nine bots and three browsers on this 2-core machine
+    lose packets to their own CPU, and the budget would rightly pause video for it (as in
+    tests/bots/test_slots_twelve.py). The budget in a browser is tests/browser/test_room_links.py."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
+    live = start_server(tmp_path_factory.mktemp("browser"), **{"media.budget_enabled": False})
+    yield live
+    live.stop()
 
 
 @pytest.fixture(scope="module")

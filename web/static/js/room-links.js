@@ -226,8 +226,11 @@ export class RoomLinks {
     const signal = this.signal;
     signal.call("set_view", { slots: slots }).then(function (reply) {
       self.viewError = reply.ok ? null : reply.error;
-      if (!reply.ok && signal === self.signal && self.viewSent === text) {
-        self.viewSent = null; // refused or unanswered: the server does not know this view, tell it again
+      // A server without budgets (media.budget_enabled false) says wrong_state: it sends everything
+      // anyway, so this view is not sent again. Unanswered or refused otherwise: tell it again.
+      const settled = reply.ok || (reply.error && reply.error.code === "wrong_state");
+      if (!settled && signal === self.signal && self.viewSent === text) {
+        self.viewSent = null;
         self.scheduleViewReport(VIEW_RETRY_MS);
       }
     });
