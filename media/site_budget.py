@@ -184,7 +184,8 @@ class SiteBudget(EventEmitter):
         return audios, videos
 
     def _sent_bytes(self) -> int:
-        return sum(s.stats.bytes_sent + s.stats.padding_bytes_sent for s in self.slot_set.slots.values())
+        return sum(s.stats.bytes_sent + s.stats.padding_bytes_sent + s.stats.retransmitted_bytes
+                   for s in self.slot_set.slots.values())
 
     def tick(self, now_ms: int, *, requested: bool = False) -> None:
         """Measure, allocate, apply (see the module docstring); ``requested``: the page asked."""
@@ -221,8 +222,8 @@ class SiteBudget(EventEmitter):
                     self._last_down_ms = now_ms  # a step down for bandwidth: the next step up waits
                 self._set(slot_id, layer)
             elif layer > current:
-                if self._states.get(slot_id) == "paused_request" and calm_ms >= self.up_after_ms:
-                    self._set(slot_id, layer)  # shown again / chosen again: no wait
+                if self._states.get(slot_id) == "paused_request":
+                    self._set(slot_id, layer)  # shown again / chosen again, within the budget: at once
                 else:
                     ups[slot_id] = layer
         quiet = min(now_ms - self._last_down_ms, calm_ms) >= self.up_after_ms

@@ -143,6 +143,7 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
         self._epoch_start = 0
         self._epoch: Epoch | None = None
         self._sent: list[Sent | None] = new_sent_map()  # answers NACKs (slot seq -> source seq, epoch)
+        self._resent: dict[int, int] = {}  # slot seq -> when last retransmitted (ms)
         # temporal layers (video): the layer the budget wants, the layer forwarded now (it changes
         # only at frame boundaries, up only at layer-sync frames or keyframes), the source timestamp of
         # the frame being sent (its packets all go, whatever the layer becomes mid-frame) and of the last

@@ -15,6 +15,10 @@ from .sent_map import find_sent
 from .vp8_descriptor import set_picture_ids
 
 _OSN = struct.Struct("!H")
+#: A packet is resent at most once per round trip, and never twice within this (ms) ...
+MIN_RESEND_MS = 100
+#: ... or this before the round trip is measured.
+DEFAULT_RESEND_MS = 300
 
 
 class SlotFeedback:
@@ -23,7 +27,11 @@ class SlotFeedback:
 
     def handle_nack(self, lost: list[int]) -> None:
         """Retransmit slot sequence numbers from the history of the producer that was the source
-        at that moment (RTX when negotiated, else the packet again), rewritten as first sent."""
+        at that moment (RTX when negotiated, else the packet again), rewritten as first sent.
+
+        A packet is resent at most once per round trip (:data:`MIN_RESEND_MS` before one is
+        measured): a receiver on a 300 ms link asks again before the first answer can arrive, and
+        answering every ask floods the very link that lost the packet."""
         stats = self.stats
         stats.nacks_received += 1
         stats.nacked_packets += len(lost)
@@ -31,7 +39,17 @@ class SlotFeedback:
         if rewriter is None or not self._ever_started:
             return
         now = monotonic_ms()
+        rtt = stats.round_trip_time_ms
+        spacing = max(MIN_RESEND_MS, int(rtt)) if rtt is not None else DEFAULT_RESEND_MS
+        resent = self._resent
+        if len(resent) > 2048:
+            for seq in [s for s, at in resent.items() if now - at > 2000]:
+                del resent[seq]
         for out_seq in lost:
+            last = resent.get(out_seq)
+            if last is not None and now - last < spacing:
+                stats.retransmits_spaced += 1
+                continue
             sent = find_sent(self._sent, out_seq) if (self._max_seq - out_seq) & 0xFFFF < 0x8000 else None
             epoch = sent[2] if sent is not None else None
             producer = epoch.source() if epoch is not None else None
@@ -65,6 +83,8 @@ class SlotFeedback:
                 data = rewriter.serialize(out, out_seq, ts, abs_send_time_now())
             if self._send_rtp(data):
                 stats.retransmitted += 1
+                stats.retransmitted_bytes += len(data)
+                resent[out_seq] = now
 
     def handle_keyframe_request(self) -> None:
         """PLI/FIR from the subscriber: ask the source it is waiting for, else the current one

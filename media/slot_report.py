@@ -48,6 +48,9 @@ class SlotStats:
     nacks_received: int = 0
     nacked_packets: int = 0
     retransmitted: int = 0
+    retransmitted_bytes: int = 0
+    #: NACKed packets not resent because they were resent less than a round trip ago.
+    retransmits_spaced: int = 0
     retransmit_misses: int = 0
     keyframe_requests_received: int = 0
     sender_reports_sent: int = 0

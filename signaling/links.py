@@ -95,8 +95,10 @@ class RoomLinks:
 
     def set_view(self, participant: Participant, slots: dict[str, SlotView]) -> None:
         recv = participant.recv
-        if recv is None or recv.budget is None:
+        if recv is None:
             raise WrongState("subscribe first")
+        if recv.budget is None:
+            return  # no budgets on this server (media.budget_enabled false): every slot is sent anyway
         try:
             recv.budget.set_views(slots)
         except ValueError as exc:

@@ -42,7 +42,9 @@ Server -> client::
     track_added {producer_id, participant_id, kind}, track_removed {...},
     slot {slot_id, mid, producer_id, participant_id, sequence, rtp_timestamp, rtp_sequence_number} (the
     first packet of producer_id went out on that slot at that RTP timestamp: name the tile from the frame
-    with that timestamp on; producer_id null: the slot went empty; apply per slot in sequence order),
+    with that timestamp on; producer_id null: the slot went empty; rtp_timestamp -1: an audio slot, or a
+    video slot that is paused and carries that producer from its next keyframe on; apply per slot in
+    sequence order),
     slot_state {estimate_kbps, loss_percent, mode, probing, slots {slot_id: {state, layer}}} (this site's
     budget: state active | paused_bandwidth | paused_request | empty, layer 0..2 or -1; on change and
     every 2 s), links {sites {participant_id: {estimate_kbps, sending_kbps, loss_percent, mode,

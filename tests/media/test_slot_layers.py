@@ -282,3 +282,14 @@ async def test_red_from_a_publisher_is_forwarded_as_its_primary_block() -> None:
     assert [(v.payload_type, v.payload) for v in media] == [(111, b"\xfcprimary")]
     assert src.producer.stats.dropped_payload_type == 1
     assert params.red_payload_type is None
+
+
+async def test_a_packet_is_resent_at_most_once_per_round_trip() -> None:
+    src, sink = started(layer=0)
+    groups(src, 2, packets=2)
+    lost = sink.media()[3].sequence_number
+    sink.sent.clear()
+    sink.slot.handle_nack([lost])
+    sink.slot.handle_nack([lost])  # asked again before the answer could arrive: not resent
+    assert len(sink.rtx()) == 1 and sink.slot.stats.retransmits_spaced == 1
+    assert sink.slot.stats.retransmitted_bytes == len(sink.sent[0])
