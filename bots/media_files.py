@@ -71,7 +71,7 @@ class MediaParams:
     fps: int = 15
     video_bitrate: int = 500_000
     loop_seconds: float = 4.0
-    audio_bitrate: int = 32_000
+    audio_bitrate: int = 24_000  # what the server asks of publishers (media/aiortc_seams.py OPUS_FMTP)
     audio_loop_seconds: float = 2.0
     #: 3: L1T3 (libvpx's 4-frame pattern, one SSRC); 1: the single-layer stream.
     temporal_layers: int = 3

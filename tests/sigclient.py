@@ -32,7 +32,7 @@ class SigClient:
         self.slot_map: dict[str, dict[str, Any]] = {}
         for name in ("participant_joined", "participant_left", "track_added", "track_removed", "slot", "spotlight",
                      "offer", "dominant_speaker", "mute_changed", "transport_state", "hands", "quality",
-                     "agenda", "room_state", "lobby", "presence", "admitted", "removed", "slot_state", "links"):
+                     "agenda", "room_state", "lobby", "presence", "admitted", "removed", "slot_state", "links", "video_wanted"):
             self.sio.on(name, self._recorder(name))
 
     def _recorder(self, name: str):  # type: ignore[no-untyped-def]

@@ -336,6 +336,11 @@ async def test_the_sites_choice_its_view_and_the_link_states_it_is_told(server: 
     assert paused["slots"]["stage-audio"]["state"] == "active"
     links = await governor.wait_for("links", lambda e: e["sites"].get(c["participant_id"], {}).get("mode") == "audio")
     assert links["sites"][c["participant_id"]]["state"] == "audio_only"
+    # Nobody takes the governor's camera now (the chair, the only subscriber, chose audio only): after
+    # 3 s its page is told to stop sending it.
+    video_id = next(p["producer_id"] for p in published["producers"] if p["kind"] == "video")
+    unwanted = await governor.wait_for("video_wanted", lambda e: e["producer_id"] == video_id, timeout=10)
+    assert unwanted["wanted"] is False
     # Back to auto; the stage tile is hidden by the page: paused on request too.
     assert (await chair.call("set_quality", {"mode": "auto"}))["ok"]
     assert (await chair.call("set_view", {"slots": {"stage-video": {"visible": False, "width": 0}}}))["ok"]
@@ -345,3 +350,5 @@ async def test_the_sites_choice_its_view_and_the_link_states_it_is_told(server: 
     assert (await chair.call("set_view", {"slots": {"stage-video": {"visible": True, "width": 640,
                                                                      "height": 360}}}))["ok"]
     await chair.wait_for("slot_state", lambda s: s["slots"]["stage-video"]["state"] == "active")
+    wanted = await governor.wait_for("video_wanted", lambda e: e["wanted"] is True)
+    assert wanted["producer_id"] == video_id

@@ -65,6 +65,7 @@ export class RoomEvents {
       closing: this.onClosing,
       recording: this.onRecording,
       slot_state: this.onSlotState,
+      video_wanted: this.onVideoWanted,
       links: this.onLinks,
     };
     bindServerEvents(this, signal, handlers);

@@ -237,6 +237,22 @@ export class RoomLinks {
   }
 
   // -- what the server says -------------------------------------------------------------------
+  /** Nobody takes this camera (no slot wants it): stop sending it, which spares a poor uplink;
+   *  or someone does again. The track stays on: only the encoding is switched. */
+  onVideoWanted(data) {
+    const sender = this.senders && this.senders.video;
+    if (!sender || typeof sender.getParameters !== "function") {
+      return;
+    }
+    this.videoWanted = Boolean(data.wanted);
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) {
+      return;
+    }
+    params.encodings.forEach(function (encoding) { encoding.active = Boolean(data.wanted); });
+    sender.setParameters(params).catch(function () { /* a connection being rebuilt: the next publish sends */ });
+  }
+
   /** This site's budget: the estimate and every slot's state (active, paused for bandwidth...). */
   onSlotState(data) {
     this.ownLink = {
