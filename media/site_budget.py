@@ -39,6 +39,7 @@ from .allocation import (
     allocate,
 )
 from .bandwidth import BandwidthEstimator, RembLossEstimator
+from .byte_bucket import ByteBucket
 from .events import EventEmitter
 from .rtp_packet import monotonic_ms
 from .slot import Slot
@@ -55,6 +56,10 @@ DEFAULT_UP_AFTER_MS = 5000
 DEFAULT_PROBE_MS = 1500
 #: A probe tries the link at this many times the estimate (at most).
 PROBE_STEP = 1.5
+#: Retransmissions may take this share of the site's budget (and at least MIN_RTX_BPS).
+RTX_SHARE = 0.25
+MIN_RTX_BPS = 32_000
+DEFAULT_RTX_BPS = 150_000
 #: RED on the site's audio slots from this loss on, off after RED_OFF_MS below RED_OFF_LOSS.
 RED_ON_LOSS = 0.03
 RED_OFF_LOSS = 0.01
@@ -125,6 +130,10 @@ class SiteBudget(EventEmitter):
         self._last_report_ms = -(10**9)
         self._task: asyncio.Task[None] | None = None
         self.red = False
+        #: Retransmissions to the site: at most RTX_SHARE of its budget (every slot takes from it).
+        self.rtx_bucket = ByteBucket(DEFAULT_RTX_BPS / 8)
+        for slot in slot_set.slots.values():
+            slot.rtx_bucket = self.rtx_bucket
         self._red_low_since: int | None = None
 
     # -- requests ---------------------------------------------------------------------------
@@ -206,6 +215,7 @@ class SiteBudget(EventEmitter):
             audios, videos = self._demands(now_ms)
         wanted = allocate(budget, audios, videos, self.mode)
         self._apply(wanted, audios, videos, estimate, now_ms)
+        self.rtx_bucket.set_rate(max(MIN_RTX_BPS, budget * RTX_SHARE) / 8)
         self._report(estimate, budget, now_ms)
 
     def _apply(self, wanted: Allocation, audios: list[AudioDemand], videos: list[VideoDemand], estimate: int,

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .errors import UnsupportedError
 from .events import EventEmitter
+from .byte_bucket import ByteBucket
 from .keyframe import is_keyframe
 from .parameters import StreamParameters
 from .red import RedEncoder
@@ -144,6 +145,8 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
         self._epoch: Epoch | None = None
         self._sent: list[Sent | None] = new_sent_map()  # answers NACKs (slot seq -> source seq, epoch)
         self._resent: dict[int, int] = {}  # slot seq -> when last retransmitted (ms)
+        #: The site's retransmission allowance, shared by its slots (None: no limit; media/byte_bucket.py).
+        self.rtx_bucket: ByteBucket | None = None
         # temporal layers (video): the layer the budget wants, the layer forwarded now (it changes
         # only at frame boundaries, up only at layer-sync frames or keyframes), the source timestamp of
         # the frame being sent (its packets all go, whatever the layer becomes mid-frame) and of the last

@@ -67,6 +67,10 @@ class SlotFeedback:
                 except ValueError:
                     stats.retransmit_misses += 1
                     continue
+            bucket = self.rtx_bucket
+            if bucket is not None and not bucket.take(len(packet.data), now):
+                stats.retransmits_over_budget += 1
+                continue
             ts = (packet.timestamp + epoch.ts_offset) & 0xFFFFFFFF
             if self._rtx_pt is not None:
                 data = rewriter.serialize(

@@ -51,6 +51,8 @@ class SlotStats:
     retransmitted_bytes: int = 0
     #: NACKed packets not resent because they were resent less than a round trip ago.
     retransmits_spaced: int = 0
+    #: NACKed packets not resent because the site's retransmission allowance was spent.
+    retransmits_over_budget: int = 0
     retransmit_misses: int = 0
     keyframe_requests_received: int = 0
     sender_reports_sent: int = 0
