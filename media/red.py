@@ -169,34 +169,6 @@ def primary_of(payload: bytes) -> tuple[int, bytes]:
         count += 1
 
 
-def retag_red(payload: bytes, payload_type: int) -> bytes:
-    """``payload`` with every block's payload type set to ``payload_type``.
-
-    For a RED payload forwarded as RED to a connection whose Opus PT differs from the publisher's
-    (the block PTs are per connection, like the RTP header's). Only the headers are copied; raises
-    ValueError as :func:`parse_red` does for malformed headers (block data is not checked).
-    """
-    _check_payload_type(payload_type)
-    length = len(payload)
-    pos = 0
-    while True:
-        if pos >= length:
-            if not length:
-                raise ValueError("RED payload is empty (no block header)")
-            raise ValueError(f"RED payload ends after {pos // 4} redundant block header(s) without a primary header")
-        if not payload[pos] & 0x80:
-            break
-        if pos + REDUNDANT_HEADER_LENGTH > length:
-            raise ValueError(f"RED block header {pos // 4} is truncated: {length - pos} of 4 bytes at offset {pos}")
-        pos += REDUNDANT_HEADER_LENGTH
-    header = bytearray(payload[:pos + 1])
-    marked = 0x80 | payload_type
-    for at in range(0, pos, REDUNDANT_HEADER_LENGTH):
-        header[at] = marked
-    header[pos] = payload_type
-    return bytes(header) + payload[pos + 1:]
-
-
 def build_red(primary_type: int, primary: bytes, redundant: Iterable[RedBlock] = ()) -> bytes:
     """A RED payload of ``primary`` (PT ``primary_type``) with ``redundant`` blocks before it.
 

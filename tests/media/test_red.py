@@ -1,4 +1,4 @@
-"""RED (RFC 2198) payloads: parsing, building, the fast strip, retagging and the per-stream encoder.
+"""RED (RFC 2198) payloads: parsing, building, the fast strip and the per-stream encoder.
 
 The reference bytes below are written by hand from RFC 2198 section 3 the way libwebrtc's
 AudioEncoderCopyRed (modules/audio_coding/codecs/red/audio_encoder_copy_red.cc) lays them out for
@@ -24,7 +24,6 @@ from media.red import (
     build_red,
     parse_red,
     primary_of,
-    retag_red,
 )
 
 OPUS = 111
@@ -122,7 +121,6 @@ def test_random_payloads() -> None:
             continue
         assert red.serialize() == payload or any(b.timestamp_offset == 0 for b in red.redundant)
         assert primary_of(payload) == (red.primary.payload_type, red.primary.data)
-        assert parse_red(retag_red(payload, 5)).blocks == [RedBlock(5, b.timestamp_offset, b.data) for b in red.blocks]
 
 
 # -- building and round trips --------------------------------------------------------------------
@@ -164,22 +162,6 @@ def test_build_rejects_bad_payload_types() -> None:
         RedPayload([]).serialize()
     with pytest.raises(ValueError, match=r"^RED primary block has timestamp offset 960, must be 0$"):
         RedPayload([RedBlock(OPUS, 960, CURRENT)]).serialize()
-
-
-# -- retagging (publisher's Opus PT -> subscriber's) ---------------------------------------------
-
-def test_retag() -> None:
-    retagged = retag_red(CHROMIUM_DISTANCE_2, 96)
-    assert parse_red(retagged).blocks == [RedBlock(96, 1920, OLDER), RedBlock(96, 960, PREVIOUS), RedBlock(96, 0, CURRENT)]
-    assert retag_red(b"\x6f", 100) == b"\x64"
-    with pytest.raises(ValueError, match="^RED payload is empty"):
-        retag_red(b"", 96)
-    with pytest.raises(ValueError, match=r"^RED block header 1 is truncated: 2 of 4 bytes at offset 4$"):
-        retag_red(b"\xef\x0f\x00\x32\xef\x07", 96)
-    with pytest.raises(ValueError, match=r"^RED payload ends after 1 redundant block header\(s\) without a primary"):
-        retag_red(b"\xef\x0f\x00\x00", 96)
-    with pytest.raises(ValueError, match=r"outside 0\.\.127"):
-        retag_red(CHROMIUM_DISTANCE_1, 200)
 
 
 # -- the encoder ---------------------------------------------------------------------------------
@@ -338,4 +320,3 @@ def test_chromium_capture() -> None:
     for (ts, payload), red in zip(payloads, parsed):
         assert encoder.encode(red.primary.data, ts) == payload
         assert primary_of(payload) == (OPUS, red.primary.data)
-        assert retag_red(retag_red(payload, 96), OPUS) == payload
