@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from browser_site import CHROMIUM
-from link_checks import AUDIO, Check, checks, failures
+from link_checks import AUDIO, SEND, Check, checks, failures
 from link_metrics import measure
 from link_run import RunPlan, run_once
 
@@ -33,10 +33,12 @@ KNOWN_GAPS: dict[str, tuple[str, ...]] = {
     "poor": ("stage fps", "freeze time", "longest freeze"),
     "floor64": ("audio played",),
 }
-#: One run is noisy where the estimate is (five runs at poor: audio played 99.8, 99.9, 99.8, 99.3 and
-#: 96.6 %): here the poor link's audio must reach this in every run, the matrix's medians the 99 %.
+#: One run is noisy where the estimate is (six runs at poor: audio played 99.8, 99.9, 99.8, 99.7, 99.3
+#: and 96.6 %; the sending rate's worst 5 s 0.25-0.89 of the link): here one run must reach these, the
+#: matrix's medians (bench/link_matrix.py) the brief's 99 % and 0.9.
 ONE_RUN_AUDIO_FLOOR = {"poor": 0.95}
-_RUNS: dict[str, tuple[float | None, list[Check]]] = {}
+ONE_RUN_SEND_CEILING = {"poor": 1.0}
+_RUNS: dict[str, tuple[float | None, float | None, list[Check]]] = {}
 
 
 async def _run(lab: Lab, tmp_path: Path, profile: str) -> list[Check]:
@@ -58,11 +60,14 @@ async def _run(lab: Lab, tmp_path: Path, profile: str) -> list[Check]:
         # voice (a remote track counts no samples unless an element plays it).
         assert metrics.delivered_kbit_mean is not None and metrics.delivered_kbit_mean > 20
         assert metrics.audio_elements_playing, "the page does not play the stage's audio (samples would not count)"
-        _RUNS[profile] = (metrics.audio_played, failures(profile, metrics))
-    audio, failed = _RUNS[profile]
+        _RUNS[profile] = (metrics.audio_played, getattr(metrics, SEND.attribute), failures(profile, metrics))
+    audio, send, failed = _RUNS[profile]
     floor = ONE_RUN_AUDIO_FLOOR.get(profile)
     if floor is not None and audio is not None and audio >= floor:
         failed = [c for c in failed if c.column != AUDIO.column]
+    ceiling = ONE_RUN_SEND_CEILING.get(profile)
+    if ceiling is not None and send is not None and send <= ceiling:
+        failed = [c for c in failed if c.column != SEND.column]
     return list(failed)
 
 
