@@ -45,7 +45,7 @@ from .bandwidth import BandwidthEstimator, RembLossEstimator
 from .byte_bucket import ByteBucket
 from .events import EventEmitter
 from .rtp_packet import monotonic_ms
-from .slot import Slot
+from .slot import TOP_LAYER, Slot
 from .slot_assignment import STAGE_AUDIO, STAGE_VIDEO
 from .slot_set import SlotSet
 
@@ -385,9 +385,14 @@ class SiteBudget(EventEmitter):
             pass
 
     def close(self) -> None:
+        """Stop managing the slots: they go back to every layer, unpaused, without an allowance."""
         if self.closed:
             return
         self.closed = True
+        for slot in self.slot_set.slots.values():
+            slot.rtx_bucket = None
+            if not slot.closed:
+                slot.set_layer(TOP_LAYER)
         if self._task is not None:
             self._task.cancel()
             self._task = None
