@@ -5,8 +5,10 @@ every temporal-layer packet it drops takes no number), so a slot sequence number
 source sequence number through no fixed offset. The slot records, for every packet it sends, the
 source's sequence number, the epoch (source and timestamp / TL0PICIDX offsets) and the PictureID it
 wrote, in a ring of :data:`SENT_MAP_SIZE` entries indexed by the slot sequence number. The ring
-covers every producer history (:class:`media.history.PacketHistory`, 1.5 s by default: ~400
-packets at 2.5 Mbit/s) ten times over; an entry overwritten since, or never written, is a miss.
+covers a producer's history (:class:`media.history.PacketHistory`, 1.5 s by default: ~400 packets
+at 2.5 Mbit/s) more than twice; an entry overwritten since, or never written, is a miss. It is
+small on purpose: a full ring is a tuple per entry, per slot of every subscriber (4096 entries grew
+a long-lived subscriber's server memory by ~10 % in tests/test_churn.py).
 
 The source is held weakly: a slot outliving many publishers must not keep their producers alive.
 """
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from .producer import Producer
 
 #: Entries in a slot's map (a power of two).
-SENT_MAP_SIZE = 4096
+SENT_MAP_SIZE = 1024
 SENT_MAP_MASK = SENT_MAP_SIZE - 1
 
 
