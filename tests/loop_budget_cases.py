@@ -226,6 +226,15 @@ class Scenario:
         await self.refused_at_limit(governor, "mute")
         await self.measure("set_last_n", chair, "set_last_n", {"n": 0 if small else 64})
         await self.refused_at_limit(chair, "set_last_n")
+        # The site's choice and its view (signaling/links.py): each re-runs the site's budget.
+        await self.measure("set_quality", chair, "set_quality", {"mode": "audio" if small else "low"},
+                           after=lambda _reply: chair.call("set_quality", {"mode": "auto"}))
+        await self.refused_at_limit(chair, "set_quality")
+        views = {"stage-video": {"visible": True, "width": 640, "height": 360}}
+        if not small:
+            views.update({f"video-{i}": {"visible": i % 2 == 0, "width": 10_000, "height": 10_000} for i in range(8)})
+        await self.measure("set_view", chair, "set_view", {"slots": views})
+        await self.refused_at_limit(chair, "set_view")
         await self.measure("pin", chair, "pin", {"participant_id": gid})
         if not small:
             await self.measure("pin (longest unknown id: refused)", chair, "pin", {"participant_id": LONGEST_ID},
