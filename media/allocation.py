@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .slot_layers import PAUSED
+
 SlotState = Literal["active", "paused_bandwidth", "paused_request", "empty"]
 Mode = Literal["auto", "low", "audio"]
 MODES: tuple[Mode, ...] = ("auto", "low", "audio")
-PAUSED = -1
 #: Cumulative bit/s of a VP8 L1T3 stream's layers before any was measured (TL0, TL0+1, all).
 DEFAULT_VIDEO_RATES = (200_000, 320_000, 500_000)
 DEFAULT_AUDIO_RATE = 45_000
