@@ -106,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per profile; the table shows medians (default 3)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per run (default 30)")
     parser.add_argument("--json", type=Path, help="also write every run's numbers here")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the server and every site budget tick")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(relativeCreated)8.0f %(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("media.site_budget").setLevel(logging.DEBUG)  # every tick: what was sent, the estimate
     names = [n.strip() for n in args.profiles.split(",") if n.strip()]
     unknown = [n for n in names if n not in ALL]
     if unknown or args.runs < 1 or args.seconds < 5:

@@ -8,6 +8,10 @@ fits in what is left, and the walk stops at the first step that does not fit:
 3. the stage video at its base layer (TL0), then TL1, then every layer;
 4. the thumbnails at TL0 in last-N order, then all of them at TL1, then at every layer.
 
+A layer already forwarded (``current``) costs :data:`KEEP_FACTOR` of its rate to keep: starting
+one needs that much headroom, keeping one does not, so a stream whose measured rate wobbles (the
+keyframe its own resume asked for) is not paused and resumed in turn.
+
 Read backwards this is the ladder down: thumbnails to TL0, thumbnails off, stage TL1, stage TL0,
 video off, and below that one voice only. A stream the page does not show, or that the site's
 choice (``low``: stage at most TL1, thumbnails TL0; ``audio``: no video) rules out, is *paused on
@@ -17,7 +21,7 @@ precedence rule for what a slot shows: empty > paused on request > paused for ba
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,6 +33,8 @@ MODES: tuple[Mode, ...] = ("auto", "low", "audio")
 #: Cumulative bit/s of a VP8 L1T3 stream's layers before any was measured (TL0, TL0+1, all).
 DEFAULT_VIDEO_RATES = (200_000, 320_000, 500_000)
 DEFAULT_AUDIO_RATE = 45_000
+#: What keeping a layer already forwarded costs, as a share of its rate (the budget's own headroom).
+KEEP_FACTOR = 0.85
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Allocation:
     audio: dict[str, bool] = field(default_factory=dict)
     states: dict[str, SlotState] = field(default_factory=dict)
     total: int = 0
+    #: The smallest budget that would take one more step (0: nothing more to take).
+    next_budget: int = 0
 
 
 def _cap(mode: Mode, demand: VideoDemand) -> int:
@@ -70,9 +78,10 @@ def _cap(mode: Mode, demand: VideoDemand) -> int:
 
 
 def allocate(budget: int, audios: Sequence[AudioDemand], videos: Sequence[VideoDemand],
-             mode: Mode = "auto") -> Allocation:
+             mode: Mode = "auto", current: Mapping[str, int] | None = None) -> Allocation:
     """Spend ``budget`` bit/s (see the module docstring). ``videos`` in priority order (the stage
-    first, then last-N order); ``audios`` the stage voice first."""
+    first, then last-N order); ``audios`` the stage voice first; ``current``: the layer each video
+    slot forwards now (absent or PAUSED: none)."""
     if mode not in MODES:
         raise ValueError(f"a site's choice is one of {', '.join(MODES)}, not {mode!r}")
     out = Allocation()
@@ -80,12 +89,15 @@ def allocate(budget: int, audios: Sequence[AudioDemand], videos: Sequence[VideoD
     stopped = False
     for demand in sorted(audios, key=lambda a: not a.stage):
         on = demand.stage or (not stopped and demand.rate <= left)
+        if not on and not stopped:
+            out.next_budget = budget - left + demand.rate
         stopped = stopped or not on
         out.audio[demand.slot_id] = on
         out.states[demand.slot_id] = "active" if on else "paused_bandwidth"
         if on:
             left -= demand.rate
             out.total += demand.rate
+    forwarded = current or {}
     caps = {d.slot_id: _cap(mode, d) for d in videos}
     for demand in videos:
         out.layers[demand.slot_id] = PAUSED
@@ -99,7 +111,10 @@ def allocate(budget: int, audios: Sequence[AudioDemand], videos: Sequence[VideoD
             return True  # not wanted: skip, the walk goes on
         current = out.layers[demand.slot_id]
         cost = demand.rates[layer] - (demand.rates[current] if current >= 0 else 0)
+        if layer <= forwarded.get(demand.slot_id, PAUSED):
+            cost = int(cost * KEEP_FACTOR)
         if cost > left:
+            out.next_budget = budget - left + cost
             return False
         left -= cost
         out.layers[demand.slot_id] = layer

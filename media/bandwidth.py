@@ -10,15 +10,30 @@ the one here without touching the budget. :class:`RembLossEstimator` is the mini
   while the sender is application-limited it only creeps up to ~1.5 times what arrives. So a REMB
   *falling* by more than 15 % sets the cap (a congestion signal), a REMB above the cap raises it, and
   a REMB below the cap without a fall is only a receiver that has not seen enough traffic yet;
-  a successful probe (:meth:`on_probe`) raises the cap to the rate the link carried.
+  a successful probe (:meth:`on_probe`) raises the cap to the rate the link carried. A fall cuts
+  the cap to the REMB but no lower than 0.85 of the media sent in the last :data:`SENT_WINDOW_MS`
+  (GCC's decrease: 0.85 of the throughput): Chromium's REMB after an overuse is 0.85 of what *it*
+  received in its window, which after a quiet spell (a stream paused, audio only) is far below what
+  the link carries; on a 1 Mbit/s link with 5 % loss and jitter its REMB stayed at 300-500 kbit/s
+  while 600-1000 kbit/s arrived. Congestion that persists shows as loss, which the loss cap answers.
 - a loss-based cap from the receiver reports (the loss half of Google congestion control,
   draft-ietf-rmcat-gcc-02 §6): none until loss is seen; above 10 % loss the cap falls to what was
   sent less half the loss per second (a congestion signal), below 2 % it grows 8 % per second up
-  to 1.5 times what was sent, in between it holds.
+  to 1.5 times what was sent, in between it holds. The cap steps once per :data:`LOSS_STEP_PACKETS`
+  packets reported (or :data:`LOSS_STEP_MS`), on their loss: one report of an audio stream
+  (~50 packets) is too noisy to tell a 5 % link from a congested one, and a loss counted in two
+  steps would cut twice. The loss shown (:attr:`loss`) is that of the last :data:`LOSS_WINDOW_MS`.
+
+A probe (:meth:`on_probe_start` .. :meth:`on_probe_end`, plus :data:`PROBE_GRACE_MS` for the
+feedback to come back) that overshoots the link makes the REMB fall, typically to 0.85 of what
+arrived *before* the probe (the receiver's throughput window still holds it), below a rate the link
+carried. A fall then is the probe's failure: the cap goes back to what was sent before the probe,
+not below it. A fall after the grace is honoured as it is.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Protocol
 
 #: Loss-based control thresholds (fraction of packets).
@@ -28,8 +43,16 @@ LOW_LOSS = 0.02
 DEFAULT_START_BPS = 600_000
 MIN_BPS = 30_000
 MAX_BPS = 50_000_000
-#: Receiver reports older than this no longer count towards the loss.
-_REPORT_AGE_MS = 3000
+#: The loss shown is that of the receiver reports of this long.
+LOSS_WINDOW_MS = 2500
+#: The loss cap steps once this many packets were reported since its last step, or this long after.
+LOSS_STEP_PACKETS = 100
+LOSS_STEP_MS = 2000
+#: A REMB fall cuts the cap no lower than this share of the media sent over the last SENT_WINDOW_MS.
+THROUGHPUT_BACKOFF = 0.85
+SENT_WINDOW_MS = 2000
+#: After a probe ends, its feedback (one RTT and a REMB interval) may still come back this long.
+PROBE_GRACE_MS = 1500
 _REMB_AGE_MS = 5000
 
 
@@ -40,9 +63,13 @@ class BandwidthEstimator(Protocol):
 
     def on_report(self, ssrc: int, fraction_lost: int, now_ms: int, highest_sequence: int = -1) -> None: ...
 
-    def on_sent(self, bitrate: int, now_ms: int) -> None: ...
+    def on_sent(self, bitrate: int, now_ms: int, media_bps: int | None = None) -> None: ...
 
     def on_probe(self, bitrate: int, now_ms: int) -> None: ...
+
+    def on_probe_start(self, base_bps: int, now_ms: int) -> None: ...
+
+    def on_probe_end(self, now_ms: int) -> None: ...
 
     def estimate(self, now_ms: int) -> int: ...
 
@@ -64,17 +91,26 @@ class RembLossEstimator:
         self.delay_cap = start_bps
         self.loss_cap = MAX_BPS  # no limit until loss is seen
         self.sent_bps = 0
+        self._media_sent: deque[tuple[int, int]] = deque(maxlen=64)  # (ms, media bit/s) per interval
         self._last_congestion_ms = -(10**9)
-        #: ssrc -> (fraction lost 0..255, received ms, packets it speaks for)
-        self._reports: dict[int, tuple[int, int, int]] = {}
+        #: (received ms, fraction lost 0..255, packets it speaks for) of every recent report
+        self._reports: deque[tuple[int, int, int]] = deque(maxlen=512)
         self._highest: dict[int, int] = {}
-        self._news = False  # a report came since the loss cap last moved
+        self._probe_base: int | None = None  # what was sent before the probe running (or in its grace)
+        self._probe_until_ms: int | None = None
+        self._step_lost = 0.0  # packets lost / reported since the loss cap last stepped
+        self._step_packets = 0
+        self._step_since_ms: int | None = None
         self._last_loss_update_ms: int | None = None
         self._loss = 0.0
 
+    def __repr__(self) -> str:
+        return (f"RembLossEstimator(remb={self.remb and self.remb // 1000} delay_cap={self.delay_cap // 1000} "
+                f"loss_cap={self.loss_cap // 1000} loss={self._loss:.3f} kbit/s)")
+
     @property
     def loss(self) -> float:
-        """The site's recent loss (0..1): mean of its streams' last receiver reports."""
+        """The site's recent loss (0..1): of its reports of the last :data:`LOSS_WINDOW_MS`, by packets."""
         return self._loss
 
     @property
@@ -94,7 +130,8 @@ class RembLossEstimator:
         self._rembs = {s: v for s, v in self._rembs.items() if now_ms - v[1] <= _REMB_AGE_MS}
         self.remb = total = min(MAX_BPS, sum(b for b, _ in self._rembs.values()))
         if previous is not None and bitrate < previous[0] * 0.85:
-            self.delay_cap = max(MIN_BPS, min(self.delay_cap, total))
+            floor = max(total, self._probe_floor(now_ms), int(THROUGHPUT_BACKOFF * self._recent_media(now_ms)))
+            self.delay_cap = max(MIN_BPS, min(self.delay_cap, floor))
             self._last_congestion_ms = now_ms
         elif total > self.delay_cap:
             self.delay_cap = total
@@ -105,17 +142,27 @@ class RembLossEstimator:
         report: a stream of a few packets (a slot that just resumed) does not speak for the site."""
         if not 0 <= fraction_lost <= 255:
             raise ValueError(f"fraction lost is 0..255, not {fraction_lost}")
-        weight = 1
+        weight = LOSS_STEP_PACKETS  # a report without its sequence numbers speaks for a step's worth
         if highest_sequence >= 0:
             previous = self._highest.get(ssrc)
             self._highest[ssrc] = highest_sequence
             weight = highest_sequence - previous if previous is not None and 0 < highest_sequence - previous < 65536 else 0
-        self._reports[ssrc] = (fraction_lost, now_ms, weight)
-        self._news = True
+        self._reports.append((now_ms, fraction_lost, weight))
+        if weight:
+            self._step_lost += fraction_lost * weight / 256
+            self._step_packets += weight
+            if self._step_since_ms is None:
+                self._step_since_ms = now_ms
 
-    def on_sent(self, bitrate: int, now_ms: int) -> None:
-        """What the site was sent over the last interval (bit/s): caps the loss-based growth."""
+    def on_sent(self, bitrate: int, now_ms: int, media_bps: int | None = None) -> None:
+        """What the site was sent over the last interval (bit/s; ``media_bps``: of it, media and
+        retransmissions, without probe padding): caps the loss-based growth, floors a REMB fall."""
         self.sent_bps = max(0, bitrate)
+        self._media_sent.append((now_ms, max(0, bitrate if media_bps is None else media_bps)))
+
+    def _recent_media(self, now_ms: int) -> int:
+        rates = [bps for ms, bps in self._media_sent if now_ms - ms <= SENT_WINDOW_MS]
+        return sum(rates) // len(rates) if rates else 0
 
     def on_probe(self, bitrate: int, now_ms: int) -> None:
         """The link carried ``bitrate`` for a probe's length without a congestion signal."""
@@ -123,23 +170,42 @@ class RembLossEstimator:
         self.delay_cap = max(self.delay_cap, bitrate)
         self.loss_cap = max(self.loss_cap, bitrate)
 
+    def on_probe_start(self, base_bps: int, now_ms: int) -> None:
+        """A probe starts; ``base_bps`` was sent before it (see the module docstring)."""
+        self._probe_base, self._probe_until_ms = max(0, base_bps), None
+
+    def on_probe_end(self, now_ms: int) -> None:
+        if self._probe_base is not None and self._probe_until_ms is None:
+            self._probe_until_ms = now_ms + PROBE_GRACE_MS
+
+    def _probe_floor(self, now_ms: int) -> int:
+        """What was sent before the probe running or in its grace (0: none): a cap cut for a
+        congestion signal now goes no lower (the probe overshot; see the module docstring)."""
+        if self._probe_base is None:
+            return 0
+        if self._probe_until_ms is not None and now_ms > self._probe_until_ms:
+            self._probe_base = None
+            return 0
+        return self._probe_base
+
     def _update_loss(self, now_ms: int) -> None:
-        self._reports = {s: v for s, v in self._reports.items() if now_ms - v[1] <= _REPORT_AGE_MS}
-        fresh = list(self._reports.values())
-        weight = sum(w for _, _, w in fresh)
-        self._loss = sum(f * w for f, _, w in fresh) / weight / 256 if weight else 0.0
-        if not self._news:
-            return  # the cap moves on new reports only (one bad report is one step, not three)
-        self._news = False
+        reports = self._reports
+        while reports and now_ms - reports[0][0] > LOSS_WINDOW_MS:
+            reports.popleft()
+        weight = sum(w for _, _, w in reports)
+        self._loss = sum(f * w for _, f, w in reports) / weight / 256 if weight else 0.0
+        packets, since = self._step_packets, self._step_since_ms
+        if not packets or since is None or (packets < LOSS_STEP_PACKETS and now_ms - since < LOSS_STEP_MS):
+            return  # the cap moves on enough new reports only (each packet's loss counts in one step)
+        loss = self._step_lost / packets
+        self._step_lost, self._step_packets, self._step_since_ms = 0.0, 0, None
         last = self._last_loss_update_ms
         self._last_loss_update_ms = now_ms
-        if last is None or not fresh:
-            return
-        seconds = max(0.0, min(2.0, (now_ms - last) / 1000))
-        loss = self._loss
+        seconds = 1.0 if last is None else max(0.0, min(2.0, (now_ms - last) / 1000))
         if loss > HIGH_LOSS:
             base = min(self.loss_cap, self.sent_bps) if self.sent_bps else self.loss_cap
-            self.loss_cap = int(base * (1 - 0.5 * loss) ** seconds)
+            cut = int(base * (1 - 0.5 * loss) ** seconds)
+            self.loss_cap = max(cut, min(self.loss_cap, self._probe_floor(now_ms)))
             self._last_congestion_ms = now_ms
         elif loss < LOW_LOSS:
             ceiling = max(self.loss_cap, int(1.5 * self.sent_bps))

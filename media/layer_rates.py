@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 #: IPv4 (20) + UDP (8) + SRTP auth tag (10) bytes per packet, and the slot's header extensions (~12).
 WIRE_OVERHEAD = 50
 MIN_INTERVAL_MS = 400
-#: Weight of a new measurement in the smoothed rate.
-ALPHA = 0.4
+#: Weight of a new measurement in the smoothed rate (~2 s: a requested keyframe is a bump, not a step).
+ALPHA = 0.2
 
 
 class LayerRates:

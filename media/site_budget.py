@@ -57,12 +57,18 @@ REPORT_MS = 2000
 DEFAULT_SHARE = 0.85
 DEFAULT_UP_AFTER_MS = 5000
 DEFAULT_PROBE_MS = 1500
-#: A probe tries the link at this many times the estimate (at most).
+#: A probe tries the link at what the next step up needs (with this margin), at most at PROBE_STEP
+#: times the estimate and at least MIN_PROBE_STEP times it (after a failure: MIN_PROBE_BPS above it).
 PROBE_STEP = 1.5
+MIN_PROBE_STEP = 1.25
+PROBE_MARGIN = 1.1
+MIN_PROBE_BPS = 30_000
 #: Until the first congestion signal or step down: probe after this much quiet, this long, this far.
 STARTUP_UP_AFTER_MS = 1000
 STARTUP_PROBE_MS = 1000
-STARTUP_PROBE_STEP = 2.5
+STARTUP_PROBE_STEP = 2.0
+#: After failed probes the wait doubles, up to this.
+MAX_WAIT_MS = 30_000
 #: Retransmissions may take this share of the site's budget (and at least MIN_RTX_BPS).
 RTX_SHARE = 0.25
 MIN_RTX_BPS = 32_000
@@ -128,12 +134,14 @@ class SiteBudget(EventEmitter):
         self._last_down_ms = -(10**9)
         self._stepped_down = False
         self._probe_start_ms: int | None = None
-        self._probe_rate = 0
         self._probe_target = 0
         self._probe_sent_bytes = 0
+        self._probe_start_bytes = 0
+        self._probe_failures = 0
         self._pace_ms = 0
         self._last_tick_ms: int | None = None
         self._last_sent_bytes = 0
+        self._last_parts = (0, 0, 0)
         self._sending = 0
         self._last_report_ms = -(10**9)
         self._task: asyncio.Task[None] | None = None
@@ -143,6 +151,7 @@ class SiteBudget(EventEmitter):
         for slot in slot_set.slots.values():
             slot.rtx_bucket = self.rtx_bucket
         self._red_low_since: int | None = None
+        self._demanded: tuple[list[AudioDemand], list[VideoDemand]] = ([], [])
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -200,18 +209,29 @@ class SiteBudget(EventEmitter):
         videos.sort(key=lambda d: not d.stage)  # the stage, then thumbnails in slot (last-N) order
         return audios, videos
 
-    def _sent_bytes(self) -> int:
-        return sum(s.stats.bytes_sent + s.stats.padding_bytes_sent + s.stats.retransmitted_bytes
-                   for s in self.slot_set.slots.values())
+    def _sent_parts(self) -> tuple[int, int, int]:
+        """Bytes sent to the site so far: media, probe padding, retransmissions."""
+        slots = self.slot_set.slots.values()
+        return (sum(s.stats.bytes_sent for s in slots), sum(s.stats.padding_bytes_sent for s in slots),
+                sum(s.stats.retransmitted_bytes for s in slots))
 
     def tick(self, now_ms: int, *, requested: bool = False) -> None:
         """Measure, allocate, apply (see the module docstring); ``requested``: the page asked."""
         if self.closed:
             return
-        sent = self._sent_bytes()
+        parts = self._sent_parts()
+        sent = sum(parts)
         if self._last_tick_ms is not None and not requested and now_ms > self._last_tick_ms:
-            self._sending = int((sent - self._last_sent_bytes) * 8000 / (now_ms - self._last_tick_ms))
-            self.estimator.on_sent(self._sending, now_ms)
+            elapsed = now_ms - self._last_tick_ms
+            self._sending = int((sent - self._last_sent_bytes) * 8000 / elapsed)
+            media = parts[0] + parts[2] - self._last_parts[0] - self._last_parts[2]
+            self.estimator.on_sent(self._sending, now_ms, int(media * 8000 / elapsed))
+            if logger.isEnabledFor(logging.DEBUG):
+                rates = [int((p - q) * 8 / elapsed) for p, q in zip(parts, self._last_parts)]
+                logger.debug("site budget of %s: sent %d kbit/s (media %d, padding %d, rtx %d); %s",
+                             self.slot_set.subscriber_id, self._sending // 1000, *rates, self.estimator)
+        if not requested or self._last_tick_ms is None:
+            self._last_parts = parts
         if self._last_tick_ms is None:
             self._last_down_ms = now_ms  # the link is unknown yet: the first step up waits as after a step down
         if not requested or self._last_tick_ms is None:
@@ -221,7 +241,8 @@ class SiteBudget(EventEmitter):
         audios, videos = self._demands(now_ms)
         if self._update_red(now_ms, budget, audios):
             audios, videos = self._demands(now_ms)
-        wanted = allocate(budget, audios, videos, self.mode)
+        wanted = allocate(budget, audios, videos, self.mode, self._applied)
+        self._demanded = (audios, videos)
         self._apply(wanted, audios, videos, estimate, now_ms)
         self.rtx_bucket.set_rate(max(MIN_RTX_BPS, budget * RTX_SHARE) / 8)
         self._report(estimate, budget, now_ms)
@@ -245,17 +266,25 @@ class SiteBudget(EventEmitter):
                     self._set(slot_id, layer)  # shown again / chosen again, within the budget: at once
                 else:
                     ups[slot_id] = layer
-        startup = self._startup()
-        quiet = min(now_ms - self._last_down_ms, calm_ms) >= (STARTUP_UP_AFTER_MS if startup else self.up_after_ms)
+        quiet = min(now_ms - self._last_down_ms, calm_ms) >= self._wait_ms()
         states = dict(wanted.states)
-        if ups and quiet:
+        stepped_up = bool(ups) and quiet
+        if stepped_up:
             for slot_id, layer in ups.items():
                 self._set(slot_id, layer)
             ups = {}
         for slot_id in ups:
             states[slot_id] = "paused_bandwidth" if self._applied.get(slot_id) == PAUSED else "active"
         self._states = states
-        self._probe(wanted, audios, videos, estimate, now_ms, quiet and not ups)
+        # a step up is measured before anything is probed (its keyframe alone may fill a slow link)
+        self._probe(wanted, audios, videos, estimate, now_ms, quiet and not ups and not stepped_up)
+
+    def _wait_ms(self) -> int:
+        """How long the link must be quiet before a step up or a probe: short while the link is
+        unknown, doubling with every probe that failed in a row (at most MAX_WAIT_MS)."""
+        if self._startup():
+            return STARTUP_UP_AFTER_MS
+        return min(MAX_WAIT_MS, self.up_after_ms * 2 ** min(self._probe_failures, 4))
 
     def _probe(self, wanted: Allocation, audios: list[AudioDemand], videos: list[VideoDemand], estimate: int,
                now_ms: int, quiet: bool) -> None:
@@ -264,24 +293,36 @@ class SiteBudget(EventEmitter):
         and the estimator learns that the link carried it."""
         start = self._probe_start_ms
         if start is not None:
-            if now_ms - start < (STARTUP_PROBE_MS if self._startup() else self.probe_ms):
+            failed = self.estimator.last_congestion_ms >= start
+            if not failed and now_ms - start < (STARTUP_PROBE_MS if self._startup() else self.probe_ms):
                 return
             self._probe_start_ms = None
-            if self.estimator.last_congestion_ms < start and self._probe_sent_bytes > 0:
+            self.estimator.on_probe_end(now_ms)
+            if not failed and self._probe_sent_bytes > 0:
                 self.estimator.on_probe(self._probe_target, now_ms)
+                self._probe_failures = 0
             else:
-                self._last_down_ms = now_ms  # it did not carry it: wait again before the next try
+                self._last_down_ms = now_ms  # it did not carry it: wait again (longer) before the next try
+                self._probe_failures += 1
             return
         if not quiet or self._padding_slot() is None:
             return
-        larger = int(estimate * (STARTUP_PROBE_STEP if self._startup() else PROBE_STEP))
-        more = allocate(int(larger * self.share), audios, videos, self.mode).total
-        if more <= wanted.total:
+        if not wanted.next_budget:
             return  # nothing more to send: no need to know
-        self._probe_target = min(larger, int(more / self.share))
-        self._probe_rate = max(0, self._probe_target - self._sending)
+        # the link is tried at what the next step up needs (and, while it is unknown, at what all of it
+        # needs), at most PROBE_STEP (STARTUP_PROBE_STEP) times the estimate: a small overshoot at most
+        if self._startup():
+            larger = int(estimate * STARTUP_PROBE_STEP)
+            needed = allocate(int(larger * self.share), audios, videos, self.mode, self._applied).total
+        else:
+            larger = int(estimate * PROBE_STEP)
+            needed = int(wanted.next_budget * PROBE_MARGIN)
+        least = estimate * (MIN_PROBE_STEP if not self._probe_failures else 1) + MIN_PROBE_BPS
+        self._probe_target = min(larger, max(int(needed / self.share), int(least)))
         self._probe_sent_bytes = 0
-        self._probe_start_ms = now_ms
+        self._probe_start_bytes = sum(self._sent_parts())
+        self._probe_start_ms = self._pace_ms = now_ms
+        self.estimator.on_probe_start(estimate, now_ms)
 
     def _update_red(self, now_ms: int, budget: int, audios: list[AudioDemand]) -> bool:
         """RED on the audio slots while the site loses >= 3 % (a lost packet comes back in the next
@@ -330,14 +371,22 @@ class SiteBudget(EventEmitter):
         return self._probe_start_ms is not None
 
     def pace(self, now_ms: int) -> None:
-        """Send the probe's padding for the time since the last call (every :data:`PACE_MS`)."""
+        """Send the probe's padding for the time since the last call (every :data:`PACE_MS`): what
+        the site has been sent since the probe started (media, retransmissions, padding) is made up
+        to the probe's rate, so a keyframe or a step up meanwhile takes the padding's place
+        rather than adding to it; nothing more once a congestion signal came."""
         elapsed = now_ms - self._pace_ms
         self._pace_ms = now_ms
-        if self._probe_start_ms is None or self.closed:
+        start = self._probe_start_ms
+        if start is None or self.closed or self.estimator.last_congestion_ms >= start:
             return
         slot = self._padding_slot()
-        if slot is not None:
-            self._probe_sent_bytes += slot.send_padding(int(self._probe_rate * min(elapsed, 100) / 8000))
+        if slot is None:
+            return
+        due = self._probe_target * (now_ms - start) / 8000 - (sum(self._sent_parts()) - self._probe_start_bytes)
+        burst = self._probe_target * min(elapsed, 100) / 8000
+        if due > 0:
+            self._probe_sent_bytes += slot.send_padding(int(min(due, burst)))
 
     def _report(self, estimate: int, budget: int, now_ms: int) -> None:
         slots: dict[str, tuple[SlotState, int]] = {}
@@ -354,10 +403,14 @@ class SiteBudget(EventEmitter):
         changed = previous is None or previous.slots != slots or previous.mode != state.mode
         if changed:
             stats = [s.stats for s in self.slot_set.slots.values()]
+            audios, videos = self._demanded
+            demands = " ".join([f"{a.slot_id}:{a.rate // 1000}" for a in audios]
+                               + [f"{v.slot_id}:{'/'.join(str(r // 1000) for r in v.rates)}" for v in videos])
             logger.info("site budget of %s: estimate %d kbit/s, sending %d kbit/s, loss %.1f %% (NACKed %d of %d "
-                        "sent): %s", self.slot_set.subscriber_id, estimate // 1000, self._sending // 1000,
-                        state.loss * 100, sum(s.nacked_packets for s in stats), sum(s.packets_sent for s in stats),
-                        " ".join(f"{k}={v[0]}/{v[1]}" for k, v in slots.items() if v[0] != "empty"))
+                        "sent): %s (kbit/s asked: %s)", self.slot_set.subscriber_id, estimate // 1000,
+                        self._sending // 1000, state.loss * 100, sum(s.nacked_packets for s in stats),
+                        sum(s.packets_sent for s in stats),
+                        " ".join(f"{k}={v[0]}/{v[1]}" for k, v in slots.items() if v[0] != "empty"), demands)
         if changed or now_ms - self._last_report_ms >= REPORT_MS:
             self._last_report_ms = now_ms
             self.emit("state", state)

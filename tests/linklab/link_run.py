@@ -22,6 +22,7 @@ counters are read over its control pipe at the same moments.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from harness import LiveServer, make_config
 from linklab import Lab, Profile, Site, override, parse_profile
 from meetings.demo import DEMO_PASSWORD
 from meetings.policy import Caller
+
+logger = logging.getLogger(__name__)
 
 #: Video-only thumbnail publishers besides the chair: username, full name, office (provinces invited to
 #: the demo cabinet session; the demo's own commander is not invited to it).
@@ -211,6 +214,7 @@ async def run_once(lab: Lab, plan: RunPlan, work_dir: Path, site_name: str = "go
                 await until(page, f"window.cabinetRoom.slots.get('stage-video').shown.participantId === '{chair_id}'",
                             timeout=40)
                 await site.set_profile(profile)
+                logger.info("the site's link is now %s; measuring in %.0f s", profile.name, plan.warmup)
                 record.setup_s = time.monotonic() - started
                 t0 = time.monotonic() + plan.warmup
                 record.rate_changes.append((-plan.warmup, profile.downlink.rate_kbit))
@@ -227,7 +231,9 @@ async def run_once(lab: Lab, plan: RunPlan, work_dir: Path, site_name: str = "go
                         await site.set_profile(profile)
                         record.recover_at = time.monotonic() - t0
                         record.rate_changes.append((record.recover_at, profile.downlink.rate_kbit))
-                    record.samples.append(await _sample(page, site, t0))
+                    sample = await _sample(page, site, t0)
+                    record.samples.append(sample)
+                    logger.debug("sample at %.2f s: %s", sample.t, sample.page and sample.page.get("link"))
                     next_at += plan.interval
                     await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 record.stage_participant = await page.evaluate("window.cabinetRoom.stageId")

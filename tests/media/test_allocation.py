@@ -67,6 +67,18 @@ def test_a_stream_without_layers_is_all_or_nothing() -> None:
     assert got.layers["stage-video"] == 0 and got.total == AUDIO + 450_000
 
 
+def test_a_forwarded_layer_is_kept_where_a_paused_one_would_not_start() -> None:
+    budget = AUDIO + 190_000  # the stage's TL0 (200 kbit/s) does not fit to start...
+    assert layers(budget)[0] == PAUSED
+    kept = allocate(budget, VOICES, videos(), current={"stage-video": 0})
+    assert kept.layers["stage-video"] == 0 and kept.states["stage-video"] == "active", "...but is kept"
+    assert allocate(AUDIO + 160_000, VOICES, videos(), current={"stage-video": 0}).layers["stage-video"] == PAUSED
+    moved = allocate(AUDIO + 425_000 + 170_000 + 50_000, VOICES, videos(), current={"stage-video": 2, "video-0": 0})
+    assert [moved.layers[k] for k in ("stage-video", "video-0", "video-1")] == [2, 0, PAUSED], \
+        "only what is forwarded is cheaper"
+    assert moved.next_budget == AUDIO + 425_000 + 170_000 + 200_000, "the next step: video-1 at TL0"
+
+
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="choice"):
         allocate(1, VOICES, videos(), mode="hd")  # type: ignore[arg-type]

@@ -47,9 +47,9 @@ def test_high_loss_cuts_the_loss_cap_and_low_loss_lets_it_grow_up_to_what_was_se
     assert est.estimate(1500) == cut, "no new report: no new step"
     assert est.last_congestion_ms == 1000 and est.loss == pytest.approx(0.25)
     low = est.loss_cap
-    est.on_report(1, 0, 1500)
-    est.on_sent(2_000_000, 1500)
-    est.estimate(2000)
+    est.on_report(1, 0, 3600)  # the 25 % reports are out of the loss window
+    est.on_sent(2_000_000, 3600)
+    est.estimate(3600)
     assert est.loss_cap > low
     est.on_sent(10_000, 3000)
     for t in range(3000, 30000, 500):
@@ -76,6 +76,48 @@ def test_moderate_loss_holds_and_old_reports_expire() -> None:
     assert est.estimate(1000) == 800_000 and est.last_congestion_ms < 0
     est.estimate(5000)
     assert est.loss == 0.0, "reports older than 3 s no longer count"
+
+
+def test_the_loss_cap_steps_on_enough_packets_so_one_noisy_report_is_not_congestion() -> None:
+    est = RembLossEstimator(800_000)
+    est.on_sent(700_000, 0)
+    est.estimate(0)
+    est.on_report(1, 0, 0, highest_sequence=0)
+    for t, lost, seq in ((1000, 10, 100), (2000, 8, 200), (3000, 33, 250)):  # 4 %, 3 %, then 13 % of 50
+        est.on_report(1, lost, t, highest_sequence=seq)
+        est.estimate(t)
+    assert est.loss == pytest.approx((10 * 100 + 8 * 100 + 33 * 50) / 250 / 256, rel=0.01)
+    assert est.last_congestion_ms < 0 and est.estimate(3000) == 800_000
+
+
+def test_a_remb_fall_during_a_probe_returns_the_cap_to_before_the_probe_not_below() -> None:
+    est = RembLossEstimator(600_000)
+    est.on_remb(750_000, 0)
+    est.on_probe_start(750_000, 5000)
+    est.on_remb(380_000, 5400)  # 0.85 of what arrived before the probe: the probe overshot
+    assert est.last_congestion_ms == 5400, "the probe failed"
+    assert est.estimate(5400) == 750_000
+    est.on_probe_end(5500)
+    est.on_remb(300_000, 6900)  # within the grace: still the probe's
+    assert est.estimate(6900) == 750_000
+    est.on_remb(400_000, 7100)
+    est.on_remb(250_000, 8000)  # a fall after the grace is honoured
+    assert est.estimate(8000) == 250_000
+
+
+def test_high_loss_during_a_probe_cuts_no_lower_than_before_the_probe() -> None:
+    est = RembLossEstimator(2_000_000)
+    est.on_sent(600_000, 0)
+    est.on_report(1, 0, 0)
+    est.estimate(0)
+    est.on_report(1, 64, 1000)  # 25 %: the loss cap is cut to ~530 kbit/s
+    est.estimate(1000)
+    est.on_sent(500_000, 1500)
+    est.on_probe_start(530_000, 2000)
+    est.on_sent(900_000, 2500)
+    est.on_report(1, 64, 3000)
+    est.estimate(3000)
+    assert est.loss_cap >= 500_000 and est.last_congestion_ms == 3000
 
 
 def test_a_probe_raises_both_caps() -> None:

@@ -65,7 +65,7 @@ class Site:
 
 async def test_an_unknown_link_is_probed_soon_and_in_large_steps() -> None:
     site = Site()
-    site.run(3)
+    site.run(4.5)
     state = site.budget.state
     assert state is not None and state.estimate > 600_000, "a link with no congestion: found in seconds"
     assert site.layers() == [2, 2, 2]
@@ -78,8 +78,13 @@ async def test_a_falling_remb_steps_down_at_once_and_up_only_after_quiet_and_a_p
     site.run(12)
     high = site.layers()
     assert high == [2, 2, 2], high
-    site.estimator.on_remb(250_000, site.now)  # a fall: congestion
+    site.estimator.on_remb(250_000, site.now)  # a fall: congestion, 0.85 of what was sent at most
     site.run(0.5)
+    assert sum(site.layers()) < sum(high), "a step down in the tick after the signal"
+    for _ in range(4):  # the loss that shows the link is really that slow: a step down per report
+        for slot in site.slots.slots.values():
+            site.estimator.on_report(slot.ssrc, 100, site.now)
+        site.run(0.5)
     low = site.layers()
     assert low[1:] == [PAUSED, PAUSED] and low[0] in (0, 1), low
     assert site.budget.state is not None and site.budget.state.slots["video-0"][0] == "paused_bandwidth"
@@ -87,7 +92,7 @@ async def test_a_falling_remb_steps_down_at_once_and_up_only_after_quiet_and_a_p
     site.run(4)
     assert site.layers() == low, "no step up within 5 s of the step down"
     padding_before = sum(s.stats.padding_bytes_sent for s in site.slots.slots.values())
-    site.run(12)
+    site.run(25)  # from ~120 kbit/s: a probe of 1.25-1.5 x every ~2.5 s
     assert site.layers() == [2, 2, 2]
     assert sum(s.stats.padding_bytes_sent for s in site.slots.slots.values()) >= padding_before
 
@@ -116,6 +121,56 @@ async def test_a_probe_that_meets_congestion_does_not_step_up() -> None:
             site.estimator.on_remb(400_000, site.now, source=1)
             site.estimator.on_remb(200_000, site.now, source=1)
     assert site.layers() <= before
+
+
+def congested_site(estimate: int) -> Site:
+    """A site whose link has already shown congestion (probes of 1.5 s, after 5 s of quiet)."""
+    site = Site()
+    site.estimator = RembLossEstimator(2 * estimate)
+    site.budget.estimator = site.estimator
+    site.estimator.on_remb(2 * estimate, 0, source=1)
+    site.estimator.on_remb(estimate, 0, source=1)
+    return site
+
+
+def run_until_probing(site: Site, seconds: float) -> None:
+    for _ in range(int(seconds * 40)):
+        if site.budget.probing:
+            return
+        site.run(0.025)
+    raise AssertionError(f"no probe within {seconds} s")
+
+
+async def test_a_probe_makes_up_what_is_sent_to_its_rate_and_stops_at_congestion() -> None:
+    site = congested_site(250_000)
+    run_until_probing(site, 8)
+    start, target = site.now, site.budget._probe_target
+    sent_before = sum(site.budget._sent_parts())
+    site.run(1.0)
+    sent = sum(site.budget._sent_parts()) - sent_before
+    assert 0.8 * target / 8 <= sent <= 1.1 * target / 8, (sent * 8, target)
+    site.estimator.on_remb(400_000, site.now, source=1)
+    site.estimator.on_remb(200_000, site.now, source=1)  # the probe overshot
+    padding = sum(s.stats.padding_bytes_sent for s in site.slots.slots.values())
+    site.run(0.5)
+    assert sum(s.stats.padding_bytes_sent for s in site.slots.slots.values()) == padding, "no padding after it"
+    assert not site.budget.probing and site.now - start < 2000
+    assert site.estimator.estimate(site.now) == 250_000, "a failed probe costs nothing of the estimate"
+
+
+async def test_failed_probes_wait_longer_and_aim_no_higher() -> None:
+    site = congested_site(250_000)
+    starts: list[tuple[int, int]] = []
+    for _ in range(4):
+        run_until_probing(site, 45)
+        starts.append((site.now, site.budget._probe_target))
+        site.estimator.on_remb(400_000, site.now, source=1)
+        site.estimator.on_remb(200_000, site.now, source=1)
+        site.run(0.5)
+    gaps = [b[0] - a[0] for a, b in zip(starts, starts[1:])]
+    assert gaps == sorted(gaps) and gaps[-1] > 2 * gaps[0], gaps
+    assert max(t for _, t in starts) <= starts[0][1], starts
+    assert all(t <= 250_000 * 1.5 for _, t in starts), "a probe aims at the next step, not beyond 1.5 x"
 
 
 async def test_requests_pause_at_once_and_come_back_without_a_probe() -> None:
