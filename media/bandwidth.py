@@ -8,7 +8,9 @@ the one here without touching the budget. :class:`RembLossEstimator` is the mini
   ``goog-remb`` and abs-send-time and not transport-cc, which is what aiortc offers). REMB is the
   receiver's AIMD estimate: on overuse (queues growing) it falls to ~0.85 of what arrives, but
   while the sender is application-limited it only creeps up to ~1.5 times what arrives. So a REMB
-  *falling* by more than 15 % sets the cap (a congestion signal), a REMB above the cap raises it, and
+  *falling* by more than 15 % sets the cap (a congestion signal), a REMB above the cap raises it (to
+  1.5 times the media sent at most: Chromium's first REMB, before it measured anything, can say
+  3 Mbit/s of a 1 Mbit/s link), and
   a REMB below the cap without a fall is only a receiver that has not seen enough traffic yet;
   a successful probe (:meth:`on_probe`) raises the cap to the rate the link carried. A fall cuts
   the cap to the REMB but no lower than 0.85 of the media sent in the last :data:`SENT_WINDOW_MS`
@@ -48,6 +50,8 @@ LOSS_WINDOW_MS = 2500
 #: The loss cap steps once this many packets were reported since its last step, or this long after.
 LOSS_STEP_PACKETS = 100
 LOSS_STEP_MS = 2000
+#: A REMB above the cap raises it to this many times the media sent (over SENT_WINDOW_MS) at most.
+REMB_OVER_SENT = 1.5
 #: A REMB fall cuts the cap no lower than this share of the media sent over the last SENT_WINDOW_MS.
 THROUGHPUT_BACKOFF = 0.85
 SENT_WINDOW_MS = 2000
@@ -134,7 +138,8 @@ class RembLossEstimator:
             self.delay_cap = max(MIN_BPS, min(self.delay_cap, floor))
             self._last_congestion_ms = now_ms
         elif total > self.delay_cap:
-            self.delay_cap = total
+            # a REMB is at most ~1.5 x what arrives; above that it is the receiver's start value
+            self.delay_cap = max(self.delay_cap, min(total, int(REMB_OVER_SENT * self._recent_media(now_ms))))
 
     def on_report(self, ssrc: int, fraction_lost: int, now_ms: int, highest_sequence: int = -1) -> None:
         """A report block of one of the site's streams. With ``highest_sequence`` (the extended

@@ -11,12 +11,16 @@ def test_a_remb_below_the_cap_without_a_fall_is_not_congestion() -> None:
     est = RembLossEstimator(600_000)
     est.on_remb(200_000, 0)  # a receiver that has seen little traffic yet
     assert est.estimate(0) == 600_000 and est.last_congestion_ms < 0
+    est.on_sent(700_000, 400, media_bps=700_000)
     est.on_remb(900_000, 500)
     assert est.estimate(500) == 900_000, "a REMB above the cap raises it"
+    est.on_remb(3_000_000, 600)
+    assert est.estimate(600) == 1_050_000, "to 1.5 x what was sent at most"
 
 
 def test_a_falling_remb_is_a_congestion_signal_and_sets_the_cap() -> None:
     est = RembLossEstimator(600_000)
+    est.on_sent(800_000, 0)
     est.on_remb(1_000_000, 0)
     est.on_remb(700_000, 1000)
     assert est.last_congestion_ms == 1000
@@ -27,6 +31,7 @@ def test_a_falling_remb_is_a_congestion_signal_and_sets_the_cap() -> None:
 
 def test_rembs_of_several_sources_add_up_and_a_silent_one_drops_out_quietly() -> None:
     est = RembLossEstimator(100_000)
+    est.on_sent(1_000_000, 0)
     est.on_remb(300_000, 0, source=1)  # aiortc: one REMB per receiving m-line
     est.on_remb(200_000, 100, source=2)
     assert est.remb == 500_000 and est.estimate(100) == 500_000
@@ -92,6 +97,7 @@ def test_the_loss_cap_steps_on_enough_packets_so_one_noisy_report_is_not_congest
 
 def test_a_remb_fall_during_a_probe_returns_the_cap_to_before_the_probe_not_below() -> None:
     est = RembLossEstimator(600_000)
+    est.on_sent(600_000, 0)
     est.on_remb(750_000, 0)
     est.on_probe_start(750_000, 5000)
     est.on_remb(380_000, 5400)  # 0.85 of what arrived before the probe: the probe overshot
