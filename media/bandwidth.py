@@ -55,8 +55,9 @@ REMB_OVER_SENT = 1.5
 #: A REMB fall cuts the cap no lower than this share of the media sent over the last SENT_WINDOW_MS.
 THROUGHPUT_BACKOFF = 0.85
 SENT_WINDOW_MS = 2000
-#: After a probe ends, its feedback (one RTT and a REMB interval) may still come back this long.
-PROBE_GRACE_MS = 1500
+#: After a probe ends, its feedback may still come back this long (a round trip, a report interval, and
+#: the LOSS_STEP_MS a loss step may wait for its packets).
+PROBE_GRACE_MS = 3500
 _REMB_AGE_MS = 5000
 
 

@@ -69,6 +69,8 @@ STARTUP_PROBE_MS = 1000
 STARTUP_PROBE_STEP = 2.0
 #: After failed probes the wait doubles, up to this.
 MAX_WAIT_MS = 30_000
+#: The budget leaves room for the retransmissions of the site's loss, up to this share.
+MAX_LOSS_RESERVE = 0.2
 #: Retransmissions may take this share of the site's budget (and at least MIN_RTX_BPS).
 RTX_SHARE = 0.25
 MIN_RTX_BPS = 32_000
@@ -102,6 +104,8 @@ class SiteState:
     probing: bool
     #: The site's audio carries RED redundancy.
     red: bool = False
+    #: The site's round trip (ms, median of its slots' receiver reports), None before one came.
+    rtt_ms: int | None = None
     #: slot id -> (state, layer forwarded: 0..2 video, 0 audio, -1 none)
     slots: dict[str, tuple[SlotState, int]] = field(default_factory=dict)
 
@@ -237,7 +241,8 @@ class SiteBudget(EventEmitter):
         if not requested or self._last_tick_ms is None:
             self._last_tick_ms, self._last_sent_bytes = now_ms, sent
         estimate = self.estimator.estimate(now_ms)
-        budget = int(estimate * self.share)
+        # the retransmissions the site's loss asks for come out of its share too
+        budget = int(estimate * self.share * (1 - min(MAX_LOSS_RESERVE, self.estimator.loss)))
         audios, videos = self._demands(now_ms)
         if self._update_red(now_ms, budget, audios):
             audios, videos = self._demands(now_ms)
@@ -396,8 +401,11 @@ class SiteBudget(EventEmitter):
             else:
                 state = self._states.get(slot_id, "active")
                 slots[slot_id] = (state, slot.layer if state == "active" else PAUSED)
+        rtts = sorted(s.stats.round_trip_time_ms for s in self.slot_set.slots.values()
+                      if s.stats.round_trip_time_ms is not None)
         state = SiteState(estimate=estimate, budget=budget, sending=self._sending, loss=self.estimator.loss,
-                          mode=self.mode, probing=self.probing, red=self.red, slots=slots)
+                          mode=self.mode, probing=self.probing, red=self.red, slots=slots,
+                          rtt_ms=round(rtts[len(rtts) // 2]) if rtts else None)
         previous = self.state
         self.state = state
         changed = previous is None or previous.slots != slots or previous.mode != state.mode

@@ -52,7 +52,7 @@ def site_summary(state: SiteState) -> dict[str, Any]:
 
 def slot_state_payload(state: SiteState) -> dict[str, Any]:
     return {"estimate_kbps": round(state.estimate / 1000), "loss_percent": round(state.loss * 100, 1),
-            "mode": state.mode, "probing": state.probing, "red": state.red,
+            "mode": state.mode, "probing": state.probing, "red": state.red, "rtt_ms": state.rtt_ms,
             "slots": {slot_id: {"state": s, "layer": layer} for slot_id, (s, layer) in state.slots.items()}}
 
 

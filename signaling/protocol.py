@@ -45,7 +45,7 @@ Server -> client::
     with that timestamp on; producer_id null: the slot went empty; rtp_timestamp -1: an audio slot, or a
     video slot that is paused and carries that producer from its next keyframe on; apply per slot in
     sequence order),
-    slot_state {estimate_kbps, loss_percent, mode, probing, slots {slot_id: {state, layer}}} (this site's
+    slot_state {estimate_kbps, loss_percent, mode, probing, red, rtt_ms, slots {slot_id: {state, layer}}} (this site's
     budget: state active | paused_bandwidth | paused_request | empty, layer 0..2 or -1; on change and
     every 2 s), links {sites {participant_id: {estimate_kbps, sending_kbps, loss_percent, mode,
     stage_layer, state good | reduced | weak | audio_only}}} (every site's link, at most every 3 s),

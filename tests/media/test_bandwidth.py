@@ -104,11 +104,11 @@ def test_a_remb_fall_during_a_probe_returns_the_cap_to_before_the_probe_not_belo
     assert est.last_congestion_ms == 5400, "the probe failed"
     assert est.estimate(5400) == 750_000
     est.on_probe_end(5500)
-    est.on_remb(300_000, 6900)  # within the grace: still the probe's
-    assert est.estimate(6900) == 750_000
-    est.on_remb(400_000, 7100)
-    est.on_remb(250_000, 8000)  # a fall after the grace is honoured
-    assert est.estimate(8000) == 250_000
+    est.on_remb(300_000, 8900)  # within the grace: still the probe's
+    assert est.estimate(8900) == 750_000
+    est.on_remb(400_000, 9100)
+    est.on_remb(250_000, 10_000)  # a fall after the grace is honoured (nothing was sent meanwhile)
+    assert est.estimate(10_000) == 250_000
 
 
 def test_high_loss_during_a_probe_cuts_no_lower_than_before_the_probe() -> None:

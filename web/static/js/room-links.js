@@ -269,10 +269,31 @@ export class RoomLinks {
     });
     const changed = JSON.stringify(states) !== JSON.stringify(this.slotStates);
     this.slotStates = states;
+    this.holdForRetransmissions(typeof data.rtt_ms === "number" ? data.rtt_ms : null);
     this.renderOwnLink();
     if (changed) {
       this.renderSlots();
     }
+  }
+
+  /** On a long round trip a lost video packet comes back one round trip later, after the decoder
+   *  would have frozen: ask the video receivers to hold frames that long (jitterBufferTarget; the
+   *  audio follows through lip sync). A short round trip leaves the browser's own choice. */
+  holdForRetransmissions(rttMs) {
+    const target = rttMs !== null && rttMs >= 150 ? Math.min(1500, Math.round(rttMs * 1.5 + 50)) : null;
+    if (!this.recvPc || (target === this.jitterTarget)) {
+      return;
+    }
+    if (target !== null && this.jitterTarget !== null && this.jitterTarget !== undefined
+        && Math.abs(target - this.jitterTarget) < 50) {
+      return;  // not worth moving the playout for
+    }
+    this.jitterTarget = target;
+    this.recvPc.getReceivers().forEach(function (receiver) {
+      if (receiver.track && receiver.track.kind === "video" && "jitterBufferTarget" in receiver) {
+        receiver.jitterBufferTarget = target;
+      }
+    });
   }
 
   /** Every site's link (the `links` event, and `links` in the join reply). */

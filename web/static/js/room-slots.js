@@ -28,6 +28,7 @@ export class RoomSlots {
   async subscribe() {
     const pc = this.newPeerConnection("recv");
     this.recvPc = pc;
+    this.jitterTarget = null;
     const signal = this.signal;
     const self = this;
     pc.addEventListener("track", function (event) { self.onSlotTrack(pc, event); });

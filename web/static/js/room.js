@@ -43,6 +43,7 @@ class Room {
     this.cameraBeforeAudioOnly = false;
     // What the server says of the links: this site's slots, its own link, every site's link.
     this.slotStates = {};
+    this.jitterTarget = null;  // ms the video receivers hold frames for (room-links.js)
     this.ownLink = null;
     this.links = {};
     this.viewSent = null;
