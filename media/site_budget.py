@@ -104,7 +104,8 @@ class SiteState:
     probing: bool
     #: The site's audio carries RED redundancy.
     red: bool = False
-    #: The site's round trip (ms, median of its slots' receiver reports), None before one came.
+    #: The site's round trip (ms): the least of its slots' last receiver reports (the path is the same,
+    #: a report answered late is not), None before one came.
     rtt_ms: int | None = None
     #: slot id -> (state, layer forwarded: 0..2 video, 0 audio, -1 none)
     slots: dict[str, tuple[SlotState, int]] = field(default_factory=dict)
@@ -405,7 +406,7 @@ class SiteBudget(EventEmitter):
                       if s.stats.round_trip_time_ms is not None)
         state = SiteState(estimate=estimate, budget=budget, sending=self._sending, loss=self.estimator.loss,
                           mode=self.mode, probing=self.probing, red=self.red, slots=slots,
-                          rtt_ms=round(rtts[len(rtts) // 2]) if rtts else None)
+                          rtt_ms=round(rtts[0]) if rtts else None)
         previous = self.state
         self.state = state
         changed = previous is None or previous.slots != slots or previous.mode != state.mode

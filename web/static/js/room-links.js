@@ -278,9 +278,14 @@ export class RoomLinks {
 
   /** On a long round trip a lost video packet comes back one round trip later, after the decoder
    *  would have frozen: ask the video receivers to hold frames that long (jitterBufferTarget; the
-   *  audio follows through lip sync). A short round trip leaves the browser's own choice. */
+   *  audio follows through lip sync). A short round trip leaves the browser's own choice. The
+   *  round trip is the server's (slot_state rtt_ms: its receiver reports of this site). */
   holdForRetransmissions(rttMs) {
-    const target = rttMs !== null && rttMs >= 150 ? Math.min(1500, Math.round(rttMs * 1.5 + 50)) : null;
+    // two reports in a row must say so: one late answer is not a long round trip
+    const previous = this.lastRttMs === undefined ? null : this.lastRttMs;
+    this.lastRttMs = rttMs;
+    const rtt = rttMs === null || previous === null ? null : Math.min(rttMs, previous);
+    const target = rtt !== null && rtt >= 150 ? Math.min(1500, Math.round(rtt * 1.5 + 50)) : null;
     if (!this.recvPc || (target === this.jitterTarget)) {
       return;
     }
