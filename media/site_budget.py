@@ -56,11 +56,11 @@ PACE_MS = 25
 REPORT_MS = 2000
 DEFAULT_SHARE = 0.85
 DEFAULT_UP_AFTER_MS = 5000
-DEFAULT_PROBE_MS = 1500
+DEFAULT_PROBE_MS = 750
 #: A probe tries the link at what the next step up needs (with this margin), at most at PROBE_STEP
 #: times the estimate and at least MIN_PROBE_STEP times it (after a failure: MIN_PROBE_BPS above it).
 PROBE_STEP = 1.5
-MIN_PROBE_STEP = 1.25
+MIN_PROBE_STEP = 1.15
 PROBE_MARGIN = 1.1
 MIN_PROBE_BPS = 30_000
 #: Until the first congestion signal or step down: probe after this much quiet, this long, this far.
@@ -69,8 +69,16 @@ STARTUP_PROBE_MS = 1000
 STARTUP_PROBE_STEP = 2.0
 #: After failed probes the wait doubles, up to this.
 MAX_WAIT_MS = 30_000
-#: The budget leaves room for the retransmissions of the site's loss, up to this share.
-MAX_LOSS_RESERVE = 0.2
+#: The budget leaves room for the retransmissions of the site's loss (twice it: a retransmission
+#: is lost too, and a frame waiting for one is followed by more), up to MAX_LOSS_RESERVE.
+LOSS_RESERVE = 2.0
+MAX_LOSS_RESERVE = 0.3
+#: A probe's feedback (a round trip and a receiver report interval) is awaited this long after its padding.
+PROBE_FEEDBACK_MS = 1000
+#: After a step up, this long before a probe (the step's own keyframes are measured first).
+UP_SETTLE_MS = 2500
+#: Congestion this soon after a probe succeeded counts as the probe's failure.
+PROBE_BLAME_MS = 6000
 #: Retransmissions may take this share of the site's budget (and at least MIN_RTX_BPS).
 RTX_SHARE = 0.25
 MIN_RTX_BPS = 32_000
@@ -143,6 +151,9 @@ class SiteBudget(EventEmitter):
         self._probe_sent_bytes = 0
         self._probe_start_bytes = 0
         self._probe_failures = 0
+        self._probe_success_ms: int | None = None
+        self._last_up_ms = -(10**9)
+        self._last_fail_ms = -(10**9)
         self._pace_ms = 0
         self._last_tick_ms: int | None = None
         self._last_sent_bytes = 0
@@ -233,17 +244,22 @@ class SiteBudget(EventEmitter):
             self.estimator.on_sent(self._sending, now_ms, int(media * 8000 / elapsed))
             if logger.isEnabledFor(logging.DEBUG):
                 rates = [int((p - q) * 8 / elapsed) for p, q in zip(parts, self._last_parts)]
-                logger.debug("site budget of %s: sent %d kbit/s (media %d, padding %d, rtx %d); %s",
-                             self.slot_set.subscriber_id, self._sending // 1000, *rates, self.estimator)
+                stats = [s.stats for s in self.slot_set.slots.values()]
+                logger.debug("site budget of %s: sent %d kbit/s (media %d, padding %d, rtx %d); %s; NACKed %d, "
+                             "resent %d, spaced %d, missed %d, over budget %d", self.slot_set.subscriber_id,
+                             self._sending // 1000, *rates, self.estimator, sum(s.nacked_packets for s in stats),
+                             sum(s.retransmitted for s in stats), sum(s.retransmits_spaced for s in stats),
+                             sum(s.retransmit_misses for s in stats), sum(s.retransmits_over_budget for s in stats))
         if not requested or self._last_tick_ms is None:
             self._last_parts = parts
         if self._last_tick_ms is None:
-            self._last_down_ms = now_ms  # the link is unknown yet: the first step up waits as after a step down
+            # the link is unknown yet: the first step up and the first probe wait as after a step down
+            self._last_down_ms = self._last_fail_ms = now_ms
         if not requested or self._last_tick_ms is None:
             self._last_tick_ms, self._last_sent_bytes = now_ms, sent
         estimate = self.estimator.estimate(now_ms)
         # the retransmissions the site's loss asks for come out of its share too
-        budget = int(estimate * self.share * (1 - min(MAX_LOSS_RESERVE, self.estimator.loss)))
+        budget = int(estimate * self.share * (1 - min(MAX_LOSS_RESERVE, LOSS_RESERVE * self.estimator.loss)))
         audios, videos = self._demands(now_ms)
         if self._update_red(now_ms, budget, audios):
             audios, videos = self._demands(now_ms)
@@ -270,20 +286,27 @@ class SiteBudget(EventEmitter):
             elif layer > current:
                 if self._states.get(slot_id) == "paused_request":
                     self._set(slot_id, layer)  # shown again / chosen again, within the budget: at once
+                    self._last_up_ms = now_ms
                 else:
                     ups[slot_id] = layer
-        quiet = min(now_ms - self._last_down_ms, calm_ms) >= self._wait_ms()
+        wait = self._wait_ms()
+        quiet = min(now_ms - self._last_down_ms, calm_ms) >= wait
         states = dict(wanted.states)
         stepped_up = bool(ups) and quiet
         if stepped_up:
             for slot_id, layer in ups.items():
                 self._set(slot_id, layer)
             ups = {}
+            self._last_up_ms = now_ms
         for slot_id in ups:
             states[slot_id] = "paused_bandwidth" if self._applied.get(slot_id) == PAUSED else "active"
         self._states = states
         # a step up is measured before anything is probed (its keyframe alone may fill a slow link)
-        self._probe(wanted, audios, videos, estimate, now_ms, quiet and not ups and not stepped_up)
+        # a probe waits for quiet since the last congestion or failed probe, and for the streams to settle
+        # after any step (a step down for a stream's own rate is no news of the link)
+        settled = now_ms - max(self._last_up_ms, self._last_down_ms) >= min(UP_SETTLE_MS, wait)
+        probe_quiet = min(now_ms - self._last_fail_ms, calm_ms) >= wait and settled
+        self._probe(wanted, audios, videos, estimate, now_ms, probe_quiet and not ups and not stepped_up)
 
     def _wait_ms(self) -> int:
         """How long the link must be quiet before a step up or a probe: short while the link is
@@ -300,17 +323,24 @@ class SiteBudget(EventEmitter):
         start = self._probe_start_ms
         if start is not None:
             failed = self.estimator.last_congestion_ms >= start
-            if not failed and now_ms - start < (STARTUP_PROBE_MS if self._startup() else self.probe_ms):
+            if not failed and now_ms - start < self._probe_length() + PROBE_FEEDBACK_MS:
                 return
             self._probe_start_ms = None
             self.estimator.on_probe_end(now_ms)
             if not failed and self._probe_sent_bytes > 0:
                 self.estimator.on_probe(self._probe_target, now_ms)
-                self._probe_failures = 0
+                self._probe_success_ms = now_ms
             else:
-                self._last_down_ms = now_ms  # it did not carry it: wait again (longer) before the next try
-                self._probe_failures += 1
+                self._probe_failed(now_ms)
             return
+        success = self._probe_success_ms
+        if success is not None and self.estimator.last_congestion_ms > success:
+            self._probe_success_ms = None
+            if self.estimator.last_congestion_ms - success <= PROBE_BLAME_MS:
+                self._probe_failed(now_ms)  # what the probe let in congested the link: it did not carry it
+        elif success is not None and now_ms - success > PROBE_BLAME_MS:
+            self._probe_success_ms = None
+            self._probe_failures = 0
         if not quiet or self._padding_slot() is None:
             return
         if not wanted.next_budget:
@@ -329,6 +359,14 @@ class SiteBudget(EventEmitter):
         self._probe_start_bytes = sum(self._sent_parts())
         self._probe_start_ms = self._pace_ms = now_ms
         self.estimator.on_probe_start(estimate, now_ms)
+
+    def _probe_length(self) -> int:
+        """How long a probe pads."""
+        return STARTUP_PROBE_MS if self._startup() else self.probe_ms
+
+    def _probe_failed(self, now_ms: int) -> None:
+        self._last_down_ms = self._last_fail_ms = now_ms  # the link did not carry it: wait (longer) again
+        self._probe_failures += 1
 
     def _update_red(self, now_ms: int, budget: int, audios: list[AudioDemand]) -> bool:
         """RED on the audio slots while the site loses >= 3 % (a lost packet comes back in the next
@@ -384,8 +422,9 @@ class SiteBudget(EventEmitter):
         elapsed = now_ms - self._pace_ms
         self._pace_ms = now_ms
         start = self._probe_start_ms
-        if start is None or self.closed or self.estimator.last_congestion_ms >= start:
-            return
+        if start is None or self.closed or self.estimator.last_congestion_ms >= start \
+                or now_ms - start >= self._probe_length():
+            return  # not probing, a congestion signal came, or the padding is over (awaiting feedback)
         slot = self._padding_slot()
         if slot is None:
             return

@@ -63,6 +63,7 @@ SAMPLE_JS = """async () => {
         bytesReceived: s.bytesReceived || 0, totalSamplesReceived: s.totalSamplesReceived || 0,
         concealedSamples: s.concealedSamples || 0, silentConcealedSamples: s.silentConcealedSamples || 0,
         concealmentEvents: s.concealmentEvents || 0, framesDecoded: s.framesDecoded || 0,
+        framesReceived: s.framesReceived || 0, framesDropped: s.framesDropped || 0,
         framesPerSecond: num(s.framesPerSecond), freezeCount: s.freezeCount || 0,
         totalFreezesDuration: s.totalFreezesDuration || 0, frameWidth: s.frameWidth || 0,
         frameHeight: s.frameHeight || 0, nackCount: s.nackCount || 0, pliCount: s.pliCount || 0,

@@ -65,7 +65,7 @@ class Site:
 
 async def test_an_unknown_link_is_probed_soon_and_in_large_steps() -> None:
     site = Site()
-    site.run(4.5)
+    site.run(6.5)
     state = site.budget.state
     assert state is not None and state.estimate > 600_000, "a link with no congestion: found in seconds"
     assert site.layers() == [2, 2, 2]
@@ -94,7 +94,7 @@ async def test_a_falling_remb_steps_down_at_once_and_up_only_after_quiet_and_a_p
     site.run(4)
     assert site.layers() == low, "no step up within 5 s of the step down"
     padding_before = sum(s.stats.padding_bytes_sent for s in site.slots.slots.values())
-    site.run(25)  # from ~120 kbit/s: a probe of 1.25-1.5 x every ~2.5 s
+    site.run(45)  # from ~120 kbit/s: a probe of 1.15-1.5 x every ~4 s
     assert site.layers() == [2, 2, 2]
     assert sum(s.stats.padding_bytes_sent for s in site.slots.slots.values()) >= padding_before
 
@@ -111,18 +111,19 @@ async def test_a_probe_raises_a_low_estimate_when_the_link_carries_it() -> None:
     assert sum(s.stats.padding_bytes_sent for s in site.slots.slots.values()) > 0
 
 
-async def test_a_probe_that_meets_congestion_does_not_step_up() -> None:
+async def test_a_probe_that_meets_congestion_does_not_raise_the_estimate() -> None:
     site = Site()
     site.estimator = RembLossEstimator(250_000)
     site.budget.estimator = site.estimator
-    site.run(5.5)
-    before = site.layers()
-    for _ in range(10):  # every probe meets a falling REMB
+    probes = 0
+    for _ in range(40):  # every probe meets a falling REMB
         site.run(0.5)
         if site.budget.probing:
+            probes += 1
             site.estimator.on_remb(400_000, site.now, source=1)
             site.estimator.on_remb(200_000, site.now, source=1)
-    assert site.layers() <= before
+    assert probes >= 2
+    assert site.estimator.estimate(site.now) <= 250_000
 
 
 def congested_site(estimate: int) -> Site:
@@ -145,12 +146,12 @@ def run_until_probing(site: Site, seconds: float) -> None:
 
 async def test_a_probe_makes_up_what_is_sent_to_its_rate_and_stops_at_congestion() -> None:
     site = congested_site(250_000)
-    run_until_probing(site, 8)
+    run_until_probing(site, 15)
     start, target = site.now, site.budget._probe_target
     sent_before = sum(site.budget._sent_parts())
-    site.run(1.0)
+    site.run(site.budget.probe_ms / 1000)
     sent = sum(site.budget._sent_parts()) - sent_before
-    assert 0.8 * target / 8 <= sent <= 1.1 * target / 8, (sent * 8, target)
+    assert 0.8 <= sent * 8 / (target * site.budget.probe_ms / 1000) <= 1.1, (sent, target)
     site.estimator.on_remb(400_000, site.now, source=1)
     site.estimator.on_remb(200_000, site.now, source=1)  # the probe overshot
     padding = sum(s.stats.padding_bytes_sent for s in site.slots.slots.values())
@@ -171,7 +172,7 @@ async def test_failed_probes_wait_longer_and_aim_no_higher() -> None:
         site.run(0.5)
     gaps = [b[0] - a[0] for a, b in zip(starts, starts[1:])]
     assert gaps == sorted(gaps) and gaps[-1] > 2 * gaps[0], gaps
-    assert max(t for _, t in starts) <= starts[0][1], starts
+    assert max(t for _, t in starts) <= 1.05 * starts[0][1], starts
     assert all(t <= 250_000 * 1.5 for _, t in starts), "a probe aims at the next step, not beyond 1.5 x"
 
 
