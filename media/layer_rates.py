@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 #: IPv4 (20) + UDP (8) + SRTP auth tag (10) bytes per packet, and the slot's header extensions (~12).
 WIRE_OVERHEAD = 50
 MIN_INTERVAL_MS = 400
+#: Per-layer bit/s the smoothing starts from (TL0, TL1, TL2, none): DEFAULT_VIDEO_RATES apart.
+_START_RATES = (200_000, 120_000, 180_000, 0)
+_START_AUDIO_RATES = (45_000, 0, 0, 0)
 #: Weight of a new measurement in the smoothed rate (~2 s: a requested keyframe is a bump, not a step).
 ALPHA = 0.2
 
@@ -32,7 +35,9 @@ class LayerRates:
         self._last_ms: int | None = None
         self._bytes = [0, 0, 0, 0]
         self._packets = [0, 0, 0, 0]
-        self._rates = [0.0, 0.0, 0.0, 0.0]
+        # the smoothing starts from a typical stream's layers: a stream's first interval holds its first
+        # keyframe, several times what it sends after
+        self._rates = [float(r) for r in (_START_RATES if producer.kind == "video" else _START_AUDIO_RATES)]
         self._measured = False
 
     @property
@@ -53,7 +58,7 @@ class LayerRates:
                 wire = (producer.layer_bytes[tid] - self._bytes[tid]
                         + WIRE_OVERHEAD * (producer.layer_packets[tid] - self._packets[tid]))
                 rate = wire * 8 / seconds
-                self._rates[tid] = rate if not self._measured else (1 - ALPHA) * self._rates[tid] + ALPHA * rate
+                self._rates[tid] = (1 - ALPHA) * self._rates[tid] + ALPHA * rate
             self._measured = True
             self._last_ms = now_ms
             self._bytes = list(producer.layer_bytes)

@@ -310,10 +310,10 @@ class SiteBudget(EventEmitter):
 
     def _wait_ms(self) -> int:
         """How long the link must be quiet before a step up or a probe: short while the link is
-        unknown, doubling with every probe that failed in a row (at most MAX_WAIT_MS)."""
+        unknown, doubling with every probe that failed in a row after the first (at most MAX_WAIT_MS)."""
         if self._startup():
             return STARTUP_UP_AFTER_MS
-        return min(MAX_WAIT_MS, self.up_after_ms * 2 ** min(self._probe_failures, 4))
+        return min(MAX_WAIT_MS, self.up_after_ms * 2 ** min(max(0, self._probe_failures - 1), 4))
 
     def _probe(self, wanted: Allocation, audios: list[AudioDemand], videos: list[VideoDemand], estimate: int,
                now_ms: int, quiet: bool) -> None:
