@@ -51,6 +51,10 @@ LOSS_WINDOW_MS = 2500
 #: The loss cap steps once this many packets were reported since its last step, or this long after.
 LOSS_STEP_PACKETS = 300
 LOSS_STEP_MS = 3000
+#: After a REMB fall cut the cap, further falls within this long are the same episode (Chromium's
+#: next REMB is 0.85 of what arrived meanwhile, which the cut itself lowered: cut on it and the
+#: estimate spirals down on a link whose jitter its overuse detector takes for queues).
+REMB_HOLDOFF_MS = 4000
 #: A REMB above the cap raises it to this many times the media sent (over SENT_WINDOW_MS) at most.
 REMB_OVER_SENT = 1.5
 #: A REMB fall cuts the cap no lower than this share of the media sent over the last SENT_WINDOW_MS.
@@ -97,6 +101,7 @@ class RembLossEstimator:
         self.delay_cap = start_bps
         self.loss_cap = MAX_BPS  # no limit until loss is seen
         self.sent_bps = 0
+        self._last_remb_cut_ms = -(10**9)
         self._media_sent: deque[tuple[int, int]] = deque(maxlen=64)  # (ms, media bit/s) per interval
         self._last_congestion_ms = -(10**9)
         #: (received ms, fraction lost 0..255, packets it speaks for) of every recent report
@@ -136,6 +141,9 @@ class RembLossEstimator:
         self._rembs = {s: v for s, v in self._rembs.items() if now_ms - v[1] <= _REMB_AGE_MS}
         self.remb = total = min(MAX_BPS, sum(b for b, _ in self._rembs.values()))
         if previous is not None and bitrate < previous[0] * 0.85:
+            if now_ms - self._last_remb_cut_ms < REMB_HOLDOFF_MS:
+                return  # the same episode: the last cut has not reached the receiver's window yet
+            self._last_remb_cut_ms = now_ms
             floor = max(total, self._probe_floor(now_ms), int(THROUGHPUT_BACKOFF * self._recent_media(now_ms)))
             self.delay_cap = max(MIN_BPS, min(self.delay_cap, floor))
             self._last_congestion_ms = now_ms

@@ -138,3 +138,18 @@ def test_bad_values_are_refused() -> None:
         RembLossEstimator(1)
     with pytest.raises(ValueError, match="fraction"):
         RembLossEstimator().on_report(1, 300, 0)
+
+
+def test_remb_falls_within_the_holdoff_are_one_episode() -> None:
+    est = RembLossEstimator(1_000_000)
+    est.on_sent(600_000, 0, media_bps=600_000)
+    est.on_remb(400_000, 0)
+    est.on_remb(300_000, 500)  # a fall: cut to 0.85 of the media sent
+    assert est.estimate(500) == 510_000
+    est.on_sent(400_000, 1000, media_bps=400_000)
+    est.on_sent(400_000, 2600, media_bps=400_000)
+    est.on_remb(100_000, 3000)  # 0.85 of what arrived after the cut: the same episode
+    assert est.estimate(3000) == 510_000
+    est.on_remb(200_000, 4000)
+    est.on_remb(120_000, 5000)  # a new episode
+    assert est.estimate(5000) == 340_000
