@@ -151,5 +151,6 @@ def test_remb_falls_within_the_holdoff_are_one_episode() -> None:
     est.on_remb(100_000, 3000)  # 0.85 of what arrived after the cut: the same episode
     assert est.estimate(3000) == 510_000
     est.on_remb(200_000, 4000)
+    est.on_sent(400_000, 4500, media_bps=400_000)
     est.on_remb(120_000, 5000)  # a new episode
     assert est.estimate(5000) == 340_000
