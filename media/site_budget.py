@@ -259,7 +259,7 @@ class SiteBudget(EventEmitter):
             self._last_tick_ms, self._last_sent_bytes = now_ms, sent
         estimate = self.estimator.estimate(now_ms)
         # the retransmissions the site's loss asks for come out of its share too
-        budget = int(estimate * self.share * (1 - min(MAX_LOSS_RESERVE, LOSS_RESERVE * self.estimator.loss)))
+        budget = int(estimate * self._spendable())
         audios, videos = self._demands(now_ms)
         if self._update_red(now_ms, budget, audios):
             audios, videos = self._demands(now_ms)
@@ -349,16 +349,20 @@ class SiteBudget(EventEmitter):
         # needs), at most PROBE_STEP (STARTUP_PROBE_STEP) times the estimate: a small overshoot at most
         if self._startup():
             larger = int(estimate * STARTUP_PROBE_STEP)
-            needed = allocate(int(larger * self.share), audios, videos, self.mode, self._applied).total
+            needed = allocate(int(larger * self._spendable()), audios, videos, self.mode, self._applied).total
         else:
             larger = int(estimate * PROBE_STEP)
             needed = int(wanted.next_budget * PROBE_MARGIN)
         least = estimate * (MIN_PROBE_STEP if not self._probe_failures else 1) + MIN_PROBE_BPS
-        self._probe_target = min(larger, max(int(needed / self.share), int(least)))
+        self._probe_target = min(larger, max(int(needed / self._spendable()), int(least)))
         self._probe_sent_bytes = 0
         self._probe_start_bytes = sum(self._sent_parts())
         self._probe_start_ms = self._pace_ms = now_ms
         self.estimator.on_probe_start(estimate, now_ms)
+
+    def _spendable(self) -> float:
+        """The share of the estimate the slots may spend: ``share``, less room for the retransmissions."""
+        return self.share * (1 - min(MAX_LOSS_RESERVE, LOSS_RESERVE * self.estimator.loss))
 
     def _probe_length(self) -> int:
         """How long a probe pads."""
