@@ -55,6 +55,9 @@ LOSS_STEP_MS = 3000
 #: next REMB is 0.85 of what arrived meanwhile, which the cut itself lowered: cut on it and the
 #: estimate spirals down on a link whose jitter its overuse detector takes for queues).
 REMB_HOLDOFF_MS = 4000
+#: A source's REMBs fall as its estimator warms up (255, then 206 kbit/s of a link carrying 480):
+#: no fall counts for this long after its first REMB.
+REMB_WARMUP_MS = 5000
 #: A REMB above the cap raises it to this many times the media sent (over SENT_WINDOW_MS) at most.
 REMB_OVER_SENT = 1.5
 #: A REMB fall cuts the cap no lower than this share of the media sent over the last SENT_WINDOW_MS.
@@ -93,7 +96,7 @@ class BandwidthEstimator(Protocol):
 class RembLossEstimator:
     """min(delay-based cap from REMB, loss-based cap); see the module docstring."""
 
-    def __init__(self, start_bps: int = DEFAULT_START_BPS) -> None:
+    def __init__(self, start_bps: int = DEFAULT_START_BPS, *, remb_warmup_ms: int = REMB_WARMUP_MS) -> None:
         if not MIN_BPS <= start_bps <= MAX_BPS:
             raise ValueError(f"a start estimate is {MIN_BPS}..{MAX_BPS} bit/s, not {start_bps}")
         self.remb: int | None = None
@@ -102,6 +105,8 @@ class RembLossEstimator:
         self.loss_cap = MAX_BPS  # no limit until loss is seen
         self.sent_bps = 0
         self._last_remb_cut_ms = -(10**9)
+        self._remb_first_ms: dict[int, int] = {}
+        self.remb_warmup_ms = remb_warmup_ms
         self._media_sent: deque[tuple[int, int]] = deque(maxlen=64)  # (ms, media bit/s) per interval
         self._last_congestion_ms = -(10**9)
         #: (received ms, fraction lost 0..255, packets it speaks for) of every recent report
@@ -138,10 +143,11 @@ class RembLossEstimator:
         bitrate = min(bitrate, MAX_BPS)
         previous = self._rembs.get(source)
         self._rembs[source] = (bitrate, now_ms)
+        first = self._remb_first_ms.setdefault(source, now_ms)
         self._rembs = {s: v for s, v in self._rembs.items() if now_ms - v[1] <= _REMB_AGE_MS}
         self.remb = total = min(MAX_BPS, sum(b for b, _ in self._rembs.values()))
         if previous is not None and bitrate < previous[0] * 0.85:
-            if now_ms - self._last_remb_cut_ms < REMB_HOLDOFF_MS:
+            if now_ms - first < self.remb_warmup_ms or now_ms - self._last_remb_cut_ms < REMB_HOLDOFF_MS:
                 return  # the same episode: the last cut has not reached the receiver's window yet
             self._last_remb_cut_ms = now_ms
             floor = max(total, self._probe_floor(now_ms), int(THROUGHPUT_BACKOFF * self._recent_media(now_ms)))

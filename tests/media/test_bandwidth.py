@@ -8,7 +8,7 @@ from media.bandwidth import MIN_BPS, RembLossEstimator
 
 
 def test_a_remb_below_the_cap_without_a_fall_is_not_congestion() -> None:
-    est = RembLossEstimator(600_000)
+    est = RembLossEstimator(600_000, remb_warmup_ms=0)
     est.on_remb(200_000, 0)  # a receiver that has seen little traffic yet
     assert est.estimate(0) == 600_000 and est.last_congestion_ms < 0
     est.on_sent(700_000, 400, media_bps=700_000)
@@ -19,7 +19,7 @@ def test_a_remb_below_the_cap_without_a_fall_is_not_congestion() -> None:
 
 
 def test_a_falling_remb_is_a_congestion_signal_and_sets_the_cap() -> None:
-    est = RembLossEstimator(600_000)
+    est = RembLossEstimator(600_000, remb_warmup_ms=0)
     est.on_sent(800_000, 0)
     est.on_remb(1_000_000, 0)
     est.on_remb(700_000, 1000)
@@ -30,7 +30,7 @@ def test_a_falling_remb_is_a_congestion_signal_and_sets_the_cap() -> None:
 
 
 def test_rembs_of_several_sources_add_up_and_a_silent_one_drops_out_quietly() -> None:
-    est = RembLossEstimator(100_000)
+    est = RembLossEstimator(100_000, remb_warmup_ms=0)
     est.on_sent(1_000_000, 0)
     est.on_remb(300_000, 0, source=1)  # aiortc: one REMB per receiving m-line
     est.on_remb(200_000, 100, source=2)
@@ -41,7 +41,7 @@ def test_rembs_of_several_sources_add_up_and_a_silent_one_drops_out_quietly() ->
 
 
 def test_high_loss_cuts_the_loss_cap_and_low_loss_lets_it_grow_up_to_what_was_sent() -> None:
-    est = RembLossEstimator(1_000_000)
+    est = RembLossEstimator(1_000_000, remb_warmup_ms=0)
     est.on_sent(1_000_000, 0)
     est.estimate(0)
     est.on_report(1, 64, 0)  # 25 %
@@ -64,7 +64,7 @@ def test_high_loss_cuts_the_loss_cap_and_low_loss_lets_it_grow_up_to_what_was_se
 
 
 def test_loss_is_weighted_by_the_packets_each_report_speaks_for() -> None:
-    est = RembLossEstimator()
+    est = RembLossEstimator(remb_warmup_ms=0)
     est.on_report(1, 0, 0, highest_sequence=1000)
     est.on_report(2, 0, 0, highest_sequence=50)
     est.on_report(1, 0, 1000, highest_sequence=1900)  # 900 packets, none lost
@@ -74,7 +74,7 @@ def test_loss_is_weighted_by_the_packets_each_report_speaks_for() -> None:
 
 
 def test_moderate_loss_holds_and_old_reports_expire() -> None:
-    est = RembLossEstimator(800_000)
+    est = RembLossEstimator(800_000, remb_warmup_ms=0)
     est.estimate(0)
     est.on_report(1, 13, 0)  # 5 %
     est.estimate(1000)
@@ -84,7 +84,7 @@ def test_moderate_loss_holds_and_old_reports_expire() -> None:
 
 
 def test_the_loss_cap_steps_on_enough_packets_so_one_noisy_report_is_not_congestion() -> None:
-    est = RembLossEstimator(800_000)
+    est = RembLossEstimator(800_000, remb_warmup_ms=0)
     est.on_sent(700_000, 0)
     est.estimate(0)
     est.on_report(1, 0, 0, highest_sequence=0)
@@ -96,7 +96,7 @@ def test_the_loss_cap_steps_on_enough_packets_so_one_noisy_report_is_not_congest
 
 
 def test_a_remb_fall_during_a_probe_returns_the_cap_to_before_the_probe_not_below() -> None:
-    est = RembLossEstimator(600_000)
+    est = RembLossEstimator(600_000, remb_warmup_ms=0)
     est.on_sent(600_000, 0)
     est.on_remb(750_000, 0)
     est.on_probe_start(750_000, 5000)
@@ -112,7 +112,7 @@ def test_a_remb_fall_during_a_probe_returns_the_cap_to_before_the_probe_not_belo
 
 
 def test_high_loss_during_a_probe_cuts_no_lower_than_before_the_probe() -> None:
-    est = RembLossEstimator(2_000_000)
+    est = RembLossEstimator(2_000_000, remb_warmup_ms=0)
     est.on_sent(600_000, 0)
     est.on_report(1, 0, 0)
     est.estimate(0)
@@ -127,7 +127,7 @@ def test_high_loss_during_a_probe_cuts_no_lower_than_before_the_probe() -> None:
 
 
 def test_a_probe_raises_both_caps() -> None:
-    est = RembLossEstimator(300_000)
+    est = RembLossEstimator(300_000, remb_warmup_ms=0)
     est.on_remb(310_000, 0)
     est.on_probe(900_000, 100)
     assert est.estimate(100) == 900_000
@@ -135,13 +135,13 @@ def test_a_probe_raises_both_caps() -> None:
 
 def test_bad_values_are_refused() -> None:
     with pytest.raises(ValueError, match="start"):
-        RembLossEstimator(1)
+        RembLossEstimator(1, remb_warmup_ms=0)
     with pytest.raises(ValueError, match="fraction"):
-        RembLossEstimator().on_report(1, 300, 0)
+        RembLossEstimator(remb_warmup_ms=0).on_report(1, 300, 0)
 
 
 def test_remb_falls_within_the_holdoff_are_one_episode() -> None:
-    est = RembLossEstimator(1_000_000)
+    est = RembLossEstimator(1_000_000, remb_warmup_ms=0)
     est.on_sent(600_000, 0, media_bps=600_000)
     est.on_remb(400_000, 0)
     est.on_remb(300_000, 500)  # a fall: cut to 0.85 of the media sent
@@ -154,3 +154,14 @@ def test_remb_falls_within_the_holdoff_are_one_episode() -> None:
     est.on_sent(400_000, 4500, media_bps=400_000)
     est.on_remb(120_000, 5000)  # a new episode
     assert est.estimate(5000) == 340_000
+
+
+def test_remb_falls_while_its_source_warms_up_are_not_congestion() -> None:
+    est = RembLossEstimator(600_000)  # the default warm-up, as for a browser
+    est.on_sent(450_000, 0, media_bps=450_000)
+    est.on_remb(255_000, 0)
+    est.on_remb(206_000, 500)  # Chromium's estimator settling, not a queue
+    assert est.last_congestion_ms < 0 and est.estimate(500) == 600_000
+    est.on_sent(450_000, 5500, media_bps=450_000)
+    est.on_remb(150_000, 6000)
+    assert est.last_congestion_ms == 6000

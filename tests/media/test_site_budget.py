@@ -29,7 +29,7 @@ class Site:
             else:
                 slot.configure(replace(audio_params(111, slot.id), red_payload_type=63 if red else None))
         self.now = 0
-        self.estimator = RembLossEstimator(600_000)
+        self.estimator = RembLossEstimator(600_000, remb_warmup_ms=0)
         self.budget = SiteBudget(self.slots, self.estimator, clock=lambda: self.now)
         self.states: list[SiteState] = []
         self.budget.on("state", self.states.append)
@@ -101,7 +101,7 @@ async def test_a_falling_remb_steps_down_at_once_and_up_only_after_quiet_and_a_p
 
 async def test_a_probe_raises_a_low_estimate_when_the_link_carries_it() -> None:
     site = Site()
-    site.estimator = RembLossEstimator(250_000)
+    site.estimator = RembLossEstimator(250_000, remb_warmup_ms=0)
     site.budget.estimator = site.estimator
     site.run(2)
     low = site.layers()
@@ -113,7 +113,7 @@ async def test_a_probe_raises_a_low_estimate_when_the_link_carries_it() -> None:
 
 async def test_a_probe_that_meets_congestion_does_not_raise_the_estimate() -> None:
     site = Site()
-    site.estimator = RembLossEstimator(250_000)
+    site.estimator = RembLossEstimator(250_000, remb_warmup_ms=0)
     site.budget.estimator = site.estimator
     probes = 0
     for _ in range(40):  # every probe meets a falling REMB
@@ -129,7 +129,7 @@ async def test_a_probe_that_meets_congestion_does_not_raise_the_estimate() -> No
 def congested_site(estimate: int) -> Site:
     """A site whose link has already shown congestion (probes of 1.5 s, after 5 s of quiet)."""
     site = Site()
-    site.estimator = RembLossEstimator(2 * estimate)
+    site.estimator = RembLossEstimator(2 * estimate, remb_warmup_ms=0)
     site.budget.estimator = site.estimator
     site.estimator.on_remb(2 * estimate, 0, source=1)
     site.estimator.on_remb(estimate, 0, source=1)
@@ -239,3 +239,21 @@ async def test_red_stays_off_where_the_audio_twice_over_does_not_fit() -> None:
     assert not site.slots.slots["stage-audio"].red
     assert site.layers() == [PAUSED] * 3 and site.budget.state is not None
     assert site.budget.state.slots["stage-audio"][0] == "active", "audio only, one voice"
+
+
+async def test_a_probe_during_which_the_round_trip_grows_failed() -> None:
+    site = congested_site(250_000)
+    slots = list(site.slots.slots.values())
+    for rtt in (300.0, 301.0):  # the link's round trip, measured before
+        for slot in slots:
+            slot.stats.round_trip_time_ms = rtt
+        site.run(0.5)
+    run_until_probing(site, 15)
+    site.run(0.5)
+    slots[0].stats.round_trip_time_ms = 420.0  # a sender report that crossed the probe's queue
+    for _ in range(10):
+        site.run(0.5)
+        if not site.budget.probing:
+            break
+    assert site.budget._probe_failures == 1
+    assert site.estimator.estimate(site.now) == 250_000, "the probe queued: the link does not carry more"
