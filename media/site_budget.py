@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -78,11 +77,6 @@ MAX_LOSS_RESERVE = 0.3
 PROBE_FEEDBACK_MS = 1000
 #: After a step up, this long before a probe (the step's own keyframes are measured first).
 UP_SETTLE_MS = 2500
-#: A probe during which a round trip exceeded the least of the last RTT_FLOOR_MS by this factor and
-#: slack failed: it queued.
-PROBE_RTT_GROWTH = 1.25
-PROBE_RTT_SLACK_MS = 30
-RTT_FLOOR_MS = 30_000
 #: Congestion this soon after a probe succeeded counts as the probe's failure.
 PROBE_BLAME_MS = 6000
 #: Retransmissions may take this share of the site's budget (and at least MIN_RTX_BPS).
@@ -160,11 +154,6 @@ class SiteBudget(EventEmitter):
         self._probe_success_ms: int | None = None
         self._last_up_ms = -(10**9)
         self._last_fail_ms = -(10**9)
-        #: round trips measured (ms, rtt ms), the slots' last ones, the most a probe saw
-        self._rtts: deque[tuple[int, float]] = deque(maxlen=256)
-        self._last_rtts: dict[str, float] = {}
-        self._probe_rtt_floor: float | None = None
-        self._probe_rtt_max = 0.0
         self._pace_ms = 0
         self._last_tick_ms: int | None = None
         self._last_sent_bytes = 0
@@ -268,8 +257,8 @@ class SiteBudget(EventEmitter):
             self._last_down_ms = self._last_fail_ms = now_ms
         if not requested or self._last_tick_ms is None:
             self._last_tick_ms, self._last_sent_bytes = now_ms, sent
-        self._measure_rtt(now_ms)
         estimate = self.estimator.estimate(now_ms)
+        # the retransmissions the site's loss asks for come out of its share too
         budget = int(estimate * self._spendable())
         audios, videos = self._demands(now_ms)
         if self._update_red(now_ms, budget, audios):
@@ -333,11 +322,13 @@ class SiteBudget(EventEmitter):
         and the estimator learns that the link carried it."""
         start = self._probe_start_ms
         if start is not None:
-            failed = self.estimator.last_congestion_ms >= start or self._probe_queued()
+            failed = self.estimator.last_congestion_ms >= start
             if not failed and now_ms - start < self._probe_length() + PROBE_FEEDBACK_MS:
                 return
             self._probe_start_ms = None
             self.estimator.on_probe_end(now_ms)
+            logger.debug("site budget of %s: probe to %d kbit/s %s", self.slot_set.subscriber_id,
+                         self._probe_target // 1000, "failed" if failed or not self._probe_sent_bytes else "carried")
             if not failed and self._probe_sent_bytes > 0:
                 self.estimator.on_probe(self._probe_target, now_ms)
                 self._probe_success_ms = now_ms
@@ -369,27 +360,7 @@ class SiteBudget(EventEmitter):
         self._probe_sent_bytes = 0
         self._probe_start_bytes = sum(self._sent_parts())
         self._probe_start_ms = self._pace_ms = now_ms
-        self._probe_rtt_floor = min((rtt for ms, rtt in self._rtts if now_ms - ms <= RTT_FLOOR_MS), default=None)
-        self._probe_rtt_max = 0.0
         self.estimator.on_probe_start(estimate, now_ms)
-
-    def _measure_rtt(self, now_ms: int) -> None:
-        """Take the round trips the slots measured since the last tick (a receiver report of one of
-        our sender reports: it crossed the site's downlink queue)."""
-        for slot_id, slot in self.slot_set.slots.items():
-            rtt = slot.stats.round_trip_time_ms
-            if rtt is not None and self._last_rtts.get(slot_id) != rtt:
-                self._last_rtts[slot_id] = rtt
-                self._rtts.append((now_ms, rtt))
-                if self._probe_start_ms is not None:
-                    self._probe_rtt_max = max(self._probe_rtt_max, rtt)
-
-    def _probe_queued(self) -> bool:
-        """A round trip measured during the probe grew past the least of the last RTT_FLOOR_MS: the
-        probe filled the site's queue (a deep buffer carries an overshoot for seconds without a loss
-        and Chromium's REMB may not fall)."""
-        floor = self._probe_rtt_floor
-        return floor is not None and self._probe_rtt_max > floor * PROBE_RTT_GROWTH + PROBE_RTT_SLACK_MS
 
     def _spendable(self) -> float:
         """The share of the estimate the slots may spend: ``share``, less room for the retransmissions."""
