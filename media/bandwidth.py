@@ -82,8 +82,6 @@ class BandwidthEstimator(Protocol):
 
     def on_probe_start(self, base_bps: int, now_ms: int) -> None: ...
 
-    def on_overuse(self, bitrate: int, now_ms: int) -> None: ...
-
     def on_probe_end(self, now_ms: int) -> None: ...
 
     def estimate(self, now_ms: int) -> int: ...
@@ -192,14 +190,6 @@ class RembLossEstimator:
         bitrate = min(bitrate, MAX_BPS)
         self.delay_cap = max(self.delay_cap, bitrate)
         self.loss_cap = max(self.loss_cap, bitrate)
-
-    def on_overuse(self, bitrate: int, now_ms: int) -> None:
-        """The site's budget saw the link fail to carry more than ``bitrate`` (a step up it took
-        congested it): both caps come down to it, a congestion signal."""
-        bitrate = max(MIN_BPS, min(bitrate, MAX_BPS))
-        self.delay_cap = min(self.delay_cap, bitrate)
-        self.loss_cap = min(self.loss_cap, bitrate)
-        self._last_congestion_ms = now_ms
 
     def on_probe_start(self, base_bps: int, now_ms: int) -> None:
         """A probe starts; ``base_bps`` was sent before it (see the module docstring)."""

@@ -77,9 +77,6 @@ MAX_LOSS_RESERVE = 0.3
 PROBE_FEEDBACK_MS = 1000
 #: After a step up, this long before a probe (the step's own keyframes are measured first).
 UP_SETTLE_MS = 2500
-#: A step up followed this soon by congestion, or by the loss rising this much, did not fit.
-UP_BLAME_MS = 5000
-UP_BLAME_LOSS = 0.03
 #: Congestion this soon after a probe succeeded counts as the probe's failure.
 PROBE_BLAME_MS = 6000
 #: Retransmissions may take this share of the site's budget (and at least MIN_RTX_BPS).
@@ -155,7 +152,6 @@ class SiteBudget(EventEmitter):
         self._probe_start_bytes = 0
         self._probe_failures = 0
         self._probe_success_ms: int | None = None
-        self._up_check: tuple[int, float, int] | None = None  # (ms, loss, rate held) of the last step up
         self._last_up_ms = -(10**9)
         self._last_fail_ms = -(10**9)
         self._pace_ms = 0
@@ -298,12 +294,10 @@ class SiteBudget(EventEmitter):
         states = dict(wanted.states)
         stepped_up = bool(ups) and quiet
         if stepped_up:
-            held = self._held_rate(audios, videos)
             for slot_id, layer in ups.items():
                 self._set(slot_id, layer)
             ups = {}
             self._last_up_ms = now_ms
-            self._up_check = (now_ms, self.estimator.loss, held)
         for slot_id in ups:
             states[slot_id] = "paused_bandwidth" if self._applied.get(slot_id) == PAUSED else "active"
         self._states = states
@@ -312,35 +306,7 @@ class SiteBudget(EventEmitter):
         # after any step (a step down for a stream's own rate is no news of the link)
         settled = now_ms - max(self._last_up_ms, self._last_down_ms) >= min(UP_SETTLE_MS, wait)
         probe_quiet = min(now_ms - self._last_fail_ms, calm_ms) >= wait and settled
-        self._blame_step_up(now_ms)
         self._probe(wanted, audios, videos, estimate, now_ms, probe_quiet and not ups and not stepped_up)
-
-    def _held_rate(self, audios: list[AudioDemand], videos: list[VideoDemand]) -> int:
-        """What the layers forwarded now cost (bit/s)."""
-        total = sum(a.rate for a in audios if self._applied.get(a.slot_id, PAUSED) != PAUSED)
-        for demand in videos:
-            layer = self._applied.get(demand.slot_id, PAUSED)
-            if layer != PAUSED:
-                total += demand.rates[min(layer, len(demand.rates) - 1)]
-        return total
-
-    def _blame_step_up(self, now_ms: int) -> None:
-        """A step up for bandwidth followed within UP_BLAME_MS by a congestion signal or by the site's
-        loss rising UP_BLAME_LOSS over what it was: the link did not carry the step (a probe that
-        "carried" a rate over a deep buffer can be wrong). The estimate goes back to what held the
-        streams before the step, and the next probe waits as after a failed one."""
-        check = self._up_check
-        if check is None:
-            return
-        at, loss_before, held = check
-        if now_ms - at > UP_BLAME_MS:
-            self._up_check = None
-            return
-        if self.estimator.last_congestion_ms >= at or self.estimator.loss > loss_before + UP_BLAME_LOSS:
-            self._up_check = None
-            self.estimator.on_overuse(int(held / self._spendable() * 1.05), now_ms)
-            self._probe_failed(now_ms)
-            logger.debug("site budget of %s: the step up at %d ms congested the link", self.slot_set.subscriber_id, at)
 
     def _wait_ms(self) -> int:
         """How long the link must be quiet before a step up or a probe: short while the link is
@@ -394,7 +360,6 @@ class SiteBudget(EventEmitter):
         self._probe_sent_bytes = 0
         self._probe_start_bytes = sum(self._sent_parts())
         self._probe_start_ms = self._pace_ms = now_ms
-        self._up_check = None  # the step before held (no congestion yet): what follows is the probe's
         self.estimator.on_probe_start(estimate, now_ms)
 
     def _spendable(self) -> float:
