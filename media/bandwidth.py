@@ -51,6 +51,9 @@ LOSS_WINDOW_MS = 2500
 #: The loss cap steps once this many packets were reported since its last step, or this long after.
 LOSS_STEP_PACKETS = 300
 LOSS_STEP_MS = 3000
+#: ...or on this many packets when they lost this much (no random loss of a usable link does).
+LOSS_FAST_PACKETS = 50
+LOSS_FAST = 0.25
 #: After a REMB fall cut the cap, further falls within this long are the same episode (Chromium's
 #: next REMB is 0.85 of what arrived meanwhile, which the cut itself lowered: cut on it and the
 #: estimate spirals down on a link whose jitter its overuse detector takes for queues).
@@ -58,6 +61,9 @@ REMB_HOLDOFF_MS = 4000
 #: A source's REMBs fall as its estimator warms up (255, then 206 kbit/s of a link carrying 480):
 #: no fall counts for this long after its first REMB.
 REMB_WARMUP_MS = 5000
+#: Loss over this confirms a REMB below the cap: the cap goes down to it (a fall to 300 kbit/s or a
+#: 64 kbit/s site loses most of what is sent; an overshoot of a 5 % link 10-17 %).
+REMB_CONFIRM_LOSS = 0.2
 #: A REMB above the cap raises it to this many times the media sent (over SENT_WINDOW_MS) at most.
 REMB_OVER_SENT = 1.5
 #: A REMB fall cuts the cap no lower than this share of the media sent over the last SENT_WINDOW_MS.
@@ -150,7 +156,9 @@ class RembLossEstimator:
             if now_ms - first < self.remb_warmup_ms or now_ms - self._last_remb_cut_ms < REMB_HOLDOFF_MS:
                 return  # the same episode: the last cut has not reached the receiver's window yet
             self._last_remb_cut_ms = now_ms
-            floor = max(total, self._probe_floor(now_ms), int(THROUGHPUT_BACKOFF * self._recent_media(now_ms)))
+            floor = max(total, self._probe_floor(now_ms))
+            if self._loss <= REMB_CONFIRM_LOSS:  # no loss says the link is slower than what was sent: GCC's decrease
+                floor = max(floor, int(THROUGHPUT_BACKOFF * self._recent_media(now_ms)))
             self.delay_cap = max(MIN_BPS, min(self.delay_cap, floor))
             self._last_congestion_ms = now_ms
         elif total > self.delay_cap:
@@ -215,8 +223,14 @@ class RembLossEstimator:
             reports.popleft()
         weight = sum(w for _, _, w in reports)
         self._loss = sum(f * w for _, f, w in reports) / weight / 256 if weight else 0.0
+        if self._loss > REMB_CONFIRM_LOSS and self.remb is not None and self.remb < self.delay_cap:
+            # the loss confirms the receiver's estimate: the link is that slow (a fall, a 64 kbit/s site)
+            self.delay_cap = max(MIN_BPS, self.remb)
+            self._last_congestion_ms = now_ms
         packets, since = self._step_packets, self._step_since_ms
-        if not packets or since is None or (packets < LOSS_STEP_PACKETS and now_ms - since < LOSS_STEP_MS):
+        heavy = packets >= LOSS_FAST_PACKETS and self._step_lost / packets >= LOSS_FAST
+        if not packets or since is None or (packets < LOSS_STEP_PACKETS and now_ms - since < LOSS_STEP_MS
+                                            and not heavy):
             return  # the cap moves on enough new reports only (each packet's loss counts in one step)
         loss = self._step_lost / packets
         self._step_lost, self._step_packets, self._step_since_ms = 0.0, 0, None

@@ -290,7 +290,10 @@ class SiteBudget(EventEmitter):
                 else:
                     ups[slot_id] = layer
         wait = self._wait_ms()
-        quiet = min(now_ms - self._last_down_ms, calm_ms) >= wait
+        # a step up waits for quiet; a probe also backs off after failed ones (a link that came back
+        # takes its streams back without waiting out the probes that failed while it was down)
+        up_wait = STARTUP_UP_AFTER_MS if self._startup() else self.up_after_ms
+        quiet = min(now_ms - self._last_down_ms, calm_ms) >= up_wait
         states = dict(wanted.states)
         stepped_up = bool(ups) and quiet
         if stepped_up:
