@@ -171,8 +171,8 @@ def test_heavy_loss_confirms_a_low_remb_at_once() -> None:
     est = RembLossEstimator(2_000_000)
     est.on_sent(1_500_000, 0, media_bps=1_500_000)
     est.on_remb(1_800_000, 0)
+    est.on_sent(1_500_000, 5500, media_bps=1_500_000)
     est.on_remb(250_000, 6000)  # the link fell: a fall, floored at 0.85 of what was sent
-    est.on_sent(1_500_000, 6000, media_bps=1_500_000)
     assert est.estimate(6000) > 1_000_000
     est.on_report(1, 0, 6000, highest_sequence=1000)
     est.on_report(1, 200, 6500, highest_sequence=1060)  # 78 % of 60 packets
