@@ -20,7 +20,7 @@ the one here without touching the budget. :class:`RembLossEstimator` is the mini
   while 600-1000 kbit/s arrived. Congestion that persists shows as loss, which the loss cap answers.
 - a loss-based cap from the receiver reports (the loss half of Google congestion control,
   draft-ietf-rmcat-gcc-02 §6): none until loss is seen; above 10 % loss the cap falls to what was
-  estimate less half the loss per second (a congestion signal), below 2 % it grows 8 % per second up
+  sent less half the loss per second (a congestion signal), below 2 % it grows 8 % per second up
   to 1.5 times what was sent, in between it holds. The cap steps once per :data:`LOSS_STEP_PACKETS`
   packets reported (or :data:`LOSS_STEP_MS`), on their loss: one report of an audio stream
   (~50 packets) is too noisy to tell a 5 % link from a congested one, and a loss counted in two
@@ -98,6 +98,9 @@ class BandwidthEstimator(Protocol):
     @property
     def last_congestion_ms(self) -> int: ...
 
+    @property
+    def last_feedback_ms(self) -> int: ...
+
 
 class RembLossEstimator:
     """min(delay-based cap from REMB, loss-based cap); see the module docstring."""
@@ -111,6 +114,7 @@ class RembLossEstimator:
         self.loss_cap = MAX_BPS  # no limit until loss is seen
         self.sent_bps = 0
         self._last_remb_cut_ms = -(10**9)
+        self._last_feedback_ms = -(10**9)
         self._remb_first_ms: dict[int, int] = {}
         self.remb_warmup_ms = remb_warmup_ms
         self._media_sent: deque[tuple[int, int]] = deque(maxlen=64)  # (ms, media bit/s) per interval
@@ -139,6 +143,11 @@ class RembLossEstimator:
     def last_congestion_ms(self) -> int:
         return self._last_congestion_ms
 
+    @property
+    def last_feedback_ms(self) -> int:
+        """When the last REMB or receiver report came (a probe without any learned nothing)."""
+        return self._last_feedback_ms
+
     def on_remb(self, bitrate: int, now_ms: int, source: int = 0) -> None:
         """A REMB from ``source`` (the RTCP sender SSRC). Chromium sends one REMB for the whole
         connection; aiortc one per receiving m-line, each for its own stream: the connection's REMB
@@ -147,6 +156,7 @@ class RembLossEstimator:
         if bitrate <= 0:
             return
         bitrate = min(bitrate, MAX_BPS)
+        self._last_feedback_ms = now_ms
         previous = self._rembs.get(source)
         self._rembs[source] = (bitrate, now_ms)
         first = self._remb_first_ms.setdefault(source, now_ms)
@@ -177,6 +187,7 @@ class RembLossEstimator:
             self._highest[ssrc] = highest_sequence
             weight = highest_sequence - previous if previous is not None and 0 < highest_sequence - previous < 65536 else 0
         self._reports.append((now_ms, fraction_lost, weight))
+        self._last_feedback_ms = now_ms
         if weight:
             self._step_lost += fraction_lost * weight / 256
             self._step_packets += weight
@@ -238,9 +249,7 @@ class RembLossEstimator:
         self._last_loss_update_ms = now_ms
         seconds = 1.0 if last is None else max(0.0, min(2.0, (now_ms - last) / 1000))
         if loss > HIGH_LOSS:
-            # the current estimate's, as GCC's A_s (what was sent is often far below it: one lossy step
-            # of a site sending only its audio must not cut its video out)
-            base = min(self.loss_cap, max(self.sent_bps, self.delay_cap))
+            base = min(self.loss_cap, self.sent_bps) if self.sent_bps else self.loss_cap
             cut = int(base * (1 - 0.5 * loss) ** seconds)
             self.loss_cap = max(cut, min(self.loss_cap, self._probe_floor(now_ms)))
             self._last_congestion_ms = now_ms

@@ -332,7 +332,8 @@ class SiteBudget(EventEmitter):
             self.estimator.on_probe_end(now_ms)
             logger.debug("site budget of %s: probe to %d kbit/s %s", self.slot_set.subscriber_id,
                          self._probe_target // 1000, "failed" if failed or not self._probe_sent_bytes else "carried")
-            if not failed and self._probe_sent_bytes > 0:
+            heard = self.estimator.last_feedback_ms >= start + self._probe_length()
+            if not failed and self._probe_sent_bytes > 0 and heard:
                 self.estimator.on_probe(self._probe_target, now_ms)
                 self._probe_success_ms = now_ms
             else:

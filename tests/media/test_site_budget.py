@@ -16,6 +16,8 @@ from media.slot_assignment import SlotPlan
 from media.slot_set import SlotSet
 
 PATTERN = ((0, False), (2, True), (1, True), (2, False))
+#: The stream the made-up receiver reports on every second (none of the slots': no loss, only news).
+FEEDBACK_SSRC = 999
 
 
 class Site:
@@ -29,6 +31,8 @@ class Site:
             else:
                 slot.configure(replace(audio_params(111, slot.id), red_payload_type=63 if red else None))
         self.now = 0
+        self.feedback = True
+        self.feedback_sequence = 0
         self.estimator = RembLossEstimator(600_000, remb_warmup_ms=0)
         self.budget = SiteBudget(self.slots, self.estimator, clock=lambda: self.now)
         self.states: list[SiteState] = []
@@ -46,7 +50,8 @@ class Site:
 
     def run(self, seconds: float) -> None:
         """``seconds`` of media (15 fps L1T3 video ~ 1200-byte packets, 50 audio packets/s), ticking
-        the budget every 500 ms and pacing its padding every 25 ms."""
+        the budget every 500 ms, pacing its padding every 25 ms and (``feedback``) a receiver report
+        every second."""
         for _ in range(int(seconds * 40)):
             self.now += 25
             if self.now % 20 == 0 or self.now % 25 == 0:
@@ -56,6 +61,9 @@ class Site:
                     tid, sync = PATTERN[(self.now // 75) % 4]
                     cam.layered(tid, sync=sync, packets=2, size=1150)
             self.budget.pace(self.now)
+            if self.now % 1000 == 0 and self.feedback:  # the receiver's reports of a stream all went through
+                self.feedback_sequence += 50
+                self.estimator.on_report(FEEDBACK_SSRC, 0, self.now, highest_sequence=self.feedback_sequence)
             if self.now % 500 == 0:
                 self.budget.tick(self.now)
 
@@ -240,3 +248,11 @@ async def test_red_stays_off_where_the_audio_twice_over_does_not_fit() -> None:
     assert site.layers() == [PAUSED] * 3 and site.budget.state is not None
     assert site.budget.state.slots["stage-audio"][0] == "active", "audio only, one voice"
 
+
+
+async def test_a_probe_that_hears_nothing_back_does_not_raise_the_estimate() -> None:
+    site = congested_site(250_000)
+    site.feedback = False  # a 64 kbit/s uplink jammed: no report comes
+    run_until_probing(site, 15)
+    site.run(3)
+    assert site.estimator.estimate(site.now) == 250_000 and site.budget._probe_failures == 1
