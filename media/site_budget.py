@@ -156,8 +156,7 @@ class SiteBudget(EventEmitter):
         self._last_fail_ms = -(10**9)
         self._pace_ms = 0
         self._last_tick_ms: int | None = None
-        self._last_sent_bytes = 0
-        self._last_parts = (0, 0, 0)
+        self._last_parts = (0, 0, 0)  # _sent_parts() at the last measuring tick
         self._sending = 0
         self._last_report_ms = -(10**9)
         self._task: asyncio.Task[None] | None = None
@@ -239,7 +238,7 @@ class SiteBudget(EventEmitter):
         sent = sum(parts)
         if self._last_tick_ms is not None and not requested and now_ms > self._last_tick_ms:
             elapsed = now_ms - self._last_tick_ms
-            self._sending = int((sent - self._last_sent_bytes) * 8000 / elapsed)
+            self._sending = int((sent - sum(self._last_parts)) * 8000 / elapsed)
             media = parts[0] + parts[2] - self._last_parts[0] - self._last_parts[2]
             self.estimator.on_sent(self._sending, now_ms, int(media * 8000 / elapsed))
             if logger.isEnabledFor(logging.DEBUG):
@@ -250,13 +249,11 @@ class SiteBudget(EventEmitter):
                              self._sending // 1000, *rates, self.estimator, sum(s.nacked_packets for s in stats),
                              sum(s.retransmitted for s in stats), sum(s.retransmits_spaced for s in stats),
                              sum(s.retransmit_misses for s in stats), sum(s.retransmits_over_budget for s in stats))
-        if not requested or self._last_tick_ms is None:
-            self._last_parts = parts
         if self._last_tick_ms is None:
             # the link is unknown yet: the first step up and the first probe wait as after a step down
             self._last_down_ms = self._last_fail_ms = now_ms
         if not requested or self._last_tick_ms is None:
-            self._last_tick_ms, self._last_sent_bytes = now_ms, sent
+            self._last_tick_ms, self._last_parts = now_ms, parts
         estimate = self.estimator.estimate(now_ms)
         # the retransmissions the site's loss asks for come out of its share too
         budget = int(estimate * self._spendable())
@@ -451,11 +448,11 @@ class SiteBudget(EventEmitter):
             else:
                 state = self._states.get(slot_id, "active")
                 slots[slot_id] = (state, slot.layer if state == "active" else PAUSED)
-        rtts = sorted(s.stats.round_trip_time_ms for s in self.slot_set.slots.values()
-                      if s.stats.round_trip_time_ms is not None)
+        rtt = min((s.stats.round_trip_time_ms for s in self.slot_set.slots.values()
+                   if s.stats.round_trip_time_ms is not None), default=None)
         state = SiteState(estimate=estimate, budget=budget, sending=self._sending, loss=self.estimator.loss,
                           mode=self.mode, probing=self.probing, red=self.red, slots=slots,
-                          rtt_ms=round(rtts[0]) if rtts else None)
+                          rtt_ms=None if rtt is None else round(rtt))
         previous = self.state
         self.state = state
         changed = previous is None or previous.slots != slots or previous.mode != state.mode
