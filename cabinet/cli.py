@@ -1,11 +1,14 @@
-"""The ``cabinet`` command: serve, database migrations, demo data, accounts, audit, recordings, configuration."""
+"""The ``cabinet`` command: serve, database migrations, demo data, accounts, provincial nodes, audit,
+recordings, configuration."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -128,6 +131,61 @@ def cmd_users(args: argparse.Namespace) -> int:
         elif args.users_command in ("disable", "enable"):
             await services.people.update(caller, person.id, active=args.users_command == "enable")
             print(f"{person.username} {args.users_command}d")
+        return 0
+
+    return _run(args, body)
+
+
+# -- nodes --------------------------------------------------------------------------------------------
+def _when(moment: dt.datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+
+def _credential_file(path: str) -> int:
+    """Create the file the credential goes to, readable by its owner only; refuse an existing one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise CabinetError(f"cannot create {path}: {exc.strerror or exc}") from exc
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    caller = Caller.cli()
+
+    async def body(services: Services, runtime: Runtime) -> int:
+        if args.nodes_command == "list":
+            print(f"{'ID':<5} {'OFFICE':<10} {'NAME':<24} {'CREDENTIAL':<16} {'CREATED':<17} {'REVOKED':<17} LAST SEEN")
+            for node in await services.nodes.list(caller):
+                print(f"{node.id:<5} {node.office.code:<10} {node.name:<24} {node.credential_prefix + '…':<16} "
+                      f"{_when(node.created_at):<17} {_when(node.revoked_at):<17} {_when(node.last_seen_at)}")
+            return 0
+        if args.nodes_command == "revoke":
+            node = await services.nodes.revoke(caller, args.node)
+            print(f"revoked node {node.id} {node.name!r} of {node.office.code} ({node.credential_prefix}…): "
+                  "it is refused from its next connection")
+            return 0
+        offices = {o.code: o.id for o in await services.offices.list(caller)}
+        if args.office.upper() not in offices:
+            raise CabinetError(f"no active office with code {args.office!r}")
+        fd = _credential_file(args.credential_file) if args.credential_file else None
+        try:
+            node, credential = await services.nodes.add(caller, office_id=offices[args.office.upper()],
+                                                        name=args.name)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+                os.unlink(args.credential_file)
+            raise
+        print(f"registered node {node.id} {node.name!r} for {node.office.code} ({node.credential_prefix}…)")
+        if fd is None:
+            print(f"credential: {credential}")
+            print("It will not be shown again: give it to the node now (cabinet node --credential-file FILE).")
+        else:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(credential + "\n")
+            print(f"credential written to {args.credential_file} (mode 0600); it will not be shown again")
         return 0
 
     return _run(args, body)
@@ -269,6 +327,20 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p)
         p.add_argument("username")
     users.set_defaults(func=cmd_users)
+
+    nodes = sub.add_parser("nodes", help="the offices' provincial nodes and their credentials")
+    nodes_sub = nodes.add_subparsers(dest="nodes_command", required=True, metavar="ACTION")
+    add = nodes_sub.add_parser("add", help="register a node for an office; its credential is shown once")
+    _add_common(add)
+    add.add_argument("--office", required=True, metavar="CODE", help="office code, e.g. KH-10 or MR4")
+    add.add_argument("--name", required=True, help="the node's name, unique among the office's active nodes")
+    add.add_argument("--credential-file", metavar="PATH",
+                     help="write the credential to PATH (created, mode 0600) instead of printing it")
+    _add_common(nodes_sub.add_parser("list", help="list nodes, revoked ones included"))
+    revoke = nodes_sub.add_parser("revoke", help="revoke a node's credential")
+    _add_common(revoke)
+    revoke.add_argument("node", type=int, metavar="ID")
+    nodes.set_defaults(func=cmd_nodes)
 
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

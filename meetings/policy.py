@@ -115,6 +115,8 @@ class Action(enum.StrEnum):
     DELETE_RECORDING = "recording.delete"
     #: Legal hold and retention class: the secretariat.
     MANAGE_RETENTION = "recording.retention"
+    #: Register, list and revoke the offices' provincial nodes and their credentials: the secretariat.
+    MANAGE_NODES = "node.manage"
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ ROLE_ACTIONS: dict[Action, frozenset[Role]] = {
     Action.CREATE_BRIEFING: frozenset({Role.SECRETARIAT, Role.COMMANDER}),
     Action.MANAGE_CALENDAR_FEED: frozenset(Role),
     Action.SEARCH_RECORDINGS: frozenset(Role),
+    Action.MANAGE_NODES: frozenset({Role.SECRETARIAT}),
 }
 
 

@@ -6,6 +6,7 @@ from meetings.models.auth import LoginAttempt, LoginSession
 from meetings.models.base import Base
 from meetings.models.decisions import Ballot, Choice, Decision, Minutes, MinutesState, Outcome, Vote
 from meetings.models.meetings import AgendaItem, Invitation, Meeting, MeetingKind, MeetingState
+from meetings.models.nodes import ProvincialNode
 from meetings.models.offices import Office, OfficeKind
 from meetings.models.people import Person, PersonRole, Role
 from meetings.models.recordings import (FileKind, FileMedia, Recording, RecordingFile, RecordingPause,
@@ -44,6 +45,7 @@ __all__ = [
     "Person",
     "PersonRole",
     "Position",
+    "ProvincialNode",
     "Recording",
     "RecordingFile",
     "RecordingPause",

@@ -20,6 +20,7 @@ from meetings.services.floor import FloorService
 from meetings.services.live import LiveService
 from meetings.services.meetings import MeetingService
 from meetings.services.minutes import MinutesService
+from meetings.services.nodes import NodeService
 from meetings.services.notices import NoticeService
 from meetings.services.offices import OfficeService
 from meetings.services.people import PeopleService
@@ -57,6 +58,8 @@ class Services:
     positions: PositionService = field(init=False)
     documents: DocumentService = field(init=False)
     refusals: RefusalLog = field(init=False)
+    #: The offices' provincial nodes: registry, revocation and the nodes' authentication.
+    nodes: NodeService = field(init=False)
     #: The recording archive's rows, retention, quota and search (the files are recordings/'s).
     recordings: RecordingService = field(init=False)
     #: Disk full, read-only or locked database: /api/health and the console's alarm (meetings/storage.py).
@@ -100,6 +103,7 @@ class Services:
         built.documents = DocumentService(db, meetings, data_dir / "documents" if data_dir else None,
                                           config.document_max_bytes)
         built.refusals = RefusalLog(db)
+        built.nodes = NodeService(db, built.refusals)
         built.recordings = RecordingService(db, meetings, config)
         database_dir = db.sqlite_path.parent if db.sqlite_path else None
         built.storage = StorageMonitor([p for p in (data_dir, database_dir) if p is not None],

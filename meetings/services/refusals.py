@@ -1,13 +1,13 @@
 """Refusals on protected objects, counted in memory and written to the audit trail once per period.
 
 A 403 or 404 on a meeting, document, the people or audit pages, a refused CSRF token of a logged-in
-user, a refused signaling action or join token: each says someone reached for something they may not
-have. One row per refusal would let a prober fill the audit table, so ``RefusalLog.note`` only counts,
-keyed by (actor, address, kind, target); ``flush`` (every ``period_seconds`` while the server runs, and
-at stop) writes one ``access.refused`` event per key and period through ``Database.write()``, so the
-rows are hash-chained like every other event. Memory is bounded: at most ``max_keys`` keys per period;
-past that, a caller's further refusals are counted into one overflow key per (actor, address), and
-when those slots are full too, into a single catch-all key.
+user, a refused signaling action or join token, a provincial node's refused credential: each says
+someone reached for something they may not have. One row per refusal would let a prober fill the audit
+table, so ``RefusalLog.note`` only counts, keyed by (actor, address, kind, target); ``flush`` (every
+``period_seconds`` while the server runs, and at stop) writes one ``access.refused`` event per key and
+period through ``Database.write()``, so the rows are hash-chained like every other event. Memory is
+bounded: at most ``max_keys`` keys per period; past that, a caller's further refusals are counted into
+one overflow key per (actor, address), and when those slots are full too, into a single catch-all key.
 
 What is recorded is what the caller was answered (a hidden meeting answers 404 like a missing one, and
 is recorded as ``not_found`` the same way), plus the target id they asked for.
@@ -28,7 +28,7 @@ from meetings.policy import Caller
 log = logging.getLogger("meetings.refusals")
 
 ACTION = "access.refused"
-KINDS = frozenset({"forbidden", "not_found", "csrf", "signaling"})
+KINDS = frozenset({"forbidden", "not_found", "csrf", "signaling", "node_credential"})
 #: The catch-all's and every overflow key's target type.
 OVERFLOW = "overflow"
 #: Routes kept per key (each at most ROUTE_LENGTH characters): enough to see what was probed.

@@ -1,0 +1,169 @@
+"""Provincial nodes: the secretariat registers an office's node and revokes it; a node authenticates with
+its credential.
+
+A credential is ``cabn_`` and 43 URL-safe characters (256 random bits), shown once when the node is
+registered. The database keeps its SHA-256 and its first 13 characters (the public prefix it is named
+by in lists, logs and the audit trail); the credential itself is never stored, logged or audited.
+Authentication finds the node by the public prefix and compares the hashes in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from meetings.db import Database, UnitOfWork
+from meetings.errors import Conflict, NotAuthenticated, NotFound, StorageError, ValidationFailed
+from meetings.models import Office, ProvincialNode
+from meetings.models.base import utcnow
+from meetings.policy import Action, Caller, require
+from meetings.services.common import clean_int, clean_text, record
+from meetings.services.refusals import RefusalLog
+
+log = logging.getLogger("meetings.nodes")
+
+CREDENTIAL_PREFIX = "cabn_"
+CREDENTIAL_RE = re.compile(r"^cabn_[A-Za-z0-9_-]{43}$")
+#: ``cabn_`` and 8 characters (48 of the 256 bits): the public name of a credential.
+DISPLAY_LENGTH = len(CREDENTIAL_PREFIX) + 8
+TARGET = "provincial_node"
+#: Compared against when no node has the prefix, so a miss costs what a hit does.
+_NO_HASH = "0" * 64
+
+
+def new_credential() -> str:
+    return CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+
+
+def credential_hash(credential: str) -> str:
+    return hashlib.sha256(credential.encode("ascii")).hexdigest()
+
+
+def display_prefix(credential: str) -> str:
+    return credential[:DISPLAY_LENGTH]
+
+
+class NodeService:
+    def __init__(self, db: Database, refusals: RefusalLog | None = None) -> None:
+        self.db = db
+        self.refusals = refusals
+
+    # -- the secretariat's registry ------------------------------------------------------------------
+    async def list(self, caller: Caller, *, include_revoked: bool = True) -> Sequence[ProvincialNode]:
+        require(caller, Action.MANAGE_NODES)
+        async with self.db.read() as session:
+            query = select(ProvincialNode).order_by(ProvincialNode.id)
+            if not include_revoked:
+                query = query.where(ProvincialNode.revoked_at.is_(None))
+            return (await session.execute(query)).scalars().all()
+
+    async def get(self, caller: Caller, node_id: object) -> ProvincialNode:
+        require(caller, Action.MANAGE_NODES)
+        return await self._load(clean_int(node_id, "node_id"))
+
+    async def add(self, caller: Caller, *, office_id: object, name: object) -> tuple[ProvincialNode, str]:
+        """Register a node for an active office; return it and its credential (the only time it exists
+        outside the node: show it once, then forget it)."""
+        require(caller, Action.MANAGE_NODES)
+        clean_name = clean_text(name, "name", max_length=64)
+        async with self.db.write() as uow:
+            office = await uow.session.get(Office, clean_int(office_id, "office_id"))
+            if office is None or not office.active:
+                raise ValidationFailed("no such active office", field="office_id")
+            taken = await uow.session.scalar(select(ProvincialNode.id).where(
+                ProvincialNode.office_id == office.id, ProvincialNode.name == clean_name,
+                ProvincialNode.revoked_at.is_(None)))
+            if taken:
+                raise Conflict(f"{office.code} has an active node named {clean_name!r}", field="name")
+            credential = await self._unused_credential(uow)
+            node = ProvincialNode(office_id=office.id, name=clean_name, credential_prefix=display_prefix(credential),
+                                  credential_hash=credential_hash(credential), created_at=utcnow(),
+                                  created_by_id=caller.actor_id)
+            uow.session.add(node)
+            await uow.session.flush()
+            record(uow, caller, "node.add", target_type=TARGET, target_id=node.id,
+                   details={"office": office.code, "name": clean_name, "credential_prefix": node.credential_prefix})
+        return await self._load(node.id), credential
+
+    async def revoke(self, caller: Caller, node_id: object) -> ProvincialNode:
+        """Revoke a node's credential: its next authentication (every reconnect) is refused."""
+        require(caller, Action.MANAGE_NODES)
+        number = clean_int(node_id, "node_id")
+        async with self.db.write() as uow:
+            node = await uow.session.get(ProvincialNode, number)
+            if node is None:
+                raise NotFound("no such node")
+            if node.revoked_at is not None:
+                raise Conflict(f"node {node.id} is already revoked")
+            node.revoked_at = utcnow()
+            node.revoked_by_id = caller.actor_id
+            record(uow, caller, "node.revoke", target_type=TARGET, target_id=node.id,
+                   details={"office": node.office.code, "name": node.name,
+                            "credential_prefix": node.credential_prefix})
+        return await self._load(number)
+
+    # -- a node dialling in ----------------------------------------------------------------------------
+    async def authenticate(self, credential: object, *, address: str = "") -> ProvincialNode:
+        """The active node whose credential this is (its ``last_seen_at`` updated); NotAuthenticated for
+        a malformed, unknown or revoked credential, or a node of an office no longer active. Refusals
+        are logged and counted into the audit trail by the node's public prefix or id, never with the
+        credential."""
+        if not isinstance(credential, str) or not CREDENTIAL_RE.fullmatch(credential):
+            self._refuse(address, "malformed", None)
+            raise NotAuthenticated("malformed node credential")
+        digest = credential_hash(credential)
+        async with self.db.read() as session:
+            node = await session.scalar(select(ProvincialNode).where(
+                ProvincialNode.credential_prefix == display_prefix(credential)))
+        if not hmac.compare_digest(node.credential_hash if node else _NO_HASH, digest) or node is None:
+            self._refuse(address, "unknown", None)
+            raise NotAuthenticated("unknown node credential")
+        if node.revoked_at is not None:
+            self._refuse(address, "revoked", node)
+            raise NotAuthenticated(f"node {node.credential_prefix} was revoked")
+        if not node.office.active:
+            self._refuse(address, "office_inactive", node)
+            raise NotAuthenticated(f"the office of node {node.credential_prefix} is not active")
+        node.last_seen_at = utcnow()
+        try:
+            async with self.db.write() as uow:
+                seen = await uow.session.get(ProvincialNode, node.id)
+                if seen is not None:
+                    seen.last_seen_at = node.last_seen_at
+        except StorageError:  # the node is who it says; a full disk must not cut a province off
+            log.warning("could not record a node's last contact", extra={"event": "node.last_seen_failed",
+                                                                        "node_id": node.id})
+        return node
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _refuse(self, address: str, reason: str, node: ProvincialNode | None) -> None:
+        log.info("node credential refused", extra={
+            "event": "node.refused", "reason": reason, "node_id": node.id if node else None,
+            "credential_prefix": node.credential_prefix if node else None, "address": address})
+        if self.refusals is not None:
+            self.refusals.note(Caller(None, address), "node_credential", target_type=TARGET,
+                               target_id=node.id if node else "", route=f"node authenticate ({reason})",
+                               actor_office_id=node.office_id if node else None)
+
+    @staticmethod
+    async def _unused_credential(uow: UnitOfWork) -> str:
+        """A fresh credential whose public prefix no node has (a clash of 48 random bits: never, in practice)."""
+        for _ in range(5):
+            credential = new_credential()
+            if not await uow.session.scalar(select(ProvincialNode.id).where(
+                    ProvincialNode.credential_prefix == display_prefix(credential))):
+                return credential
+        raise RuntimeError("no unused node credential prefix in 5 tries: the random source is broken")
+
+    async def _load(self, node_id: int) -> ProvincialNode:
+        async with self.db.read() as session:
+            node = await session.get(ProvincialNode, node_id)
+        if node is None:
+            raise NotFound("no such node")
+        return node
