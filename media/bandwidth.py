@@ -11,7 +11,10 @@ the one here without touching the budget. :class:`RembLossEstimator` is the mini
   *falling* by more than 15 % sets the cap (a congestion signal), a REMB above the cap raises it (to
   1.5 times the media sent at most: Chromium's first REMB, before it measured anything, can say
   3 Mbit/s of a 1 Mbit/s link), and
-  a REMB below the cap without a fall is only a receiver that has not seen enough traffic yet;
+  a REMB below the cap without a fall is only a receiver that has not seen enough traffic yet,
+  unless it stays under a quarter of what is sent (:data:`STARVED_REMB`: a link that carries a
+  fraction of it, whose receiver reports say nothing: a stream none of whose packets arrive
+  reports no loss);
   a successful probe (:meth:`on_probe`) raises the cap to the rate the link carried. A fall cuts
   the cap to the REMB but no lower than 0.85 of the media sent in the last :data:`SENT_WINDOW_MS`
   (GCC's decrease: 0.85 of the throughput): Chromium's REMB after an overuse is 0.85 of what *it*
@@ -20,12 +23,20 @@ the one here without touching the budget. :class:`RembLossEstimator` is the mini
   while 600-1000 kbit/s arrived. Congestion that persists shows as loss, which the loss cap answers.
 - a loss-based cap from the receiver reports (the loss half of Google congestion control,
   draft-ietf-rmcat-gcc-02 §6): none until loss is seen; above 10 % loss the cap falls to what was
-  sent less half the loss per second (a congestion signal), below 2 % it grows 8 % per second up
+  sent less half the loss per second (a congestion signal; above :data:`DELIVERED_LOSS` at once to 0.85
+  of what got through), below 2 % it grows 8 % per second up
   to 1.5 times what was sent, in between it holds. The cap steps once per :data:`LOSS_STEP_PACKETS`
   packets reported (or :data:`LOSS_STEP_MS`), on their loss: one report of an audio stream
   (~50 packets) is too noisy to tell a 5 % link from a congested one, and a loss counted in two
   steps would cut twice; at 5 % random loss a step of 100 packets says more than 10 % one time in
   35, one of 300 one time in 4000. The loss shown (:attr:`loss`) is that of the last :data:`LOSS_WINDOW_MS`.
+
+Silence is a signal too. A connection receiving video gets Chromium's receiver reports at least once
+a second; when none has come for :data:`SILENCE_MS` while more than :data:`SILENCE_MIN_MEDIA_BPS`
+was sent, the link is taken to be drowning (a 64 kbit/s site, whose reports are lost with the rest,
+learns nothing from reports for seconds): the delay cap halves from what was sent, and again every
+:data:`SILENCE_STEP_MS` while the silence lasts. A site receiving audio only reports every 5 s, which
+is why little media does not count.
 
 A probe (:meth:`on_probe_start` .. :meth:`on_probe_end`, plus :data:`PROBE_GRACE_MS` for the
 feedback to come back) that overshoots the link makes the REMB fall, typically to 0.85 of what
@@ -64,6 +75,13 @@ REMB_WARMUP_MS = 5000
 #: Loss over this confirms a REMB below the cap: the cap goes down to it (a fall to 300 kbit/s or a
 #: 64 kbit/s site loses most of what is sent; an overshoot of a 5 % link 10-17 %).
 REMB_CONFIRM_LOSS = 0.2
+#: Loss over this is not a link's own nor a probe's overshoot (1.5 times a link loses a third): the
+#: loss cap falls at once to 0.85 of what got through, sent x (1 - loss), with no probe floor.
+DELIVERED_LOSS = 0.4
+#: REMBs below this share of the media sent for STARVED_MS set the cap, warm-up or not: Chromium's
+#: REMB read 5 kbit/s on a 64 kbit/s link sent 500 (its noise on a 1 Mbit/s link: 0.4-0.5 of it).
+STARVED_REMB = 0.25
+STARVED_MS = 1500
 #: A REMB above the cap raises it to this many times the media sent (over SENT_WINDOW_MS) at most.
 REMB_OVER_SENT = 1.5
 #: A REMB fall cuts the cap no lower than this share of the media sent over the last SENT_WINDOW_MS.
@@ -72,6 +90,10 @@ SENT_WINDOW_MS = 2000
 #: After a probe ends, its feedback may still come back this long (a round trip, a report interval, and
 #: the LOSS_STEP_MS a loss step may wait for its packets).
 PROBE_GRACE_MS = 3500
+#: No feedback this long while sending video: halve the delay cap, and again every SILENCE_STEP_MS.
+SILENCE_MS = 2500
+SILENCE_STEP_MS = 1000
+SILENCE_MIN_MEDIA_BPS = 100_000
 _REMB_AGE_MS = 5000
 
 
@@ -115,9 +137,11 @@ class RembLossEstimator:
         self.sent_bps = 0
         self._last_remb_cut_ms = -(10**9)
         self._last_feedback_ms = -(10**9)
+        self._last_silence_cut_ms = -(10**9)
+        self._starved_since_ms: int | None = None
         self._remb_first_ms: dict[int, int] = {}
         self.remb_warmup_ms = remb_warmup_ms
-        self._media_sent: deque[tuple[int, int]] = deque(maxlen=64)  # (ms, media bit/s) per interval
+        self._media_sent: deque[tuple[int, int, int]] = deque(maxlen=64)  # (ms, bit/s, media bit/s) per interval
         self._last_congestion_ms = -(10**9)
         #: (received ms, fraction lost 0..255, packets it speaks for) of every recent report
         self._reports: deque[tuple[int, int, int]] = deque(maxlen=512)
@@ -162,6 +186,16 @@ class RembLossEstimator:
         first = self._remb_first_ms.setdefault(source, now_ms)
         self._rembs = {s: v for s, v in self._rembs.items() if now_ms - v[1] <= _REMB_AGE_MS}
         self.remb = total = min(MAX_BPS, sum(b for b, _ in self._rembs.values()))
+        if total < STARVED_REMB * self._recent_media(now_ms):
+            # a fraction of what is sent arrives: no jitter reads like that, warm-up or not
+            if self._starved_since_ms is None:
+                self._starved_since_ms = now_ms
+            elif now_ms - self._starved_since_ms >= STARVED_MS and total < self.delay_cap:
+                self.delay_cap = max(MIN_BPS, total)
+                self._last_congestion_ms = now_ms
+                return
+        else:
+            self._starved_since_ms = None
         if previous is not None and bitrate < previous[0] * 0.85:
             if now_ms - first < self.remb_warmup_ms or now_ms - self._last_remb_cut_ms < REMB_HOLDOFF_MS:
                 return  # the same episode: the last cut has not reached the receiver's window yet
@@ -198,10 +232,14 @@ class RembLossEstimator:
         """What the site was sent over the last interval (bit/s; ``media_bps``: of it, media and
         retransmissions, without probe padding): caps the loss-based growth, floors a REMB fall."""
         self.sent_bps = max(0, bitrate)
-        self._media_sent.append((now_ms, max(0, bitrate if media_bps is None else media_bps)))
+        self._media_sent.append((now_ms, self.sent_bps, max(0, bitrate if media_bps is None else media_bps)))
 
     def _recent_media(self, now_ms: int) -> int:
-        rates = [bps for ms, bps in self._media_sent if now_ms - ms <= SENT_WINDOW_MS]
+        rates = [bps for ms, _, bps in self._media_sent if now_ms - ms <= SENT_WINDOW_MS]
+        return sum(rates) // len(rates) if rates else 0
+
+    def _recent_sent(self, now_ms: int) -> int:
+        rates = [bps for ms, bps, _ in self._media_sent if now_ms - ms <= SENT_WINDOW_MS]
         return sum(rates) // len(rates) if rates else 0
 
     def on_probe(self, bitrate: int, now_ms: int) -> None:
@@ -248,7 +286,13 @@ class RembLossEstimator:
         last = self._last_loss_update_ms
         self._last_loss_update_ms = now_ms
         seconds = 1.0 if last is None else max(0.0, min(2.0, (now_ms - last) / 1000))
-        if loss > HIGH_LOSS:
+        if loss > DELIVERED_LOSS:
+            # far over the link (a probe of 1.5x loses a third at most): it carries what got through
+            sent = self._recent_sent(now_ms) or self.sent_bps
+            base = min(self.loss_cap, sent) if sent else self.loss_cap
+            self.loss_cap = int(THROUGHPUT_BACKOFF * base * (1 - loss))
+            self._last_congestion_ms = now_ms
+        elif loss > HIGH_LOSS:
             base = min(self.loss_cap, self.sent_bps) if self.sent_bps else self.loss_cap
             cut = int(base * (1 - 0.5 * loss) ** seconds)
             self.loss_cap = max(cut, min(self.loss_cap, self._probe_floor(now_ms)))
@@ -258,7 +302,19 @@ class RembLossEstimator:
             self.loss_cap = min(ceiling, int(self.loss_cap * (1.08**seconds)))
         self.loss_cap = max(MIN_BPS, min(MAX_BPS, self.loss_cap))
 
+    def _check_silence(self, now_ms: int) -> None:
+        """Halve the delay cap when feedback stopped while video was sent (see the module docstring)."""
+        if self._last_feedback_ms < 0 or now_ms - self._last_feedback_ms < SILENCE_MS \
+                or now_ms - self._last_silence_cut_ms < SILENCE_STEP_MS:
+            return
+        media = self._recent_media(now_ms)
+        if media <= SILENCE_MIN_MEDIA_BPS:
+            return
+        self._last_silence_cut_ms = self._last_congestion_ms = now_ms
+        self.delay_cap = max(MIN_BPS, min(self.delay_cap, media) // 2)
+
     def estimate(self, now_ms: int) -> int:
         """The estimate now (bit/s); call about twice a second (the loss cap moves with time)."""
         self._update_loss(now_ms)
+        self._check_silence(now_ms)
         return max(MIN_BPS, min(self.delay_cap, self.loss_cap))

@@ -244,9 +244,10 @@ class SiteBudget(EventEmitter):
             if logger.isEnabledFor(logging.DEBUG):
                 rates = [int((p - q) * 8 / elapsed) for p, q in zip(parts, self._last_parts)]
                 stats = [s.stats for s in self.slot_set.slots.values()]
-                logger.debug("site budget of %s: sent %d kbit/s (media %d, padding %d, rtx %d); %s; NACKed %d, "
+                logger.debug("site budget of %s: sent %d kbit/s (media %d, padding %d, rtx %d); %s, feedback %d ms ago; NACKed %d, "
                              "resent %d, spaced %d, missed %d, over budget %d", self.slot_set.subscriber_id,
-                             self._sending // 1000, *rates, self.estimator, sum(s.nacked_packets for s in stats),
+                             self._sending // 1000, *rates, self.estimator,
+                             min(99999, now_ms - self.estimator.last_feedback_ms), sum(s.nacked_packets for s in stats),
                              sum(s.retransmitted for s in stats), sum(s.retransmits_spaced for s in stats),
                              sum(s.retransmit_misses for s in stats), sum(s.retransmits_over_budget for s in stats))
         if self._last_tick_ms is None:

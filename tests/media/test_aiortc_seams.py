@@ -304,3 +304,70 @@ async def test_enlarge_socket_buffers() -> None:
         assert seams.enlarge_socket_buffers(None, 1 << 20) == (0, 0)
     finally:
         transport.close()
+
+
+def test_consent_internals_exist() -> None:
+    from aioice import ice, stun
+
+    assert "self.query_consent()" in inspect.getsource(ice.Connection.connect)
+    assert isinstance(ice.CONSENT_INTERVAL, (int, float))
+    assert {"retransmissions", "integrity_key"} <= set(inspect.signature(ice.StunProtocol.request).parameters)
+    assert issubclass(stun.TransactionTimeout, stun.TransactionError)
+    seams.speed_up_negotiation()
+    assert aioice.Connection.query_consent is seams._query_consent
+
+
+class _ConsentPair:
+    """A nominated pair whose checks are answered while ``answering`` holds."""
+
+    def __init__(self) -> None:
+        self.answering = True
+        self.retransmissions: list[int | None] = []
+        self.remote_addr = ("127.0.0.1", 9)
+        self.protocol = self
+
+    async def request(self, request: object, addr: object, integrity_key: bytes | None = None,
+                      retransmissions: int | None = None) -> None:
+        from aioice import stun
+
+        self.retransmissions.append(retransmissions)
+        if not self.answering:
+            raise stun.TransactionTimeout()
+
+
+class _ConsentConnection:
+    def __init__(self, pair: _ConsentPair) -> None:
+        self.remote_password = "pw"
+        self._nominated = {1: pair}
+        self._query_consent_task: object = "running"
+        self.closed = asyncio.Event()
+
+    def build_request(self, pair: object, nominate: bool) -> object:
+        return object()
+
+    async def close(self) -> None:
+        self.closed.set()
+
+
+async def test_patient_consent_expires_on_time_not_on_slow_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checks are retransmitted; unanswered checks close the connection only once no check was
+    answered for CONSENT_EXPIRY_S (aioice closed it after six late answers in a row)."""
+    from aioice import ice
+
+    monkeypatch.setattr(ice, "CONSENT_INTERVAL", 0.01)
+    monkeypatch.setattr(seams, "CONSENT_EXPIRY_S", 0.3)
+    pair = _ConsentPair()
+    connection = _ConsentConnection(pair)
+    task = asyncio.ensure_future(seams._query_consent(connection))  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.1)
+        pair.answering = False
+        lost = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.15)
+        assert len(pair.retransmissions) > 8 and not connection.closed.is_set(), "expired before its time"
+        await asyncio.wait_for(connection.closed.wait(), 2)
+        assert asyncio.get_running_loop().time() - lost >= 0.3
+        assert connection._query_consent_task is None
+        assert set(pair.retransmissions) == {seams.CONSENT_RETRANSMISSIONS}
+    finally:
+        task.cancel()

@@ -177,3 +177,57 @@ def test_heavy_loss_confirms_a_low_remb_at_once() -> None:
     est.on_report(1, 0, 6000, highest_sequence=1000)
     est.on_report(1, 200, 6500, highest_sequence=1060)  # 78 % of 60 packets
     assert est.estimate(6500) <= 250_000, "the loss confirms the REMB"
+
+
+def test_loss_far_over_a_probes_cuts_at_once_to_what_got_through() -> None:
+    """A 64 kbit/s site sent 600: 90 % lost. The cap falls to 0.85 of what arrived, probe or not."""
+    est = RembLossEstimator(600_000, remb_warmup_ms=0)
+    est.on_sent(600_000, 0, media_bps=600_000)
+    est.on_report(1, 0, 0, highest_sequence=1000)
+    est.on_probe_start(600_000, 100)  # not even a probe's floor holds it up
+    est.on_sent(600_000, 500, media_bps=600_000)
+    est.on_report(1, 230, 1000, highest_sequence=1100)  # 90 % of 100 packets
+    assert est.estimate(1000) == int(0.85 * 600_000 * (1 - 230 / 256))
+    assert est.last_congestion_ms == 1000
+
+
+def test_silence_while_sending_video_halves_the_cap_each_second() -> None:
+    est = RembLossEstimator(600_000, remb_warmup_ms=0)
+    est.on_report(1, 0, 0, highest_sequence=10)
+    for ms in range(0, 6001, 500):
+        est.on_sent(500_000, ms, media_bps=500_000)
+        est.estimate(ms)
+        if ms < 2500:
+            assert est.estimate(ms) == 600_000 and est.last_congestion_ms < 0, "a report every 2.5 s is not silence"
+    # silent from 0: cut at 2.5 s (to 250), 3.5 (125), 4.5 (62), 5.5 (31) ms
+    assert est.estimate(6000) == 31_250 and est.last_congestion_ms == 5500
+
+
+def test_silence_while_receiving_audio_only_is_not_a_signal() -> None:
+    """Chromium reports an audio-only connection every ~5 s."""
+    est = RembLossEstimator(600_000, remb_warmup_ms=0)
+    est.on_report(1, 0, 0, highest_sequence=10)
+    for ms in range(0, 8001, 500):
+        est.on_sent(45_000, ms, media_bps=45_000)
+        est.estimate(ms)
+    assert est.estimate(8000) == 600_000 and est.last_congestion_ms < 0
+
+
+def test_a_remb_starved_far_below_what_is_sent_sets_the_cap_even_warming_up() -> None:
+    """Chromium's REMB said 5 kbit/s of a 64 kbit/s link sent 500, and its reports no loss: the
+    streams whose packets all drown report nothing."""
+    est = RembLossEstimator(600_000)  # the browser's warm-up
+    est.on_sent(500_000, 0, media_bps=500_000)
+    est.on_remb(5_000, 0)
+    est.on_sent(500_000, 1000, media_bps=500_000)
+    est.on_remb(6_000, 1000)
+    assert est.estimate(1000) == 600_000, "not on one reading"
+    est.on_sent(500_000, 1500, media_bps=500_000)
+    est.on_remb(6_000, 1600)
+    assert est.estimate(1600) == MIN_BPS and est.last_congestion_ms == 1600
+    # a REMB of half of what is sent is Chromium's noise on a good link, not starvation
+    est = RembLossEstimator(1_000_000)
+    for ms in range(0, 5001, 500):
+        est.on_sent(900_000, ms, media_bps=900_000)
+        est.on_remb(400_000, ms)
+    assert est.estimate(5000) == 1_000_000 and est.last_congestion_ms < 0
