@@ -82,6 +82,9 @@ DELIVERED_LOSS = 0.4
 #: REMB read 5 kbit/s on a 64 kbit/s link sent 500 (its noise on a 1 Mbit/s link: 0.4-0.5 of it).
 STARVED_REMB = 0.25
 STARVED_MS = 1500
+#: A stream whose highest sequence stood still this long while this many packets were sent stalled.
+STALL_MS = 1500
+STALL_PACKETS = 30
 #: A REMB above the cap raises it to this many times the media sent (over SENT_WINDOW_MS) at most.
 REMB_OVER_SENT = 1.5
 #: A REMB fall cuts the cap no lower than this share of the media sent over the last SENT_WINDOW_MS.
@@ -102,7 +105,8 @@ class BandwidthEstimator(Protocol):
 
     def on_remb(self, bitrate: int, now_ms: int, source: int = 0) -> None: ...
 
-    def on_report(self, ssrc: int, fraction_lost: int, now_ms: int, highest_sequence: int = -1) -> None: ...
+    def on_report(self, ssrc: int, fraction_lost: int, now_ms: int, highest_sequence: int = -1,
+                  sent_packets: int = -1) -> None: ...
 
     def on_sent(self, bitrate: int, now_ms: int, media_bps: int | None = None) -> None: ...
 
@@ -146,6 +150,7 @@ class RembLossEstimator:
         #: (received ms, fraction lost 0..255, packets it speaks for) of every recent report
         self._reports: deque[tuple[int, int, int]] = deque(maxlen=512)
         self._highest: dict[int, int] = {}
+        self._stalls: dict[int, tuple[int, int, int]] = {}  # ssrc -> (highest sequence, sent then, ms)
         self._probe_base: int | None = None  # what was sent before the probe running (or in its grace)
         self._probe_until_ms: int | None = None
         self._step_lost = 0.0  # packets lost / reported since the loss cap last stepped
@@ -209,10 +214,16 @@ class RembLossEstimator:
             # a REMB is at most ~1.5 x what arrives; above that it is the receiver's start value
             self.delay_cap = max(self.delay_cap, min(total, int(REMB_OVER_SENT * self._recent_media(now_ms))))
 
-    def on_report(self, ssrc: int, fraction_lost: int, now_ms: int, highest_sequence: int = -1) -> None:
+    def on_report(self, ssrc: int, fraction_lost: int, now_ms: int, highest_sequence: int = -1,
+                  sent_packets: int = -1) -> None:
         """A report block of one of the site's streams. With ``highest_sequence`` (the extended
         highest sequence number) the block weighs as many packets as the stream sent since its last
-        report: a stream of a few packets (a slot that just resumed) does not speak for the site."""
+        report: a stream of a few packets (a slot that just resumed) does not speak for the site.
+
+        ``sent_packets`` (how many packets the stream was sent so far) shows a stalled stream:
+        a receiver none of whose packets arrive reports no loss (nothing was expected since its
+        highest sequence), so a highest sequence that stood still for :data:`STALL_MS` while
+        :data:`STALL_PACKETS` or more were sent counts those packets as lost."""
         if not 0 <= fraction_lost <= 255:
             raise ValueError(f"fraction lost is 0..255, not {fraction_lost}")
         weight = LOSS_STEP_PACKETS  # a report without its sequence numbers speaks for a step's worth
@@ -220,6 +231,13 @@ class RembLossEstimator:
             previous = self._highest.get(ssrc)
             self._highest[ssrc] = highest_sequence
             weight = highest_sequence - previous if previous is not None and 0 < highest_sequence - previous < 65536 else 0
+            if sent_packets >= 0:
+                stall = self._stalls.get(ssrc)
+                if stall is None or stall[0] != highest_sequence or sent_packets < stall[1]:
+                    self._stalls[ssrc] = (highest_sequence, sent_packets, now_ms)
+                elif now_ms - stall[2] >= STALL_MS and sent_packets - stall[1] >= STALL_PACKETS:
+                    weight, fraction_lost = sent_packets - stall[1], 255
+                    self._stalls[ssrc] = (highest_sequence, sent_packets, now_ms)  # each packet counts once
         self._reports.append((now_ms, fraction_lost, weight))
         self._last_feedback_ms = now_ms
         if weight:

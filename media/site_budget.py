@@ -198,8 +198,10 @@ class SiteBudget(EventEmitter):
             self.estimator.on_remb(bitrate, self._clock(), source)
 
     def on_report(self, ssrc: int, fraction_lost: int, highest_sequence: int = -1) -> None:
-        if ssrc in self.slot_set.by_ssrc:
-            self.estimator.on_report(ssrc, fraction_lost, self._clock(), highest_sequence)
+        slot = self.slot_set.by_ssrc.get(ssrc)
+        if slot is not None:
+            self.estimator.on_report(ssrc, fraction_lost, self._clock(), highest_sequence,
+                                     slot.stats.packets_sent if ssrc == slot.ssrc else -1)
 
     # -- the budget -------------------------------------------------------------------------
 

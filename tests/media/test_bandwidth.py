@@ -231,3 +231,22 @@ def test_a_remb_starved_far_below_what_is_sent_sets_the_cap_even_warming_up() ->
         est.on_sent(900_000, ms, media_bps=900_000)
         est.on_remb(400_000, ms)
     assert est.estimate(5000) == 1_000_000 and est.last_congestion_ms < 0
+
+
+def test_a_stalled_stream_counts_what_it_was_sent_as_lost() -> None:
+    """Chromium's reports on a drowned stream: the same highest sequence and 0 % lost, again and again."""
+    est = RembLossEstimator(600_000, remb_warmup_ms=0)
+    est.on_sent(500_000, 0, media_bps=500_000)
+    est.on_report(1, 0, 0, highest_sequence=1000, sent_packets=1000)
+    est.on_report(1, 0, 1000, highest_sequence=1000, sent_packets=1040)
+    assert est.estimate(1000) == 600_000, "a second without progress may be the round trip"
+    est.on_sent(500_000, 1500, media_bps=500_000)
+    est.on_report(1, 0, 1600, highest_sequence=1000, sent_packets=1070)  # 70 packets sent, none arrived
+    assert est.estimate(1600) == MIN_BPS and est.last_congestion_ms == 1600
+    # a paused stream (nothing sent) that stands still is not a stall
+    est = RembLossEstimator(600_000, remb_warmup_ms=0)
+    for ms in range(0, 6001, 1000):
+        est.on_sent(500_000, ms, media_bps=500_000)
+        est.on_report(1, 0, ms, highest_sequence=1000, sent_packets=1000)
+        est.on_report(2, 0, ms, highest_sequence=ms // 10, sent_packets=ms // 10)
+    assert est.estimate(6000) == 600_000 and est.last_congestion_ms < 0
