@@ -78,6 +78,7 @@ REMB_CONFIRM_LOSS = 0.2
 #: Loss over this is not a link's own nor a probe's overshoot (1.5 times a link loses a third): the
 #: loss cap falls at once to 0.85 of what got through, sent x (1 - loss), with no probe floor.
 DELIVERED_LOSS = 0.4
+DELIVERED_HOLDOFF_MS = 3000
 #: REMBs below this share of the media sent for STARVED_MS set the cap, warm-up or not: Chromium's
 #: REMB read 5 kbit/s on a 64 kbit/s link sent 500 (its noise on a 1 Mbit/s link: 0.4-0.5 of it).
 STARVED_REMB = 0.25
@@ -143,6 +144,7 @@ class RembLossEstimator:
         self._last_feedback_ms = -(10**9)
         self._last_silence_cut_ms = -(10**9)
         self._starved_since_ms: int | None = None
+        self._last_delivered_cut_ms = -(10**9)
         self._remb_first_ms: dict[int, int] = {}
         self.remb_warmup_ms = remb_warmup_ms
         self._media_sent: deque[tuple[int, int, int]] = deque(maxlen=64)  # (ms, bit/s, media bit/s) per interval
@@ -256,9 +258,9 @@ class RembLossEstimator:
         rates = [bps for ms, _, bps in self._media_sent if now_ms - ms <= SENT_WINDOW_MS]
         return sum(rates) // len(rates) if rates else 0
 
-    def _recent_sent(self, now_ms: int) -> int:
-        rates = [bps for ms, bps, _ in self._media_sent if now_ms - ms <= SENT_WINDOW_MS]
-        return sum(rates) // len(rates) if rates else 0
+    def _peak_sent(self, since_ms: int) -> int:
+        """The most sent (padding included) in an interval since ``since_ms``."""
+        return max((bps for ms, bps, _ in self._media_sent if ms >= since_ms), default=0)
 
     def on_probe(self, bitrate: int, now_ms: int) -> None:
         """The link carried ``bitrate`` for a probe's length without a congestion signal."""
@@ -305,11 +307,16 @@ class RembLossEstimator:
         self._last_loss_update_ms = now_ms
         seconds = 1.0 if last is None else max(0.0, min(2.0, (now_ms - last) / 1000))
         if loss > DELIVERED_LOSS:
-            # far over the link (a probe of 1.5x loses a third at most): it carries what got through
-            sent = self._recent_sent(now_ms) or self.sent_bps
-            base = min(self.loss_cap, sent) if sent else self.loss_cap
-            self.loss_cap = int(THROUGHPUT_BACKOFF * base * (1 - loss))
+            # far over the link (a probe of 1.5x loses a third at most): it carries what got through.
+            # The reports speak of packets sent up to a round trip ago, at the rate before any cut
+            # (the most sent since a round trip before the first of them), and the next ones of the
+            # same overload: one cut.
             self._last_congestion_ms = now_ms
+            if now_ms - self._last_delivered_cut_ms >= DELIVERED_HOLDOFF_MS:
+                self._last_delivered_cut_ms = now_ms
+                sent = self._peak_sent(min(since, now_ms - SENT_WINDOW_MS) - SENT_WINDOW_MS // 2) or self.sent_bps
+                base = min(self.loss_cap, sent) if sent else self.loss_cap
+                self.loss_cap = int(THROUGHPUT_BACKOFF * base * (1 - loss))
         elif loss > HIGH_LOSS:
             base = min(self.loss_cap, self.sent_bps) if self.sent_bps else self.loss_cap
             cut = int(base * (1 - 0.5 * loss) ** seconds)

@@ -67,8 +67,12 @@ MIN_PROBE_BPS = 30_000
 STARTUP_UP_AFTER_MS = 1000
 STARTUP_PROBE_MS = 1000
 STARTUP_PROBE_STEP = 2.0
+#: An estimate held HELD_QUIET_MS without a congestion signal is what the link carried; for HELD_FOR_MS
+#: after, probes that carry in a row double (up to it) instead of stepping: a link that came back.
+HELD_QUIET_MS = 5000
+HELD_FOR_MS = 120_000
 #: After failed probes the wait doubles, up to this.
-MAX_WAIT_MS = 30_000
+MAX_WAIT_MS = 15_000
 #: The budget leaves room for the retransmissions of the site's loss (twice it: a retransmission
 #: is lost too, and a frame waiting for one is followed by more), up to MAX_LOSS_RESERVE.
 LOSS_RESERVE = 2.0
@@ -151,6 +155,8 @@ class SiteBudget(EventEmitter):
         self._probe_sent_bytes = 0
         self._probe_start_bytes = 0
         self._probe_failures = 0
+        self._probe_streak = 0  # probes carried in a row since the last failure or congestion
+        self._held_bps, self._held_ms = 0, -(10**9)  # the most the link carried quietly, and when
         self._probe_success_ms: int | None = None
         self._last_up_ms = -(10**9)
         self._last_fail_ms = -(10**9)
@@ -258,6 +264,9 @@ class SiteBudget(EventEmitter):
         if not requested or self._last_tick_ms is None:
             self._last_tick_ms, self._last_parts = now_ms, parts
         estimate = self.estimator.estimate(now_ms)
+        if now_ms - self.estimator.last_congestion_ms >= HELD_QUIET_MS and (
+                estimate >= self._held_bps or now_ms - self._held_ms > HELD_FOR_MS):
+            self._held_bps, self._held_ms = estimate, now_ms
         # the retransmissions the site's loss asks for come out of its share too
         budget = int(estimate * self._spendable())
         audios, videos = self._demands(now_ms)
@@ -336,12 +345,15 @@ class SiteBudget(EventEmitter):
             if not failed and self._probe_sent_bytes > 0 and heard:
                 self.estimator.on_probe(self._probe_target, now_ms)
                 self._probe_success_ms = now_ms
+                self._probe_streak += 1
             else:
                 self._probe_failed(now_ms)
+                self._probe_success_ms = None  # this failure is the verdict on the last success too
             return
         success = self._probe_success_ms
         if success is not None and self.estimator.last_congestion_ms > success:
             self._probe_success_ms = None
+            self._probe_streak = 0
             if self.estimator.last_congestion_ms - success <= PROBE_BLAME_MS:
                 self._probe_failed(now_ms)  # what the probe let in congested the link: it did not carry it
         elif success is not None and now_ms - success > PROBE_BLAME_MS:
@@ -353,7 +365,12 @@ class SiteBudget(EventEmitter):
             return  # nothing more to send: no need to know
         # the link is tried at what the next step up needs (and, while it is unknown, at what all of it
         # needs), at most PROBE_STEP (STARTUP_PROBE_STEP) times the estimate: a small overshoot at most
-        if self._startup():
+        held = self._held_bps if now_ms - self._held_ms <= HELD_FOR_MS else 0
+        if not self._startup() and self._probe_streak and held > estimate * PROBE_STEP:
+            # a link that carried the last probe and carried more lately (it came back): double, up
+            # to what it carried, whatever the next step needs
+            larger = needed = min(int(estimate * STARTUP_PROBE_STEP), held)
+        elif self._startup():
             larger = int(estimate * STARTUP_PROBE_STEP)
             needed = allocate(int(larger * self._spendable()), audios, videos, self.mode, self._applied).total
         else:
@@ -377,6 +394,7 @@ class SiteBudget(EventEmitter):
     def _probe_failed(self, now_ms: int) -> None:
         self._last_down_ms = self._last_fail_ms = now_ms  # the link did not carry it: wait (longer) again
         self._probe_failures += 1
+        self._probe_streak = 0
 
     def _update_red(self, now_ms: int, budget: int, audios: list[AudioDemand]) -> bool:
         """RED on the audio slots while the site loses >= 3 % (a lost packet comes back in the next
