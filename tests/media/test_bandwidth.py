@@ -250,3 +250,19 @@ def test_a_stalled_stream_counts_what_it_was_sent_as_lost() -> None:
         est.on_report(1, 0, ms, highest_sequence=1000, sent_packets=1000)
         est.on_report(2, 0, ms, highest_sequence=ms // 10, sent_packets=ms // 10)
     assert est.estimate(6000) == 600_000 and est.last_congestion_ms < 0
+
+
+def test_the_delivered_cut_is_one_per_overload_from_what_was_sent_before_it() -> None:
+    """A fall to 300 kbit/s of a site sent 1.2 Mbit/s: the reports of the overload arrive while the
+    budget has already cut to audio; they speak of 1.2 Mbit/s sent, and they are one episode."""
+    est = RembLossEstimator(1_500_000, remb_warmup_ms=0)
+    for ms in range(0, 2001, 500):
+        est.on_sent(1_200_000, ms, media_bps=1_200_000)
+    est.on_report(1, 0, 0, highest_sequence=0)
+    est.on_report(1, 192, 2000, highest_sequence=100)  # 75 % lost
+    first = est.estimate(2000)
+    assert first == int(0.85 * 1_200_000 * 0.25)
+    for ms in range(2500, 4001, 500):
+        est.on_sent(45_000, ms, media_bps=45_000)  # audio only now
+    est.on_report(1, 204, 3500, highest_sequence=160)  # more of the same overload
+    assert est.estimate(3500) == first, "one cut per overload"

@@ -256,3 +256,36 @@ async def test_a_probe_that_hears_nothing_back_does_not_raise_the_estimate() -> 
     run_until_probing(site, 15)
     site.run(3)
     assert site.estimator.estimate(site.now) == 250_000 and site.budget._probe_failures == 1
+
+
+def probe_targets(site: Site, count: int) -> list[tuple[int, int]]:
+    """(estimate, target) of the next ``count`` probes, each carried (feedback on, no congestion)."""
+    targets = []
+    for _ in range(count):
+        run_until_probing(site, 30)
+        targets.append((site.estimator.estimate(site.now), site.budget._probe_target))
+        while site.budget.probing or site.budget._probe_start_ms is not None:
+            site.run(0.025)
+    return targets
+
+
+async def test_a_link_that_came_back_is_probed_doubling_up_to_what_it_carried() -> None:
+    site = congested_site(150_000)
+    site.budget._held_bps, site.budget._held_ms = 1_000_000, site.now  # it carried 1 Mbit/s lately
+    (first_estimate, first), (second_estimate, second), _ = probe_targets(site, 3)
+    assert first <= 1.5 * first_estimate, "the first probe after congestion steps as usual"
+    assert second_estimate >= first and second == min(2 * second_estimate, 1_000_000), (second_estimate, second)
+    # a link that never carried more steps as usual
+    site = congested_site(150_000)
+    for estimate, target in probe_targets(site, 3):
+        assert target <= 1.5 * estimate + 1, (estimate, target)
+
+
+async def test_a_failed_probe_counts_once_not_again_against_the_success_before_it() -> None:
+    site = congested_site(250_000)
+    probe_targets(site, 1)  # carried
+    run_until_probing(site, 30)
+    site.estimator.on_remb(400_000, site.now, source=1)
+    site.estimator.on_remb(200_000, site.now, source=1)  # the next one fails
+    site.run(3)
+    assert site.budget._probe_failures == 1 and site.budget._probe_streak == 0
