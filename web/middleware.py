@@ -52,7 +52,8 @@ STATUS = {
 
 
 def is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
+    """Routes for programs (JSON errors, no login redirect): the API and the provincial nodes' channel."""
+    return request.path.startswith(("/api/", "/nodes/"))
 
 
 def see_other(location: str) -> web.Response:

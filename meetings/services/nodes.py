@@ -15,12 +15,13 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 
 from meetings.db import Database, UnitOfWork
 from meetings.errors import Conflict, NotAuthenticated, NotFound, StorageError, ValidationFailed
-from meetings.models import Office, ProvincialNode
+from meetings.models import Office, Person, ProvincialNode
 from meetings.models.base import utcnow
 from meetings.policy import Action, Caller, require
 from meetings.services.common import clean_int, clean_text, record
@@ -33,6 +34,8 @@ CREDENTIAL_RE = re.compile(r"^cabn_[A-Za-z0-9_-]{43}$")
 #: ``cabn_`` and 8 characters (48 of the 256 bits): the public name of a credential.
 DISPLAY_LENGTH = len(CREDENTIAL_PREFIX) + 8
 TARGET = "provincial_node"
+#: The office snapshot's format (provincial_nodes/replica.py reads it).
+SNAPSHOT_VERSION = 1
 #: Compared against when no node has the prefix, so a miss costs what a hit does.
 _NO_HASH = "0" * 64
 
@@ -139,6 +142,41 @@ class NodeService:
         except StorageError:  # the node is who it says; a full disk must not cut a province off
             log.warning("could not record a node's last contact", extra={"event": "node.last_seen_failed",
                                                                         "node_id": node.id})
+        return node
+
+    # -- what a node keeps of its office ---------------------------------------------------------------
+    async def office_snapshot(self, node: ProvincialNode) -> dict[str, Any]:
+        """What a node replicates to sign its office's people in while the centre is unreachable (a
+        read-only domain controller): its office, and that office's accounts with their password hashes
+        and roles. Nobody else's: a node of one office never learns another office's people."""
+        async with self.db.read() as session:
+            office = await session.get(Office, node.office_id)
+            people = (await session.execute(
+                select(Person).where(Person.office_id == node.office_id).order_by(Person.id))).scalars().all()
+        if office is None:
+            raise NotFound("the node's office is gone")
+        return {
+            "version": SNAPSHOT_VERSION,
+            "generated_at": utcnow().isoformat(),
+            "office": {"id": office.id, "code": office.code, "kind": office.kind.value, "name_en": office.name_en,
+                       "name_km": office.name_km, "active": office.active},
+            "people": [{"id": p.id, "username": p.username, "full_name": p.full_name, "office_id": p.office_id,
+                        "password_hash": p.password_hash, "active": p.active,
+                        "password_changed_at": p.password_changed_at.isoformat(),
+                        "roles": sorted(r.value for r in p.roles)} for p in people],
+        }
+
+    async def still_valid(self, node_id: int) -> bool:
+        """Whether a connected node may stay connected (not revoked, its office active)."""
+        async with self.db.read() as session:
+            node = await session.get(ProvincialNode, node_id)
+            return node is not None and node.revoked_at is None and node.office.active
+
+    async def active_node(self, node_id: int) -> ProvincialNode:
+        """A connected node, again from the database; NotAuthenticated once revoked."""
+        node = await self._load(node_id)
+        if node.revoked_at is not None or not node.office.active:
+            raise NotAuthenticated(f"node {node.credential_prefix} was revoked")
         return node
 
     # -- helpers -------------------------------------------------------------------------------------------

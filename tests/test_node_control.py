@@ -1,0 +1,242 @@
+"""A provincial node's control channel (issue 14): the node dials the centre with its credential, gets
+its office's snapshot (its own people only, password hashes included) and keeps a local copy that signs
+those people in while the centre is unreachable. Refused, revoked and malformed input change nothing.
+The centre is the real server on loopback; the node's copy is a real database of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from harness import LiveServer
+from meetings import db as database
+from meetings.config import MeetingsConfig
+from meetings.db import Database
+from meetings.demo import DEMO_PASSWORD
+from meetings.errors import LoginFailed
+from meetings.models import Person
+from meetings.policy import Caller
+from meetings.services import Services
+from meetings.services.common import principal_of
+from provincial_nodes import control
+from provincial_nodes.control import ControlClient, backoff_seconds
+from provincial_nodes.errors import SnapshotError
+from provincial_nodes.replica import apply_snapshot
+from web.views import nodes as node_views
+
+CLI = Caller.cli()
+SECRET = "node-control-test-secret-0123456789abcdef"
+
+
+async def register(server: LiveServer, office_code: str, name: str) -> tuple[int, str]:
+    services = server.services()
+    try:
+        admin_person = await services.people.find(CLI, "secretariat")
+        admin = Caller(principal_of(admin_person), "127.0.0.1")
+        office = next(o for o in await services.offices.list(CLI) if o.code == office_code)
+        node, credential = await services.nodes.add(admin, office_id=office.id, name=name)
+        return node.id, credential
+    finally:
+        await services.db.dispose()
+
+
+async def revoke(server: LiveServer, node_id: int) -> None:
+    services = server.services()
+    try:
+        admin = Caller(principal_of(await services.people.find(CLI, "secretariat")), "127.0.0.1")
+        await services.nodes.revoke(admin, node_id)
+    finally:
+        await services.db.dispose()
+
+
+async def until(condition: Any, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def node_services(tmp_path: Path) -> AsyncIterator[Services]:
+    """The node's own database (empty, migrated): what a fresh node starts from."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'node.db'}"
+    database.upgrade(url)
+    services = Services.build(Database(url), MeetingsConfig(), SECRET)
+    yield services
+    await services.db.dispose()
+
+
+async def test_a_node_gets_its_own_office_and_signs_its_people_in_without_the_centre(
+        live_server: LiveServer, node_services: Services) -> None:
+    node_id, credential = await register(live_server, "KH-17", "Siem Reap hall")
+    snapshots: list[dict[str, Any]] = []
+
+    async def keep(snapshot: dict[str, Any]) -> None:
+        snapshots.append(snapshot)
+        await apply_snapshot(node_services.db, snapshot)
+
+    client = ControlClient(live_server.url, credential, keep)
+    task = asyncio.create_task(client.run())
+    try:
+        await until(lambda: snapshots)
+        assert client.state.connected and client.state.node_id == node_id and client.state.office == "KH-17"
+        assert credential not in repr(client)
+    finally:
+        await client.stop()
+        await asyncio.wait_for(task, 10)
+    snapshot = snapshots[0]
+    assert snapshot["office"]["code"] == "KH-17"
+    usernames = {p["username"] for p in snapshot["people"]}
+    assert "governor" in usernames and not usernames & {"secretariat", "chair", "commander", "observer"}
+    assert all(p["office_id"] == snapshot["office"]["id"] for p in snapshot["people"])
+    # the centre is gone (the client stopped): the office's people sign in on the node, nobody else does
+    result = await node_services.auth.login("governor", DEMO_PASSWORD, Caller(None, "10.17.0.5"))
+    assert result.principal.username == "governor"
+    with pytest.raises(LoginFailed):
+        await node_services.auth.login("commander", DEMO_PASSWORD, Caller(None, "10.17.0.5"))
+
+
+async def test_missing_malformed_unknown_and_revoked_credentials_are_refused(
+        live_server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    node_id, credential = await register(live_server, "KH-10", "Kratie hall")
+    url = live_server.url + "/nodes/control"
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer not-a-credential"},
+                        {"Authorization": "Bearer cabn_" + "A" * 43}, {"Authorization": f"Basic {credential}"}):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(url, headers=headers)
+            assert refused.value.status == 401
+    await revoke(live_server, node_id)
+    snapshots: list[dict[str, Any]] = []
+
+    async def keep(snapshot: dict[str, Any]) -> None:
+        snapshots.append(snapshot)
+
+    client = ControlClient(live_server.url, credential, keep)
+    task = asyncio.create_task(client.run())
+    try:
+        await until(lambda: client.state.refusals >= 1)
+        assert not snapshots and not client.state.connected and "refused" in client.state.last_error
+    finally:
+        await client.stop()
+        await asyncio.wait_for(task, 10)
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__!r}" for r in caplog.records)
+    assert "node credential refused" in logged and credential not in logged and credential[13:] not in logged
+
+
+async def test_a_node_revoked_while_connected_is_cut_off(live_server: LiveServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(node_views, "REVALIDATE_SECONDS", 0.2)
+    node_id, credential = await register(live_server, "KH-2", "Battambang hall")
+
+    async def keep(snapshot: dict[str, Any]) -> None:
+        return None
+
+    client = ControlClient(live_server.url, credential, keep)
+    task = asyncio.create_task(client.run())
+    try:
+        await until(lambda: client.state.connected)
+        await revoke(live_server, node_id)
+        await until(lambda: client.state.refusals >= 1)
+        assert not client.state.connected and client.state.last_lost_at is not None
+    finally:
+        await client.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_bad_frames_get_an_error_and_change_nothing(live_server: LiveServer) -> None:
+    _, credential = await register(live_server, "KH-3", "Kampong Cham hall")
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(live_server.url + "/nodes/control",
+                                   headers={"Authorization": f"Bearer {credential}"})
+        hello, snapshot = await ws.receive_json(timeout=5), await ws.receive_json(timeout=5)
+        assert hello["type"] == "hello" and hello["node"]["office"] == "KH-3" and snapshot["type"] == "snapshot"
+        for bad in ("not json", "[]", '{"type": "drop_tables"}', '{"kind": "ping"}', '{"type": 5}'):
+            await ws.send_str(bad)
+            reply = await ws.receive_json(timeout=5)
+            assert reply["type"] == "error" and reply["code"] == "bad_frame", (bad, reply)
+        await ws.send_bytes(b"\x00\x01")
+        assert (await ws.receive_json(timeout=5))["type"] == "error"
+        await ws.send_json({"type": "ping"})
+        assert (await ws.receive_json(timeout=5)) == {"type": "pong"}
+        await ws.send_json({"type": "resync"})
+        again = await ws.receive_json(timeout=5)
+        assert again["type"] == "snapshot" and again["snapshot"]["people"] == snapshot["snapshot"]["people"]
+        await ws.close()
+
+
+async def test_a_second_connection_of_the_node_replaces_the_first(live_server: LiveServer) -> None:
+    _, credential = await register(live_server, "KH-4", "Kampong Chhnang hall")
+    headers = {"Authorization": f"Bearer {credential}"}
+    async with aiohttp.ClientSession() as http:
+        first = await http.ws_connect(live_server.url + "/nodes/control", headers=headers)
+        await first.receive_json(timeout=5)
+        second = await http.ws_connect(live_server.url + "/nodes/control", headers=headers)
+        assert (await second.receive_json(timeout=5))["type"] == "hello"
+        closing = await first.receive(timeout=5)
+        while closing.type == aiohttp.WSMsgType.TEXT:  # the snapshot sent before the replacement
+            closing = await first.receive(timeout=5)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert first.close_code == node_views.CLOSE_REPLACED
+        await second.close()
+
+
+def test_reconnect_backoff_is_jittered_between_one_and_thirty_seconds() -> None:
+    rng = random.Random(7)
+    for attempt in range(12):
+        delays = [backoff_seconds(attempt, rng) for _ in range(200)]
+        ceiling = min(control.MAX_BACKOFF_SECONDS, 2 ** attempt)
+        assert all(control.MIN_BACKOFF_SECONDS <= d <= ceiling for d in delays)
+        if attempt >= 3:
+            assert max(delays) - min(delays) > ceiling / 3, "jittered, not one value for every node"
+
+
+def snapshot_of(office_id: int = 40, people: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    changed = dt.datetime(2026, 11, 1, tzinfo=dt.UTC).isoformat()
+    return {"version": 1, "generated_at": changed,
+            "office": {"id": office_id, "code": "KH-40", "kind": "province", "name_en": "Test", "name_km": "តេស្ត",
+                       "active": True},
+            "people": people if people is not None else [
+                {"id": 900, "username": "gov40", "full_name": "Governor 40", "office_id": office_id,
+                 "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", "active": True,
+                 "password_changed_at": changed, "roles": ["delegate"]},
+                {"id": 901, "username": "dep40", "full_name": "Deputy 40", "office_id": office_id,
+                 "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", "active": True,
+                 "password_changed_at": changed, "roles": ["delegate", "observer"]}]}
+
+
+async def people_of(services: Services) -> dict[str, tuple[bool, frozenset[str]]]:
+    async with services.db.read() as session:
+        rows = (await session.execute(select(Person).where(Person.office_id == 40))).scalars().all()
+        return {p.username: (p.active, frozenset(r.value for r in p.roles)) for p in rows}
+
+
+async def test_each_snapshot_replaces_the_copy_and_a_malformed_one_changes_nothing(node_services: Services) -> None:
+    first = await apply_snapshot(node_services.db, snapshot_of())
+    assert (first.created, first.updated, first.deactivated) == (2, 0, 0)
+    second = snapshot_of()
+    second["people"] = [dict(second["people"][0], roles=["chair"], full_name="Governor Forty")]
+    result = await apply_snapshot(node_services.db, second)
+    assert (result.created, result.updated, result.deactivated) == (0, 1, 1)
+    assert await people_of(node_services) == {"gov40": (True, frozenset({"chair"})),
+                                              "dep40": (False, frozenset({"delegate", "observer"}))}
+    before = await people_of(node_services)
+    someone_else = dict(second["people"][0], id=902, username="spy", office_id=41)
+    for bad in (None, [], {"version": 2}, dict(second, version=2), dict(second, office="KH-40"),
+                dict(second, people=[someone_else]), dict(second, people=[dict(second["people"][0], roles=["root"])]),
+                dict(second, people=[dict(second["people"][0], password_changed_at="yesterday")]),
+                dict(second, people=[second["people"][0], dict(second["people"][0], id=903)]),
+                dict(second, people=[dict(second["people"][0], id=True)])):
+        with pytest.raises(SnapshotError):
+            await apply_snapshot(node_services.db, bad)
+    assert await people_of(node_services) == before

@@ -1,0 +1,171 @@
+"""The centre's end of a provincial node's control channel: ``GET /nodes/control`` (a WebSocket).
+
+A node dials out (it may sit behind NAT) with ``Authorization: Bearer <node credential>``; a missing,
+malformed, unknown or revoked credential is refused with 401 before the upgrade. Once connected the
+centre sends ``hello`` (the node's id, name and office) and a full ``snapshot`` of what the node keeps
+of its office (meetings/services/nodes.py, ``office_snapshot``), on every connection: a node that was
+cut off replaces what it had rather than patching it. The node may ask for a ``resync`` and sends
+``ping`` (answered ``pong``) to keep its NAT binding open; the WebSocket's own heartbeat ends a
+silent connection. One channel per node: a new connection of the same node closes the old one. The
+node is checked again every :data:`REVALIDATE_SECONDS`: a revoked node (or a deactivated office) is cut
+off while connected, and refused at its next attempt.
+
+Frames are JSON objects with a ``type``; anything else gets an ``error`` frame and changes nothing,
+and a node that sends :data:`MAX_BAD_FRAMES` of them is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from meetings.errors import NotAuthenticated
+from meetings.models.base import utcnow
+from web import keys
+from web.forms import services
+
+log = logging.getLogger("web.nodes")
+routes = web.RouteTableDef()
+
+PROTOCOL = 1
+#: How often a connected node's credential and office are checked again.
+REVALIDATE_SECONDS = 30.0
+#: The WebSocket heartbeat: a ping this often, and the connection ends when its pong is missing.
+HEARTBEAT_SECONDS = 15.0
+MAX_FRAME_BYTES = 65_536
+MAX_BAD_FRAMES = 20
+#: Close codes a node acts on (4000-4999: the application's own).
+CLOSE_REVOKED = 4403
+CLOSE_REPLACED = 4409
+LINKS: web.AppKey[NodeLinks] = web.AppKey("node_links")
+
+
+@dataclass
+class NodeLink:
+    """A connected node, as the console shows it."""
+
+    node_id: int
+    name: str
+    office_code: str
+    address: str
+    connected_at: dt.datetime
+    ws: web.WebSocketResponse = field(repr=False)
+    frames_in: int = 0
+    bad_frames: int = 0
+
+
+class NodeLinks:
+    """The nodes connected to this server now, by node id."""
+
+    def __init__(self) -> None:
+        self.links: dict[int, NodeLink] = {}
+
+    def get(self, node_id: int) -> NodeLink | None:
+        return self.links.get(node_id)
+
+
+def node_links(app: web.Application) -> NodeLinks:
+    links = app.get(LINKS)
+    if links is None:
+        raise RuntimeError("the node links registry is not installed (web/app.py)")
+    return links
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+@routes.get("/nodes/control")
+async def control(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
+    address = request.app[keys.SECURITY].client_address(request)
+    credential = _bearer(request)
+    if credential is None:
+        raise NotAuthenticated("a node presents its credential as Authorization: Bearer <credential>")
+    node = await svc.nodes.authenticate(credential, address=address)
+    snapshot = await svc.nodes.office_snapshot(node)
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_FRAME_BYTES)
+    await ws.prepare(request)
+    links = node_links(request.app)
+    old = links.links.get(node.id)
+    if old is not None:
+        await old.ws.close(code=CLOSE_REPLACED, message=b"replaced by a new connection of the node")
+    link = links.links[node.id] = NodeLink(node.id, node.name, node.office.code, address, utcnow(), ws)
+    log.info("node connected", extra={"event": "node.connected", "node_id": node.id,
+                                      "office": node.office.code, "address": address})
+    watchdog = asyncio.create_task(_revalidate(request.app, link))
+    try:
+        await ws.send_json({"type": "hello", "protocol": PROTOCOL,
+                            "node": {"id": node.id, "name": node.name, "office": node.office.code}})
+        await ws.send_json({"type": "snapshot", "snapshot": snapshot})
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                await _bad(link, "frames are JSON text")
+                continue
+            link.frames_in += 1
+            await _handle(request, link, message.data)
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
+        if links.links.get(node.id) is link:
+            del links.links[node.id]
+        log.info("node disconnected", extra={"event": "node.disconnected", "node_id": node.id,
+                                             "office": link.office_code, "close_code": ws.close_code})
+    return ws
+
+
+async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
+    try:
+        frame = json.loads(data)
+    except ValueError:
+        await _bad(link, "not JSON")
+        return
+    kind = frame.get("type") if isinstance(frame, dict) else None
+    if kind == "ping":
+        await link.ws.send_json({"type": "pong"})
+    elif kind == "resync":
+        node = await services(request).nodes.active_node(link.node_id)
+        await link.ws.send_json({"type": "snapshot", "snapshot": await services(request).nodes.office_snapshot(node)})
+    else:
+        await _bad(link, f"unknown frame type {kind!r}" if isinstance(kind, str) else "a frame is an object with a type")
+
+
+async def _bad(link: NodeLink, message: str) -> None:
+    link.bad_frames += 1
+    log.info("bad node frame", extra={"event": "node.bad_frame", "node_id": link.node_id, "reason": message})
+    if link.bad_frames >= MAX_BAD_FRAMES:
+        await link.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many bad frames")
+        return
+    await link.ws.send_json({"type": "error", "code": "bad_frame", "message": message})
+
+
+async def _revalidate(app: web.Application, link: NodeLink) -> None:
+    svc = app[keys.SERVICES]
+    while not link.ws.closed:
+        await asyncio.sleep(REVALIDATE_SECONDS)
+        if not await svc.nodes.still_valid(link.node_id):
+            log.info("node cut off: revoked or office inactive", extra={"event": "node.cut_off",
+                                                                       "node_id": link.node_id})
+            await link.ws.close(code=CLOSE_REVOKED, message=b"the node was revoked")
+            return
+
+
+def install(app: web.Application) -> None:
+    """Give the application its registry of connected nodes (and close them when it stops)."""
+    app[LINKS] = NodeLinks()
+
+    async def close_links(_app: web.Application) -> None:
+        for link in list(app[LINKS].links.values()):
+            await link.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+
+    app.on_shutdown.append(close_links)
+
