@@ -25,6 +25,7 @@ from meetings.audit_checkpoints import scan, scan_file
 from meetings.errors import MeetingsError
 from meetings.policy import Caller
 from meetings.services import Services
+from provincial_nodes.errors import NodeError
 from recordings.bagit import validate_bag, write_bag
 
 
@@ -33,7 +34,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     mapping = {
         "data_dir": "server.data_dir", "host": "web.host", "port": "web.port", "tls_cert": "web.tls_cert",
         "tls_key": "web.tls_key", "self_signed": "web.self_signed", "demo_if_empty": "server.demo_if_empty",
-        "log_level": "server.log_level",
+        "log_level": "server.log_level", "upstream_url": "provincial_nodes.upstream_url",
+        "credential_file": "provincial_nodes.credential_file", "node_office": "provincial_nodes.office_code",
     }
     return {dotted: getattr(args, name) for name, dotted in mapping.items()
             if getattr(args, name, None) not in (None, False)}
@@ -287,6 +289,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo-if-empty", action="store_true", help="load demo data if the database is empty")
     serve.set_defaults(func=cmd_serve)
 
+    node = sub.add_parser("node", help="run the server as an office's provincial node, linked to the centre")
+    _add_common(node)
+    node.add_argument("--upstream", dest="upstream_url", metavar="URL", required=True,
+                      help="the central server, e.g. https://cabinet.example.gov")
+    node.add_argument("--credential-file", metavar="FILE", required=True,
+                      help="the node's credential (from `cabinet nodes add --credential-file` on the centre; mode 600)")
+    node.add_argument("--office", dest="node_office", metavar="CODE", required=True,
+                      help="the office this node serves (its code, e.g. KH-17)")
+    node.add_argument("--host", help="address to listen on for the office's LAN (default 127.0.0.1)")
+    node.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    node.add_argument("--tls-cert", metavar="PEM", help="TLS certificate (with --tls-key)")
+    node.add_argument("--tls-key", metavar="PEM", help="TLS private key")
+    node.add_argument("--self-signed", action="store_true",
+                      help="serve HTTPS with a self-signed certificate generated in the data directory")
+    node.set_defaults(func=cmd_serve)
+
     db = sub.add_parser("db", help="database migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     for name, help_text in (("upgrade", "apply migrations"), ("downgrade", "revert migrations"),
@@ -388,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MeetingsError as exc:
         print(f"cabinet: {exc.message}", file=sys.stderr)
         return 1
+    except NodeError as exc:
+        print(f"cabinet: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -17,6 +17,7 @@ from cabinet.storage import replay_attendance_journal, watch_storage
 from cabinet.tls import self_signed, ssl_context
 from meetings import demo
 from meetings.services import Services
+from provincial_nodes import uplink
 from signaling.alarms import StorageAlarms
 from signaling.server import Signaling
 from web.app import AccessLogger, create_app
@@ -31,6 +32,8 @@ def build_app(runtime: Runtime, services: Services) -> web.Application:
     signaling = Signaling(services, config.signaling, config.media, archive_root=archive)
     signaling.attach(app)
     StorageAlarms(services, lambda: list(signaling.rooms.rooms.values()))  # the console's storage alarm
+    if config.provincial_nodes.upstream_url:
+        uplink.install(app, services, config.provincial_nodes)
 
     async def recover_attendance(_app: web.Application) -> None:
         # Before any connection is accepted: attendance a full disk held back comes from the journal, then
@@ -100,8 +103,8 @@ async def load_demo_if_empty(services: Services) -> None:
 
 async def serve(runtime: Runtime, *, ready: asyncio.Event | None = None) -> None:
     services = runtime.services()
-    if runtime.config.server.demo_if_empty:
-        await load_demo_if_empty(services)
+    if runtime.config.server.demo_if_empty and not runtime.config.provincial_nodes.upstream_url:
+        await load_demo_if_empty(services)  # a node's accounts come from the centre, under the centre's ids
     app = build_app(runtime, services)
     context = tls_context(runtime)
     # Signaling closes its sockets at stop (signaling/server.py Signaling.stop); what is still running

@@ -11,6 +11,8 @@ class ProvincialNodesConfig:
     upstream_url: str = ""
     #: Office code of the province or command this node serves.
     office_code: str = ""
+    #: File holding the node's credential (``cabinet nodes add --credential-file`` on the centre writes it).
+    credential_file: str = ""
 
     def validate(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -18,4 +20,6 @@ class ProvincialNodesConfig:
             problems.append(("upstream_url", "must be an http(s) URL"))
         if self.upstream_url and not self.office_code:
             problems.append(("office_code", "is required when upstream_url is set"))
+        if self.upstream_url and not self.credential_file:
+            problems.append(("credential_file", "is required when upstream_url is set"))
         return problems

@@ -1,0 +1,84 @@
+"""Node mode inside the server process: the control channel to the centre, started and stopped with the app.
+
+The credential is read from ``[provincial_nodes] credential_file`` at start (a file readable by others
+is refused: it is the office's key to the centre). Each snapshot is checked to be of the configured
+office before it replaces the node's copy (provincial_nodes/replica.py): a credential of another office
+pasted by mistake must not fill this node with someone else's accounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import stat
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from meetings.services import Services
+
+from .config import ProvincialNodesConfig
+from .control import ControlClient
+from .errors import NodeError, SnapshotError
+from .replica import apply_snapshot
+
+log = logging.getLogger("provincial_nodes.uplink")
+
+UPLINK: web.AppKey[Uplink] = web.AppKey("node_uplink")
+
+
+def read_credential(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NodeError(f"cannot read the node credential file {path}: {exc}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise NodeError(f"the node credential file {path} is readable by others: chmod 600 it")
+    if not text:
+        raise NodeError(f"the node credential file {path} is empty")
+    return text
+
+
+class Uplink:
+    def __init__(self, services: Services, config: ProvincialNodesConfig) -> None:
+        self.services = services
+        self.config = config
+        self.client = ControlClient(config.upstream_url, read_credential(Path(config.credential_file)),
+                                    self._on_snapshot)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _on_snapshot(self, snapshot: dict[str, Any]) -> None:
+        office = snapshot.get("office") if isinstance(snapshot, dict) else None
+        code = office.get("code") if isinstance(office, dict) else None
+        if code != self.config.office_code:
+            raise SnapshotError(f"the centre sent office {code!r}; this node serves {self.config.office_code!r}")
+        result = await apply_snapshot(self.services.db, snapshot)
+        log.info("office copy refreshed", extra={"event": "node.replica", "office": result.office_code,
+                                                 "created": result.created, "updated": result.updated,
+                                                 "deactivated": result.deactivated})
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.client.run(), name="node-uplink")
+
+    async def stop(self) -> None:
+        await self.client.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 10)
+
+
+def install(app: web.Application, services: Services, config: ProvincialNodesConfig) -> None:
+    """Run the node's uplink for as long as the application runs."""
+    uplink = app[UPLINK] = Uplink(services, config)
+
+    async def start(_app: web.Application) -> None:
+        uplink.start()
+
+    async def stop(_app: web.Application) -> None:
+        await uplink.stop()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
