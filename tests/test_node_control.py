@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,53 @@ async def test_each_snapshot_replaces_the_copy_and_a_malformed_one_changes_nothi
         with pytest.raises(SnapshotError):
             await apply_snapshot(node_services.db, bad)
     assert await people_of(node_services) == before
+
+
+async def test_the_secretariat_registers_sees_the_link_of_and_revokes_a_node_on_its_page(
+        live_server: LiveServer) -> None:
+    from harness import Client
+
+    async with Client(live_server.url) as browser:
+        await browser.login("secretariat")
+        status, page = await browser.page("/nodes")
+        assert status == 200 and "Register a node" in page
+        kh5 = next(o.id for o in await _offices(live_server) if o.code == "KH-5")
+        response = await browser.form("/nodes", {"office_id": str(kh5), "name": "Kampong Speu hall"})
+        body = await response.text()
+        assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+        credential = re.search(r'<code id="credential">(cabn_[A-Za-z0-9_-]{43})</code>', body)
+        assert credential is not None
+        refused = await browser.form("/nodes", {"office_id": str(kh5), "name": "Kampong Speu hall"})
+        assert refused.status == 400 and "active node named" in await refused.text()
+
+        async def keep(snapshot: dict[str, Any]) -> None:
+            return None
+
+        client = ControlClient(live_server.url, credential.group(1), keep)
+        task = asyncio.create_task(client.run())
+        try:
+            await until(lambda: client.state.connected)
+            _, page = await browser.page("/nodes")
+            row = re.search(r'<tr data-node="(\d+)"><td>KH-5</td>.*?</tr>', page, re.S)
+            assert row is not None and "connected since" in row.group(0) and credential.group(1) not in page
+            revoked = await browser.form(f"/nodes/{row.group(1)}/revoke", {})
+            assert revoked.status == 303
+            await until(lambda: client.state.refusals >= 1, 5)  # cut off at once, not at the next check
+        finally:
+            await client.stop()
+            await asyncio.wait_for(task, 10)
+        _, page = await browser.page("/nodes")
+        assert re.search(r'<tr data-node="\d+"><td>KH-5</td>.*?revoked', page, re.S)
+    async with Client(live_server.url) as governor:
+        await governor.login("governor")
+        assert (await governor.page("/nodes"))[0] == 403
+        refused = await governor.form("/nodes", {"office_id": str(kh5), "name": "Rogue hall"})
+        assert refused.status == 403
+
+
+async def _offices(server: LiveServer) -> list[Any]:
+    services = server.services()
+    try:
+        return list(await services.offices.list(CLI))
+    finally:
+        await services.db.dispose()

@@ -54,6 +54,7 @@ def page_matrix(i: dict[str, int]) -> list[tuple[str, dict[str, int]]]:
         (f"/meetings/{i['session']}/console", {**only({"secretariat", "chair"}), "commander": 404}),
         (f"/meetings/{i['briefing']}/console", only({"commander"}, 404)),
         ("/audit", only(SEC)),
+        ("/nodes", only(SEC)),
     ]
 
 

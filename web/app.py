@@ -17,8 +17,8 @@ from web.i18n import LOCALES, Catalogs
 from web.middleware import csrf, errors, headers, loggable_path, request_context, upload_limit
 from web.render import create_environment
 from web.security import Security
-from web.views import (api, api_schedule, archive, auth, console, meetings, nodes, offices, pages, people, record,
-                       register, room, schedule)
+from web.views import (api, api_schedule, archive, auth, console, meetings, node_pages, nodes, offices, pages, people,
+                       record, register, room, schedule)
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Browser libraries come from the npm registry (package.json, package-lock.json) into node_modules.
@@ -78,7 +78,7 @@ def create_app(services: Services, config: WebConfig, secret_key: str, *, tls: b
     app.router.add_get("/vendor/{name}", vendor)
     app.router.add_get("/i18n/{lang}.json", script_catalog)
     for module in (auth, pages, offices, people, schedule, meetings, room, console, record, register, api,
-                   api_schedule, archive, nodes):
+                   api_schedule, archive, nodes, node_pages):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     return app

@@ -53,7 +53,7 @@ STATUS = {
 
 def is_api(request: web.Request) -> bool:
     """Routes for programs (JSON errors, no login redirect): the API and the provincial nodes' channel."""
-    return request.path.startswith(("/api/", "/nodes/"))
+    return request.path.startswith("/api/") or request.path == "/nodes/control"
 
 
 def see_other(location: str) -> web.Response:
