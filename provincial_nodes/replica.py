@@ -1,4 +1,5 @@
-"""The node's copy of its office: what the centre's snapshot says, written into the node's own database.
+"""The node's copy of its office: what the centre's snapshot says, written into the node's own database
+(the accounts here; the meetings in provincial_nodes/replica_meetings.py).
 
 The node signs its office's people in while the WAN is down the way a read-only domain controller
 does: from replicated accounts (password hashes and roles included) of its own office only. Each
@@ -23,6 +24,7 @@ from meetings.models import Office, Person, PersonRole, Role
 from meetings.models.offices import OfficeKind
 
 from .errors import SnapshotError
+from .replica_meetings import parse_meetings, write_meetings, write_offices
 
 SNAPSHOT_VERSION = 1
 _ROLES = {r.value for r in Role}
@@ -35,6 +37,7 @@ class ReplicaResult:
     created: int
     updated: int
     deactivated: int
+    meetings: int
 
 
 def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -73,7 +76,8 @@ class _Account:
 
 
 def parse_snapshot(snapshot: object) -> tuple[dict[str, Any], list[_Account]]:
-    """The snapshot's office and accounts, checked; SnapshotError for anything else."""
+    """The snapshot's office and accounts, checked; SnapshotError for anything else (its meetings:
+    provincial_nodes/replica_meetings.py)."""
     if not isinstance(snapshot, dict):
         raise SnapshotError("a snapshot is an object")
     if snapshot.get("version") != SNAPSHOT_VERSION:
@@ -114,6 +118,9 @@ def parse_snapshot(snapshot: object) -> tuple[dict[str, Any], list[_Account]]:
 async def apply_snapshot(db: Database, snapshot: object) -> ReplicaResult:
     """Make the node's copy of its office what ``snapshot`` says (see the module docstring)."""
     office_data, accounts = parse_snapshot(snapshot)
+    assert isinstance(snapshot, dict)
+    account_ids = {a.id for a in accounts}
+    offices, meetings = parse_meetings(snapshot, office_data["id"], account_ids)
     created = updated = deactivated = 0
     async with db.write() as uow:
         session = uow.session
@@ -157,4 +164,7 @@ async def apply_snapshot(db: Database, snapshot: object) -> ReplicaResult:
             if person.active:
                 person.active = False
                 deactivated += 1
-    return ReplicaResult(office_data["code"], created, updated, deactivated)
+        await session.flush()
+        await write_offices(session, offices)
+        await write_meetings(session, meetings, office.id, account_ids)
+    return ReplicaResult(office_data["code"], created, updated, deactivated, len(meetings))

@@ -58,7 +58,7 @@ class Uplink:
         result = await apply_snapshot(self.services.db, snapshot)
         log.info("office copy refreshed", extra={"event": "node.replica", "office": result.office_code,
                                                  "created": result.created, "updated": result.updated,
-                                                 "deactivated": result.deactivated})
+                                                 "deactivated": result.deactivated, "meetings": result.meetings})
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.client.run(), name="node-uplink")

@@ -23,7 +23,7 @@ from meetings.config import MeetingsConfig
 from meetings.db import Database
 from meetings.demo import DEMO_PASSWORD
 from meetings.errors import LoginFailed
-from meetings.models import Person
+from meetings.models import Meeting, Person
 from meetings.policy import Caller
 from meetings.services import Services
 from meetings.services.common import principal_of
@@ -99,11 +99,40 @@ async def test_a_node_gets_its_own_office_and_signs_its_people_in_without_the_ce
     usernames = {p["username"] for p in snapshot["people"]}
     assert "governor" in usernames and not usernames & {"secretariat", "chair", "commander", "observer"}
     assert all(p["office_id"] == snapshot["office"]["id"] for p in snapshot["people"])
+    kinds = {m["kind"] for m in snapshot["meetings"]}
+    assert "cabinet_session" in kinds and "briefing" not in kinds, "another command's briefing never reaches it"
+    assert all(i["office_id"] == snapshot["office"]["id"] or i["person_id"] in {p["id"] for p in snapshot["people"]}
+               for m in snapshot["meetings"] for i in m["invitations"]), "only the office's own invitations"
     # the centre is gone (the client stopped): the office's people sign in on the node, nobody else does
     result = await node_services.auth.login("governor", DEMO_PASSWORD, Caller(None, "10.17.0.5"))
     assert result.principal.username == "governor"
     with pytest.raises(LoginFailed):
         await node_services.auth.login("commander", DEMO_PASSWORD, Caller(None, "10.17.0.5"))
+    # ...and see the session they are invited to, with its agenda
+    governor = Caller(result.principal, "10.17.0.5")
+    visible = await node_services.meetings.list_visible(governor)
+    assert visible and {m.kind.value for m in visible} == {"cabinet_session"} and any(m.agenda for m in visible)
+    async with node_services.db.read() as session:
+        others = (await session.execute(select(Person).where(Person.office_id != snapshot["office"]["id"]))).scalars()
+        assert all(not p.active and p.username.startswith("centre-") and p.password_hash == "!" for p in others)
+
+
+async def test_a_command_node_gets_its_briefing_and_a_province_node_does_not(live_server: LiveServer) -> None:
+    got: dict[str, dict[str, Any]] = {}
+    for office in ("MR-4", "KH-22"):
+        _, credential = await register(live_server, office, f"{office} briefing room")
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(live_server.url + "/nodes/control",
+                                       headers={"Authorization": f"Bearer {credential}"})
+            await ws.receive_json(timeout=5)
+            got[office] = (await ws.receive_json(timeout=5))["snapshot"]
+            await ws.close()
+    assert {m["kind"] for m in got["MR-4"]["meetings"]} == {"briefing"}
+    assert "briefing" in [m["kind"] for m in got["KH-22"]["meetings"]], "KH-22 is invited to it"
+    # the briefing's host is named (code and names), its people are not
+    mr4 = got["MR-4"]["office"]["id"]
+    assert [o["code"] for o in got["KH-22"]["offices"] if o["id"] == mr4] == ["MR-4"]
+    assert not any(p["office_id"] == mr4 for p in got["KH-22"]["people"])
 
 
 async def test_missing_malformed_unknown_and_revoked_credentials_are_refused(
@@ -213,7 +242,8 @@ def snapshot_of(office_id: int = 40, people: list[dict[str, Any]] | None = None)
                  "password_changed_at": changed, "roles": ["delegate"]},
                 {"id": 901, "username": "dep40", "full_name": "Deputy 40", "office_id": office_id,
                  "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", "active": True,
-                 "password_changed_at": changed, "roles": ["delegate", "observer"]}]}
+                 "password_changed_at": changed, "roles": ["delegate", "observer"]}],
+            "offices": [], "meetings": []}
 
 
 async def people_of(services: Services) -> dict[str, tuple[bool, frozenset[str]]]:
@@ -291,3 +321,44 @@ async def _offices(server: LiveServer) -> list[Any]:
         return list(await services.offices.list(CLI))
     finally:
         await services.db.dispose()
+
+
+def meeting_of(office_id: int = 40, meeting_id: int = 500, invitations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    at = dt.datetime(2026, 12, 4, 1, 0, tzinfo=dt.UTC)
+    return {"id": meeting_id, "title": "Weekly session", "kind": "cabinet_session", "state": "scheduled",
+            "host_office_id": 1, "created_by_id": 7, "starts_at": at.isoformat(),
+            "ends_at": (at + dt.timedelta(hours=2)).isoformat(), "opened_at": None, "closed_at": None,
+            "description": "", "locked": False, "lobby_enabled": False, "record_sessions": True,
+            "quorum_percent": 50, "grace_seconds": 60, "sequence": 0,
+            "agenda": [{"id": 800, "position": 1, "title": "Flood preparedness", "presenter_office_id": office_id,
+                        "planned_minutes": 30}],
+            "invitations": invitations if invitations is not None else [{"id": 700, "office_id": office_id,
+                                                                         "person_id": None}]}
+
+
+async def test_meetings_come_with_their_agenda_and_leave_with_the_office_s_invitation(node_services: Services) -> None:
+    snapshot = snapshot_of()
+    snapshot["offices"] = [{"id": 1, "code": "OCM", "kind": "secretariat", "name_en": "Office of the Council",
+                            "name_km": "ទីស្ដីការ", "active": True}]
+    snapshot["meetings"] = [meeting_of()]
+    result = await apply_snapshot(node_services.db, snapshot)
+    assert result.meetings == 1
+    async with node_services.db.read() as session:
+        meeting = await session.get(Meeting, 500)
+        assert meeting is not None and [i.title for i in meeting.agenda] == ["Flood preparedness"]
+        assert [i.office_id for i in meeting.invitations] == [40]
+        creator = await session.get(Person, 7)
+        assert creator is not None and not creator.active and creator.password_hash == "!"
+    for bad in (dict(snapshot, meetings=[meeting_of(invitations=[{"id": 701, "office_id": 41, "person_id": None}])]),
+                dict(snapshot, meetings=[meeting_of(invitations=[{"id": 701, "office_id": None, "person_id": 5}])]),
+                dict(snapshot, meetings=[dict(meeting_of(), host_office_id=99)]),
+                dict(snapshot, meetings=[dict(meeting_of(), kind="party")]),
+                dict(snapshot, offices=[{"id": 2, "code": "KH-40", "kind": "province", "name_en": "x", "name_km": "x",
+                                         "active": True}])):
+        with pytest.raises(SnapshotError):
+            await apply_snapshot(node_services.db, bad)
+    async with node_services.db.read() as session:
+        assert [i.office_id for i in (await session.get(Meeting, 500)).invitations] == [40], "nothing changed"
+    await apply_snapshot(node_services.db, dict(snapshot, meetings=[]))  # the office was uninvited
+    async with node_services.db.read() as session:
+        assert (await session.get(Meeting, 500)).invitations == []

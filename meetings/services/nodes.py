@@ -9,6 +9,7 @@ Authentication finds the node by the public prefix and compares the hashes in co
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -17,11 +18,11 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from meetings.db import Database, UnitOfWork
 from meetings.errors import Conflict, NotAuthenticated, NotFound, StorageError, ValidationFailed
-from meetings.models import Office, Person, ProvincialNode
+from meetings.models import Invitation, Meeting, Office, Person, ProvincialNode
 from meetings.models.base import utcnow
 from meetings.policy import Action, Caller, require
 from meetings.services.common import clean_int, clean_text, record
@@ -146,25 +147,38 @@ class NodeService:
 
     # -- what a node keeps of its office ---------------------------------------------------------------
     async def office_snapshot(self, node: ProvincialNode) -> dict[str, Any]:
-        """What a node replicates to sign its office's people in while the centre is unreachable (a
-        read-only domain controller): its office, and that office's accounts with their password hashes
-        and roles. Nobody else's: a node of one office never learns another office's people."""
+        """What a node replicates to sign its office's people in and let them join while the centre is
+        unreachable (a read-only domain controller): its office; that office's accounts with their
+        password hashes and roles; the meetings the office hosts or is invited to (itself or one of its
+        people), with their agenda and the invitations of this office only; and the directory entries
+        (code, names) of the other offices those meetings name. Nobody else's people, and no meeting
+        the office is not part of: a node of one office never learns another command's briefing."""
         async with self.db.read() as session:
             office = await session.get(Office, node.office_id)
             people = (await session.execute(
                 select(Person).where(Person.office_id == node.office_id).order_by(Person.id))).scalars().all()
-        if office is None:
-            raise NotFound("the node's office is gone")
-        return {
-            "version": SNAPSHOT_VERSION,
-            "generated_at": utcnow().isoformat(),
-            "office": {"id": office.id, "code": office.code, "kind": office.kind.value, "name_en": office.name_en,
-                       "name_km": office.name_km, "active": office.active},
-            "people": [{"id": p.id, "username": p.username, "full_name": p.full_name, "office_id": p.office_id,
-                        "password_hash": p.password_hash, "active": p.active,
-                        "password_changed_at": p.password_changed_at.isoformat(),
-                        "roles": sorted(r.value for r in p.roles)} for p in people],
-        }
+            if office is None:
+                raise NotFound("the node's office is gone")
+            person_ids = {p.id for p in people}
+            invited = select(Invitation.meeting_id).where(or_(
+                Invitation.office_id == office.id, Invitation.person_id.in_(person_ids or {-1})))
+            meetings = (await session.execute(select(Meeting).where(or_(
+                Meeting.host_office_id == office.id, Meeting.id.in_(invited))).order_by(Meeting.id))).scalars().all()
+            referenced = {m.host_office_id for m in meetings} | {
+                item.presenter_office_id for m in meetings for item in m.agenda if item.presenter_office_id}
+            others = (await session.execute(select(Office).where(Office.id.in_(referenced - {office.id}))
+                                            .order_by(Office.id))).scalars().all()
+            return {
+                "version": SNAPSHOT_VERSION,
+                "generated_at": utcnow().isoformat(),
+                "office": _office(office),
+                "people": [{"id": p.id, "username": p.username, "full_name": p.full_name, "office_id": p.office_id,
+                            "password_hash": p.password_hash, "active": p.active,
+                            "password_changed_at": p.password_changed_at.isoformat(),
+                            "roles": sorted(r.value for r in p.roles)} for p in people],
+                "offices": [_office(o) for o in others],
+                "meetings": [_meeting(m, office.id, person_ids) for m in meetings],
+            }
 
     async def still_valid(self, node_id: int) -> bool:
         """Whether a connected node may stay connected (not revoked, its office active)."""
@@ -205,3 +219,30 @@ class NodeService:
         if node is None:
             raise NotFound("no such node")
         return node
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _office(office: Office) -> dict[str, Any]:
+    return {"id": office.id, "code": office.code, "kind": office.kind.value, "name_en": office.name_en,
+            "name_km": office.name_km, "active": office.active}
+
+
+def _meeting(meeting: Meeting, office_id: int, person_ids: set[int]) -> dict[str, Any]:
+    """A meeting as a node of ``office_id`` sees it: the invitations of that office and its people only."""
+    return {
+        "id": meeting.id, "title": meeting.title, "kind": meeting.kind.value, "state": meeting.state.value,
+        "host_office_id": meeting.host_office_id, "created_by_id": meeting.created_by_id,
+        "starts_at": _time(meeting.starts_at), "ends_at": _time(meeting.ends_at),
+        "opened_at": _time(meeting.opened_at), "closed_at": _time(meeting.closed_at),
+        "description": meeting.description, "locked": meeting.locked, "lobby_enabled": meeting.lobby_enabled,
+        "record_sessions": meeting.record_sessions, "quorum_percent": meeting.quorum_percent,
+        "grace_seconds": meeting.grace_seconds, "sequence": meeting.sequence,
+        "agenda": [{"id": item.id, "position": item.position, "title": item.title,
+                    "presenter_office_id": item.presenter_office_id, "planned_minutes": item.planned_minutes}
+                   for item in meeting.agenda],
+        "invitations": [{"id": i.id, "office_id": i.office_id, "person_id": i.person_id}
+                        for i in meeting.invitations if i.office_id == office_id or i.person_id in person_ids],
+    }
