@@ -82,8 +82,8 @@ async def test_a_node_gets_its_own_office_and_signs_its_people_in_without_the_ce
     snapshots: list[dict[str, Any]] = []
 
     async def keep(snapshot: dict[str, Any]) -> None:
-        snapshots.append(snapshot)
         await apply_snapshot(node_services.db, snapshot)
+        snapshots.append(snapshot)  # applied
 
     client = ControlClient(live_server.url, credential, keep)
     task = asyncio.create_task(client.run())
@@ -362,3 +362,39 @@ async def test_meetings_come_with_their_agenda_and_leave_with_the_office_s_invit
     await apply_snapshot(node_services.db, dict(snapshot, meetings=[]))  # the office was uninvited
     async with node_services.db.read() as session:
         assert (await session.get(Meeting, 500)).invitations == []
+
+
+async def test_a_change_at_the_centre_reaches_the_connected_node(live_server: LiveServer, node_services: Services,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An account created and then disabled at the centre is on the node, then disabled there, within
+    the revalidation period (0.2 s here), with no reconnect."""
+    monkeypatch.setattr(node_views, "REVALIDATE_SECONDS", 0.2)
+    _, credential = await register(live_server, "KH-9", "Koh Kong hall")
+    snapshots: list[dict[str, Any]] = []
+
+    async def keep(snapshot: dict[str, Any]) -> None:
+        await apply_snapshot(node_services.db, snapshot)
+        snapshots.append(snapshot)  # applied: the node signs in from it
+
+    client = ControlClient(live_server.url, credential, keep)
+    task = asyncio.create_task(client.run())
+    services = live_server.services()
+    try:
+        await until(lambda: snapshots)
+        await asyncio.sleep(0.6)
+        assert len(snapshots) == 1, "an unchanged office is not sent again"
+        admin = Caller(principal_of(await services.people.find(CLI, "secretariat")), "127.0.0.1")
+        kh9 = snapshots[0]["office"]["id"]
+        person = await services.people.create(admin, username="kohkong.deputy", full_name="Deputy of Koh Kong",
+                                              office_id=kh9, roles=["delegate"], password="a long enough pass 2026")
+        await until(lambda: any(p["username"] == "kohkong.deputy" for p in snapshots[-1]["people"]), 5)
+        assert (await node_services.auth.login("kohkong.deputy", "a long enough pass 2026", Caller(None, "10.9.0.2")))
+        await services.people.update(admin, person.id, active=False)
+        await until(lambda: not next(p for p in snapshots[-1]["people"] if p["username"] == "kohkong.deputy")["active"], 5)
+        with pytest.raises(LoginFailed):
+            await node_services.auth.login("kohkong.deputy", "a long enough pass 2026", Caller(None, "10.9.0.2"))
+        assert client.state.connects == 1
+    finally:
+        await services.db.dispose()
+        await client.stop()
+        await asyncio.wait_for(task, 10)

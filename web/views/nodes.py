@@ -8,7 +8,8 @@ cut off replaces what it had rather than patching it. The node may ask for a ``r
 ``ping`` (answered ``pong``) to keep its NAT binding open; the WebSocket's own heartbeat ends a
 silent connection. One channel per node: a new connection of the same node closes the old one. The
 node is checked again every :data:`REVALIDATE_SECONDS`: a revoked node (or a deactivated office) is cut
-off while connected, and refused at its next attempt.
+off while connected, and refused at its next attempt; and its snapshot is computed again and sent when
+it changed (a session opened, an account disabled at the centre is disabled on the node within that).
 
 Frames are JSON objects with a ``type``; anything else gets an ``error`` frame and changes nothing,
 and a node that sends :data:`MAX_BAD_FRAMES` of them is disconnected.
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from meetings.errors import NotAuthenticated
+from meetings.errors import MeetingsError, NotAuthenticated
 from meetings.models.base import utcnow
 from web import keys
 from web.forms import services
@@ -58,6 +59,9 @@ class NodeLink:
     ws: web.WebSocketResponse = field(repr=False)
     frames_in: int = 0
     bad_frames: int = 0
+    snapshots_sent: int = 0
+    #: What the last snapshot sent said (its generated_at aside), to send the next only when it differs.
+    last_snapshot: str = ""
 
 
 class NodeLinks:
@@ -105,7 +109,7 @@ async def control(request: web.Request) -> web.StreamResponse:
     try:
         await ws.send_json({"type": "hello", "protocol": PROTOCOL,
                             "node": {"id": node.id, "name": node.name, "office": node.office.code}})
-        await ws.send_json({"type": "snapshot", "snapshot": snapshot})
+        await _send_snapshot(link, snapshot)
         async for message in ws:
             if message.type != WSMsgType.TEXT:
                 await _bad(link, "frames are JSON text")
@@ -134,7 +138,7 @@ async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
         await link.ws.send_json({"type": "pong"})
     elif kind == "resync":
         node = await services(request).nodes.active_node(link.node_id)
-        await link.ws.send_json({"type": "snapshot", "snapshot": await services(request).nodes.office_snapshot(node)})
+        await _send_snapshot(link, await services(request).nodes.office_snapshot(node), force=True)
     else:
         await _bad(link, f"unknown frame type {kind!r}" if isinstance(kind, str) else "a frame is an object with a type")
 
@@ -148,15 +152,30 @@ async def _bad(link: NodeLink, message: str) -> None:
     await link.ws.send_json({"type": "error", "code": "bad_frame", "message": message})
 
 
+async def _send_snapshot(link: NodeLink, snapshot: dict[str, object], *, force: bool = False) -> None:
+    content = json.dumps({k: v for k, v in snapshot.items() if k != "generated_at"}, sort_keys=True)
+    if content == link.last_snapshot and not force:
+        return
+    link.last_snapshot = content
+    link.snapshots_sent += 1
+    await link.ws.send_json({"type": "snapshot", "snapshot": snapshot})
+
+
 async def _revalidate(app: web.Application, link: NodeLink) -> None:
     svc = app[keys.SERVICES]
     while not link.ws.closed:
         await asyncio.sleep(REVALIDATE_SECONDS)
-        if not await svc.nodes.still_valid(link.node_id):
-            log.info("node cut off: revoked or office inactive", extra={"event": "node.cut_off",
-                                                                       "node_id": link.node_id})
-            await link.ws.close(code=CLOSE_REVOKED, message=b"the node was revoked")
-            return
+        try:
+            if not await svc.nodes.still_valid(link.node_id):
+                log.info("node cut off: revoked or office inactive", extra={"event": "node.cut_off",
+                                                                           "node_id": link.node_id})
+                await link.ws.close(code=CLOSE_REVOKED, message=b"the node was revoked")
+                return
+            node = await svc.nodes.active_node(link.node_id)
+            await _send_snapshot(link, await svc.nodes.office_snapshot(node))
+        except (MeetingsError, ConnectionError) as exc:  # a busy database, a closing socket: try again later
+            log.warning("node revalidation failed: %s", exc, extra={"event": "node.revalidate_failed",
+                                                                  "node_id": link.node_id})
 
 
 def install(app: web.Application) -> None:
