@@ -1,0 +1,347 @@
+"""Pipes: producers of one router mirrored in another, over one datagram flow (DESIGN.md, "Pipes and nodes").
+
+The sending side (:class:`PipeSender`, at the centre for a provincial node) puts a :class:`PipeTap` on
+each producer the far side wants: the producer's packets, as it forwards them (RTX unwrapped, RED
+reduced to its primary), cross once, whatever the number of subscribers beyond. The receiving side
+(:class:`PipeReceiver`) keeps a *mirror* :class:`~media.producer.Producer` per piped track, under the same
+producer id, in its own router: local slots consume it like any producer.
+
+Recovery is hop by hop. The mirror's NACK tracker asks for what the pipe lost; the sender answers from
+the producer's history (a retransmission is the original packet again). The mirror's keyframe
+requests cross at most once per :data:`PIPE_PLI_INTERVAL_MS` per stream (its PLI throttle), however many
+local subscribers ask. The publisher's sender reports cross too (lip sync beyond the pipe), and the
+receiver reports the mirrors' reception each :data:`REPORT_INTERVAL_MS` (the pipe's loss, for the
+console). The track table that names what crosses (:class:`PipedTrack`) travels on a control
+channel; the flow itself here is plain RTP/RTCP on a datagram callable (SRTP, the socket and the
+NAT keep-alive belong to the transport around it, not built yet).
+
+Malformed datagrams are dropped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
+
+from .errors import MediaError
+from .parameters import StreamParameters
+from .producer import Producer
+from .rewriter import ExtensionIds
+from .rtcp import Fir, Nack, Pli, ReceiverReport, SenderReport, build_rr, build_sr, parse_compound
+from .rtp_packet import RtpPacketView, monotonic_ms
+
+#: At most one keyframe request per stream crosses the pipe per this long.
+PIPE_PLI_INTERVAL_MS = 1000
+#: How often the receiving side reports the mirrors' reception.
+REPORT_INTERVAL_MS = 1000
+#: The mirrors' history and NACK window (the pipe's round trip twice, and some: a WAN of 300 ms).
+MIRROR_HISTORY_MS = 1500
+
+Send = Callable[[bytes], Any]
+_FEEDBACK = [RTCRtcpFeedback(type="nack"), RTCRtcpFeedback(type="nack", parameter="pli")]
+
+
+class PipeError(MediaError):
+    """A piped track description is malformed."""
+
+
+def is_rtcp(data: bytes) -> bool:
+    """RFC 5761 demultiplexing: RTCP packet types 192-223 in the second byte."""
+    return len(data) > 1 and 192 <= data[1] <= 223
+
+
+@dataclass(frozen=True)
+class PipedTrack:
+    """One track in the pipe's table: the same ids on both sides."""
+
+    producer_id: str
+    participant_id: str
+    stream_id: str
+    kind: str
+    mid: str
+    mime_type: str
+    clock_rate: int
+    channels: int | None
+    payload_type: int
+    ssrc: int
+    ext_ids: ExtensionIds = field(default_factory=ExtensionIds)
+
+    @classmethod
+    def of(cls, producer: Producer) -> PipedTrack:
+        if producer.ssrc is None:
+            raise PipeError(f"{producer!r} has no SSRC yet: nothing to pipe")
+        codec = producer.parameters.codec
+        return cls(producer.id, producer.participant_id, producer.stream_id, producer.kind, producer.mid,
+                   codec.mimeType, codec.clockRate, codec.channels, producer.payload_type, producer.ssrc,
+                   producer.parameters.ext_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        ext = self.ext_ids
+        return {"producer_id": self.producer_id, "participant_id": self.participant_id, "stream_id": self.stream_id,
+                "kind": self.kind, "mid": self.mid, "mime_type": self.mime_type, "clock_rate": self.clock_rate,
+                "channels": self.channels, "payload_type": self.payload_type, "ssrc": self.ssrc,
+                "ext_ids": {"mid": ext.mid, "audio_level": ext.audio_level, "abs_send_time": ext.abs_send_time}}
+
+    @classmethod
+    def from_dict(cls, data: object) -> PipedTrack:
+        if not isinstance(data, dict):
+            raise PipeError("a piped track is an object")
+
+        def text(name: str) -> str:
+            value = data.get(name)
+            if not isinstance(value, str) or not 0 < len(value) <= 128:
+                raise PipeError(f"piped track {name} must be 1..128 characters")
+            return value
+
+        def number(name: str, low: int, high: int, *, optional: bool = False) -> int | None:
+            value = data.get(name)
+            if value is None and optional:
+                return None
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise PipeError(f"piped track {name} must be an integer {low}..{high}")
+            return value
+
+        kind = text("kind")
+        if kind not in ("audio", "video"):
+            raise PipeError("piped track kind must be audio or video")
+        ext = data.get("ext_ids")
+        if not isinstance(ext, dict) or not all(
+                isinstance(ext.get(k), int) and not isinstance(ext.get(k), bool) and 0 <= ext[k] <= 14
+                for k in ("mid", "audio_level", "abs_send_time")):
+            raise PipeError("piped track ext_ids must give mid, audio_level and abs_send_time (0..14)")
+        mime = text("mime_type")
+        if mime.split("/")[0].lower() != kind:
+            raise PipeError(f"piped track mime_type {mime!r} is not {kind}")
+        return cls(text("producer_id"), text("participant_id"), text("stream_id"), kind, text("mid"), mime,
+                   int(number("clock_rate", 1, 1_000_000) or 0), number("channels", 1, 8, optional=True),
+                   int(number("payload_type", 0, 127) or 0), int(number("ssrc", 0, 0xFFFFFFFF) or 0),
+                   ExtensionIds(mid=ext["mid"], audio_level=ext["audio_level"], abs_send_time=ext["abs_send_time"]))
+
+    def parameters(self) -> StreamParameters:
+        video = self.kind == "video"
+        codec = RTCRtpCodecParameters(mimeType=self.mime_type, clockRate=self.clock_rate, channels=self.channels,
+                                      payloadType=self.payload_type, rtcpFeedback=list(_FEEDBACK) if video else [])
+        return StreamParameters(kind=self.kind, mid=self.mid, codec=codec, rtx_payload_type=None,
+                                ext_ids=self.ext_ids, nack=video, pli=video)
+
+
+@dataclass
+class PipeStats:
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    retransmitted: int = 0
+    retransmit_misses: int = 0
+    keyframe_requests: int = 0
+    packets_received: int = 0
+    bytes_received: int = 0
+    malformed: int = 0
+    unknown_ssrc: int = 0
+    #: The far side's last reported loss (0..255) per SSRC.
+    remote_loss: dict[int, int] = field(default_factory=dict)
+
+
+class PipeTap:
+    """A producer's sink that sends its packets into the pipe (see the module docstring)."""
+
+    def __init__(self, sender: PipeSender, producer: Producer) -> None:
+        self._sender = sender
+        self.producer = producer
+        self.closed = False
+
+    @property
+    def forwarding(self) -> bool:
+        return not self.closed and self.producer.forwarding
+
+    def forward(self, packet: RtpPacketView, abs_send_time: bytes) -> None:
+        self._sender.send_packet(packet.data)
+
+    def on_producer_state(self) -> None:
+        self.producer.refresh_active()
+
+    def send_sender_report(self) -> None:
+        sr, producer = self.producer.last_sr, self.producer
+        if sr is not None and producer.ssrc is not None:
+            self._sender.send_rtcp(build_sr(producer.ssrc, sr.ntp_timestamp, sr.rtp_timestamp,
+                                            producer.stats.packets, producer.stats.bytes))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self in self.producer.sinks:
+            self.producer.sinks.remove(self)
+        self.producer.refresh_active()
+        self._sender.forget(self)
+
+
+class PipeSender:
+    """The sending end: producers tapped into the pipe, the far side's feedback answered."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.taps: dict[str, PipeTap] = {}
+        self._by_ssrc: dict[int, PipeTap] = {}
+        self.stats = PipeStats()
+
+    def attach(self, producer: Producer) -> PipedTrack:
+        """Send ``producer`` into the pipe (idempotent); its track for the far side's table."""
+        track = PipedTrack.of(producer)
+        if producer.id not in self.taps:
+            tap = PipeTap(self, producer)
+            self.taps[producer.id] = tap
+            self._by_ssrc[track.ssrc] = tap
+            producer.sinks.append(tap)
+            producer.refresh_active()
+            producer.on("close", tap.close)
+            if producer.kind == "video":
+                producer.request_keyframe()  # the far side starts with a picture it can decode
+        return track
+
+    def detach(self, producer_id: str) -> None:
+        tap = self.taps.get(producer_id)
+        if tap is not None:
+            tap.close()
+
+    def forget(self, tap: PipeTap) -> None:
+        if self.taps.get(tap.producer.id) is tap:
+            del self.taps[tap.producer.id]
+        if tap.producer.ssrc is not None and self._by_ssrc.get(tap.producer.ssrc) is tap:
+            del self._by_ssrc[tap.producer.ssrc]
+
+    def close(self) -> None:
+        for tap in list(self.taps.values()):
+            tap.close()
+
+    def send_packet(self, data: bytes) -> None:
+        self.stats.packets_sent += 1
+        self.stats.bytes_sent += len(data)
+        self._send(data)
+
+    def send_rtcp(self, data: bytes) -> None:
+        self._send(data)
+
+    def handle_rtcp(self, data: bytes) -> None:
+        """Feedback from the far side: NACKs answered from history, keyframe requests passed on."""
+        try:
+            packets = parse_compound(data)
+        except ValueError:
+            self.stats.malformed += 1
+            return
+        now = monotonic_ms()
+        for packet in packets:
+            if isinstance(packet, Nack):
+                tap = self._by_ssrc.get(packet.media_ssrc)
+                history = tap.producer.history if tap is not None else None
+                for seq in packet.lost:
+                    kept = history.get(seq, now) if history is not None else None
+                    if kept is None:
+                        self.stats.retransmit_misses += 1
+                    else:
+                        self.stats.retransmitted += 1
+                        self._send(kept.data)
+            elif isinstance(packet, (Pli, Fir)):
+                ssrcs = [packet.media_ssrc] if isinstance(packet, Pli) else [s for s, _ in packet.entries]
+                for ssrc in ssrcs:
+                    tap = self._by_ssrc.get(ssrc)
+                    if tap is not None:
+                        self.stats.keyframe_requests += 1
+                        tap.producer.request_keyframe()
+            elif isinstance(packet, ReceiverReport):
+                for block in packet.reports:
+                    if block.ssrc in self._by_ssrc:
+                        self.stats.remote_loss[block.ssrc] = block.fraction_lost
+
+
+class PipeReceiver:
+    """The receiving end: a mirror producer per piped track, fed from the pipe, its feedback sent back."""
+
+    def __init__(self, send: Send, add_producer: Callable[[Producer], None], *, rtcp_ssrc: int = 0x5049_5045,
+                 history_ms: int = MIRROR_HISTORY_MS) -> None:
+        self._send = send
+        self._add_producer = add_producer
+        self._rtcp_ssrc = rtcp_ssrc
+        self._history_ms = history_ms
+        self.mirrors: dict[str, Producer] = {}
+        self._by_ssrc: dict[int, Producer] = {}
+        self.stats = PipeStats()
+        self._report_task: asyncio.Task[None] | None = None
+
+    def add(self, track: PipedTrack) -> Producer:
+        """The mirror of ``track`` (created, and added to the router, the first time)."""
+        mirror = self.mirrors.get(track.producer_id)
+        if mirror is not None:
+            return mirror
+        if track.ssrc in self._by_ssrc:
+            raise PipeError(f"SSRC {track.ssrc} is already piped")
+        mirror = Producer(producer_id=track.producer_id, participant_id=track.participant_id,
+                          stream_id=track.stream_id, parameters=track.parameters(), ssrc=track.ssrc, rtx_ssrc=None,
+                          rtcp_ssrc=self._rtcp_ssrc, send_rtcp=self._send, rtx_history_ms=self._history_ms,
+                          pli_throttle_ms=PIPE_PLI_INTERVAL_MS, app_data={"piped": True})
+        self.mirrors[track.producer_id] = mirror
+        self._by_ssrc[track.ssrc] = mirror
+        mirror.on("close", lambda: self._forget(mirror))
+        self._add_producer(mirror)
+        if self._report_task is None:
+            self._report_task = asyncio.ensure_future(self._report())
+        return mirror
+
+    def remove(self, producer_id: str) -> None:
+        mirror = self.mirrors.get(producer_id)
+        if mirror is not None:
+            mirror.close()
+
+    def _forget(self, mirror: Producer) -> None:
+        self.mirrors.pop(mirror.id, None)
+        if mirror.ssrc is not None and self._by_ssrc.get(mirror.ssrc) is mirror:
+            del self._by_ssrc[mirror.ssrc]
+
+    def close(self) -> None:
+        for mirror in list(self.mirrors.values()):
+            mirror.close()
+        if self._report_task is not None:
+            self._report_task.cancel()
+            self._report_task = None
+
+    def handle_datagram(self, data: bytes, arrival_ms: int | None = None) -> None:
+        if is_rtcp(data):
+            self._handle_rtcp(data)
+            return
+        try:
+            packet = RtpPacketView.parse(data, monotonic_ms() if arrival_ms is None else arrival_ms)
+        except ValueError:
+            self.stats.malformed += 1
+            return
+        mirror = self._by_ssrc.get(packet.ssrc)
+        if mirror is None:
+            self.stats.unknown_ssrc += 1
+            return
+        self.stats.packets_received += 1
+        self.stats.bytes_received += len(data)
+        mirror.handle_rtp(packet)
+
+    def _handle_rtcp(self, data: bytes) -> None:
+        try:
+            packets = parse_compound(data)
+        except ValueError:
+            self.stats.malformed += 1
+            return
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                mirror = self._by_ssrc.get(packet.ssrc)
+                if mirror is not None:
+                    mirror.handle_sender_report(packet)
+
+    def report(self) -> None:
+        """A receiver report of every mirror's reception (sent each REPORT_INTERVAL_MS)."""
+        blocks = [b for b in (m.report_block() for m in self.mirrors.values()) if b is not None]
+        for start in range(0, len(blocks), 31):
+            self._send(build_rr(self._rtcp_ssrc, blocks[start:start + 31]))
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL_MS / 1000)
+            self.report()
