@@ -6,8 +6,8 @@ reduced to its primary), cross once, whatever the number of subscribers beyond. 
 (:class:`PipeReceiver`) keeps a *mirror* :class:`~media.producer.Producer` per piped track, under the same
 producer id, in its own router: local slots consume it like any producer.
 
-Recovery is hop by hop. The mirror's NACK tracker asks for what the pipe lost; the sender answers from
-the producer's history (a retransmission is the original packet again). The mirror's keyframe
+Recovery is hop by hop. The mirror's NACK tracker asks for what the pipe lost, audio too; the sender
+answers from its tap's history (a retransmission is the original packet again). The mirror's keyframe
 requests cross at most once per :data:`PIPE_PLI_INTERVAL_MS` per stream (its PLI throttle), however many
 local subscribers ask. The publisher's sender reports cross too (lip sync beyond the pipe), and the
 receiver reports the mirrors' reception each :data:`REPORT_INTERVAL_MS` (the pipe's loss, for the
@@ -28,6 +28,7 @@ from typing import Any
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 
 from .errors import MediaError
+from .history import PacketHistory
 from .parameters import StreamParameters
 from .producer import Producer
 from .rewriter import ExtensionIds
@@ -126,7 +127,7 @@ class PipedTrack:
         codec = RTCRtpCodecParameters(mimeType=self.mime_type, clockRate=self.clock_rate, channels=self.channels,
                                       payloadType=self.payload_type, rtcpFeedback=list(_FEEDBACK) if video else [])
         return StreamParameters(kind=self.kind, mid=self.mid, codec=codec, rtx_payload_type=None,
-                                ext_ids=self.ext_ids, nack=video, pli=video)
+                                ext_ids=self.ext_ids, nack=True, pli=video)
 
 
 @dataclass
@@ -147,16 +148,19 @@ class PipeStats:
 class PipeTap:
     """A producer's sink that sends its packets into the pipe (see the module docstring)."""
 
-    def __init__(self, sender: PipeSender, producer: Producer) -> None:
+    def __init__(self, sender: PipeSender, producer: Producer, history_ms: int) -> None:
         self._sender = sender
         self.producer = producer
         self.closed = False
+        #: What was sent, for the far side's NACKs (audio too: a producer keeps video only).
+        self.history = PacketHistory(history_ms)
 
     @property
     def forwarding(self) -> bool:
         return not self.closed and self.producer.forwarding
 
     def forward(self, packet: RtpPacketView, abs_send_time: bytes) -> None:
+        self.history.store(packet)
         self._sender.send_packet(packet.data)
 
     def on_producer_state(self) -> None:
@@ -181,8 +185,9 @@ class PipeTap:
 class PipeSender:
     """The sending end: producers tapped into the pipe, the far side's feedback answered."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, *, history_ms: int = MIRROR_HISTORY_MS) -> None:
         self._send = send
+        self._history_ms = history_ms
         self.taps: dict[str, PipeTap] = {}
         self._by_ssrc: dict[int, PipeTap] = {}
         self.stats = PipeStats()
@@ -191,7 +196,7 @@ class PipeSender:
         """Send ``producer`` into the pipe (idempotent); its track for the far side's table."""
         track = PipedTrack.of(producer)
         if producer.id not in self.taps:
-            tap = PipeTap(self, producer)
+            tap = PipeTap(self, producer, self._history_ms)
             self.taps[producer.id] = tap
             self._by_ssrc[track.ssrc] = tap
             producer.sinks.append(tap)
@@ -235,7 +240,7 @@ class PipeSender:
         for packet in packets:
             if isinstance(packet, Nack):
                 tap = self._by_ssrc.get(packet.media_ssrc)
-                history = tap.producer.history if tap is not None else None
+                history = tap.history if tap is not None else None
                 for seq in packet.lost:
                     kept = history.get(seq, now) if history is not None else None
                     if kept is None:

@@ -130,8 +130,9 @@ class Producer(EventEmitter):
         self._receive_stats = ReceiveStats(parameters.clock_rate)
         video = self.kind == "video"
         self.history: PacketHistory | None = PacketHistory(rtx_history_ms) if video else None
+        # NACKs for what negotiated them: a browser's video; any piped track (media/pipe.py), audio too
         self._nack: NackTracker | None = (
-            NackTracker(max_age_ms=min(rtx_history_ms, 1000)) if video and parameters.nack else None
+            NackTracker(max_age_ms=min(rtx_history_ms, 1000)) if parameters.nack else None
         )
         self._nack_timer: asyncio.TimerHandle | None = None
         self._pli_timer: asyncio.TimerHandle | None = None

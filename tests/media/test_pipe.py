@@ -184,3 +184,17 @@ def test_track_descriptions_from_the_wire_are_checked() -> None:
                 dict(good, payload_type=300), {k: v for k, v in good.items() if k != "participant_id"}):
         with pytest.raises(PipeError):
             PipedTrack.from_dict(bad)
+
+
+async def test_audio_lost_in_the_pipe_is_recovered_too(pipe: Pipe) -> None:
+    voice = make_source("voice", "audio", ssrc=4700, pt=111, seq=50)
+    mirror = pipe.receiver.add(pipe.sender.attach(voice.producer))
+    capture = Capture()
+    mirror.sinks.append(capture)
+    mirror.refresh_active()
+    pipe.drop.update({53, 60})
+    for _ in range(20):
+        voice.audio()
+        await asyncio.sleep(0.002)
+    await settle(lambda: sorted(capture.seqs) == list(range(50, 70)))
+    assert pipe.sender.stats.retransmitted == 2
