@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .allocation import DEFAULT_AUDIO_RATE, DEFAULT_VIDEO_RATES
+
 if TYPE_CHECKING:
     from .producer import Producer
 
 #: IPv4 (20) + UDP (8) + SRTP auth tag (10) bytes per packet, and the slot's header extensions (~12).
 WIRE_OVERHEAD = 50
 MIN_INTERVAL_MS = 400
-#: Per-layer bit/s the smoothing starts from (TL0, TL1, TL2, none): DEFAULT_VIDEO_RATES apart.
-_START_RATES = (200_000, 120_000, 180_000, 0)
-_START_AUDIO_RATES = (45_000, 0, 0, 0)
+#: Per-layer bit/s the smoothing starts from (TL0, TL1, TL2, none): the allocation's defaults apart.
+_START_RATES = (DEFAULT_VIDEO_RATES[0], DEFAULT_VIDEO_RATES[1] - DEFAULT_VIDEO_RATES[0],
+                DEFAULT_VIDEO_RATES[2] - DEFAULT_VIDEO_RATES[1], 0)
+_START_AUDIO_RATES = (DEFAULT_AUDIO_RATE, 0, 0, 0)
 #: Weight of a new measurement in the smoothed rate (~2 s: a requested keyframe is a bump, not a step).
 ALPHA = 0.2
 

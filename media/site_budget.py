@@ -219,6 +219,8 @@ class SiteBudget(EventEmitter):
             if producer is None:
                 continue
             rates = producer.layer_rates.sample(now_ms)
+            # not yet measured, or silent: a typical stream's rates (the sample's layers are those seen so
+            # far, one before the first TL1/TL2 packet; a silent stream's zero would cost nothing)
             measured = producer.layer_rates.measured and rates and rates[-1] > 0
             if slot.kind == "audio":
                 rate = rates[0] if measured else DEFAULT_AUDIO_RATE

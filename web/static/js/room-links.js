@@ -281,10 +281,10 @@ export class RoomLinks {
    *  audio follows through lip sync). A short round trip leaves the browser's own choice. The
    *  round trip is the server's (slot_state rtt_ms: its receiver reports of this site). */
   holdForRetransmissions(rttMs) {
-    // two reports in a row must say so: one late answer is not a long round trip
-    const previous = this.lastRttMs === undefined ? null : this.lastRttMs;
-    this.lastRttMs = rttMs;
-    const rtt = rttMs === null || previous === null ? null : Math.min(rttMs, previous);
+    // three reports in a row must say so: a late answer or two on a loaded server is not a long round trip
+    const recent = (this.recentRttMs || []).concat([rttMs]).slice(-3);
+    this.recentRttMs = recent;
+    const rtt = recent.length < 3 || recent.indexOf(null) >= 0 ? null : Math.min.apply(null, recent);
     const target = rtt !== null && rtt >= 150 ? Math.min(1500, Math.round(rtt * 1.5 + 50)) : null;
     if (!this.recvPc || (target === this.jitterTarget)) {
       return;

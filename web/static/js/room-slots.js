@@ -28,7 +28,8 @@ export class RoomSlots {
   async subscribe() {
     const pc = this.newPeerConnection("recv");
     this.recvPc = pc;
-    this.jitterTarget = null;
+    this.jitterTarget = null;  // a new connection: its receivers hold nothing yet, and its round trip is new
+    this.recentRttMs = [];
     const signal = this.signal;
     const self = this;
     pc.addEventListener("track", function (event) { self.onSlotTrack(pc, event); });

@@ -44,7 +44,7 @@ class Room {
     // What the server says of the links: this site's slots, its own link, every site's link.
     this.slotStates = {};
     this.jitterTarget = null;  // ms the video receivers hold frames for (room-links.js)
-    this.lastRttMs = null;
+    this.recentRttMs = [];  // the last three round trips the server reported (room-links.js)
     this.ownLink = null;
     this.links = {};
     this.viewSent = null;
