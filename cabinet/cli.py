@@ -274,18 +274,23 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
+def _add_listening(parser: argparse.ArgumentParser) -> None:
+    """Where a server (the centre or a node) listens, and its TLS."""
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="TLS certificate (with --tls-key)")
+    parser.add_argument("--tls-key", metavar="PEM", help="TLS private key")
+    parser.add_argument("--self-signed", action="store_true",
+                        help="serve HTTPS with a self-signed certificate generated in the data directory")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cabinet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the server")
     _add_common(serve)
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
-    serve.add_argument("--tls-cert", metavar="PEM", help="TLS certificate (with --tls-key)")
-    serve.add_argument("--tls-key", metavar="PEM", help="TLS private key")
-    serve.add_argument("--self-signed", action="store_true",
-                       help="serve HTTPS with a self-signed certificate generated in the data directory")
+    _add_listening(serve)
     serve.add_argument("--demo-if-empty", action="store_true", help="load demo data if the database is empty")
     serve.set_defaults(func=cmd_serve)
 
@@ -297,12 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the node's credential (from `cabinet nodes add --credential-file` on the centre; mode 600)")
     node.add_argument("--office", dest="node_office", metavar="CODE", required=True,
                       help="the office this node serves (its code, e.g. KH-17)")
-    node.add_argument("--host", help="address to listen on for the office's LAN (default 127.0.0.1)")
-    node.add_argument("--port", type=int, help="port to listen on (default 8080)")
-    node.add_argument("--tls-cert", metavar="PEM", help="TLS certificate (with --tls-key)")
-    node.add_argument("--tls-key", metavar="PEM", help="TLS private key")
-    node.add_argument("--self-signed", action="store_true",
-                      help="serve HTTPS with a self-signed certificate generated in the data directory")
+    _add_listening(node)
     node.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database migrations")

@@ -21,14 +21,13 @@ from sqlalchemy import select
 
 from meetings.db import Database
 from meetings.models import Office, Person, PersonRole, Role
-from meetings.models.offices import OfficeKind
 
+from .checks import get, text, time
 from .errors import SnapshotError
-from .replica_meetings import parse_meetings, write_meetings, write_offices
+from .replica_meetings import parse_meetings, parse_office, write_meetings, write_offices
 
 SNAPSHOT_VERSION = 1
 _ROLES = {r.value for r in Role}
-_KINDS = {k.value for k in OfficeKind}
 
 
 @dataclass(frozen=True)
@@ -38,30 +37,6 @@ class ReplicaResult:
     updated: int
     deactivated: int
     meetings: int
-
-
-def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
-    value = obj.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-        raise SnapshotError(f"{where}.{name} is missing or not a {getattr(kind, '__name__', kind)}")
-    return value
-
-
-def _text(obj: dict[str, Any], name: str, where: str, max_length: int) -> str:
-    value = _field(obj, name, str, where)
-    if not value or len(value) > max_length:
-        raise SnapshotError(f"{where}.{name} must be 1..{max_length} characters")
-    return value
-
-
-def _time(obj: dict[str, Any], name: str, where: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(_field(obj, name, str, where))
-    except ValueError as exc:
-        raise SnapshotError(f"{where}.{name} is not an ISO time") from exc
-    if value.tzinfo is None:
-        raise SnapshotError(f"{where}.{name} has no time zone")
-    return value
 
 
 @dataclass(frozen=True)
@@ -82,30 +57,25 @@ def parse_snapshot(snapshot: object) -> tuple[dict[str, Any], list[_Account]]:
         raise SnapshotError("a snapshot is an object")
     if snapshot.get("version") != SNAPSHOT_VERSION:
         raise SnapshotError(f"snapshot version {snapshot.get('version')!r} is not {SNAPSHOT_VERSION}")
-    office = _field(snapshot, "office", dict, "snapshot")
-    office_id = _field(office, "id", int, "office")
-    parsed_office = {"id": office_id, "code": _text(office, "code", "office", 32),
-                     "kind": _text(office, "kind", "office", 32), "name_en": _text(office, "name_en", "office", 200),
-                     "name_km": _text(office, "name_km", "office", 200), "active": _field(office, "active", bool, "office")}
-    if parsed_office["kind"] not in _KINDS:
-        raise SnapshotError(f"office.kind {parsed_office['kind']!r} is not one of {sorted(_KINDS)}")
+    parsed_office = parse_office(snapshot.get("office"), "office")
+    office_id = parsed_office["id"]
     accounts: list[_Account] = []
     seen_ids: set[int] = set()
     seen_names: set[str] = set()
-    for index, person in enumerate(_field(snapshot, "people", list, "snapshot")):
+    for index, person in enumerate(get(snapshot, "people", list, "snapshot")):
         where = f"people[{index}]"
         if not isinstance(person, dict):
             raise SnapshotError(f"{where} is not an object")
-        if _field(person, "office_id", int, where) != office_id:
+        if get(person, "office_id", int, where) != office_id:
             raise SnapshotError(f"{where} belongs to another office: a node keeps its own office's people only")
-        roles = _field(person, "roles", list, where)
+        roles = get(person, "roles", list, where)
         if not all(isinstance(r, str) and r in _ROLES for r in roles):
             raise SnapshotError(f"{where}.roles must be some of {sorted(_ROLES)}")
-        account = _Account(id=_field(person, "id", int, where), username=_text(person, "username", where, 64),
-                           full_name=_text(person, "full_name", where, 200),
-                           password_hash=_text(person, "password_hash", where, 255),
-                           active=_field(person, "active", bool, where),
-                           password_changed_at=_time(person, "password_changed_at", where),
+        account = _Account(id=get(person, "id", int, where), username=text(person, "username", where, 64),
+                           full_name=text(person, "full_name", where, 200),
+                           password_hash=text(person, "password_hash", where, 255),
+                           active=get(person, "active", bool, where),
+                           password_changed_at=time(person, "password_changed_at", where),
                            roles=frozenset(Role(r) for r in roles))
         if account.id in seen_ids or account.username in seen_names:
             raise SnapshotError(f"{where} repeats an id or username")
@@ -124,16 +94,9 @@ async def apply_snapshot(db: Database, snapshot: object) -> ReplicaResult:
     created = updated = deactivated = 0
     async with db.write() as uow:
         session = uow.session
+        await write_offices(session, [office_data])
         office = await session.get(Office, office_data["id"])
-        if office is None:
-            clash = await session.scalar(select(Office).where(Office.code == office_data["code"]))
-            if clash is not None:
-                raise SnapshotError(f"this node's database has office {office_data['code']} under another id")
-            office = Office(id=office_data["id"])
-            session.add(office)
-        office.code, office.name_en, office.name_km = office_data["code"], office_data["name_en"], office_data["name_km"]
-        office.kind, office.active = OfficeKind(office_data["kind"]), office_data["active"]
-        await session.flush()
+        assert office is not None
         local = {p.id: p for p in (await session.execute(
             select(Person).where(Person.office_id == office.id))).scalars().all()}
         for account in accounts:

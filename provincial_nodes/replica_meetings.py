@@ -9,7 +9,6 @@ the office's invitations (the office was uninvited: its people no longer see it)
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from meetings.models import AgendaItem, Invitation, Meeting, MeetingKind, MeetingState, Office, Person
 from meetings.models.offices import OfficeKind
 
+from .checks import get, text, time
 from .errors import SnapshotError
 
 #: Not an argon2 hash: verify_password() refuses every password against it.
@@ -28,41 +28,12 @@ _STATES = {s.value for s in MeetingState}
 _OFFICE_KINDS = {k.value for k in OfficeKind}
 
 
-def _get(obj: dict[str, Any], name: str, kind: type, where: str, *, optional: bool = False) -> Any:
-    value = obj.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise SnapshotError(f"{where}.{name} is missing or not a {kind.__name__}")
-    return value
-
-
-def _text(obj: dict[str, Any], name: str, where: str, max_length: int, *, empty: bool = False) -> str:
-    value = _get(obj, name, str, where)
-    if (not value and not empty) or len(value) > max_length:
-        raise SnapshotError(f"{where}.{name} must be {0 if empty else 1}..{max_length} characters")
-    return str(value)
-
-
-def _time(obj: dict[str, Any], name: str, where: str, *, optional: bool = False) -> dt.datetime | None:
-    raw = _get(obj, name, str, where, optional=optional)
-    if raw is None:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise SnapshotError(f"{where}.{name} is not an ISO time") from exc
-    if value.tzinfo is None:
-        raise SnapshotError(f"{where}.{name} has no time zone")
-    return value
-
-
 def parse_office(obj: object, where: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise SnapshotError(f"{where} is not an object")
-    office = {"id": _get(obj, "id", int, where), "code": _text(obj, "code", where, 32),
-              "kind": _text(obj, "kind", where, 32), "name_en": _text(obj, "name_en", where, 200),
-              "name_km": _text(obj, "name_km", where, 200), "active": _get(obj, "active", bool, where)}
+    office = {"id": get(obj, "id", int, where), "code": text(obj, "code", where, 32),
+              "kind": text(obj, "kind", where, 32), "name_en": text(obj, "name_en", where, 200),
+              "name_km": text(obj, "name_km", where, 200), "active": get(obj, "active", bool, where)}
     if office["kind"] not in _OFFICE_KINDS:
         raise SnapshotError(f"{where}.kind {office['kind']!r} is not one of {sorted(_OFFICE_KINDS)}")
     return office
@@ -78,59 +49,59 @@ class MeetingCopy:
 def parse_meetings(snapshot: dict[str, Any], office_id: int, account_ids: set[int]) -> tuple[
         list[dict[str, Any]], list[MeetingCopy]]:
     """The snapshot's other offices and meetings, checked (see the module docstring)."""
-    offices = [parse_office(o, f"offices[{i}]") for i, o in enumerate(_get(snapshot, "offices", list, "snapshot"))]
+    offices = [parse_office(o, f"offices[{i}]") for i, o in enumerate(get(snapshot, "offices", list, "snapshot"))]
     known_offices = {office_id} | {o["id"] for o in offices}
     copies: list[MeetingCopy] = []
-    for index, raw in enumerate(_get(snapshot, "meetings", list, "snapshot")):
+    for index, raw in enumerate(get(snapshot, "meetings", list, "snapshot")):
         where = f"meetings[{index}]"
         if not isinstance(raw, dict):
             raise SnapshotError(f"{where} is not an object")
         fields = {
-            "id": _get(raw, "id", int, where), "title": _text(raw, "title", where, 200),
+            "id": get(raw, "id", int, where), "title": text(raw, "title", where, 200),
             "kind": MeetingKind(_choice(raw, "kind", _KINDS, where)),
             "state": MeetingState(_choice(raw, "state", _STATES, where)),
-            "host_office_id": _get(raw, "host_office_id", int, where),
-            "created_by_id": _get(raw, "created_by_id", int, where),
-            "starts_at": _time(raw, "starts_at", where), "ends_at": _time(raw, "ends_at", where),
-            "opened_at": _time(raw, "opened_at", where, optional=True),
-            "closed_at": _time(raw, "closed_at", where, optional=True),
-            "description": _text(raw, "description", where, 20_000, empty=True),
-            "locked": _get(raw, "locked", bool, where), "lobby_enabled": _get(raw, "lobby_enabled", bool, where),
-            "record_sessions": _get(raw, "record_sessions", bool, where),
-            "quorum_percent": _get(raw, "quorum_percent", int, where),
-            "grace_seconds": _get(raw, "grace_seconds", int, where), "sequence": _get(raw, "sequence", int, where),
+            "host_office_id": get(raw, "host_office_id", int, where),
+            "created_by_id": get(raw, "created_by_id", int, where),
+            "starts_at": time(raw, "starts_at", where), "ends_at": time(raw, "ends_at", where),
+            "opened_at": time(raw, "opened_at", where, optional=True),
+            "closed_at": time(raw, "closed_at", where, optional=True),
+            "description": text(raw, "description", where, 20_000, empty=True),
+            "locked": get(raw, "locked", bool, where), "lobby_enabled": get(raw, "lobby_enabled", bool, where),
+            "record_sessions": get(raw, "record_sessions", bool, where),
+            "quorum_percent": get(raw, "quorum_percent", int, where),
+            "grace_seconds": get(raw, "grace_seconds", int, where), "sequence": get(raw, "sequence", int, where),
         }
         if fields["host_office_id"] not in known_offices:
             raise SnapshotError(f"{where}.host_office_id names an office the snapshot does not describe")
         agenda = []
-        for i, item in enumerate(_get(raw, "agenda", list, where)):
+        for i, item in enumerate(get(raw, "agenda", list, where)):
             at = f"{where}.agenda[{i}]"
             if not isinstance(item, dict):
                 raise SnapshotError(f"{at} is not an object")
-            presenter = _get(item, "presenter_office_id", int, at, optional=True)
+            presenter = get(item, "presenter_office_id", int, at, optional=True)
             if presenter is not None and presenter not in known_offices:
                 raise SnapshotError(f"{at}.presenter_office_id names an office the snapshot does not describe")
-            agenda.append({"id": _get(item, "id", int, at), "position": _get(item, "position", int, at),
-                           "title": _text(item, "title", at, 300), "presenter_office_id": presenter,
-                           "planned_minutes": _get(item, "planned_minutes", int, at)})
+            agenda.append({"id": get(item, "id", int, at), "position": get(item, "position", int, at),
+                           "title": text(item, "title", at, 300), "presenter_office_id": presenter,
+                           "planned_minutes": get(item, "planned_minutes", int, at)})
         invitations = []
-        for i, invitation in enumerate(_get(raw, "invitations", list, where)):
+        for i, invitation in enumerate(get(raw, "invitations", list, where)):
             at = f"{where}.invitations[{i}]"
             if not isinstance(invitation, dict):
                 raise SnapshotError(f"{at} is not an object")
-            office = _get(invitation, "office_id", int, at, optional=True)
-            person = _get(invitation, "person_id", int, at, optional=True)
+            office = get(invitation, "office_id", int, at, optional=True)
+            person = get(invitation, "person_id", int, at, optional=True)
             if (office is None) == (person is None):
                 raise SnapshotError(f"{at} invites an office or a person")
             if (office is not None and office != office_id) or (person is not None and person not in account_ids):
                 raise SnapshotError(f"{at} is another office's invitation: a node keeps its own office's only")
-            invitations.append({"id": _get(invitation, "id", int, at), "office_id": office, "person_id": person})
+            invitations.append({"id": get(invitation, "id", int, at), "office_id": office, "person_id": person})
         copies.append(MeetingCopy(fields, agenda, invitations))
     return offices, copies
 
 
 def _choice(raw: dict[str, Any], name: str, allowed: set[str], where: str) -> str:
-    value = _get(raw, name, str, where)
+    value = get(raw, name, str, where)
     if value not in allowed:
         raise SnapshotError(f"{where}.{name} {value!r} is not one of {sorted(allowed)}")
     return str(value)
