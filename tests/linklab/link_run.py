@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,6 @@ from typing import Any
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright
 
-from bots.bot import Bot, BotOptions
 from bots.media_files import MediaParams, load_media
 from browser_site import join_from_site, launch_in_site, until
 from harness import LiveServer, make_config
@@ -39,6 +40,7 @@ from linklab import Lab, Profile, Site, override, parse_profile
 from meetings.demo import DEMO_PASSWORD
 from meetings.policy import Caller
 
+ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
 
 #: Video-only thumbnail publishers besides the chair: username, full name, office (provinces invited to
@@ -158,26 +160,68 @@ async def _add_people(server: LiveServer, count: int) -> list[str]:
     return [username for username, _, _ in THUMBNAIL_PUBLISHERS[:count]]
 
 
-async def _publishers(url: str, server: LiveServer, plan: RunPlan) -> list[Bot]:
-    media = await asyncio.to_thread(load_media, MediaParams(), plan.media_cache)
-    bots: list[Bot] = []
+class BotProcess:
+    """A publishing bot in its own process (``python -m bots.cli``): its media timing is not at the mercy
+    of the test process, where the server, the page's sampler and the lab's controls share one GIL (an
+    in-process bot's audio once arrived 300 ms late on a loaded 2-core machine, and the page concealed
+    it)."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log_path = log_path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-10:])
+        except OSError:
+            return ""
+
+
+async def _publishers(url: str, server: LiveServer, plan: RunPlan, work_dir: Path) -> list[BotProcess]:
+    cache = plan.media_cache or work_dir / "media"
+    await asyncio.to_thread(load_media, MediaParams(), cache)  # encoded once, here; the bots read the cache
+    bots: list[BotProcess] = []
     names = ("chair", *await _add_people(server, plan.thumbnails))
+    stay = plan.seconds + plan.warmup + (plan.fall.at_s + plan.fall.seconds if plan.fall else 0) + 120
     try:
         for name in names:
             chair = name == "chair"
-            bot = Bot(BotOptions(url=url, token=await server.join_token(name), name=name, subscribe=False,
-                                 audio=chair, video=True, speaking=chair, bind_addresses=["127.0.0.1"],
-                                 reconnect=False, timeout=30), media)
-            bots.append(bot)
-            await asyncio.wait_for(bot.start(), 40)
+            args = [sys.executable, "-m", "bots", "--url", url, "--token", await server.join_token(name),
+                    "--publish", "--name", name, "--bind", "127.0.0.1", "--no-reconnect", "--cache-dir", str(cache),
+                    "--seconds", str(stay)]
+            if not chair:
+                args += ["--no-audio"]
+            log_path = work_dir / f"bot-{name}.log"
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            bots.append(BotProcess(name, proc, log_path))
     except BaseException:
-        await _stop(bots)
+        _stop(bots)
         raise
     return bots
 
 
-async def _stop(bots: list[Bot]) -> None:
-    await asyncio.gather(*(asyncio.wait_for(bot.stop(), 20) for bot in bots), return_exceptions=True)
+def _stop(bots: list[BotProcess]) -> None:
+    for bot in bots:
+        bot.stop()
+
+
+async def _person_id(server: LiveServer, username: str) -> int:
+    services = server.services()
+    try:
+        return (await services.people.find(Caller.cli(), username)).id
+    finally:
+        await services.db.dispose()
 
 
 async def _page_stats(page: Page) -> dict[str, Any] | None:
@@ -202,18 +246,25 @@ async def run_once(lab: Lab, plan: RunPlan, work_dir: Path, site_name: str = "go
     site = await lab.add_site(site_name, "clean", seed=plan.seed)
     config = make_config(work_dir / "data", **{"media.ice_bind_addresses": ["127.0.0.1", lab.server_address]})
     server = await asyncio.to_thread(LiveServer(config, host=lab.server_address).start)
-    bots: list[Bot] = []
+    bots: list[BotProcess] = []
     try:
-        bots = await _publishers(server.url, server, plan)
-        chair_id = bots[0].client.participant_id
-        record.chair_id = chair_id
+        bots = await _publishers(server.url, server, plan, work_dir)
+        chair_person = await _person_id(server, "chair")
         async with async_playwright() as playwright:
             browser = await launch_in_site(playwright, site, work_dir / "bin", server.url)
             try:
                 governor = await join_from_site(browser, server.url, "governor")
                 page = governor.page
-                await until(page, f"window.cabinetRoom.slots.get('stage-video').shown.participantId === '{chair_id}'",
-                            timeout=40)
+                find_chair = ("Array.from(window.cabinetRoom.participants.values()).filter("
+                              f"(p) => p.info.person_id === {chair_person}).map((p) => p.id)[0] || null")
+                try:
+                    chair_id = await until(page, find_chair, timeout=40)
+                    await until(page, "window.cabinetRoom.slots.get('stage-video').shown.participantId === "
+                                      f"'{chair_id}'", timeout=40)
+                except Exception:
+                    raise RuntimeError("the chair's bot is not on the stage: "
+                                       + " | ".join(b.log_tail() for b in bots)) from None
+                record.chair_id = chair_id
                 await site.set_profile(profile)
                 logger.info("the site's link is now %s; measuring in %.0f s", profile.name, plan.warmup)
                 record.setup_s = time.monotonic() - started
@@ -242,7 +293,7 @@ async def run_once(lab: Lab, plan: RunPlan, work_dir: Path, site_name: str = "go
             finally:
                 await asyncio.wait_for(browser.close(), 20)
     finally:
-        await _stop(bots)
+        await asyncio.to_thread(_stop, bots)
         await asyncio.to_thread(server.stop)
         await lab.remove_site(site_name)
     record.total_s = time.monotonic() - started
