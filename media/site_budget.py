@@ -368,13 +368,13 @@ class SiteBudget(EventEmitter):
         # the link is tried at what the next step up needs (and, while it is unknown, at what all of it
         # needs), at most PROBE_STEP (STARTUP_PROBE_STEP) times the estimate: a small overshoot at most
         held = self._held_bps if now_ms - self._held_ms <= HELD_FOR_MS else 0
-        if not self._startup() and self._probe_streak and held > estimate * PROBE_STEP:
+        if self._startup():
+            larger = int(estimate * STARTUP_PROBE_STEP)
+            needed = allocate(int(larger * self._spendable()), audios, videos, self.mode, self._applied).total
+        elif self._probe_streak and held > estimate * PROBE_STEP:
             # a link that carried the last probe and carried more lately (it came back): double, up
             # to what it carried, whatever the next step needs
             larger = needed = min(int(estimate * STARTUP_PROBE_STEP), held)
-        elif self._startup():
-            larger = int(estimate * STARTUP_PROBE_STEP)
-            needed = allocate(int(larger * self._spendable()), audios, videos, self.mode, self._applied).total
         else:
             larger = int(estimate * PROBE_STEP)
             needed = int(wanted.next_budget * PROBE_MARGIN)

@@ -21,12 +21,12 @@ from sqlalchemy import select
 
 from meetings.db import Database
 from meetings.models import Office, Person, PersonRole, Role
+from meetings.services.nodes import SNAPSHOT_VERSION
 
 from .checks import get, text, time
 from .errors import SnapshotError
 from .replica_meetings import parse_meetings, parse_office, write_meetings, write_offices
 
-SNAPSHOT_VERSION = 1
 _ROLES = {r.value for r in Role}
 
 
@@ -94,7 +94,7 @@ async def apply_snapshot(db: Database, snapshot: object) -> ReplicaResult:
     created = updated = deactivated = 0
     async with db.write() as uow:
         session = uow.session
-        await write_offices(session, [office_data])
+        await write_offices(session, [office_data, *offices])
         office = await session.get(Office, office_data["id"])
         assert office is not None
         local = {p.id: p for p in (await session.execute(
@@ -128,6 +128,5 @@ async def apply_snapshot(db: Database, snapshot: object) -> ReplicaResult:
                 person.active = False
                 deactivated += 1
         await session.flush()
-        await write_offices(session, offices)
         await write_meetings(session, meetings, office.id, account_ids)
     return ReplicaResult(office_data["code"], created, updated, deactivated, len(meetings))

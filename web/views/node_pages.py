@@ -12,7 +12,7 @@ from meetings.policy import Action, require
 from web.forms import caller, int_param, read_form, services
 from web.middleware import see_other
 from web.render import render
-from web.views.nodes import CLOSE_REVOKED, node_links
+from web.views.nodes import cut_off, node_links
 
 routes = web.RouteTableDef()
 
@@ -43,16 +43,15 @@ async def node_register(request: web.Request) -> web.StreamResponse:
         if exc.code not in ("invalid", "conflict"):
             raise
         return await _page(request, values=form, error=exc, status=400)
-    response = render(request, "nodes/created.html", {"node": node, "credential": credential})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render(request, "nodes/created.html", {"node": node, "credential": credential})  # no-store: web/middleware.py
 
 
 @routes.post("/nodes/{id}/revoke")
 async def node_revoke(request: web.Request) -> web.StreamResponse:
     require(caller(request), Action.MANAGE_NODES)
-    await services(request).nodes.revoke(caller(request), int_param(request, "id"))
-    link = node_links(request.app).get(int_param(request, "id"))
+    node_id = int_param(request, "id")
+    await services(request).nodes.revoke(caller(request), node_id)
+    link = node_links(request.app).get(node_id)
     if link is not None:  # cut off now, not at the next revalidation
-        await link.ws.close(code=CLOSE_REVOKED, message=b"the node was revoked")
+        await cut_off(link)
     return see_other("/nodes")

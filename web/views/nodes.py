@@ -28,6 +28,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from meetings.errors import MeetingsError, NotAuthenticated
 from meetings.models.base import utcnow
+from provincial_nodes.control import CLOSE_REVOKED
 from web import keys
 from web.forms import services
 
@@ -42,7 +43,6 @@ HEARTBEAT_SECONDS = 15.0
 MAX_FRAME_BYTES = 65_536
 MAX_BAD_FRAMES = 20
 #: Close codes a node acts on (4000-4999: the application's own).
-CLOSE_REVOKED = 4403
 CLOSE_REPLACED = 4409
 LINKS: web.AppKey[NodeLinks] = web.AppKey("node_links")
 
@@ -161,15 +161,19 @@ async def _send_snapshot(link: NodeLink, snapshot: dict[str, object], *, force: 
     await link.ws.send_json({"type": "snapshot", "snapshot": snapshot})
 
 
+async def cut_off(link: NodeLink) -> None:
+    """End a revoked node's channel; the node reads the close code and stops redialling at once."""
+    log.info("node cut off: revoked or office inactive", extra={"event": "node.cut_off", "node_id": link.node_id})
+    await link.ws.close(code=CLOSE_REVOKED, message=b"the node was revoked")
+
+
 async def _revalidate(app: web.Application, link: NodeLink) -> None:
     svc = app[keys.SERVICES]
     while not link.ws.closed:
         await asyncio.sleep(REVALIDATE_SECONDS)
         try:
             if not await svc.nodes.still_valid(link.node_id):
-                log.info("node cut off: revoked or office inactive", extra={"event": "node.cut_off",
-                                                                           "node_id": link.node_id})
-                await link.ws.close(code=CLOSE_REVOKED, message=b"the node was revoked")
+                await cut_off(link)
                 return
             node = await svc.nodes.active_node(link.node_id)
             await _send_snapshot(link, await svc.nodes.office_snapshot(node))
