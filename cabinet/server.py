@@ -18,6 +18,7 @@ from cabinet.tls import self_signed, ssl_context
 from meetings import demo
 from meetings.services import Services
 from provincial_nodes import uplink
+from provincial_nodes.centre_pipes import CENTRE_PIPES, CentrePipes
 from signaling.alarms import StorageAlarms
 from signaling.server import Signaling
 from web.app import AccessLogger, create_app
@@ -33,7 +34,9 @@ def build_app(runtime: Runtime, services: Services) -> web.Application:
     signaling.attach(app)
     StorageAlarms(services, lambda: list(signaling.rooms.rooms.values()))  # the console's storage alarm
     if config.provincial_nodes.upstream_url:
-        uplink.install(app, services, config.provincial_nodes)
+        uplink.install(app, services, config.provincial_nodes, signaling.rooms)
+    else:  # the centre: a pipe for each node that connects
+        app[CENTRE_PIPES] = CentrePipes(services, signaling.rooms, bind_host=config.web.host)
 
     async def recover_attendance(_app: web.Application) -> None:
         # Before any connection is accepted: attendance a full disk held back comes from the journal, then

@@ -264,10 +264,12 @@ class PipeSender:
 class PipeReceiver:
     """The receiving end: a mirror producer per piped track, fed from the pipe, its feedback sent back."""
 
-    def __init__(self, send: Send, add_producer: Callable[[Producer], None], *, rtcp_ssrc: int = 0x5049_5045,
-                 history_ms: int = MIRROR_HISTORY_MS) -> None:
+    def __init__(self, send: Send, add_producer: Callable[[Producer], None] | None = None, *,
+                 rtcp_ssrc: int = 0x5049_5045, history_ms: int = MIRROR_HISTORY_MS, tag: str = "") -> None:
         self._send = send
         self._add_producer = add_producer
+        #: Marks this pipe's mirrors (``app_data["pipe"]``): what came through a pipe is never sent back into it.
+        self.tag = tag
         self._rtcp_ssrc = rtcp_ssrc
         self._history_ms = history_ms
         self.mirrors: dict[str, Producer] = {}
@@ -275,8 +277,12 @@ class PipeReceiver:
         self.stats = PipeStats()
         self._report_task: asyncio.Task[None] | None = None
 
-    def add(self, track: PipedTrack) -> Producer:
-        """The mirror of ``track`` (created, and added to the router, the first time)."""
+    def add(self, track: PipedTrack, into: Callable[[Producer], None] | None = None) -> Producer:
+        """The mirror of ``track`` (created, and handed to ``into`` (a router's ``add_producer``), else to
+        the receiver's ``add_producer``, the first time)."""
+        add_producer = into or self._add_producer
+        if add_producer is None:
+            raise PipeError("no router to add the mirror to")
         mirror = self.mirrors.get(track.producer_id)
         if mirror is not None:
             return mirror
@@ -285,11 +291,11 @@ class PipeReceiver:
         mirror = Producer(producer_id=track.producer_id, participant_id=track.participant_id,
                           stream_id=track.stream_id, parameters=track.parameters(), ssrc=track.ssrc, rtx_ssrc=None,
                           rtcp_ssrc=self._rtcp_ssrc, send_rtcp=self._send, rtx_history_ms=self._history_ms,
-                          pli_throttle_ms=PIPE_PLI_INTERVAL_MS, app_data={"piped": True})
+                          pli_throttle_ms=PIPE_PLI_INTERVAL_MS, app_data={"piped": True, "pipe": self.tag})
         self.mirrors[track.producer_id] = mirror
         self._by_ssrc[track.ssrc] = mirror
         mirror.on("close", lambda: self._forget(mirror))
-        self._add_producer(mirror)
+        add_producer(mirror)
         if self._report_task is None:
             self._report_task = asyncio.ensure_future(self._report())
         return mirror
@@ -350,3 +356,22 @@ class PipeReceiver:
         while True:
             await asyncio.sleep(REPORT_INTERVAL_MS / 1000)
             self.report()
+
+
+class Pipe:
+    """Both directions of one pipe over one datagram flow: the producers this side sends (``sender``)
+    and the mirrors of what the far side sends (``receiver``). RTCP goes to both: NACKs, keyframe
+    requests and receiver reports concern this side's taps, sender reports the mirrors."""
+
+    def __init__(self, send: Send, *, tag: str = "", history_ms: int = MIRROR_HISTORY_MS) -> None:
+        self.sender = PipeSender(send, history_ms=history_ms)
+        self.receiver = PipeReceiver(send, tag=tag, history_ms=history_ms)
+
+    def handle_datagram(self, data: bytes) -> None:
+        if is_rtcp(data):
+            self.sender.handle_rtcp(data)
+        self.receiver.handle_datagram(data)
+
+    def close(self) -> None:
+        self.sender.close()
+        self.receiver.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -57,6 +58,8 @@ class Router(EventEmitter):
         #: The chair put this participant on everyone's stage.
         self.spotlight: str | None = None
         self._ids = itertools.count(1)
+        #: Ids unique beyond this router: a pipe carries producers of several routers and processes.
+        self._id_tag = secrets.token_hex(3)
         self._last_n: dict[str, int] = {}
         self._own_pins: dict[str, str] = {}
         self._slot_sets: dict[str, SlotSet] = {}
@@ -71,7 +74,7 @@ class Router(EventEmitter):
         return f"Router({self.id!r})"
 
     def new_id(self, prefix: str) -> str:
-        return f"{prefix}-{next(self._ids)}"
+        return f"{prefix}-{self._id_tag}-{next(self._ids)}"
 
     def _check_open(self) -> None:
         if self.closed:

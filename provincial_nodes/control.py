@@ -19,7 +19,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -34,6 +34,17 @@ HEARTBEAT_SECONDS = 15.0
 CLOSE_REVOKED = 4403
 
 SnapshotHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ChannelListener(Protocol):
+    """Follows the channel: up (with the centre's ``hello`` and a way to send frames), its ``pipe_*``
+    frames, down."""
+
+    async def channel_up(self, hello: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None: ...
+
+    async def channel_frame(self, frame: dict[str, Any]) -> None: ...
+
+    async def channel_down(self) -> None: ...
 
 
 @dataclass
@@ -58,12 +69,14 @@ def backoff_seconds(attempt: int, rng: random.Random) -> float:
 
 class ControlClient:
     def __init__(self, upstream_url: str, credential: str, on_snapshot: SnapshotHandler, *,
-                 ssl: Any = None, rng: random.Random | None = None) -> None:
+                 ssl: Any = None, rng: random.Random | None = None,
+                 listener: ChannelListener | None = None) -> None:
         if not upstream_url.startswith(("http://", "https://")):
             raise ValueError("the upstream URL is http(s)://host[:port]")
         self.url = upstream_url.rstrip("/") + "/nodes/control"
         self._credential = credential
         self._on_snapshot = on_snapshot
+        self.listener = listener
         self._ssl = ssl
         self._rng = rng or random.Random()
         self.state = LinkState()
@@ -118,19 +131,28 @@ class ControlClient:
         self._ws = ws
         pinger = asyncio.create_task(self._ping(ws))
         try:
-            async for message in ws:
+            close_code = None
+            while True:
+                message = await ws.receive()
                 if message.type == aiohttp.WSMsgType.TEXT:
                     try:
                         await self._frame(message.json())
                     except (ValueError, NodeError) as exc:  # a bad frame or snapshot: the copy stays as it was
                         log.warning("unusable frame from the centre: %s", exc, extra={"event": "node.bad_frame"})
-            if ws.close_code == CLOSE_REVOKED:
+                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                      aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    # The code the centre sent, even when its side of the socket is gone before the reply.
+                    close_code = message.data if message.type == aiohttp.WSMsgType.CLOSE else ws.close_code
+                    break
+            if close_code == CLOSE_REVOKED:
                 raise ControlRefused("revoked while connected")
         finally:
             pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pinger
             self._ws = None
+            if self.listener is not None:
+                await self.listener.channel_down()
 
     async def _frame(self, frame: Any) -> None:
         kind = frame.get("type") if isinstance(frame, dict) else None
@@ -142,9 +164,14 @@ class ControlClient:
             self.state.node_id, self.state.office = node.get("id"), str(node.get("office", ""))
             log.info("control channel up", extra={"event": "node.link_up", "node_id": self.state.node_id,
                                                   "office": self.state.office})
+            if self.listener is not None and self._ws is not None:
+                await self.listener.channel_up(frame, self._ws.send_json)
         elif kind == "snapshot":
             await self._on_snapshot(frame.get("snapshot"))
             self.snapshots += 1
+        elif isinstance(kind, str) and kind.startswith("pipe_"):
+            if self.listener is not None:
+                await self.listener.channel_frame(frame)
         elif kind == "error":
             log.warning("the centre refused a frame: %s", frame.get("message"), extra={"event": "node.frame_refused"})
 

@@ -13,15 +13,18 @@ import contextlib
 import logging
 import stat
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any
 
 from aiohttp import web
 
 from meetings.services import Services
+from signaling.server import Rooms
 
 from .config import ProvincialNodesConfig
 from .control import ControlClient
 from .errors import NodeError, SnapshotError
+from .node_pipes import NodePipes
 from .replica import apply_snapshot
 
 log = logging.getLogger("provincial_nodes.uplink")
@@ -43,11 +46,12 @@ def read_credential(path: Path) -> str:
 
 
 class Uplink:
-    def __init__(self, services: Services, config: ProvincialNodesConfig) -> None:
+    def __init__(self, services: Services, config: ProvincialNodesConfig, rooms: Rooms) -> None:
         self.services = services
         self.config = config
+        self.pipes = NodePipes(rooms, urlsplit(config.upstream_url).hostname or "")
         self.client = ControlClient(config.upstream_url, read_credential(Path(config.credential_file)),
-                                    self._on_snapshot)
+                                    self._on_snapshot, listener=self.pipes)
         self._task: asyncio.Task[None] | None = None
 
     async def _on_snapshot(self, snapshot: dict[str, Any]) -> None:
@@ -70,9 +74,9 @@ class Uplink:
                 await asyncio.wait_for(self._task, 10)
 
 
-def install(app: web.Application, services: Services, config: ProvincialNodesConfig) -> None:
-    """Run the node's uplink for as long as the application runs."""
-    uplink = app[UPLINK] = Uplink(services, config)
+def install(app: web.Application, services: Services, config: ProvincialNodesConfig, rooms: Rooms) -> None:
+    """Run the node's uplink (control channel and media pipe) for as long as the application runs."""
+    uplink = app[UPLINK] = Uplink(services, config, rooms)
 
     async def start(_app: web.Application) -> None:
         uplink.start()

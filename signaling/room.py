@@ -53,6 +53,12 @@ class Room:
         self.router = Router(config, router_id=f"meeting-{meeting_id}")
         self.outbox = outbox
         self.participants: dict[str, Participant] = {}
+        #: Participants behind a pipe (a provincial node's people at the centre, the centre's at a node):
+        #: participant id -> what everyone sees of them (their ``public()``), set by the pipe that carries them.
+        self.remote: dict[str, dict[str, Any]] = {}
+        self._remote_via: dict[str, object] = {}
+        #: Pipes that keep this room open while they carry it (a node's people are in the meeting).
+        self.holds: set[object] = set()
         self.ice_servers = ice_servers
         self.moderation = Moderation(self, services, locked=locked, lobby_enabled=lobby_enabled,
                                      agenda=agenda or {"items": [], "current_item_id": None},
@@ -115,7 +121,7 @@ class Room:
             "me": participant.public(),
             "permissions": {"publish": participant.may_publish, "moderate": participant.may_moderate},
             "ice_servers": self.ice_servers,
-            "roster": [p.public() for p in self.participants.values()],
+            "roster": self.roster(),
             "tracks": [track_info(p) for p in self.router.producers.values()],
             "dominant_speaker": self.router.dominant_speaker,
             "spotlight": self.router.spotlight,
@@ -157,8 +163,44 @@ class Room:
         await self.moderation.set_presence(participant, status)
         await self._close_if_empty()
 
+    def roster(self) -> list[dict[str, Any]]:
+        return [p.public() for p in self.participants.values()] + list(self.remote.values())
+
+    def knows(self, participant_id: str) -> bool:
+        """Whether ``participant_id`` is in the meeting here or behind a pipe."""
+        return participant_id in self.participants or participant_id in self.remote
+
+    async def set_remote(self, via: object, entries: list[dict[str, Any]]) -> None:
+        """The participants the pipe ``via`` carries now (all of them: those missing have left)."""
+        wanted = {e["participant_id"]: e for e in entries}
+        for pid in [p for p, v in self._remote_via.items() if v is via and p not in wanted]:
+            del self._remote_via[pid]
+            self.remote.pop(pid, None)
+            await self.outbox.broadcast(self, "participant_left", {"participant_id": pid, "status": "left"})
+        for pid, entry in wanted.items():
+            if pid in self.participants or self._remote_via.get(pid, via) is not via:
+                continue  # an id already here, or another pipe's: never replaced from this one
+            old = self.remote.get(pid)
+            if old == entry:
+                continue
+            self.remote[pid], self._remote_via[pid] = entry, via
+            if old is None:
+                await self.outbox.broadcast(self, "participant_joined", entry)
+                continue
+            for kind in ("audio", "video"):
+                if old.get(f"{kind}_muted") != entry.get(f"{kind}_muted"):
+                    await self.outbox.broadcast(self, "mute_changed", {
+                        "participant_id": pid, "kind": kind, "muted": entry.get(f"{kind}_muted"), "by": "self"})
+
+    def _person_id(self, participant_id: str) -> int | None:
+        here = self.participants.get(participant_id)
+        return here.person_id if here is not None else self.remote.get(participant_id, {}).get("person_id")
+
+    def remote_via(self, participant_id: str) -> object | None:
+        return self._remote_via.get(participant_id)
+
     async def _close_if_empty(self) -> None:
-        if not self.participants and not self.moderation.lobby:
+        if not self.participants and not self.moderation.lobby and not self.holds:
             await self._on_empty(self)
 
     async def close(self) -> None:
@@ -282,18 +324,18 @@ class Room:
 
     def pin(self, participant: Participant, target_id: str | None) -> None:
         """Put ``target_id`` on the participant's own stage (None: follow the session again)."""
-        if target_id is not None and target_id not in self.participants:
+        if target_id is not None and not self.knows(target_id):
             raise WrongState("no such participant in this meeting", code="not_found")
         self.router.set_own_pin(participant.id, target_id)
 
     async def spotlight(self, moderator: Participant, target_id: str | None) -> None:
         """A moderator puts ``target_id`` on everyone's stage (None: the floor holder or the speaker again)."""
-        if target_id is not None and target_id not in self.participants:
+        if target_id is not None and not self.knows(target_id):
             raise WrongState("no such participant in this meeting", code="not_found")
         if target_id is not None:
             await self.moderation.services.live.record_moderation(
                 moderator.caller, self.meeting_id, "stage.spotlight",
-                {"participant_id": target_id, "person_id": self.participants[target_id].person_id})
+                {"participant_id": target_id, "person_id": self._person_id(target_id)})
         else:
             await self.moderation.services.live.record_moderation(
                 moderator.caller, self.meeting_id, "stage.spotlight_off", {})

@@ -5,22 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import socketio
 from aiohttp import web
 
 from media.config import MediaConfig
 from meetings.errors import TokenInvalid
-from meetings.models import MeetingState
+from meetings.models import Meeting, MeetingState
 from meetings.services import Services
 from signaling.config import SignalingConfig
 from signaling.liveness import Evidence, LivenessSweep, watch_engineio
 from signaling.namespace import MeetingNamespace
 from signaling.participant import Participant
 from signaling.protocol import schemas
-from meetings.services.live import agenda_payload
+from meetings.services.live import Sanctions, agenda_payload
 from signaling.room import Room
 
 SOCKETIO_PATH = "socket.io"
@@ -43,6 +44,12 @@ class UsedTokens:
         self._used[token_id] = expires_at
 
 
+class RoomListener(Protocol):
+    def room_opened(self, room: Room) -> None: ...
+
+    def room_closed(self, room: Room) -> None: ...
+
+
 class Rooms:
     """The live rooms of this process, one per meeting with someone in it."""
 
@@ -51,16 +58,35 @@ class Rooms:
         self.outbox = outbox
         self.rooms: dict[int, Room] = {}
         self._lock = asyncio.Lock()
+        #: Told of every room opened and closed (a provincial node's pipe carries its rooms).
+        self.listeners: list[RoomListener] = []
 
     async def get_or_create(self, participant: Participant) -> Room:
         """The room of the participant's meeting, created from the meeting's stored state if needed."""
+        services, caller = self.signaling.services, participant.caller
         meeting_id = participant.grant.meeting.meeting_id
+
+        async def load() -> tuple[Meeting, Sanctions]:
+            return await services.meetings.get(caller, meeting_id), await services.live.sanctions(caller, meeting_id)
+
+        return await self._get_or_create(meeting_id, load)
+
+    async def open_for_pipe(self, meeting: Meeting) -> Room:
+        """The room of a meeting a provincial node's pipe carries (the node's office was checked for it)."""
+        services = self.signaling.services
+
+        async def load() -> tuple[Meeting, Sanctions]:
+            return meeting, await services.live.room_sanctions(meeting.id)
+
+        return await self._get_or_create(meeting.id, load)
+
+    async def _get_or_create(self, meeting_id: int,
+                             load: Callable[[], Awaitable[tuple[Meeting, Sanctions]]]) -> Room:
         async with self._lock:
             room = self.rooms.get(meeting_id)
             if room is None:
+                meeting, sanctions = await load()
                 services = self.signaling.services
-                meeting = await services.meetings.get(participant.caller, meeting_id)
-                sanctions = await services.live.sanctions(participant.caller, meeting_id)
                 room = Room(meeting_id, self.signaling.media_config, self.outbox, self._closed,
                             services=services, ice_servers=self.signaling.ice_servers(),
                             locked=meeting.locked, lobby_enabled=meeting.lobby_enabled,
@@ -70,21 +96,24 @@ class Rooms:
                 self.rooms[meeting_id] = room
                 if meeting.state is MeetingState.OPEN:  # the server restarted during the session
                     await room.recording.start()
+                for listener in list(self.listeners):
+                    listener.room_opened(room)
             return room
 
     async def discard_if_empty(self, room: Room) -> None:
-        if not room.participants and not room.moderation.lobby:
+        if not room.participants and not room.moderation.lobby and not room.holds:
             await self._closed(room)
 
     async def _closed(self, room: Room) -> None:
         if self.rooms.get(room.meeting_id) is room:
             del self.rooms[room.meeting_id]
+        for listener in list(self.listeners):
+            listener.room_closed(room)
         await room.close()
 
     async def close(self) -> None:
         for room in list(self.rooms.values()):
-            await room.close()
-        self.rooms.clear()
+            await self._closed(room)
 
 
 class SocketOutbox:

@@ -216,8 +216,8 @@ async def test_a_second_connection_of_the_node_replaces_the_first(live_server: L
         closing = await first.receive(timeout=5)
         while closing.type == aiohttp.WSMsgType.TEXT:  # the snapshot sent before the replacement
             closing = await first.receive(timeout=5)
-        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-        assert first.close_code == node_views.CLOSE_REPLACED
+        # The code as sent: the server may drop the socket before this client, not reading, replies.
+        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == node_views.CLOSE_REPLACED
         await second.close()
 
 

@@ -93,6 +93,11 @@ class LiveService:
     async def sanctions(self, caller: Caller, meeting_id: int) -> Sanctions:
         """The people muted and the people removed in a meeting, now (for a room being set up)."""
         await self.meetings.get(caller, meeting_id)
+        return await self.room_sanctions(meeting_id)
+
+    async def room_sanctions(self, meeting_id: int) -> Sanctions:
+        """:meth:`sanctions` for a room a provincial node's pipe opens (the node service checked the
+        meeting is its office's: meetings/services/nodes.py ``node_meeting``)."""
         async with self.db.read() as session:
             rows = (await session.execute(
                 select(Sanction.kind, Person.id, Person.office_id, Person.full_name)

@@ -16,13 +16,14 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
 
 from meetings.db import Database, UnitOfWork
 from meetings.errors import Conflict, NotAuthenticated, NotFound, StorageError, ValidationFailed
-from meetings.models import Invitation, Meeting, Office, Person, ProvincialNode
+from meetings.models import Invitation, Meeting, MeetingState, Office, Person, ProvincialNode
 from meetings.models.base import utcnow
 from meetings.policy import Action, Caller, require
 from meetings.services.common import clean_int, clean_text, record
@@ -51,6 +52,19 @@ def credential_hash(credential: str) -> str:
 
 def display_prefix(credential: str) -> str:
     return credential[:DISPLAY_LENGTH]
+
+
+@dataclass(frozen=True)
+class NodePerson:
+    """A person behind a node, as the centre knows them (what the meeting's roster shows)."""
+
+    person_id: int
+    full_name: str
+    office_id: int
+    office_code: str
+    office_name_en: str
+    office_name_km: str
+    roles: tuple[str, ...]
 
 
 class NodeService:
@@ -192,6 +206,58 @@ class NodeService:
         if node.revoked_at is not None or not node.office.active:
             raise NotAuthenticated(f"node {node.credential_prefix} was revoked")
         return node
+
+    # -- what a node's pipe may carry --------------------------------------------------------------------
+    async def node_meeting(self, node_id: int, meeting_id: object, *, address: str = "") -> Meeting:
+        """A meeting a node's pipe may carry: one its office hosts or is invited to (itself or one of its
+        people), scheduled or open. Any other meeting does not exist for the node (NotFound: it learns
+        nothing of another command's briefing), and the attempt is counted as a refusal."""
+        node = await self.active_node(node_id)
+        mid = clean_int(meeting_id, "meeting_id")
+        async with self.db.read() as session:
+            meeting = await session.get(Meeting, mid)
+            invited = await session.scalar(
+                select(Invitation.id).outerjoin(Person, Person.id == Invitation.person_id)
+                .where(Invitation.meeting_id == mid,
+                       or_(Invitation.office_id == node.office_id, Person.office_id == node.office_id)).limit(1))
+        if meeting is None or meeting.state not in (MeetingState.SCHEDULED, MeetingState.OPEN) or not (
+                meeting.host_office_id == node.office_id or invited is not None):
+            self._refuse_pipe(node, address, f"meeting {mid}")
+            raise NotFound("no such meeting")
+        return meeting
+
+    async def node_people(self, node_id: int, meeting: Meeting, person_ids: Sequence[int], *,
+                          address: str = "") -> dict[int, NodePerson]:
+        """The people a node says are in ``meeting`` behind it, as the centre knows them: each must be an
+        active person of the node's office whom the meeting is for (the office hosts it or is invited,
+        or the person is). One that is not refuses the whole list (NotFound, counted as a refusal)."""
+        node = await self.active_node(node_id)
+        wanted = set(person_ids)
+        async with self.db.read() as session:
+            people = (await session.execute(select(Person).where(
+                Person.id.in_(wanted or {-1}), Person.office_id == node.office_id,
+                Person.active.is_(True)))).unique().scalars().all()
+            office_invited = meeting.host_office_id == node.office_id or await session.scalar(
+                select(Invitation.id).where(Invitation.meeting_id == meeting.id,
+                                            Invitation.office_id == node.office_id).limit(1)) is not None
+            invited_people = set() if office_invited else set((await session.execute(
+                select(Invitation.person_id).where(Invitation.meeting_id == meeting.id,
+                                                   Invitation.person_id.in_(wanted or {-1})))).scalars().all())
+        found = {p.id: NodePerson(p.id, p.full_name, p.office_id, p.office.code, p.office.name_en, p.office.name_km,
+                                  tuple(sorted(r.value for r in p.roles)))
+                 for p in people if office_invited or p.id in invited_people}
+        missing = wanted - set(found)
+        if missing:
+            self._refuse_pipe(node, address, f"people {sorted(missing)[:5]} in meeting {meeting.id}")
+            raise NotFound(f"no such people: {sorted(missing)[:5]}")
+        return found
+
+    def _refuse_pipe(self, node: ProvincialNode, address: str, what: str) -> None:
+        log.warning("node asked for what is not its office's", extra={
+            "event": "node.pipe_refused", "node_id": node.id, "office_id": node.office_id, "what": what})
+        if self.refusals is not None:
+            self.refusals.note(Caller(None, address), "forbidden", target_type=TARGET, target_id=node.id,
+                               route=f"node pipe ({what})"[:120], actor_office_id=node.office_id)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _refuse(self, address: str, reason: str, node: ProvincialNode | None) -> None:

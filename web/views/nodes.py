@@ -28,7 +28,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from meetings.errors import MeetingsError, NotAuthenticated
 from meetings.models.base import utcnow
+from provincial_nodes.centre_pipes import CENTRE_PIPES
 from provincial_nodes.control import CLOSE_REVOKED
+from provincial_nodes.pipe_link import PipeLink
 from web import keys
 from web.forms import services
 
@@ -62,6 +64,8 @@ class NodeLink:
     snapshots_sent: int = 0
     #: What the last snapshot sent said (its generated_at aside), to send the next only when it differs.
     last_snapshot: str = ""
+    #: The node's media pipe (None where this server runs no media, e.g. a test of the channel alone).
+    pipe: PipeLink | None = None
 
 
 class NodeLinks:
@@ -106,8 +110,12 @@ async def control(request: web.Request) -> web.StreamResponse:
     log.info("node connected", extra={"event": "node.connected", "node_id": node.id,
                                       "office": node.office.code, "address": address})
     watchdog = asyncio.create_task(_revalidate(request.app, link))
+    pipes = request.app.get(CENTRE_PIPES)
     try:
-        await ws.send_json({"type": "hello", "protocol": PROTOCOL,
+        pipe_hello = None
+        if pipes is not None:
+            link.pipe, pipe_hello = await pipes.open(node.id, node.office.code, address, ws.send_json)
+        await ws.send_json({"type": "hello", "protocol": PROTOCOL, "pipe": pipe_hello,
                             "node": {"id": node.id, "name": node.name, "office": node.office.code}})
         await _send_snapshot(link, snapshot)
         async for message in ws:
@@ -120,6 +128,8 @@ async def control(request: web.Request) -> web.StreamResponse:
         watchdog.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watchdog
+        if pipes is not None and link.pipe is not None:
+            await pipes.close(node.id, link.pipe)
         if links.links.get(node.id) is link:
             del links.links[node.id]
         log.info("node disconnected", extra={"event": "node.disconnected", "node_id": node.id,
@@ -136,6 +146,8 @@ async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
     kind = frame.get("type") if isinstance(frame, dict) else None
     if kind == "ping":
         await link.ws.send_json({"type": "pong"})
+    elif isinstance(kind, str) and kind.startswith("pipe_") and link.pipe is not None:
+        await link.pipe.handle_frame(frame)
     elif kind == "resync":
         node = await services(request).nodes.active_node(link.node_id)
         await _send_snapshot(link, await services(request).nodes.office_snapshot(node), force=True)

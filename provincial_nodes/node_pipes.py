@@ -1,0 +1,96 @@
+"""The node's end of its pipe: opened when the control channel comes up (``hello`` gives the centre's
+port and this connection's keys), closed when it goes down; it offers the centre every local room.
+
+While the pipe is down the node's rooms go on with their local people; the centre's people and tracks
+leave them, and come back with the next connection's tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+from media.pipe_transport import PipeKeys, PipeTransport, PipeTransportError
+from signaling.room import Room
+from signaling.server import Rooms
+
+from .pipe_link import PipeLink, SendFrame
+from .roster import checked_entry
+
+log = logging.getLogger("provincial_nodes.node_pipe")
+
+
+class NodeGate:
+    """A node takes the centre's tables for the rooms it has, once their shape is checked."""
+
+    def __init__(self, rooms: Rooms) -> None:
+        self._rooms = rooms
+
+    async def room(self, meeting_id: int) -> Room | None:
+        return self._rooms.rooms.get(meeting_id)
+
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [checked_entry(e) for e in entries if e.get("participant_id") not in room.participants]
+
+    async def release(self, room: Room) -> None:
+        return None
+
+
+class NodePipes:
+    """Follows the control channel (provincial_nodes/control.py ``ChannelListener``) and the rooms."""
+
+    def __init__(self, rooms: Rooms, upstream_host: str) -> None:
+        self.rooms = rooms
+        self.upstream_host = upstream_host
+        self.link: PipeLink | None = None
+        self.opened = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        rooms.listeners.append(self)
+
+    async def channel_up(self, hello: dict[str, Any], send: SendFrame) -> None:
+        await self.channel_down()
+        pipe = hello.get("pipe")
+        if not isinstance(pipe, dict):
+            log.warning("the centre offers no media pipe", extra={"event": "node.no_pipe"})
+            return
+        port = pipe.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            log.warning("the centre's pipe port is not a port: %r", port, extra={"event": "node.bad_pipe"})
+            return
+        try:
+            keys = PipeKeys.from_dict(pipe.get("keys"))
+            infos = await asyncio.get_running_loop().getaddrinfo(self.upstream_host, port, type=socket.SOCK_DGRAM,
+                                                                 family=socket.AF_INET)
+        except (PipeTransportError, OSError) as exc:
+            log.warning("cannot open the media pipe: %s", exc, extra={"event": "node.bad_pipe"})
+            return
+        link = PipeLink("node", NodeGate(self.rooms), send, tag="centre")
+        transport = await PipeTransport.open("node", keys, link.pipe.handle_datagram, remote=infos[0][4][:2])
+        link.start(transport)
+        self.link = link
+        self.opened += 1
+        for room in list(self.rooms.rooms.values()):
+            link.share(room)
+        log.info("media pipe up", extra={"event": "node.pipe_up", "port": port})
+
+    async def channel_frame(self, frame: dict[str, Any]) -> None:
+        if self.link is not None:
+            await self.link.handle_frame(frame)
+
+    async def channel_down(self) -> None:
+        link, self.link = self.link, None
+        if link is not None:
+            await link.close()
+            log.info("media pipe down", extra={"event": "node.pipe_down"})
+
+    def room_opened(self, room: Room) -> None:
+        if self.link is not None:
+            self.link.share(room)
+
+    def room_closed(self, room: Room) -> None:
+        if self.link is not None:
+            task = asyncio.ensure_future(self.link.unshare(room.meeting_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,328 @@
+"""A node's pipe in the rooms, on either end: which meetings it carries, their people and tracks, and
+which tracks cross (DESIGN.md "Pipes and nodes").
+
+Both ends run a :class:`PipeLink` per connection of the control channel (the pipe's keys renew with
+it): one :class:`~media.pipe.Pipe` over one :class:`~media.pipe_transport.PipeTransport`, and, per
+meeting both ends carry, a :class:`MeetingShare`. Each end sends the other its *table* of the meeting,
+whole, whenever it changes: the participants and tracks of its room that did not come through this
+pipe (the centre sends a node its own people and every other node's; a node sends its local people).
+The far end keeps a roster entry per participant and a mirror producer per track in its room, so its
+local slots consume them like any producer, and answers with its *wants*: the mirrors something
+consumes (a slot, a recorder, another node's pipe) and every voice. The near end taps what is wanted:
+every wanted camera and, of the voices, the floor holder's and the loudest (:data:`MAX_PIPED_VOICES`).
+One copy of each stream crosses whatever the number of viewers beyond, and nothing nobody watches.
+
+A node offers the meetings it has rooms for; the centre never offers one. What the far end says is
+checked by the end's :class:`PipeGate` (at the centre: the meeting is the node's office's, the people
+are its people, meetings/services/nodes.py); a refusal is answered ``pipe_refused`` and changes nothing.
+
+Frames on the control channel (JSON objects):
+  * ``pipe_table`` {meeting_id, participants: [roster entry], tracks: [PipedTrack + paused]}
+  * ``pipe_wants`` {meeting_id, producer_ids: [...]}
+  * ``pipe_leave`` {meeting_id}: the sender's room closed; the far end drops what it mirrored
+  * ``pipe_refused`` {meeting_id, message}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from media import MediaError, Producer
+from media.pipe import Pipe, PipedTrack, PipeError
+from media.pipe_transport import PipeTransport
+
+from .errors import NodeError
+
+if TYPE_CHECKING:
+    from signaling.room import Room
+
+log = logging.getLogger("provincial_nodes.pipe")
+
+#: Voices that cross per meeting: the floor holder's and the most recent speakers'.
+MAX_PIPED_VOICES = 4
+#: How often wants and taps are brought up to date.
+TICK_SECONDS = 0.1
+#: How often (in ticks) the table is compared with the last one sent.
+TABLE_EVERY_TICKS = 3
+MAX_TABLE_ENTRIES = 512
+
+SendFrame = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class PipeRefused(NodeError):
+    """The far end asked for what it may not have; nothing changed."""
+
+
+class PipeGate(Protocol):
+    """What one end checks of the other's frames."""
+
+    async def room(self, meeting_id: int) -> Room | None:
+        """The room a far-end table of ``meeting_id`` goes into (None: none here, ignore it); raises
+        PipeRefused when the far end may not carry that meeting."""
+
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Roster entries for the far end's participants; raises PipeRefused."""
+
+    async def release(self, room: Room) -> None:
+        """The pipe no longer carries ``room``."""
+
+
+@dataclass
+class MeetingShare:
+    """One meeting both ends carry."""
+
+    room: Room
+    #: The far end's tracks mirrored here, by producer id.
+    mirrors: dict[str, Producer] = field(default_factory=dict)
+    #: What the far end wants of this end's producers, and what is tapped for it now.
+    far_wants: frozenset[str] = frozenset()
+    tapped: set[str] = field(default_factory=set)
+    sent_table: str = ""
+    sent_wants: frozenset[str] | None = None
+    #: The far end refused this meeting: offer it no more on this connection.
+    refused: bool = False
+
+
+def meeting_id_of(frame: dict[str, Any]) -> int:
+    value = frame.get("meeting_id")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
+        raise PipeRefused("meeting_id must be a positive integer")
+    return value
+
+
+def _list(frame: dict[str, Any], name: str) -> list[Any]:
+    value = frame.get(name)
+    if not isinstance(value, list) or len(value) > MAX_TABLE_ENTRIES:
+        raise PipeRefused(f"{name} must be a list of at most {MAX_TABLE_ENTRIES}")
+    return value
+
+
+def pick_voices(voices: Iterable[Producer], speaker_order: list[str], floor_holder: str | None) -> set[str]:
+    """Of the wanted voices, those that cross: the floor holder's, then the most recent speakers', then
+    any other, those being sent before those that are not, at most :data:`MAX_PIPED_VOICES`."""
+    rank = {pid: i for i, pid in enumerate(speaker_order)}
+    ordered = sorted(voices, key=lambda p: (not p.forwarding, p.participant_id != floor_holder,
+                                            rank.get(p.participant_id, len(rank))))
+    return {p.id for p in ordered[:MAX_PIPED_VOICES]}
+
+
+class PipeLink:
+    """One end of a node's pipe for one connection of its control channel (see the module docstring)."""
+
+    def __init__(self, role: str, gate: PipeGate, send_frame: SendFrame, *, tag: str) -> None:
+        self.role = role
+        self.tag = tag
+        self._gate = gate
+        self._send_frame = send_frame
+        self.transport: PipeTransport | None = None
+        self.pipe = Pipe(self._send_datagram, tag=tag)
+        self.shares: dict[int, MeetingShare] = {}
+        self.refusals = 0
+        self.closed = False
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"PipeLink({self.role}, {self.tag}, meetings={sorted(self.shares)})"
+
+    def start(self, transport: PipeTransport) -> None:
+        self.transport = transport
+        self._task = asyncio.ensure_future(self._run())
+
+    def _send_datagram(self, data: bytes) -> bool:
+        return self.transport is not None and self.transport.send(data)
+
+    # -- the meetings carried -------------------------------------------------------------------
+    def share(self, room: Room) -> None:
+        """Offer the far end this room's meeting (a node, for each of its rooms)."""
+        if not self.closed and room.meeting_id not in self.shares:
+            self.shares[room.meeting_id] = MeetingShare(room)
+
+    async def unshare(self, meeting_id: int, *, tell: bool = True) -> None:
+        share = self.shares.pop(meeting_id, None)
+        if share is None:
+            return
+        for producer_id in share.tapped:
+            self.pipe.sender.detach(producer_id)
+        for mirror in list(share.mirrors.values()):
+            mirror.close()
+        await share.room.set_remote(self, [])
+        await self._gate.release(share.room)
+        if tell and not self.closed:
+            await self._send({"type": "pipe_leave", "meeting_id": meeting_id})
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for meeting_id in list(self.shares):
+            await self.unshare(meeting_id, tell=False)
+        self.pipe.close()
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- frames from the far end ------------------------------------------------------------------
+    async def handle_frame(self, frame: dict[str, Any]) -> None:
+        """A ``pipe_*`` frame; a refused one is answered ``pipe_refused`` and changes nothing."""
+        kind = frame.get("type")
+        meeting_id = frame.get("meeting_id")
+        try:
+            async with self._lock:
+                if kind == "pipe_table":
+                    await self._table(meeting_id_of(frame), frame)
+                elif kind == "pipe_wants":
+                    self._wants(meeting_id_of(frame), frame)
+                elif kind == "pipe_leave":
+                    await self.unshare(meeting_id_of(frame), tell=False)
+                elif kind == "pipe_refused":
+                    self._refused(meeting_id_of(frame), frame)
+                else:
+                    raise PipeRefused(f"unknown pipe frame {kind!r}")
+        except (PipeRefused, PipeError) as exc:
+            self.refusals += 1
+            log.info("pipe frame refused: %s", exc, extra={"event": "pipe.refused", "pipe": self.tag})
+            if kind != "pipe_refused":
+                await self._send({"type": "pipe_refused", "meeting_id": meeting_id if isinstance(meeting_id, int)
+                                  else None, "message": str(exc)})
+
+    async def _table(self, meeting_id: int, frame: dict[str, Any]) -> None:
+        participants = [e for e in _list(frame, "participants")]
+        if not all(isinstance(e, dict) for e in participants):
+            raise PipeRefused("a participant is an object")
+        described = _list(frame, "tracks")
+        tracks = [PipedTrack.from_dict(t) for t in described]
+        paused = {t.producer_id: bool(d.get("paused")) for t, d in zip(tracks, described, strict=True)}
+        share = self.shares.get(meeting_id)
+        room = share.room if share is not None else await self._gate.room(meeting_id)
+        if room is None:
+            return
+        try:
+            await self._apply_table(meeting_id, room, share, participants, tracks, paused)
+        except BaseException:
+            if share is None:  # the room was opened for this table alone
+                await self._gate.release(room)
+            raise
+
+    async def _apply_table(self, meeting_id: int, room: Room, share: MeetingShare | None,
+                           participants: list[dict[str, Any]], tracks: list[PipedTrack],
+                           paused: dict[str, bool]) -> None:
+        entries = await self._gate.people(room, participants)
+        present = {e["participant_id"] for e in entries}
+        for track in tracks:
+            if track.participant_id not in present:
+                raise PipeRefused(f"track {track.producer_id} is of no participant in the table")
+            known = room.router.producers.get(track.producer_id)
+            if known is not None and (share is None or share.mirrors.get(track.producer_id) is not known):
+                raise PipeRefused(f"producer {track.producer_id} is already in the meeting")
+        if share is None:
+            share = self.shares[meeting_id] = MeetingShare(room)
+        wanted = {t.producer_id for t in tracks}
+        for producer_id in [p for p in share.mirrors if p not in wanted]:
+            share.mirrors.pop(producer_id).close()
+        await room.set_remote(self, entries)
+        for track in tracks:
+            mirror = share.mirrors.get(track.producer_id)
+            if mirror is None:
+                try:
+                    mirror = self.pipe.receiver.add(track, into=room.router.add_producer)
+                except (PipeError, MediaError) as exc:  # an SSRC another meeting's track has: skip this one
+                    log.warning("cannot mirror %s: %s", track.producer_id, exc, extra={"event": "pipe.mirror_failed"})
+                    continue
+                share.mirrors[track.producer_id] = mirror
+            if paused[track.producer_id]:
+                mirror.pause()
+            else:
+                mirror.resume()
+
+    def _wants(self, meeting_id: int, frame: dict[str, Any]) -> None:
+        share = self.shares.get(meeting_id)
+        if share is None:
+            return  # a meeting just left: its wants are moot
+        ids = _list(frame, "producer_ids")
+        if not all(isinstance(i, str) and 0 < len(i) <= 128 for i in ids):
+            raise PipeRefused("producer_ids are strings")
+        share.far_wants = frozenset(ids)
+        self._retap(share)
+
+    def _refused(self, meeting_id: int, frame: dict[str, Any]) -> None:
+        log.warning("the far end refused meeting %s: %s", meeting_id, frame.get("message"),
+                    extra={"event": "pipe.meeting_refused", "meeting_id": meeting_id})
+        share = self.shares.get(meeting_id)
+        if share is not None:
+            share.refused = True
+
+    # -- this end's side --------------------------------------------------------------------------
+    def _mine(self, producer: Producer) -> bool:
+        return producer.app_data.get("pipe") == self.tag
+
+    def table(self, share: MeetingShare) -> dict[str, Any]:
+        room = share.room
+        participants = [dict(p.public(), quality={}) for p in room.participants.values()]
+        participants += [e for pid, e in room.remote.items() if room.remote_via(pid) is not self]
+        tracks = [dict(PipedTrack.of(p).to_dict(), paused=p.paused) for p in room.router.producers.values()
+                  if not p.closed and p.ssrc is not None and not self._mine(p)]
+        return {"type": "pipe_table", "meeting_id": room.meeting_id, "participants": participants, "tracks": tracks}
+
+    @staticmethod
+    def wants(share: MeetingShare) -> frozenset[str]:
+        """The mirrors something here consumes, and every voice (the far end picks the loudest)."""
+        return frozenset(pid for pid, m in share.mirrors.items()
+                         if not m.closed and (m.kind == "audio" or m.sinks))
+
+    def _retap(self, share: MeetingShare) -> None:
+        router = share.room.router
+        ours = {pid: p for pid, p in router.producers.items()
+                if pid in share.far_wants and not p.closed and p.ssrc is not None and not self._mine(p)}
+        desired = {pid for pid, p in ours.items() if p.kind == "video"}
+        desired |= pick_voices((p for p in ours.values() if p.kind == "audio"),
+                               router.speaker_order, router.floor_holder)
+        for producer_id in share.tapped - desired:
+            self.pipe.sender.detach(producer_id)
+        for producer_id in desired - share.tapped:
+            self.pipe.sender.attach(ours[producer_id])
+        share.tapped = desired
+
+    async def _run(self) -> None:
+        ticks = 0
+        while not self.closed:
+            await asyncio.sleep(TICK_SECONDS)
+            ticks += 1
+            async with self._lock:
+                for share in list(self.shares.values()):
+                    if share.refused or self.shares.get(share.room.meeting_id) is not share:
+                        continue
+                    try:
+                        await self._bring_up_to_date(share, table=ticks % TABLE_EVERY_TICKS == 1)
+                    except (PipeError, MediaError) as exc:  # one meeting's trouble must not stop the others
+                        log.warning("pipe tick failed for meeting %s: %s", share.room.meeting_id, exc,
+                                    extra={"event": "pipe.tick_failed", "pipe": self.tag})
+
+    async def _bring_up_to_date(self, share: MeetingShare, *, table: bool) -> None:
+        if table or not share.sent_table:
+            frame = self.table(share)
+            text = json.dumps(frame, sort_keys=True)
+            if text != share.sent_table:
+                share.sent_table = text
+                await self._send(frame)
+        wants = self.wants(share)
+        if wants != share.sent_wants:
+            share.sent_wants = wants
+            await self._send({"type": "pipe_wants", "meeting_id": share.room.meeting_id,
+                              "producer_ids": sorted(wants)})
+        self._retap(share)
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        try:
+            await self._send_frame(frame)
+        except (ConnectionError, RuntimeError) as exc:  # the channel is closing: the link closes with it
+            log.info("pipe frame not sent: %s", exc, extra={"event": "pipe.send_failed", "pipe": self.tag})
