@@ -61,11 +61,18 @@ class Uplink:
             raise SnapshotError(f"the centre sent office {code!r}; this node serves {self.config.office_code!r}")
         result = await apply_snapshot(self.services.db, snapshot)
         log.info("office copy refreshed", extra={"event": "node.replica", "office": result.office_code,
-                                                 "created": result.created, "updated": result.updated,
-                                                 "deactivated": result.deactivated, "meetings": result.meetings})
+                                                 "people_created": result.created, "people_updated": result.updated,
+                                                 "people_deactivated": result.deactivated, "meetings": result.meetings})
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.client.run(), name="node-uplink")
+        self._task.add_done_callback(self._ended)
+
+    @staticmethod
+    def _ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:  # never silently: the node is cut off
+            log.critical("the node's uplink stopped: %s", task.exception(), exc_info=task.exception(),
+                         extra={"event": "node.uplink_failed"})
 
     async def stop(self) -> None:
         await self.client.stop()

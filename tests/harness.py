@@ -48,6 +48,8 @@ class LiveServer:
         self._error: BaseException | None = None
         #: The running server's own Services (use ``in_server`` to run something with them).
         self.served: Services | None = None
+        #: The running application (read its state from the test's thread only for counters).
+        self.app: web.Application | None = None
 
     @property
     def url(self) -> str:
@@ -80,7 +82,7 @@ class LiveServer:
         if self.demo:
             await load_demo_if_empty(services)
         self.served = services
-        app = build_app(self.runtime, services)
+        app = self.app = build_app(self.runtime, services)
         runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host, 0, ssl_context=tls_context(self.runtime))

@@ -1,0 +1,131 @@
+"""A provincial node's media pipe (issue 14), with the centre and the node as two servers (the node a
+real process) and bots on each: media crosses both ways, one copy whatever the number of viewers at
+the node, and a node's forged requests for another command's meeting or people are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot_fixtures import bots, small_media  # noqa: F401  (fixtures)
+from bots.bot import Bot, BotOptions
+from bots.login import LoginTokenSource
+from bots.media_files import PreEncodedMedia
+from harness import LiveServer, make_config
+from meetings.demo import DEMO_PASSWORD
+from provincial_nodes.centre_pipes import CENTRE_PIPES, CentrePipes
+from server_process import ServerProcess
+from test_node_process import CLI, node_process, register_node, signs_in
+
+SESSION = 1  # the demo's weekly session: KH-17 (the governor's province) is invited
+BRIEFING = 2  # Military Region 4's briefing: KH-17 is not
+
+
+@pytest.fixture
+def centre(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(make_config(tmp_path / "centre")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+#: Accounts of the governor's office besides the governor, made at the centre (the node copies them).
+VIEWERS = ("kh17-aide-1", "kh17-aide-2")
+
+
+async def add_office_people(centre: LiveServer) -> None:
+    services = centre.services()
+    try:
+        office = next(o for o in await services.offices.list(CLI) if o.code == "KH-17")
+        for username in VIEWERS:
+            await services.people.create(CLI, username=username, full_name=f"Aide {username[-1]}",
+                                         office_id=office.id, roles=["delegate"], password=DEMO_PASSWORD)
+    finally:
+        await services.db.dispose()
+
+
+@pytest.fixture
+async def node(tmp_path: Path, centre: LiveServer) -> AsyncIterator[ServerProcess]:
+    credential_file = tmp_path / "node.credential"
+    await add_office_people(centre)
+    await register_node(centre, "KH-17", credential_file)
+    process = node_process(tmp_path, centre, credential_file, "KH-17").start()
+    try:
+        for _ in range(200):  # the first snapshot (the office's accounts) arrives within a second or two
+            if await signs_in(process.url, VIEWERS[-1]):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the node never had the office's accounts: {process.log_tail()}")
+        yield process
+    finally:
+        process.stop()
+
+
+def pipes(centre: LiveServer) -> CentrePipes:
+    assert centre.app is not None
+    return centre.app[CENTRE_PIPES]
+
+
+async def start_bot(bots: dict[str, Bot], media: PreEncodedMedia, url: str, username: str, name: str, *,
+                    publish: bool, subscribe: bool, meeting: int = SESSION) -> Bot:
+    bot = Bot(BotOptions(url=url, token_source=LoginTokenSource(url, username, DEMO_PASSWORD, meeting), name=name,
+                         publish=publish, subscribe=subscribe, lean=not publish, videos=2, audios=0, timeout=30),
+              media)
+    bots[name] = bot
+    await asyncio.wait_for(bot.start(), 40)
+    return bot
+
+
+def frames_from(bot: Bot, participant_id: str, kind: str = "video") -> int:
+    return sum(s.frames_received for s in bot.report().streams if s.participant_id == participant_id and s.kind == kind)
+
+
+async def until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def test_media_crosses_the_pipe_both_ways_once_whatever_the_viewers_at_the_node(
+        centre: LiveServer, node: ServerProcess, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
+    chair = await start_bot(bots, small_media, centre.url, "chair", "chair", publish=True, subscribe=False)
+    viewer = await start_bot(bots, small_media, node.url, "governor", "governor", publish=True, subscribe=True)
+    await until(lambda: frames_from(viewer, chair.client.participant_id) > 30, 30,
+                "the chair's camera (at the centre) reaches the governor (at the node)")
+    stream = next(s for s in viewer.report().streams if s.participant_id == chair.client.participant_id)
+    assert stream.identity_mismatches == 0, "the same participant id on both sides: the stamps agree"
+
+    secretariat = await start_bot(bots, small_media, centre.url, "secretariat", "secretariat",
+                                  publish=False, subscribe=True)
+    await until(lambda: frames_from(secretariat, viewer.client.participant_id) > 30, 30,
+                "the governor's camera (at the node) reaches the secretariat (at the centre)")
+    assert any(s.participant_id == viewer.client.participant_id for s in secretariat.report().streams)
+
+    # One WAN copy: the bytes the centre sends the node per second, with one viewer there and with three.
+    link = next(iter(pipes(centre).links.values()))
+
+    async def rate(seconds: float = 4.0) -> float:
+        before = link.pipe.sender.stats.bytes_sent
+        await asyncio.sleep(seconds)
+        return (link.pipe.sender.stats.bytes_sent - before) / seconds
+
+    one = await rate()
+    for username in VIEWERS:
+        await start_bot(bots, small_media, node.url, username, username, publish=False, subscribe=True)
+    for username in VIEWERS:
+        await until(lambda: frames_from(bots[username], chair.client.participant_id) > 15, 20,
+                    f"the chair's camera reaches {username} at the node")
+    three = await rate()
+    print(f"WAN bytes centre->node: {one:.0f} B/s with one viewer at the node, {three:.0f} B/s with three")
+    assert one > 10_000, f"the chair's media crosses: {one:.0f} B/s"
+    assert abs(three - one) / one < 0.10, f"one WAN copy: {one:.0f} B/s with one viewer, {three:.0f} with three"
+    assert link.transport is not None and link.transport.stats.rejected == 0
