@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
 from bot_fixtures import bots, small_media  # noqa: F401  (fixtures)
 from bots.bot import Bot, BotOptions
@@ -18,12 +19,13 @@ from bots.login import LoginTokenSource
 from bots.media_files import PreEncodedMedia
 from harness import LiveServer, make_config
 from meetings.demo import DEMO_PASSWORD
+from meetings.models import Meeting, MeetingKind
 from provincial_nodes.centre_pipes import CENTRE_PIPES, CentrePipes
 from server_process import ServerProcess
+from test_node_control import register
 from test_node_process import CLI, node_process, register_node, signs_in
 
 SESSION = 1  # the demo's weekly session: KH-17 (the governor's province) is invited
-BRIEFING = 2  # Military Region 4's briefing: KH-17 is not
 
 
 @pytest.fixture
@@ -129,3 +131,82 @@ async def test_media_crosses_the_pipe_both_ways_once_whatever_the_viewers_at_the
     assert one > 10_000, f"the chair's media crosses: {one:.0f} B/s"
     assert abs(three - one) / one < 0.10, f"one WAN copy: {one:.0f} B/s with one viewer, {three:.0f} with three"
     assert link.transport is not None and link.transport.stats.rejected == 0
+
+
+async def briefing_id(centre: LiveServer) -> int:
+    """Military Region 4's briefing (KH-17 is not invited)."""
+    services = centre.services()
+    try:
+        async with services.db.read() as session:
+            return int(await session.scalar(select(Meeting.id).where(Meeting.kind == MeetingKind.BRIEFING)))
+    finally:
+        await services.db.dispose()
+
+
+async def person_ids(centre: LiveServer, *usernames: str) -> list[int]:
+    services = centre.services()
+    try:
+        return [(await services.people.find(CLI, name)).id for name in usernames]
+    finally:
+        await services.db.dispose()
+
+
+async def next_frame(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> dict:  # type: ignore[type-arg]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        frame = await ws.receive_json(timeout=max(0.1, deadline - asyncio.get_running_loop().time()))
+        if frame["type"] == kind:
+            return frame  # type: ignore[no-any-return]
+
+
+async def test_a_node_cannot_have_another_commands_meeting_people_or_streams(
+        centre: LiveServer, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
+    _, credential = await register(centre, "KH-17", "Siem Reap hall")
+    governor, commander = await person_ids(centre, "governor", "commander")
+    briefing = await briefing_id(centre)
+    # The commander briefs Military Region 4 at the centre: a room with a camera the node must never get.
+    await start_bot(bots, small_media, centre.url, "commander", "commander", publish=True, subscribe=False,
+                    meeting=briefing)
+    rooms = pipes(centre).rooms.rooms
+    briefing_streams = sorted(rooms[briefing].router.producers)
+    assert briefing_streams
+
+    def table(meeting: int, person: int, tracks: list | None = None) -> dict:  # type: ignore[type-arg]
+        return {"type": "pipe_table", "meeting_id": meeting, "tracks": tracks or [],
+                "participants": [{"participant_id": f"p{person}-abc123", "person_id": person}]}
+
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            centre.url + "/nodes/control", headers={"Authorization": f"Bearer {credential}"}) as ws:
+        hello = await next_frame(ws, "hello")
+        assert hello["pipe"]["port"] > 0 and set(hello["pipe"]["keys"]) == {"centre_to_node", "node_to_centre"}
+        link = pipes(centre).links[hello["node"]["id"]]
+
+        await ws.send_json(table(briefing, governor))  # another command's briefing
+        refused = await next_frame(ws, "pipe_refused")
+        assert refused["meeting_id"] == briefing and refused["message"] == "no such meeting"
+        assert briefing not in link.shares and not rooms[briefing].remote
+
+        await ws.send_json(table(SESSION, commander))  # a person of another office
+        refused = await next_frame(ws, "pipe_refused")
+        assert refused["meeting_id"] == SESSION and SESSION not in link.shares
+        assert SESSION not in rooms, "a refused table opens no room"
+        await ws.send_json({"type": "pipe_table", "meeting_id": SESSION, "tracks": [],
+                            "participants": [{"participant_id": f"p{commander}-abc123", "person_id": governor}]})
+        assert (await next_frame(ws, "pipe_refused"))["meeting_id"] == SESSION, "an id naming someone else"
+
+        # Its own people in its own meeting: carried; the centre answers with its own table.
+        await ws.send_json(table(SESSION, governor))
+        answer = await next_frame(ws, "pipe_table")
+        assert answer["meeting_id"] == SESSION
+        assert rooms[SESSION].remote[f"p{governor}-abc123"]["office_code"] == "KH-17"
+        assert rooms[SESSION].remote[f"p{governor}-abc123"]["full_name"] != "", "the centre's own record of them"
+
+        # Wants naming the briefing's streams, under the session or under the briefing: nothing is tapped.
+        await ws.send_json({"type": "pipe_wants", "meeting_id": SESSION, "producer_ids": briefing_streams})
+        await ws.send_json({"type": "pipe_wants", "meeting_id": briefing, "producer_ids": briefing_streams})
+        await ws.send_json({"type": "ping"})
+        await next_frame(ws, "pong")
+        assert not link.pipe.sender.taps, "no stream of another command's briefing crosses"
+        assert link.refusals == 3
+
+    await until(lambda: SESSION not in rooms, 5, "the node's meeting room closes when its pipe goes")
