@@ -5,7 +5,6 @@ the node, and a node's forged requests for another command's meeting or people a
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from meetings.demo import DEMO_PASSWORD
 from meetings.models import Meeting, MeetingKind
 from provincial_nodes.centre_pipes import CENTRE_PIPES, CentrePipes
 from server_process import ServerProcess
+from web.views.nodes import node_links
 from test_node_control import register
 from test_node_process import CLI, node_process, register_node, signs_in
 
@@ -131,6 +131,32 @@ async def test_media_crosses_the_pipe_both_ways_once_whatever_the_viewers_at_the
     assert one > 10_000, f"the chair's media crosses: {one:.0f} B/s"
     assert abs(three - one) / one < 0.10, f"one WAN copy: {one:.0f} B/s with one viewer, {three:.0f} with three"
     assert link.transport is not None and link.transport.stats.rejected == 0
+
+    # The channel is cut (the centre drops it, as a WAN cut ends it): the node redials by itself, a new
+    # pipe with new keys carries the same participants and producers again, both ways.
+    chair_frames, governor_frames = (frames_from(viewer, chair.client.participant_id),
+                                     frames_from(secretariat, viewer.client.participant_id))
+    cut_at = asyncio.get_running_loop().time()
+    await cut_channels(centre)
+    await until(lambda: frames_from(viewer, chair.client.participant_id) > chair_frames + 15
+                and frames_from(secretariat, viewer.client.participant_id) > governor_frames + 15, 20,
+                "media flows both ways again after the channel is back")
+    recovered = asyncio.get_running_loop().time() - cut_at
+    print(f"media both ways again {recovered:.1f} s after the channel was cut (redial backoff 1 s included)")
+    assert pipes(centre).links and next(iter(pipes(centre).links.values())) is not link, "a new pipe"
+    assert recovered < 10
+
+
+async def cut_channels(centre: LiveServer) -> None:
+    """End every node's control channel from the centre's side (its loop, its thread)."""
+    assert centre.app is not None and centre._loop is not None
+    links = node_links(centre.app)
+
+    async def cut() -> None:
+        for node_link in list(links.links.values()):
+            await node_link.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"cut")
+
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(cut(), centre._loop))
 
 
 async def briefing_id(centre: LiveServer) -> int:
