@@ -3,8 +3,10 @@ connected node, opened with its control channel (web/views/nodes.py) and closed 
 
 Each connection gets new keys and its own UDP socket; ``hello`` tells the node the port and the keys.
 What a node asks for is checked by :class:`CentreGate`: a meeting its office hosts or is invited to,
-its own office's people who are invited (meetings/services/nodes.py); a forged request is refused,
-counted as a refusal, and changes nothing. The rooms a node carries stay open while it does.
+its own office's people whom the join policy lets in (meetings/services/nodes.py); a forged request
+is refused, counted as a refusal, and changes nothing. The node's people are participants of the
+centre's room like any other (attendance for their office, the floor's gate on their voice, the
+lock, the lobby, removals), alive while the pipe is; the rooms a node carries stay open while it does.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from aiohttp import web
 
 from media.pipe_transport import PipeTransport, new_keys
 from meetings.errors import MeetingsError
+from meetings.models.base import utcnow
 from meetings.services import Services
+from signaling.errors import SignalingError
+from signaling.participant import Participant
 from signaling.room import Room
 from signaling.server import Rooms
 
 from .pipe_link import PipeLink, PipeRefused, SendFrame
-from .roster import claimed_person, entry_at_centre
+from .roster import claimed_person
 
 log = logging.getLogger("provincial_nodes.centre")
 
@@ -30,13 +35,14 @@ CENTRE_PIPES: web.AppKey[CentrePipes] = web.AppKey("centre_pipes")
 
 
 class CentreGate:
-    """What the centre checks of a node's pipe frames (see the module docstring)."""
+    """What the centre checks of a node's pipe frames, and how the node's people join its rooms: as
+    participants of their own (attendance for their office, the floor's gate on their voice, the lock,
+    the lobby and removals), whose messages go through the pipe (see the module docstring)."""
 
-    def __init__(self, services: Services, rooms: Rooms, node_id: int, via: str, address: str) -> None:
+    def __init__(self, services: Services, rooms: Rooms, node_id: int, address: str) -> None:
         self._services = services
         self._rooms = rooms
         self._node_id = node_id
-        self._via = via
         self._address = address
         self.link: PipeLink | None = None
 
@@ -49,22 +55,60 @@ class CentreGate:
         room.holds.add(self.link)
         return room
 
-    async def people(self, room: Room, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _carried(self, room: Room) -> dict[str, Participant]:
+        here = list(room.participants.values()) + list(room.moderation.lobby.values())
+        return {p.id: p for p in here if p.via is self.link}
+
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> set[str]:
         claimed = [claimed_person(e) for e in entries]
-        meeting = await self._services.nodes.node_meeting(self._node_id, room.meeting_id, address=self._address)
         try:
-            people = await self._services.nodes.node_people(self._node_id, meeting, [p for _, p in claimed],
+            meeting = await self._services.nodes.node_meeting(self._node_id, room.meeting_id, address=self._address)
+            grants = await self._services.nodes.node_grants(self._node_id, meeting, [p for _, p in claimed],
                                                             address=self._address)
         except MeetingsError as exc:
             raise PipeRefused(str(exc)) from None
+        carried = self._carried(room)
         for participant_id, _ in claimed:
-            if participant_id in room.participants or room.remote_via(participant_id) not in (None, self.link):
+            if participant_id not in carried and (participant_id in room.participants
+                                                  or participant_id in room.moderation.lobby):
                 raise PipeRefused(f"participant {participant_id} is already in the meeting")
-        return [entry_at_centre(e, people[p], self._via) for e, (_, p) in zip(entries, claimed, strict=True)]
+        listed = {participant_id for participant_id, _ in claimed}
+        for participant_id, participant in carried.items():
+            if participant_id not in listed:
+                await room.remove(participant, status="left")
+        for entry, (participant_id, person_id) in zip(entries, claimed, strict=True):
+            participant = carried.get(participant_id)
+            if participant is None:
+                participant = Participant(id=participant_id, sid="", grant=grants[person_id], address=self._address,
+                                          via=self.link, audio_muted=entry.get("audio_muted") is True,
+                                          video_muted=entry.get("video_muted") is True)
+                try:
+                    await room.join(participant)
+                except SignalingError as exc:  # removed from the meeting, or it is locked: not let in
+                    log.info("a node's participant was not let in: %s", exc, extra={
+                        "event": "node.participant_refused", "node_id": self._node_id,
+                        "participant_id": participant_id, "meeting_id": room.meeting_id})
+                continue
+            for kind in ("audio", "video"):
+                muted = entry.get(f"{kind}_muted") is True
+                if participant.id in room.participants and muted != getattr(participant, f"{kind}_muted"):
+                    await room.set_muted(participant, kind, muted)
+        return {pid for pid, p in self._carried(room).items() if pid in room.participants}
 
-    async def release(self, room: Room) -> None:
+    async def release(self, room: Room, status: str) -> None:
+        for participant in self._carried(room).values():
+            if status == "dropped":
+                participant.gone_at = utcnow()
+            await room.remove(participant, status=status)
         room.holds.discard(self.link)
         await self._rooms.discard_if_empty(room)
+
+    async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
+        raise PipeRefused("a node sends the centre's participants nothing")
+
+    def alive(self, room: Room) -> None:
+        for participant in self._carried(room).values():
+            participant.evidence.heard()
 
 
 class CentrePipes:
@@ -79,8 +123,9 @@ class CentrePipes:
     async def open(self, node_id: int, via: str, address: str, send_frame: SendFrame) -> tuple[PipeLink, dict[str, Any]]:
         """The pipe of a node's new connection, and what ``hello`` tells the node of it."""
         keys = new_keys()
-        gate = CentreGate(self.services, self.rooms, node_id, via, address)
-        link = gate.link = PipeLink("centre", gate, send_frame, tag=f"node{node_id}-{secrets.token_hex(3)}")
+        gate = CentreGate(self.services, self.rooms, node_id, address)
+        link = gate.link = PipeLink("centre", gate, send_frame, tag=f"node{node_id}-{secrets.token_hex(3)}",
+                                     label=via)
         transport = await PipeTransport.open("centre", keys, link.pipe.handle_datagram, local=(self.bind_host, 0))
         link.start(transport)
         old = self.links.get(node_id)

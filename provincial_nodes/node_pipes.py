@@ -16,25 +16,44 @@ from media.pipe_transport import PipeKeys, PipeTransport, PipeTransportError
 from signaling.room import Room
 from signaling.server import Rooms
 
-from .pipe_link import PipeLink, SendFrame
+from .pipe_link import RELAYED_EVENTS, PipeLink, SendFrame
 from .roster import checked_entry
 
 log = logging.getLogger("provincial_nodes.node_pipe")
 
 
 class NodeGate:
-    """A node takes the centre's tables for the rooms it has, once their shape is checked."""
+    """A node takes the centre's tables for the rooms it has, once their shape is checked: the centre's
+    people are roster entries of its rooms (they have no connection here), the centre's removal of one
+    of the node's people takes them out here too."""
 
     def __init__(self, rooms: Rooms) -> None:
         self._rooms = rooms
+        self.link: PipeLink | None = None
 
     async def room(self, meeting_id: int) -> Room | None:
         return self._rooms.rooms.get(meeting_id)
 
-    async def people(self, room: Room, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [checked_entry(e) for e in entries if e.get("participant_id") not in room.participants]
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> set[str]:
+        checked = [checked_entry(e) for e in entries if e.get("participant_id") not in room.participants]
+        await room.set_remote(self.link, checked)
+        return {e["participant_id"] for e in checked}
 
-    async def release(self, room: Room) -> None:
+    async def release(self, room: Room, status: str) -> None:
+        await room.set_remote(self.link, [])
+
+    async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
+        participant = room.participants.get(participant_id)
+        if participant is None or event not in RELAYED_EVENTS:
+            return
+        if event == "removed":  # a moderator of the meeting's host removed them: out of the local room too
+            log.info("the centre removed a participant", extra={"event": "node.removed_by_centre",
+                                                                "participant_id": participant_id})
+            await room.outbox.to(participant, "removed", {"reason": str(data.get("reason", ""))[:200]})
+            await room.remove(participant, status="removed")
+            await room.outbox.disconnect(participant)
+
+    def alive(self, room: Room) -> None:
         return None
 
 
@@ -66,7 +85,8 @@ class NodePipes:
         except (PipeTransportError, OSError) as exc:
             log.warning("cannot open the media pipe: %s", exc, extra={"event": "node.bad_pipe"})
             return
-        link = PipeLink("node", NodeGate(self.rooms), send, tag="centre")
+        gate = NodeGate(self.rooms)
+        link = gate.link = PipeLink("node", gate, send, tag="centre", label="centre")
         transport = await PipeTransport.open("node", keys, link.pipe.handle_datagram, remote=infos[0][4][:2])
         link.start(transport)
         self.link = link

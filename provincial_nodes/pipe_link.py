@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +40,7 @@ from media.pipe_transport import PipeTransport
 from .errors import NodeError
 
 if TYPE_CHECKING:
+    from signaling.participant import Participant
     from signaling.room import Room
 
 log = logging.getLogger("provincial_nodes.pipe")
@@ -51,6 +52,8 @@ TICK_SECONDS = 0.1
 #: How often (in ticks) the table is compared with the last one sent.
 TABLE_EVERY_TICKS = 3
 MAX_TABLE_ENTRIES = 512
+#: What a room's messages to a participant behind the pipe carry across (see :meth:`PipeLink.deliver`).
+RELAYED_EVENTS = frozenset({"removed"})
 
 SendFrame = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -60,17 +63,25 @@ class PipeRefused(NodeError):
 
 
 class PipeGate(Protocol):
-    """What one end checks of the other's frames."""
+    """What one end checks of the other's frames, and how the far end's people enter its rooms."""
 
     async def room(self, meeting_id: int) -> Room | None:
         """The room a far-end table of ``meeting_id`` goes into (None: none here, ignore it); raises
         PipeRefused when the far end may not carry that meeting."""
 
-    async def people(self, room: Room, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Roster entries for the far end's participants; raises PipeRefused."""
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> set[str]:
+        """Put the far end's participants (all of them: those missing have left) in ``room``; the ids of
+        those in the meeting now (a participant waiting in a lobby is not, and its tracks wait too).
+        Raises PipeRefused, changing nothing."""
 
-    async def release(self, room: Room) -> None:
-        """The pipe no longer carries ``room``."""
+    async def release(self, room: Room, status: str) -> None:
+        """The pipe no longer carries ``room``: its people leave it (``left``, or ``dropped`` on a cut)."""
+
+    async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
+        """The far end's room sent one of this end's participants ``event``; raises PipeRefused."""
+
+    def alive(self, room: Room) -> None:
+        """The pipe is up: its people in ``room`` are alive (each tick)."""
 
 
 @dataclass
@@ -115,9 +126,11 @@ def pick_voices(voices: Iterable[Producer], speaker_order: list[str], floor_hold
 class PipeLink:
     """One end of a node's pipe for one connection of its control channel (see the module docstring)."""
 
-    def __init__(self, role: str, gate: PipeGate, send_frame: SendFrame, *, tag: str) -> None:
+    def __init__(self, role: str, gate: PipeGate, send_frame: SendFrame, *, tag: str, label: str = "") -> None:
         self.role = role
         self.tag = tag
+        #: What rooms show of the people it carries (``via``): the node's office, or "centre".
+        self.label = label or tag
         self._gate = gate
         self._send_frame = send_frame
         self.transport: PipeTransport | None = None
@@ -127,6 +140,7 @@ class PipeLink:
         self.closed = False
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         return f"PipeLink({self.role}, {self.tag}, meetings={sorted(self.shares)})"
@@ -144,7 +158,7 @@ class PipeLink:
         if not self.closed and room.meeting_id not in self.shares:
             self.shares[room.meeting_id] = MeetingShare(room)
 
-    async def unshare(self, meeting_id: int, *, tell: bool = True) -> None:
+    async def unshare(self, meeting_id: int, *, tell: bool = True, status: str = "left") -> None:
         share = self.shares.pop(meeting_id, None)
         if share is None:
             return
@@ -152,8 +166,7 @@ class PipeLink:
             self.pipe.sender.detach(producer_id)
         for mirror in list(share.mirrors.values()):
             mirror.close()
-        await share.room.set_remote(self, [])
-        await self._gate.release(share.room)
+        await self._gate.release(share.room, status)
         if tell and not self.closed:
             await self._send({"type": "pipe_leave", "meeting_id": meeting_id})
 
@@ -166,7 +179,9 @@ class PipeLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for meeting_id in list(self.shares):
-            await self.unshare(meeting_id, tell=False)
+            await self.unshare(meeting_id, tell=False, status="dropped")
+        for task in list(self._tasks):
+            task.cancel()
         self.pipe.close()
         if self.transport is not None:
             self.transport.close()
@@ -186,6 +201,8 @@ class PipeLink:
                     await self.unshare(meeting_id_of(frame), tell=False)
                 elif kind == "pipe_refused":
                     self._refused(meeting_id_of(frame), frame)
+                elif kind == "pipe_event":
+                    await self._event(meeting_id_of(frame), frame)
                 else:
                     raise PipeRefused(f"unknown pipe frame {kind!r}")
         except (PipeRefused, PipeError) as exc:
@@ -210,26 +227,26 @@ class PipeLink:
             await self._apply_table(meeting_id, room, share, participants, tracks, paused)
         except BaseException:
             if share is None:  # the room was opened for this table alone
-                await self._gate.release(room)
+                await self._gate.release(room, "left")
             raise
 
     async def _apply_table(self, meeting_id: int, room: Room, share: MeetingShare | None,
                            participants: list[dict[str, Any]], tracks: list[PipedTrack],
                            paused: dict[str, bool]) -> None:
-        entries = await self._gate.people(room, participants)
-        present = {e["participant_id"] for e in entries}
+        claimed = {e.get("participant_id") for e in participants}
         for track in tracks:
-            if track.participant_id not in present:
+            if track.participant_id not in claimed:
                 raise PipeRefused(f"track {track.producer_id} is of no participant in the table")
             known = room.router.producers.get(track.producer_id)
             if known is not None and (share is None or share.mirrors.get(track.producer_id) is not known):
                 raise PipeRefused(f"producer {track.producer_id} is already in the meeting")
+        present = await self._gate.people(room, participants)
         if share is None:
             share = self.shares[meeting_id] = MeetingShare(room)
+        tracks = [t for t in tracks if t.participant_id in present]
         wanted = {t.producer_id for t in tracks}
         for producer_id in [p for p in share.mirrors if p not in wanted]:
             share.mirrors.pop(producer_id).close()
-        await room.set_remote(self, entries)
         for track in tracks:
             mirror = share.mirrors.get(track.producer_id)
             if mirror is None:
@@ -254,6 +271,30 @@ class PipeLink:
         share.far_wants = frozenset(ids)
         self._retap(share)
 
+    async def _event(self, meeting_id: int, frame: dict[str, Any]) -> None:
+        share = self.shares.get(meeting_id)
+        participant_id, event, data = frame.get("participant_id"), frame.get("event"), frame.get("data")
+        if not isinstance(participant_id, str) or not isinstance(event, str) or not isinstance(data, dict):
+            raise PipeRefused("an event names a participant_id, an event and its data")
+        if share is not None:
+            await self._gate.event(share.room, participant_id, event, data)
+
+    # -- a relay for the far end's people in this end's rooms (signaling/participant.py Relay) ----------
+    def deliver(self, participant: Participant, event: str, data: dict[str, Any]) -> None:
+        """What this end's room sends a participant behind the pipe. Only what the far end acts on
+        crosses (a removal); the rest concerns the page they would have at this end, which they have not."""
+        if event in RELAYED_EVENTS:
+            self._spawn(self._send({"type": "pipe_event", "meeting_id": participant.grant.meeting.meeting_id,
+                                    "participant_id": participant.id, "event": event, "data": data}))
+
+    def drop(self, participant: Participant) -> None:
+        """This end's room let go of them (removed, replaced): they leave when the far end's table says so."""
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _refused(self, meeting_id: int, frame: dict[str, Any]) -> None:
         log.warning("the far end refused meeting %s: %s", meeting_id, frame.get("message"),
                     extra={"event": "pipe.meeting_refused", "meeting_id": meeting_id})
@@ -267,7 +308,7 @@ class PipeLink:
 
     def table(self, share: MeetingShare) -> dict[str, Any]:
         room = share.room
-        participants = [dict(p.public(), quality={}) for p in room.participants.values()]
+        participants = [dict(p.public(), quality={}) for p in room.participants.values() if p.via is not self]
         participants += [e for pid, e in room.remote.items() if room.remote_via(pid) is not self]
         tracks = [dict(PipedTrack.of(p).to_dict(), paused=p.paused) for p in room.router.producers.values()
                   if not p.closed and p.ssrc is not None and not self._mine(p)]
@@ -301,6 +342,7 @@ class PipeLink:
                 for share in list(self.shares.values()):
                     if share.refused or self.shares.get(share.room.meeting_id) is not share:
                         continue
+                    self._gate.alive(share.room)
                     try:
                         await self._bring_up_to_date(share, table=ticks % TABLE_EVERY_TICKS == 1)
                     except (PipeError, MediaError) as exc:  # one meeting's trouble must not stop the others

@@ -1,17 +1,15 @@
-"""Roster entries of people behind a pipe: built at the centre from its own records, checked at a node.
+"""The people in a pipe's tables: what the centre takes of a node's, what a node keeps of the centre's.
 
 A node's table names its people by participant id and person id with their switches (muted, camera
-off, hand up); the centre never takes a name, an office or a role from a node: it shows what its own
-database says of that person (meetings/services/nodes.py ``node_people``). A node takes the centre's
-entries as they come, once their shape is checked.
+off); the centre never takes a name, an office or a role from a node: they join its room under what
+its own database says of that person (meetings/services/nodes.py ``node_grants``). A node shows the
+centre's entries as they come, once their shape is checked.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
-
-from meetings.services.nodes import NodePerson
 
 from .pipe_link import PipeRefused
 
@@ -28,17 +26,6 @@ def claimed_person(entry: dict[str, Any]) -> tuple[str, int]:
     if match is None or not isinstance(person_id, int) or isinstance(person_id, bool) or int(match[1]) != person_id:
         raise PipeRefused("a participant is named p<person id>-<hex> with that person_id")
     return participant_id, person_id
-
-
-def entry_at_centre(entry: dict[str, Any], person: NodePerson, via: str) -> dict[str, Any]:
-    """What the centre's rooms show of a node's participant: its records, the node's switches."""
-    return {
-        "participant_id": entry["participant_id"], "person_id": person.person_id, "full_name": person.full_name,
-        "office_id": person.office_id, "office_code": person.office_code, "office_name": person.office_name_en,
-        "office_name_km": person.office_name_km, "roles": list(person.roles),
-        **{flag: entry.get(flag) is True for flag in _FLAGS},
-        "force_muted": False, "quality": {}, "client": "room", "via": via,
-    }
 
 
 def checked_entry(entry: dict[str, Any]) -> dict[str, Any]:

@@ -5,13 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from media import Producer, WebRtcTransport
 from meetings.models import Role
 from meetings.policy import Action, Caller, decide
 from meetings.services.meetings import JoinGrant
 from signaling.liveness import Evidence
+
+
+class Relay(Protocol):
+    """What carries a participant who is behind a pipe (a provincial node's person at the centre): the
+    room's messages to them, and their removal, go through it."""
+
+    label: str
+
+    def deliver(self, participant: Participant, event: str, data: dict[str, Any]) -> None: ...
+
+    def drop(self, participant: Participant) -> None: ...
 
 
 def new_participant_id(person_id: int) -> str:
@@ -47,6 +58,8 @@ class Participant:
     evidence: Evidence = field(default_factory=Evidence)
     #: A connection that died: its last evidence of life, where its attendance interval ends.
     gone_at: dt.datetime | None = None
+    #: Behind a pipe (a provincial node): no socket here; the relay carries what the room sends them.
+    via: Relay | None = None
 
     @property
     def person_id(self) -> int:
@@ -86,4 +99,5 @@ class Participant:
             "hand_raised": self.hand_raised_at is not None,
             "quality": self.quality,
             "client": self.client,
+            "via": self.via.label if self.via is not None else None,
         }

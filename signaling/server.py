@@ -121,12 +121,18 @@ class SocketOutbox:
         self.sio = sio
 
     async def to(self, participant: Participant, event: str, data: dict[str, Any]) -> None:
+        if participant.via is not None:  # behind a pipe: no socket here (and never sid "", which is everyone)
+            participant.via.deliver(participant, event, data)
+            return
         await self.sio.emit(event, data, to=participant.sid)
 
     async def broadcast(self, room: Room, event: str, data: dict[str, Any], skip: Participant | None = None) -> None:
-        await self.sio.emit(event, data, room=room.name, skip_sid=skip.sid if skip else None)
+        await self.sio.emit(event, data, room=room.name, skip_sid=skip.sid if skip and skip.via is None else None)
 
     async def disconnect(self, participant: Participant) -> None:
+        if participant.via is not None:
+            participant.via.drop(participant)
+            return
         await self.sio.disconnect(participant.sid)
 
 

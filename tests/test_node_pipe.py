@@ -111,6 +111,10 @@ async def test_media_crosses_the_pipe_both_ways_once_whatever_the_viewers_at_the
     await until(lambda: frames_from(secretariat, viewer.client.participant_id) > 30, 30,
                 "the governor's camera (at the node) reaches the secretariat (at the centre)")
     assert any(s.participant_id == viewer.client.participant_id for s in secretariat.report().streams)
+    room = pipes(centre).rooms.rooms[SESSION]
+    governor_there = room.participants[viewer.client.participant_id]
+    assert governor_there.via is not None and governor_there.grant.office_code == "KH-17"
+    assert viewer.client.participant_id in room.floor.recorder.by_participant, "present, for KH-17, at the centre"
 
     # One WAN copy: the bytes the centre sends the node per second, with one viewer there and with three.
     link = next(iter(pipes(centre).links.values()))
@@ -210,7 +214,7 @@ async def test_a_node_cannot_have_another_commands_meeting_people_or_streams(
         await ws.send_json(table(briefing, governor))  # another command's briefing
         refused = await next_frame(ws, "pipe_refused")
         assert refused["meeting_id"] == briefing and refused["message"] == "no such meeting"
-        assert briefing not in link.shares and not rooms[briefing].remote
+        assert briefing not in link.shares and all(p.via is None for p in rooms[briefing].participants.values())
 
         await ws.send_json(table(SESSION, commander))  # a person of another office
         refused = await next_frame(ws, "pipe_refused")
@@ -224,8 +228,9 @@ async def test_a_node_cannot_have_another_commands_meeting_people_or_streams(
         await ws.send_json(table(SESSION, governor))
         answer = await next_frame(ws, "pipe_table")
         assert answer["meeting_id"] == SESSION
-        assert rooms[SESSION].remote[f"p{governor}-abc123"]["office_code"] == "KH-17"
-        assert rooms[SESSION].remote[f"p{governor}-abc123"]["full_name"] != "", "the centre's own record of them"
+        seen = rooms[SESSION].participants[f"p{governor}-abc123"].public()
+        assert seen["office_code"] == "KH-17" and seen["via"] == "KH-17"
+        assert seen["full_name"] != "" and seen["roles"] == ["delegate"], "the centre's own record of them"
 
         # Wants naming the briefing's streams, under the session or under the briefing: nothing is tapped.
         await ws.send_json({"type": "pipe_wants", "meeting_id": SESSION, "producer_ids": briefing_streams})

@@ -16,7 +16,6 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -25,8 +24,10 @@ from meetings.db import Database, UnitOfWork
 from meetings.errors import Conflict, NotAuthenticated, NotFound, StorageError, ValidationFailed
 from meetings.models import Invitation, Meeting, MeetingState, Office, Person, ProvincialNode
 from meetings.models.base import utcnow
-from meetings.policy import Action, Caller, require
-from meetings.services.common import clean_int, clean_text, record
+from meetings.policy import Action, Caller, decide, require
+from meetings.services.common import clean_int, clean_text, meeting_access, principal_of, record
+from meetings.services.meetings import JoinGrant
+from meetings.tokens import JoinClaims
 from meetings.services.refusals import RefusalLog
 
 log = logging.getLogger("meetings.nodes")
@@ -52,19 +53,6 @@ def credential_hash(credential: str) -> str:
 
 def display_prefix(credential: str) -> str:
     return credential[:DISPLAY_LENGTH]
-
-
-@dataclass(frozen=True)
-class NodePerson:
-    """A person behind a node, as the centre knows them (what the meeting's roster shows)."""
-
-    person_id: int
-    full_name: str
-    office_id: int
-    office_code: str
-    office_name_en: str
-    office_name_km: str
-    roles: tuple[str, ...]
 
 
 class NodeService:
@@ -226,31 +214,36 @@ class NodeService:
             raise NotFound("no such meeting")
         return meeting
 
-    async def node_people(self, node_id: int, meeting: Meeting, person_ids: Sequence[int], *,
-                          address: str = "") -> dict[int, NodePerson]:
-        """The people a node says are in ``meeting`` behind it, as the centre knows them: each must be an
-        active person of the node's office whom the meeting is for (the office hosts it or is invited,
-        or the person is). One that is not refuses the whole list (NotFound, counted as a refusal)."""
+    async def node_grants(self, node_id: int, meeting: Meeting, person_ids: Sequence[int], *,
+                          address: str = "") -> dict[int, JoinGrant]:
+        """What lets the people a node says are in ``meeting`` behind it join it at the centre: each must be
+        an active person of the node's office whom the join policy lets in, exactly as if they had joined
+        at the centre with a join token. One that is not refuses the whole list (NotFound, counted as a
+        refusal); nothing about them comes from the node but their id."""
         node = await self.active_node(node_id)
         wanted = set(person_ids)
         async with self.db.read() as session:
             people = (await session.execute(select(Person).where(
                 Person.id.in_(wanted or {-1}), Person.office_id == node.office_id,
                 Person.active.is_(True)))).unique().scalars().all()
-            office_invited = meeting.host_office_id == node.office_id or await session.scalar(
-                select(Invitation.id).where(Invitation.meeting_id == meeting.id,
-                                            Invitation.office_id == node.office_id).limit(1)) is not None
-            invited_people = set() if office_invited else set((await session.execute(
-                select(Invitation.person_id).where(Invitation.meeting_id == meeting.id,
-                                                   Invitation.person_id.in_(wanted or {-1})))).scalars().all())
-        found = {p.id: NodePerson(p.id, p.full_name, p.office_id, p.office.code, p.office.name_en, p.office.name_km,
-                                  tuple(sorted(r.value for r in p.roles)))
-                 for p in people if office_invited or p.id in invited_people}
-        missing = wanted - set(found)
+        access = meeting_access(meeting)
+        now = int(utcnow().timestamp())
+        grants: dict[int, JoinGrant] = {}
+        for person in people:
+            principal = principal_of(person)
+            if decide(principal, Action.JOIN_MEETING, access):
+                claims = JoinClaims(meeting_id=meeting.id, person_id=person.id, office_id=person.office_id,
+                                    roles=tuple(r.value for r in principal.roles), issued_at=now, expires_at=now,
+                                    token_id=f"node-{node.id}")
+                grants[person.id] = JoinGrant(claims=claims, principal=principal, meeting=access,
+                                              meeting_title=meeting.title, office_code=person.office.code,
+                                              office_name_en=person.office.name_en,
+                                              office_name_km=person.office.name_km)
+        missing = wanted - set(grants)
         if missing:
             self._refuse_pipe(node, address, f"people {sorted(missing)[:5]} in meeting {meeting.id}")
             raise NotFound(f"no such people: {sorted(missing)[:5]}")
-        return found
+        return grants
 
     def _refuse_pipe(self, node: ProvincialNode, address: str, what: str) -> None:
         log.warning("node asked for what is not its office's", extra={
