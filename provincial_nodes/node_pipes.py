@@ -1,5 +1,7 @@
 """The node's end of its pipe: opened when the control channel comes up (``hello`` gives the centre's
 port and this connection's keys), closed when it goes down; it offers the centre every local room.
+A room of a meeting another office hosts defers its floor to the host (signaling/floor.py
+``defer_to_host``): the centre gates what the session hears of the node's people.
 
 While the pipe is down the node's rooms go on with their local people; the centre's people and tracks
 leave them, and come back with the next connection's tables.
@@ -64,6 +66,8 @@ class NodePipes:
         self.rooms = rooms
         self.upstream_host = upstream_host
         self.link: PipeLink | None = None
+        #: This node's office (from the centre's snapshot): meetings other offices host defer to them.
+        self.office_id: int | None = None
         self.opened = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         rooms.listeners.append(self)
@@ -106,6 +110,8 @@ class NodePipes:
             log.info("media pipe down", extra={"event": "node.pipe_down"})
 
     def room_opened(self, room: Room) -> None:
+        if self.office_id is None or room.host_office_id != self.office_id:
+            room.floor.defer_to_host()
         if self.link is not None:
             self.link.share(room)
 

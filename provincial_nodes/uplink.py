@@ -18,6 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from sqlalchemy import select
+
+from meetings.models import Office
 from meetings.services import Services
 from signaling.server import Rooms
 
@@ -60,11 +63,14 @@ class Uplink:
         if code != self.config.office_code:
             raise SnapshotError(f"the centre sent office {code!r}; this node serves {self.config.office_code!r}")
         result = await apply_snapshot(self.services.db, snapshot)
+        self.pipes.office_id = office.get("id") if isinstance(office.get("id"), int) else None
         log.info("office copy refreshed", extra={"event": "node.replica", "office": result.office_code,
                                                  "people_created": result.created, "people_updated": result.updated,
                                                  "people_deactivated": result.deactivated, "meetings": result.meetings})
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        async with self.services.db.read() as session:  # the copy of an earlier run, before the centre answers
+            self.pipes.office_id = await session.scalar(select(Office.id).where(Office.code == self.config.office_code))
         self._task = asyncio.create_task(self.client.run(), name="node-uplink")
         self._task.add_done_callback(self._ended)
 
@@ -86,7 +92,7 @@ def install(app: web.Application, services: Services, config: ProvincialNodesCon
     uplink = app[UPLINK] = Uplink(services, config, rooms)
 
     async def start(_app: web.Application) -> None:
-        uplink.start()
+        await uplink.start()
 
     async def stop(_app: web.Application) -> None:
         await uplink.stop()

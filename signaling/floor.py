@@ -76,6 +76,8 @@ class SessionControl:
         self.roll_call: dict[str, Any] | None = None
         self.quorum: dict[str, Any] | None = None
         self.recorder = AttendanceRecorder(room.meeting_id, services.attendance)
+        #: The floor is the meeting host's (see :meth:`defer_to_host`).
+        self.deferred = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._push_due = False
         self._heartbeat: asyncio.Task[Any] | None = None
@@ -168,7 +170,14 @@ class SessionControl:
     # -- the audio gate ---------------------------------------------------------------------
     @property
     def gated(self) -> bool:
-        return self.state is not MeetingState.SCHEDULED
+        return self.state is not MeetingState.SCHEDULED and not self.deferred
+
+    def defer_to_host(self) -> None:
+        """This room is a provincial node's share of a meeting hosted elsewhere: the host's server gates
+        the voices the rest of the session hears (its floor, its mutes); the node's hall hears its own."""
+        if not self.deferred:
+            self.deferred = True
+            self.gate_all()
 
     def holds_floor(self, participant: Participant) -> bool:
         return self.holder is not None and self.holder.person_id == participant.person_id

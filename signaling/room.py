@@ -48,8 +48,10 @@ class Room:
                  on_empty: Callable[[Room], Awaitable[None]], *, services: Services,
                  ice_servers: list[dict[str, Any]], locked: bool = False, lobby_enabled: bool = False,
                  agenda: dict[str, Any] | None = None, sanctions: Sanctions | None = None,
-                 archive_root: Path | None = None) -> None:
+                 archive_root: Path | None = None, host_office_id: int | None = None) -> None:
         self.meeting_id = meeting_id
+        #: The office that hosts the meeting (a provincial node defers the floor of meetings hosted elsewhere).
+        self.host_office_id = host_office_id
         self.router = Router(config, router_id=f"meeting-{meeting_id}")
         self.outbox = outbox
         self.participants: dict[str, Participant] = {}

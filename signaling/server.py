@@ -91,7 +91,7 @@ class Rooms:
                             services=services, ice_servers=self.signaling.ice_servers(),
                             locked=meeting.locked, lobby_enabled=meeting.lobby_enabled,
                             agenda=agenda_payload(meeting), sanctions=sanctions,
-                            archive_root=self.signaling.archive_root)
+                            archive_root=self.signaling.archive_root, host_office_id=meeting.host_office_id)
                 await room.floor.restore(meeting)
                 self.rooms[meeting_id] = room
                 if meeting.state is MeetingState.OPEN:  # the server restarted during the session

@@ -52,19 +52,23 @@ async def add_office_people(centre: LiveServer) -> None:
         await services.db.dispose()
 
 
-@pytest.fixture
-async def node(tmp_path: Path, centre: LiveServer) -> AsyncIterator[ServerProcess]:
+async def start_node(tmp_path: Path, centre: LiveServer) -> ServerProcess:
     credential_file = tmp_path / "node.credential"
     await add_office_people(centre)
     await register_node(centre, "KH-17", credential_file)
     process = node_process(tmp_path, centre, credential_file, "KH-17").start()
+    for _ in range(200):  # the first snapshot (the office's accounts) arrives within a second or two
+        if await signs_in(process.url, VIEWERS[-1]):
+            return process
+        await asyncio.sleep(0.1)
+    process.stop()
+    raise AssertionError(f"the node never had the office's accounts: {process.log_tail()}")
+
+
+@pytest.fixture
+async def node(tmp_path: Path, centre: LiveServer) -> AsyncIterator[ServerProcess]:
+    process = await start_node(tmp_path, centre)
     try:
-        for _ in range(200):  # the first snapshot (the office's accounts) arrives within a second or two
-            if await signs_in(process.url, VIEWERS[-1]):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"the node never had the office's accounts: {process.log_tail()}")
         yield process
     finally:
         process.stop()
@@ -241,3 +245,36 @@ async def test_a_node_cannot_have_another_commands_meeting_people_or_streams(
         assert link.refusals == 3
 
     await until(lambda: SESSION not in rooms, 5, "the node's meeting room closes when its pipe goes")
+
+
+def voice_packets(listener: Bot, speaker: Bot) -> int:
+    return sum(s.packets for s in listener.report().streams
+               if s.kind == "audio" and s.participant_id == speaker.client.participant_id)
+
+
+async def test_the_centre_s_floor_decides_what_the_session_hears_of_a_node_s_governor(
+        tmp_path: Path, centre: LiveServer, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
+    chair = await start_bot(bots, small_media, centre.url, "chair", "chair", publish=True, subscribe=False)
+    assert (await chair.client.call("session", {"action": "open"}))["session"]["state"] == "open"
+    node = await start_node(tmp_path, centre)  # its copy says the session is open: its room defers the floor
+    try:
+        governor = await start_bot(bots, small_media, node.url, "governor", "governor", publish=True,
+                                   subscribe=False)
+        aide = await start_bot(bots, small_media, node.url, VIEWERS[0], VIEWERS[0], publish=False, subscribe=True)
+        listener = await start_bot(bots, small_media, centre.url, "observer", "observer", publish=False,
+                                   subscribe=True)
+        await until(lambda: voice_packets(aide, governor) > 50, 20, "the governor's hall hears the governor")
+        await until(lambda: frames_from(listener, governor.client.participant_id) > 15, 20,
+                    "the governor's camera reaches the centre")
+        await asyncio.sleep(1.0)
+        before = voice_packets(listener, governor)
+        await asyncio.sleep(2.0)
+        assert voice_packets(listener, governor) - before <= 2, "without the floor the session does not hear them"
+
+        granted = await chair.client.call("floor", {"action": "grant", "participant_id": governor.client.participant_id})
+        assert granted["floor"]["holder"]["participant_id"] == governor.client.participant_id
+        before = voice_packets(listener, governor)
+        await until(lambda: voice_packets(listener, governor) - before > 50, 20,
+                    "with the floor, the session hears the node's governor")
+    finally:
+        node.stop()
