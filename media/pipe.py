@@ -143,6 +143,8 @@ class PipeStats:
     unknown_ssrc: int = 0
     #: The far side's last reported loss (0..255) per SSRC.
     remote_loss: dict[int, int] = field(default_factory=dict)
+    #: The highest loss (0..255) the receiving side's last report gave for one of its mirrors.
+    received_loss: int = 0
 
 
 class PipeTap:
@@ -349,6 +351,7 @@ class PipeReceiver:
     def report(self) -> None:
         """A receiver report of every mirror's reception (sent each REPORT_INTERVAL_MS)."""
         blocks = [b for b in (m.report_block() for m in self.mirrors.values()) if b is not None]
+        self.stats.received_loss = max((b.fraction_lost for b in blocks), default=0)
         for start in range(0, len(blocks), 31):
             self._send(build_rr(self._rtcp_ssrc, blocks[start:start + 31]))
 

@@ -169,6 +169,8 @@ class ControlClient:
         elif kind == "snapshot":
             await self._on_snapshot(frame.get("snapshot"))
             self.snapshots += 1
+        elif kind == "ping" and self._ws is not None:  # the centre measures the round trip
+            await self._ws.send_json({"type": "pong", "echo": frame.get("echo")})
         elif isinstance(kind, str) and kind.startswith("pipe_"):
             if self.listener is not None:
                 await self.listener.channel_frame(frame)

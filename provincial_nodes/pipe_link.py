@@ -84,6 +84,25 @@ class PipeGate(Protocol):
         """The pipe is up: its people in ``room`` are alive (each tick)."""
 
 
+@dataclass(frozen=True)
+class PipeSummary:
+    """What the console shows of a pipe now."""
+
+    meetings: int
+    people: int
+    streams_out: int
+    streams_in: int
+    kbps_out: float
+    kbps_in: float
+    #: Loss the far end reports of what this end sends, and loss of what this end receives (percent).
+    loss_out_percent: float
+    loss_in_percent: float
+    retransmitted: int
+    retransmit_misses: int
+    keyframe_requests: int
+    refusals: int
+
+
 @dataclass
 class MeetingShare:
     """One meeting both ends carry."""
@@ -141,6 +160,8 @@ class PipeLink:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._metered = (0.0, 0, 0)
+        self.kbps_out = self.kbps_in = 0.0
 
     def __repr__(self) -> str:
         return f"PipeLink({self.role}, {self.tag}, meetings={sorted(self.shares)})"
@@ -333,11 +354,36 @@ class PipeLink:
             self.pipe.sender.attach(ours[producer_id])
         share.tapped = desired
 
+    def summary(self) -> PipeSummary:
+        sent, received = self.pipe.sender.stats, self.pipe.receiver.stats
+        people = sum(1 for share in self.shares.values() for p in share.room.participants.values() if p.via is self)
+        people += sum(1 for share in self.shares.values() for pid in share.room.remote
+                      if share.room.remote_via(pid) is self)
+        return PipeSummary(
+            meetings=len(self.shares), people=people, streams_out=len(self.pipe.sender.taps),
+            streams_in=len(self.pipe.receiver.mirrors), kbps_out=round(self.kbps_out, 1),
+            kbps_in=round(self.kbps_in, 1),
+            loss_out_percent=round(max(sent.remote_loss.values(), default=0) * 100 / 256, 1),
+            loss_in_percent=round(received.received_loss * 100 / 256, 1), retransmitted=sent.retransmitted,
+            retransmit_misses=sent.retransmit_misses, keyframe_requests=sent.keyframe_requests,
+            refusals=self.refusals)
+
+    def _meter(self) -> None:
+        now = asyncio.get_running_loop().time()
+        then, sent, received = self._metered
+        out, into = self.pipe.sender.stats.bytes_sent, self.pipe.receiver.stats.bytes_received
+        if then:
+            self.kbps_out = (out - sent) * 8 / 1000 / (now - then)
+            self.kbps_in = (into - received) * 8 / 1000 / (now - then)
+        self._metered = (now, out, into)
+
     async def _run(self) -> None:
         ticks = 0
         while not self.closed:
             await asyncio.sleep(TICK_SECONDS)
             ticks += 1
+            if ticks % 10 == 0:
+                self._meter()
             async with self._lock:
                 for share in list(self.shares.values()):
                     if share.refused or self.shares.get(share.room.meeting_id) is not share:

@@ -5,6 +5,7 @@ the node, and a node's forged requests for another command's meeting or people a
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from bot_fixtures import bots, small_media  # noqa: F401  (fixtures)
 from bots.bot import Bot, BotOptions
 from bots.login import LoginTokenSource
 from bots.media_files import PreEncodedMedia
-from harness import LiveServer, make_config
+from harness import Client, LiveServer, make_config
 from meetings.demo import DEMO_PASSWORD
 from meetings.models import Meeting, MeetingKind
 from provincial_nodes.centre_pipes import CENTRE_PIPES, CentrePipes
@@ -153,6 +154,18 @@ async def test_media_crosses_the_pipe_both_ways_once_whatever_the_viewers_at_the
     print(f"media both ways again {recovered:.1f} s after the channel was cut (redial backoff 1 s included)")
     assert pipes(centre).links and next(iter(pipes(centre).links.values())) is not link, "a new pipe"
     assert recovered < 10
+
+    # The secretariat's console shows the link: its media both ways, its round trip, the reconnect.
+    await asyncio.sleep(6)  # a rate interval, and a round trip measured (every 5 s)
+    async with Client(centre.url) as browser:
+        await browser.login("secretariat")
+        status, page = await browser.page("/nodes")
+    assert status == 200
+    row = page[page.index('<tr data-node='):page.index("</tr>", page.index('<tr data-node='))]
+    assert "To the node" in row and "From the node" in row and "kbit/s" in row
+    assert re.search(r"To the node</dt><dd>(\d+) kbit/s, 2 streams", row), row  # the chair's camera and voice
+    assert re.search(r"Round trip</dt><dd>[\d.]+ ms", row), row
+    assert "Reconnects: 1" in row and "last outage" in row
 
 
 async def cut_channels(centre: LiveServer) -> None:

@@ -23,6 +23,7 @@ async def _page(request: web.Request, *, values: dict[str, object] | None = None
     offices = await services(request).offices.list(caller(request))
     return render(request, "nodes/list.html", {
         "nodes": registered, "links": node_links(request.app).links, "offices": offices,
+        "link_history": node_links(request.app).history,
         "values": values or {}, "error": error}, status=status)
 
 

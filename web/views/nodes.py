@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -43,6 +44,8 @@ REVALIDATE_SECONDS = 30.0
 #: The WebSocket heartbeat: a ping this often, and the connection ends when its pong is missing.
 HEARTBEAT_SECONDS = 15.0
 MAX_FRAME_BYTES = 65_536
+#: How often the centre measures the channel's round trip.
+PING_SECONDS = 5.0
 MAX_BAD_FRAMES = 20
 #: Close codes a node acts on (4000-4999: the application's own).
 CLOSE_REPLACED = 4409
@@ -66,6 +69,21 @@ class NodeLink:
     last_snapshot: str = ""
     #: The node's media pipe (None where this server runs no media, e.g. a test of the channel alone).
     pipe: PipeLink | None = None
+    #: The control channel's round trip (the centre's ping to the node's pong), milliseconds.
+    rtt_ms: float | None = None
+
+
+@dataclass
+class NodeHistory:
+    """A node's connections since this server started: how often it came back, its last outage."""
+
+    connects: int = 0
+    last_lost_at: dt.datetime | None = None
+    last_outage_seconds: float | None = None
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.connects - 1)
 
 
 class NodeLinks:
@@ -73,6 +91,16 @@ class NodeLinks:
 
     def __init__(self) -> None:
         self.links: dict[int, NodeLink] = {}
+        self.history: dict[int, NodeHistory] = {}
+
+    def connected(self, node_id: int, at: dt.datetime) -> None:
+        history = self.history.setdefault(node_id, NodeHistory())
+        history.connects += 1
+        if history.last_lost_at is not None:
+            history.last_outage_seconds = (at - history.last_lost_at).total_seconds()
+
+    def lost(self, node_id: int, at: dt.datetime) -> None:
+        self.history.setdefault(node_id, NodeHistory()).last_lost_at = at
 
     def get(self, node_id: int) -> NodeLink | None:
         return self.links.get(node_id)
@@ -107,9 +135,11 @@ async def control(request: web.Request) -> web.StreamResponse:
     if old is not None:
         await old.ws.close(code=CLOSE_REPLACED, message=b"replaced by a new connection of the node")
     link = links.links[node.id] = NodeLink(node.id, node.name, node.office.code, address, utcnow(), ws)
+    links.connected(node.id, link.connected_at)
     log.info("node connected", extra={"event": "node.connected", "node_id": node.id,
                                       "office": node.office.code, "address": address})
     watchdog = asyncio.create_task(_revalidate(request.app, link))
+    pinger = asyncio.create_task(_ping(link))
     pipes = request.app.get(CENTRE_PIPES)
     try:
         pipe_hello = None
@@ -125,13 +155,15 @@ async def control(request: web.Request) -> web.StreamResponse:
             link.frames_in += 1
             await _handle(request, link, message.data)
     finally:
-        watchdog.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watchdog
+        for task in (watchdog, pinger):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if pipes is not None and link.pipe is not None:
             await pipes.close(node.id, link.pipe)
         if links.links.get(node.id) is link:
             del links.links[node.id]
+            links.lost(node.id, utcnow())
         log.info("node disconnected", extra={"event": "node.disconnected", "node_id": node.id,
                                              "office": link.office_code, "close_code": ws.close_code})
     return ws
@@ -146,6 +178,10 @@ async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
     kind = frame.get("type") if isinstance(frame, dict) else None
     if kind == "ping":
         await link.ws.send_json({"type": "pong"})
+    elif kind == "pong":  # the answer to the centre's own ping: the channel's round trip
+        echo = frame.get("echo")
+        if isinstance(echo, float) and 0 <= time.monotonic() - echo < 120:
+            link.rtt_ms = round((time.monotonic() - echo) * 1000, 1)
     elif isinstance(kind, str) and kind.startswith("pipe_") and link.pipe is not None:
         await link.pipe.handle_frame(frame)
     elif kind == "resync":
@@ -153,6 +189,14 @@ async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
         await _send_snapshot(link, await services(request).nodes.office_snapshot(node), force=True)
     else:
         await _bad(link, f"unknown frame type {kind!r}" if isinstance(kind, str) else "a frame is an object with a type")
+
+
+async def _ping(link: NodeLink) -> None:
+    """Ask the node for a pong now and then: the round trip the console shows."""
+    while not link.ws.closed:
+        await asyncio.sleep(PING_SECONDS)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await link.ws.send_json({"type": "ping", "echo": time.monotonic()})
 
 
 async def _bad(link: NodeLink, message: str) -> None:
