@@ -36,7 +36,12 @@ def build_app(runtime: Runtime, services: Services) -> web.Application:
     if config.provincial_nodes.upstream_url:
         uplink.install(app, services, config.provincial_nodes, signaling.rooms)
     else:  # the centre: a pipe for each node that connects
-        app[CENTRE_PIPES] = CentrePipes(services, signaling.rooms, bind_host=config.web.host)
+        pipes = app[CENTRE_PIPES] = CentrePipes(services, signaling.rooms, bind_host=config.web.host)
+
+        async def stop_pipes(_app: web.Application) -> None:
+            await pipes.stop()
+
+        app.on_shutdown.append(stop_pipes)
 
     async def recover_attendance(_app: web.Application) -> None:
         # Before any connection is accepted: attendance a full disk held back comes from the journal, then

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,6 +101,8 @@ class PipeTransport(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self.stats = PipeTransportStats()
+        #: When the last authenticated datagram arrived (``time.monotonic()``; 0: none yet).
+        self.last_received = 0.0
 
     @classmethod
     async def open(cls, role: str, keys: PipeKeys, on_datagram: Callable[[bytes], None], *,
@@ -127,6 +130,7 @@ class PipeTransport(asyncio.DatagramProtocol):
             self.stats.rejected += 1
             return
         self.stats.received += 1
+        self.last_received = time.monotonic()
         if self.role == "centre" and addr != self.remote:
             if self.remote is not None:
                 self.stats.address_changes += 1

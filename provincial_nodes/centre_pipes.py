@@ -11,8 +11,11 @@ lock, the lobby, removals), alive while the pipe is; the rooms a node carries st
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import secrets
+import time
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +35,10 @@ from .roster import claimed_person
 log = logging.getLogger("provincial_nodes.centre")
 
 CENTRE_PIPES: web.AppKey[CentrePipes] = web.AppKey("centre_pipes")
+#: How long a cut node's people stay in the centre's rooms ("reconnecting") before they are dropped.
+GRACE_SECONDS = 120.0
+#: A datagram of the pipe within this long is evidence that the node's people are there (keep-alive: 5 s).
+ALIVE_WITHIN_SECONDS = 6.0
 
 
 class CentreGate:
@@ -56,8 +63,13 @@ class CentreGate:
         return room
 
     def _carried(self, room: Room) -> dict[str, Participant]:
+        """The node's people in ``room``: this link's, and those an earlier link of the node left waiting."""
         here = list(room.participants.values()) + list(room.moderation.lobby.values())
-        return {p.id: p for p in here if p.via is self.link}
+        return {p.id: p for p in here if p.via is self.link or self._parked(p)}
+
+    def _parked(self, participant: Participant) -> bool:
+        via = participant.via
+        return isinstance(via, PipeLink) and via.closed and via.owner == self._node_id
 
     async def people(self, room: Room, entries: list[dict[str, Any]]) -> set[str]:
         claimed = [claimed_person(e) for e in entries]
@@ -78,6 +90,10 @@ class CentreGate:
                 await room.remove(participant, status="left")
         for entry, (participant_id, person_id) in zip(entries, claimed, strict=True):
             participant = carried.get(participant_id)
+            if participant is not None and participant.via is not self.link:  # back after a cut: the same stay
+                participant.via, participant.reconnecting = self.link, False
+                await room.moderation.set_presence(participant, "joined")
+                await room.outbox.broadcast(room, "participant_joined", participant.public())
             if participant is None:
                 participant = Participant(id=participant_id, sid="", grant=grants[person_id], address=self._address,
                                           via=self.link, audio_muted=entry.get("audio_muted") is True,
@@ -97,9 +113,16 @@ class CentreGate:
 
     async def release(self, room: Room, status: str) -> None:
         for participant in self._carried(room).values():
-            if status == "dropped":
+            if status == "parked" and participant.id in room.participants:
+                # A cut: they are still in their hall. They stay, "reconnecting", until the node is back
+                # (the same participants, the same attendance interval) or the grace period ends.
+                participant.reconnecting = True
+                await room.moderation.set_presence(participant, "reconnecting")
+                await room.outbox.broadcast(room, "participant_joined", participant.public())
+                continue
+            if status in ("dropped", "parked"):
                 participant.gone_at = utcnow()
-            await room.remove(participant, status=status)
+            await room.remove(participant, status="dropped" if status == "parked" else status)
         room.holds.discard(self.link)
         await self._rooms.discard_if_empty(room)
 
@@ -107,18 +130,26 @@ class CentreGate:
         raise PipeRefused("a node sends the centre's participants nothing")
 
     def alive(self, room: Room) -> None:
+        """Evidence of life for the node's people: a datagram of the pipe within the keep-alive period."""
+        transport = self.link.transport if self.link is not None else None
+        if transport is None or time.monotonic() - transport.last_received > ALIVE_WITHIN_SECONDS:
+            return
         for participant in self._carried(room).values():
-            participant.evidence.heard()
+            if participant.via is self.link:
+                participant.evidence.heard()
 
 
 class CentrePipes:
-    """Opens a pipe for each node that connects."""
+    """Opens a pipe for each node that connects, and keeps a cut node's people for a grace period."""
 
-    def __init__(self, services: Services, rooms: Rooms, *, bind_host: str) -> None:
+    def __init__(self, services: Services, rooms: Rooms, *, bind_host: str,
+                 grace_seconds: float = GRACE_SECONDS) -> None:
         self.services = services
         self.rooms = rooms
         self.bind_host = bind_host
+        self.grace_seconds = grace_seconds
         self.links: dict[int, PipeLink] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def open(self, node_id: int, via: str, address: str, send_frame: SendFrame) -> tuple[PipeLink, dict[str, Any]]:
         """The pipe of a node's new connection, and what ``hello`` tells the node of it."""
@@ -126,15 +157,38 @@ class CentrePipes:
         gate = CentreGate(self.services, self.rooms, node_id, address)
         link = gate.link = PipeLink("centre", gate, send_frame, tag=f"node{node_id}-{secrets.token_hex(3)}",
                                      label=via)
+        link.owner = node_id
         transport = await PipeTransport.open("centre", keys, link.pipe.handle_datagram, local=(self.bind_host, 0))
         link.start(transport)
         old = self.links.get(node_id)
         if old is not None:
-            await old.close()
+            await old.close("parked")
         self.links[node_id] = link
         return link, {"port": transport.local_address[1], "keys": keys.to_dict()}
 
-    async def close(self, node_id: int, link: PipeLink) -> None:
-        await link.close()
+    async def close(self, node_id: int, link: PipeLink, *, cut: bool) -> None:
+        """The node's connection ended: a ``cut`` (the WAN, not the node, ended it) leaves its people
+        waiting for the grace period; otherwise they leave now."""
+        await link.close("parked" if cut else "dropped")
         if self.links.get(node_id) is link:
             del self.links[node_id]
+        if cut:
+            task = asyncio.ensure_future(self._end_grace(link, utcnow()))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """The server stops: every pipe closes (its people leave with the rooms), no grace is waited for."""
+        for task in list(self._tasks):
+            task.cancel()
+        for node_id, link in list(self.links.items()):
+            await self.close(node_id, link, cut=False)
+
+    async def _end_grace(self, link: PipeLink, cut_at: dt.datetime) -> None:
+        """People still waiting for ``link``'s node after the grace period leave, as of the cut."""
+        await asyncio.sleep(self.grace_seconds)
+        for room in list(self.rooms.rooms.values()):
+            for participant in [p for p in room.participants.values() if p.via is link]:
+                participant.gone_at = cut_at
+                await room.remove(participant, status="dropped")
+            await self.rooms.discard_if_empty(room)

@@ -75,7 +75,8 @@ class PipeGate(Protocol):
         Raises PipeRefused, changing nothing."""
 
     async def release(self, room: Room, status: str) -> None:
-        """The pipe no longer carries ``room``: its people leave it (``left``, or ``dropped`` on a cut)."""
+        """The pipe no longer carries ``room``: its people leave it (``left``; ``dropped``), or wait for the
+        next link of the same far end (``parked``: a cut)."""
 
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
         """The far end's room sent one of this end's participants ``event``; raises PipeRefused."""
@@ -150,6 +151,9 @@ class PipeLink:
         self.tag = tag
         #: What rooms show of the people it carries (``via``): the node's office, or "centre".
         self.label = label or tag
+        #: The far end this link is one connection of (the node's id at the centre): a later link of the
+        #: same owner takes back the people a cut left waiting.
+        self.owner: int | None = None
         self._gate = gate
         self._send_frame = send_frame
         self.transport: PipeTransport | None = None
@@ -191,7 +195,8 @@ class PipeLink:
         if tell and not self.closed:
             await self._send({"type": "pipe_leave", "meeting_id": meeting_id})
 
-    async def close(self) -> None:
+    async def close(self, status: str = "dropped") -> None:
+        """End the link; its people leave the rooms with ``status`` (``parked``: they wait for the next link)."""
         if self.closed:
             return
         self.closed = True
@@ -200,7 +205,7 @@ class PipeLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for meeting_id in list(self.shares):
-            await self.unshare(meeting_id, tell=False, status="dropped")
+            await self.unshare(meeting_id, tell=False, status=status)
         for task in list(self._tasks):
             task.cancel()
         self.pipe.close()

@@ -60,6 +60,8 @@ class Participant:
     gone_at: dt.datetime | None = None
     #: Behind a pipe (a provincial node): no socket here; the relay carries what the room sends them.
     via: Relay | None = None
+    #: Their pipe is cut: they stay for a grace period (their node keeps them), the pipe's return takes them back.
+    reconnecting: bool = False
 
     @property
     def person_id(self) -> int:
@@ -100,4 +102,5 @@ class Participant:
             "quality": self.quality,
             "client": self.client,
             "via": self.via.label if self.via is not None else None,
+            "reconnecting": self.reconnecting,
         }

@@ -145,6 +145,7 @@ async def test_media_crosses_the_pipe_both_ways_once_whatever_the_viewers_at_the
     # pipe with new keys carries the same participants and producers again, both ways.
     chair_frames, governor_frames = (frames_from(viewer, chair.client.participant_id),
                                      frames_from(secretariat, viewer.client.participant_id))
+    interval = room.floor.recorder.by_participant[viewer.client.participant_id]
     cut_at = asyncio.get_running_loop().time()
     await cut_channels(centre)
     await until(lambda: frames_from(viewer, chair.client.participant_id) > chair_frames + 15
@@ -154,6 +155,9 @@ async def test_media_crosses_the_pipe_both_ways_once_whatever_the_viewers_at_the
     print(f"media both ways again {recovered:.1f} s after the channel was cut (redial backoff 1 s included)")
     assert pipes(centre).links and next(iter(pipes(centre).links.values())) is not link, "a new pipe"
     assert recovered < 10
+    # Back within the grace period: the same participant, the same attendance interval, no departure.
+    assert room.participants[viewer.client.participant_id] is governor_there and not governor_there.reconnecting
+    assert room.floor.recorder.by_participant[viewer.client.participant_id] is interval and interval.left_at is None
 
     # The secretariat's console shows the link: its media both ways, its round trip, the reconnect.
     await asyncio.sleep(6)  # a rate interval, and a round trip measured (every 5 s)
@@ -256,6 +260,7 @@ async def test_a_node_cannot_have_another_commands_meeting_people_or_streams(
         await next_frame(ws, "pong")
         assert not link.pipe.sender.taps, "no stream of another command's briefing crosses"
         assert link.refusals == 3
+        await ws.send_json({"type": "bye"})  # the node stops (a cut would keep its people, reconnecting)
 
     await until(lambda: SESSION not in rooms, 5, "the node's meeting room closes when its pipe goes")
 

@@ -71,6 +71,8 @@ class NodeLink:
     pipe: PipeLink | None = None
     #: The control channel's round trip (the centre's ping to the node's pong), milliseconds.
     rtt_ms: float | None = None
+    #: The node said goodbye (it is stopping) or was revoked: its end is not a cut.
+    ended_on_purpose: bool = False
 
 
 @dataclass
@@ -160,7 +162,8 @@ async def control(request: web.Request) -> web.StreamResponse:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if pipes is not None and link.pipe is not None:
-            await pipes.close(node.id, link.pipe)
+            # The node stopping (it says "bye") or revoked: its people leave; any other end is a cut.
+            await pipes.close(node.id, link.pipe, cut=not link.ended_on_purpose)
         if links.links.get(node.id) is link:
             del links.links[node.id]
             links.lost(node.id, utcnow())
@@ -178,6 +181,8 @@ async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
     kind = frame.get("type") if isinstance(frame, dict) else None
     if kind == "ping":
         await link.ws.send_json({"type": "pong"})
+    elif kind == "bye":  # the node is stopping: its people leave now, they are not waited for
+        link.ended_on_purpose = True
     elif kind == "pong":  # the answer to the centre's own ping: the channel's round trip
         echo = frame.get("echo")
         if isinstance(echo, float) and 0 <= time.monotonic() - echo < 120:
@@ -220,6 +225,7 @@ async def _send_snapshot(link: NodeLink, snapshot: dict[str, object], *, force: 
 async def cut_off(link: NodeLink) -> None:
     """End a revoked node's channel; the node reads the close code and stops redialling at once."""
     log.info("node cut off: revoked or office inactive", extra={"event": "node.cut_off", "node_id": link.node_id})
+    link.ended_on_purpose = True
     await link.ws.close(code=CLOSE_REVOKED, message=b"the node was revoked")
 
 
