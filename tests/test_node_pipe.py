@@ -5,6 +5,7 @@ the node, and a node's forged requests for another command's meeting or people a
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -158,6 +159,14 @@ async def test_media_crosses_the_pipe_both_ways_once_whatever_the_viewers_at_the
     # Back within the grace period: the same participant, the same attendance interval, no departure.
     assert room.participants[viewer.client.participant_id] is governor_there and not governor_there.reconnecting
     assert room.floor.recorder.by_participant[viewer.client.participant_id] is interval and interval.left_at is None
+    services = centre.services()
+    try:  # the cut is marked in the audit trail: what it carried, how long it lasted
+        events = {e.action: json.loads(e.details)
+                  for e in await services.audit.recent(CLI, limit=50, action_prefix="node.link")}
+    finally:
+        await services.db.dispose()
+    assert events["node.link_lost"]["meetings"] == [SESSION] and events["node.link_lost"]["people"] == 3
+    assert 0 < events["node.link_restored"]["outage_seconds"] < 10
 
     # The secretariat's console shows the link: its media both ways, its round trip, the reconnect.
     await asyncio.sleep(6)  # a rate interval, and a round trip measured (every 5 s)

@@ -245,6 +245,21 @@ class NodeService:
             raise NotFound(f"no such people: {sorted(missing)[:5]}")
         return grants
 
+    async def record_link(self, node_id: int, action: str, *, address: str = "", details: dict[str, Any]) -> None:
+        """Write a node's link event in the audit trail: ``node.link_lost`` (a cut, with the meetings and
+        people it carried), ``node.link_restored`` (with the outage's length). A full disk is logged, not
+        fatal: the link goes on."""
+        if action not in ("node.link_lost", "node.link_restored"):
+            raise ValueError(f"unknown node link event {action!r}")
+        try:
+            async with self.db.write() as uow:
+                node = await uow.session.get(ProvincialNode, node_id)
+                uow.audit(action, actor_id=None, actor_office_id=node.office_id if node else None, address=address,
+                          target_type=TARGET, target_id=node_id, details=details)
+        except StorageError:
+            log.warning("could not record a node's link event", extra={"event": "node.link_record_failed",
+                                                                      "node_id": node_id, "action": action})
+
     def _refuse_pipe(self, node: ProvincialNode, address: str, what: str) -> None:
         log.warning("node asked for what is not its office's", extra={
             "event": "node.pipe_refused", "node_id": node.id, "office_id": node.office_id, "what": what})

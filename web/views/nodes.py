@@ -95,11 +95,12 @@ class NodeLinks:
         self.links: dict[int, NodeLink] = {}
         self.history: dict[int, NodeHistory] = {}
 
-    def connected(self, node_id: int, at: dt.datetime) -> None:
+    def connected(self, node_id: int, at: dt.datetime) -> NodeHistory:
         history = self.history.setdefault(node_id, NodeHistory())
         history.connects += 1
         if history.last_lost_at is not None:
             history.last_outage_seconds = (at - history.last_lost_at).total_seconds()
+        return history
 
     def lost(self, node_id: int, at: dt.datetime) -> None:
         self.history.setdefault(node_id, NodeHistory()).last_lost_at = at
@@ -137,7 +138,10 @@ async def control(request: web.Request) -> web.StreamResponse:
     if old is not None:
         await old.ws.close(code=CLOSE_REPLACED, message=b"replaced by a new connection of the node")
     link = links.links[node.id] = NodeLink(node.id, node.name, node.office.code, address, utcnow(), ws)
-    links.connected(node.id, link.connected_at)
+    history = links.connected(node.id, link.connected_at)
+    if history.last_outage_seconds is not None and history.connects > 1:
+        await svc.nodes.record_link(node.id, "node.link_restored", address=address, details={
+            "outage_seconds": round(history.last_outage_seconds, 1), "reconnects": history.reconnects})
     log.info("node connected", extra={"event": "node.connected", "node_id": node.id,
                                       "office": node.office.code, "address": address})
     watchdog = asyncio.create_task(_revalidate(request.app, link))
@@ -163,7 +167,13 @@ async def control(request: web.Request) -> web.StreamResponse:
                 await task
         if pipes is not None and link.pipe is not None:
             # The node stopping (it says "bye") or revoked: its people leave; any other end is a cut.
-            await pipes.close(node.id, link.pipe, cut=not link.ended_on_purpose)
+            cut = not link.ended_on_purpose
+            carried = link.pipe.summary()
+            meetings = sorted(link.pipe.shares)
+            await pipes.close(node.id, link.pipe, cut=cut)
+            if cut:
+                await svc.nodes.record_link(node.id, "node.link_lost", address=address, details={
+                    "meetings": meetings, "people": carried.people, "grace_seconds": pipes.grace_seconds})
         if links.links.get(node.id) is link:
             del links.links[node.id]
             links.lost(node.id, utcnow())
