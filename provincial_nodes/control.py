@@ -4,7 +4,9 @@
 credential, hands every ``snapshot`` to its ``on_snapshot`` callback (provincial_nodes/replica.py),
 pings every :data:`PING_SECONDS` to hold a NAT binding open, and after any loss of the connection
 redials with exponential backoff and full jitter between :data:`MIN_BACKOFF_SECONDS` and
-:data:`MAX_BACKOFF_SECONDS` (many nodes coming back after a national outage do not all knock at once).
+:data:`MAX_BACKOFF_SECONDS` (many nodes coming back after a national outage do not all knock at once),
+at most :data:`FAST_CEILING_SECONDS` apart in the first minutes after an established link was lost,
+each dial given up after :data:`CONNECT_SECONDS`.
 A refused credential (401, or the centre closing with "revoked") is logged and retried at the
 longest backoff: the secretariat may re-register the office's node, and the node must not hammer the
 centre meanwhile. The credential never reaches a log.
@@ -17,6 +19,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +32,11 @@ log = logging.getLogger("provincial_nodes.control")
 
 MIN_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
+#: After an established link is lost, redial at most this far apart for this long, then back off to MAX.
+FAST_CEILING_SECONDS = 2.5
+FAST_WINDOW_SECONDS = 300.0
+#: A dial that has not reached the centre by then is given up (a blackholed WAN swallows the SYN).
+CONNECT_SECONDS = 4.0
 PING_SECONDS = 10.0
 HEARTBEAT_SECONDS = 15.0
 CLOSE_REVOKED = 4403
@@ -61,9 +69,13 @@ class LinkState:
     office: str = ""
 
 
-def backoff_seconds(attempt: int, rng: random.Random) -> float:
-    """Full jitter: uniform in [MIN, min(MAX, MIN * 2**attempt)]."""
+def backoff_seconds(attempt: int, rng: random.Random, *, since_loss: float | None = None) -> float:
+    """Full jitter: uniform in [MIN, min(MAX, MIN * 2**attempt)]; within :data:`FAST_WINDOW_SECONDS` of
+    losing an established link, at most :data:`FAST_CEILING_SECONDS` (a WAN cut is over when it is
+    over: the province's people should not wait half a minute more for the session)."""
     ceiling = min(MAX_BACKOFF_SECONDS, MIN_BACKOFF_SECONDS * 2 ** min(attempt, 10))
+    if since_loss is not None and since_loss < FAST_WINDOW_SECONDS:
+        ceiling = min(ceiling, FAST_CEILING_SECONDS)
     return rng.uniform(MIN_BACKOFF_SECONDS, ceiling)
 
 
@@ -90,7 +102,9 @@ class ControlClient:
     async def run(self) -> None:
         """Stay connected until :meth:`stop`."""
         attempt = 0
-        async with aiohttp.ClientSession() as http:
+        lost_at: float | None = None
+        timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_SECONDS, sock_connect=CONNECT_SECONDS / 2)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
             while not self._stopping.is_set():
                 try:
                     await self._session(http)
@@ -98,17 +112,18 @@ class ControlClient:
                     self.state.refusals += 1
                     self.state.last_error = str(exc)
                     log.warning("the centre refused this node: %s", exc, extra={"event": "node.refused"})
-                    attempt = 10
+                    attempt, lost_at = 10, None
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                     self.state.last_error = f"{type(exc).__name__}: {exc}"
                     log.info("control channel down: %s", self.state.last_error, extra={"event": "node.link_down"})
                 if self.state.connected:
                     self.state.connected = False
                     self.state.last_lost_at = dt.datetime.now(dt.UTC)
-                    attempt = 0
+                    attempt, lost_at = 0, time.monotonic()
                 if self._stopping.is_set():
                     break
-                delay = backoff_seconds(attempt, self._rng)
+                delay = backoff_seconds(attempt, self._rng,
+                                        since_loss=None if lost_at is None else time.monotonic() - lost_at)
                 attempt += 1
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)

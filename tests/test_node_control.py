@@ -229,6 +229,11 @@ def test_reconnect_backoff_is_jittered_between_one_and_thirty_seconds() -> None:
         assert all(control.MIN_BACKOFF_SECONDS <= d <= ceiling for d in delays)
         if attempt >= 3:
             assert max(delays) - min(delays) > ceiling / 3, "jittered, not one value for every node"
+        # Just after an established link was lost: redialled often, still jittered, for five minutes.
+        soon = [backoff_seconds(attempt, rng, since_loss=60) for _ in range(200)]
+        assert all(control.MIN_BACKOFF_SECONDS <= d <= min(ceiling, control.FAST_CEILING_SECONDS) for d in soon)
+        later = [backoff_seconds(attempt, rng, since_loss=control.FAST_WINDOW_SECONDS + 1) for _ in range(200)]
+        assert max(later) > control.FAST_CEILING_SECONDS or ceiling <= control.FAST_CEILING_SECONDS
 
 
 def snapshot_of(office_id: int = 40, people: list[dict[str, Any]] | None = None) -> dict[str, Any]:
