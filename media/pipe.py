@@ -145,6 +145,8 @@ class PipeStats:
     remote_loss: dict[int, int] = field(default_factory=dict)
     #: The highest loss (0..255) the receiving side's last report gave for one of its mirrors.
     received_loss: int = 0
+    #: Report blocks the far side sent of streams this side sends it (the far side receives them).
+    reports_received: int = 0
 
 
 class PipeTap:
@@ -261,6 +263,7 @@ class PipeSender:
                 for block in packet.reports:
                     if block.ssrc in self._by_ssrc:
                         self.stats.remote_loss[block.ssrc] = block.fraction_lost
+                        self.stats.reports_received += 1
 
 
 class PipeReceiver:

@@ -29,10 +29,12 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(self, data_dir: Path, port: int | None = None, *, wrap: Sequence[str] = (),
-                 log_dir: Path | None = None, env: dict[str, str] | None = None) -> None:
+                 log_dir: Path | None = None, env: dict[str, str] | None = None, host: str = "127.0.0.1") -> None:
         """``wrap``: a command the server runs under (e.g. ``nsenter`` into a mount namespace where
         ``data_dir`` is a small tmpfs); ``log_dir``: where ``server.log`` goes (default ``data_dir``);
-        ``env``: more environment (configuration) for the server."""
+        ``env``: more environment (configuration) for the server; ``host``: the address it serves and
+        gathers ICE candidates on (e.g. a link-lab site's, with ``wrap`` entering the site)."""
+        self.host = host
         self.data_dir = data_dir
         self.extra_env = dict(env or {})
         self.wrap = list(wrap)
@@ -43,12 +45,12 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def _env(self) -> dict[str, str]:
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.data_dir),
                 "CABINET_SERVER__DATA_DIR": str(self.data_dir),
-                "CABINET_MEDIA__ICE_BIND_ADDRESSES": "127.0.0.1", **self.extra_env}
+                "CABINET_MEDIA__ICE_BIND_ADDRESSES": self.host, "CABINET_WEB__HOST": self.host, **self.extra_env}
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Start (demo data when the data directory is empty) and wait until the API answers."""

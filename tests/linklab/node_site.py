@@ -1,0 +1,170 @@
+"""A provincial node in a link-lab site beside the centre (issue 14): the centre in this process on the
+lab's server address, the node a real process inside the site's namespace, so everything between
+them crosses the site's emulated WAN (and its counters); the node's own people are bots inside the
+site, on the node's LAN."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bots.media_files import MediaParams, PreEncodedMedia, load_media
+from harness import LiveServer, make_config
+from meetings.demo import DEMO_PASSWORD
+from server_process import ROOT, ServerProcess
+from test_node_process import CLI, register_node
+
+from linklab import Lab, Site
+from provincial_nodes.centre_pipes import CENTRE_PIPES, CentrePipes
+
+SESSION = 1  # the demo's weekly session: KH-17, the governor's province, is invited
+#: The governor's office's other accounts (made at the centre; the node copies them).
+AIDES = tuple(f"kh17-aide-{n}" for n in range(1, 8))
+#: Secretariat staff watching at the centre (the host office's, invited with it).
+CENTRE_VIEWERS = tuple(f"ocm-viewer-{n}" for n in range(1, 5))
+
+
+@dataclass
+class NodeSite:
+    lab: Lab
+    site: Site
+    centre: LiveServer
+    node: ServerProcess
+    work_dir: Path
+    media: PreEncodedMedia
+    bots: list[SiteBot] = field(default_factory=list)
+
+    @property
+    def pipes(self) -> CentrePipes:
+        assert self.centre.app is not None
+        return self.centre.app[CENTRE_PIPES]
+
+    async def wan_bytes(self) -> tuple[int, int]:
+        """Bytes delivered across the WAN so far: (centre -> node, node -> centre)."""
+        counters = await self.site.counters()
+        return counters["downlink"]["delivered_bytes"], counters["uplink"]["delivered_bytes"]
+
+    def node_cpu_seconds(self) -> float:
+        """The node process's CPU time so far (user + system)."""
+        assert self.node.proc is not None
+        fields = Path(f"/proc/{self.node.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def start_bot(self, username: str, *, publish: bool, seconds: float, name: str | None = None) -> SiteBot:
+        """A bot of the node's office on the node's LAN (inside the site), logged in on the node."""
+        name = name or username
+        args = [sys.executable, "-m", "bots", "--url", self.node.url, "--username", username, "--password-stdin",
+                "--meeting", str(SESSION), "--bind", self.site.address, "--seconds", str(seconds), "--json",
+                "--name", name, "--videos", "2", "--audios", "0", "--cache-dir", str(self.work_dir / "media")]
+        args += ["--publish", "--no-reconnect"] if publish else ["--subscribe", "--lean"]
+        log_path = self.work_dir / f"bot-{name}.log"
+        with open(log_path, "wb") as log, open(self.work_dir / f"bot-{name}.json", "wb") as out:
+            proc = subprocess.Popen(self.site.exec_args(args), cwd=ROOT, stdin=subprocess.PIPE, stdout=out,
+                                    stderr=log)
+        assert proc.stdin is not None
+        proc.stdin.write(f"{DEMO_PASSWORD}\n".encode())
+        proc.stdin.close()
+        bot = SiteBot(name, proc, self.work_dir)
+        self.bots.append(bot)
+        return bot
+
+
+@dataclass
+class SiteBot:
+    name: str
+    proc: subprocess.Popen[bytes]
+    work_dir: Path
+
+    async def report(self, timeout: float = 90) -> dict[str, Any]:
+        """The bot's JSON report, once it has run its time."""
+        code = await asyncio.to_thread(self.proc.wait, timeout)
+        text = (self.work_dir / f"bot-{self.name}.json").read_text()
+        if code != 0 or not text.strip():
+            raise AssertionError(f"bot {self.name} exited {code}: {self.log_tail()}")
+        return json.loads(text)  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_tail(self) -> str:
+        try:
+            return "\n".join((self.work_dir / f"bot-{self.name}.log").read_text(errors="replace").splitlines()[-15:])
+        except OSError:
+            return ""
+
+
+def stream_of(report: dict[str, Any], participant_id: str, kind: str) -> dict[str, Any] | None:
+    return next((s for s in report["streams"] if s["participant_id"] == participant_id and s["kind"] == kind), None)
+
+
+async def _add_aides(centre: LiveServer) -> None:
+    services = centre.services()
+    try:
+        office = next(o for o in await services.offices.list(CLI) if o.code == "KH-17")
+        host = next(o for o in await services.offices.list(CLI) if o.code == "OCM")
+        for username in AIDES:
+            await services.people.create(CLI, username=username, full_name=f"Aide {username[-1]}",
+                                         office_id=office.id, roles=["delegate"], password=DEMO_PASSWORD)
+        for username in CENTRE_VIEWERS:
+            await services.people.create(CLI, username=username, full_name=f"Viewer {username[-1]}",
+                                         office_id=host.id, roles=["observer"], password=DEMO_PASSWORD)
+    finally:
+        await services.db.dispose()
+
+
+@asynccontextmanager
+async def node_in_a_site(work_dir: Path, profile: str = "clean", *, grace_seconds: float | None = None
+                         ) -> AsyncIterator[NodeSite]:
+    media = await asyncio.to_thread(load_media, MediaParams(), work_dir / "media")  # once, for every bot
+    async with Lab() as lab:
+        site = await lab.add_site("kh17", profile=profile, seed=17)
+        config = make_config(work_dir / "centre", **{"media.ice_bind_addresses": [lab.server_address],
+                                                     "web.host": lab.server_address})
+        centre = await asyncio.to_thread(LiveServer(config, host=lab.server_address).start)
+        node: ServerProcess | None = None
+        node_site: NodeSite | None = None
+        try:
+            if grace_seconds is not None:
+                assert centre.app is not None
+                centre.app[CENTRE_PIPES].grace_seconds = grace_seconds
+            await _add_aides(centre)
+            credential_file = work_dir / "node.credential"
+            await register_node(centre, "KH-17", credential_file)
+            node = ServerProcess(work_dir / "node", host=site.address, wrap=site.exec_args([]), env={
+                "CABINET_PROVINCIAL_NODES__UPSTREAM_URL": centre.url,
+                "CABINET_PROVINCIAL_NODES__CREDENTIAL_FILE": str(credential_file),
+                "CABINET_PROVINCIAL_NODES__OFFICE_CODE": "KH-17"})
+            await asyncio.to_thread(node.start, 60)
+            node_site = NodeSite(lab, site, centre, node, work_dir, media)
+            await _until_replicated(node_site)
+            yield node_site
+        finally:
+            for bot in node_site.bots if node_site else []:
+                bot.stop()
+            if node is not None:
+                node.stop()
+            await asyncio.to_thread(centre.stop)
+
+
+async def _until_replicated(node_site: NodeSite) -> None:
+    from test_node_process import signs_in
+
+    for _ in range(200):  # the first snapshot (the office's accounts) arrives within a second or two
+        if await signs_in(node_site.node.url, AIDES[-1]):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the node never had the office's accounts: {node_site.node.log_tail()}")

@@ -1,0 +1,180 @@
+"""A provincial node across an emulated WAN (issue 14): the centre here, the node a real process in a
+link-lab site, the node's people bots on its LAN. One copy of each stream crosses the WAN whatever the
+number of viewers on either side; a 60 s blackhole leaves the node's hall running (and letting people
+in), and afterwards the session comes back by itself, the same people present throughout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from linklab_probes import lab_unavailable
+from node_site import AIDES, CENTRE_VIEWERS, NodeSite, node_in_a_site, stream_of
+
+from bots.bot import Bot, BotOptions
+from bots.login import LoginTokenSource
+from meetings.demo import DEMO_PASSWORD
+
+SESSION = 1
+
+
+@pytest.fixture
+async def clean_node(tmp_path: Path) -> AsyncIterator[NodeSite]:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    async with node_in_a_site(tmp_path) as node_site:
+        yield node_site
+
+
+@pytest.fixture
+async def centre_bots() -> AsyncIterator[list[Bot]]:
+    made: list[Bot] = []
+    yield made
+    await asyncio.gather(*(asyncio.wait_for(bot.stop(), 20) for bot in made), return_exceptions=True)
+
+
+async def centre_bot(node_site: NodeSite, bots: list[Bot], username: str, *, publish: bool) -> Bot:
+    url = node_site.centre.url
+    bot = Bot(BotOptions(url=url, token_source=LoginTokenSource(url, username, DEMO_PASSWORD, SESSION), name=username,
+                         publish=publish, subscribe=not publish, lean=True, videos=2, audios=0, timeout=30,
+                         bind_addresses=[node_site.lab.server_address]), node_site.media)
+    bots.append(bot)
+    await asyncio.wait_for(bot.start(), 40)
+    return bot
+
+
+async def until(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    """Seconds until ``predicate()``; an AssertionError naming ``what`` after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        if loop.time() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+    return loop.time() - start
+
+
+async def wan_per_source_byte(node_site: NodeSite, participant_id: str, seconds: float = 5.0) -> tuple[float, float]:
+    """Over ``seconds``: the bytes that crossed the WAN (both ways: centre -> node, node -> centre) per
+    byte ``participant_id``'s producers received where they publish (the centre's room holds them all,
+    mirrors included): about one when one copy crosses, whatever the source's own rate does."""
+    assert node_site.centre.app is not None
+    room = node_site.pipes.rooms.rooms[SESSION]
+
+    def source_bytes() -> int:
+        return sum(p.stats.bytes for p in room.router.producers.values() if p.participant_id == participant_id)
+
+    down, up = await node_site.wan_bytes()
+    source = source_bytes()
+    await asyncio.sleep(seconds)
+    down2, up2 = await node_site.wan_bytes()
+    sent = max(1, source_bytes() - source)
+    return (down2 - down) / sent, (up2 - up) / sent
+
+
+def frames_from(bot: Bot, participant_id: str) -> int:
+    return sum(s.frames_received for s in bot.report().streams if s.participant_id == participant_id
+               and s.kind == "video")
+
+
+async def test_one_wan_copy_of_each_stream_whatever_the_viewers_on_either_side(
+        clean_node: NodeSite, centre_bots: list[Bot]) -> None:
+    chair = await centre_bot(clean_node, centre_bots, "chair", publish=True)
+    viewers = [clean_node.start_bot(AIDES[0], publish=False, seconds=120)]
+    pipes = clean_node.pipes
+    await until(lambda: pipes.links and any(l.pipe.sender.taps for l in pipes.links.values()), 30,
+                "the chair's media is asked for by the node")
+    await asyncio.sleep(4)  # the viewer's slots settle
+    chair_id = chair.client.participant_id
+    await wan_per_source_byte(clean_node, chair_id)  # warm-up: the start's keyframes, tables and wants
+    ratios = {1: (await wan_per_source_byte(clean_node, chair_id))[0]}
+    viewers += [clean_node.start_bot(name, publish=False, seconds=120) for name in AIDES[1:3]]
+    await asyncio.sleep(8)
+    ratios[3] = (await wan_per_source_byte(clean_node, chair_id))[0]
+    viewers += [clean_node.start_bot(name, publish=False, seconds=120) for name in AIDES[3:6]]
+    await asyncio.sleep(8)
+    ratios[6] = (await wan_per_source_byte(clean_node, chair_id))[0]
+    print("WAN bytes centre->node per byte the chair sent, by viewers at the node:",
+          {n: round(r, 3) for n, r in ratios.items()})
+    assert 0.9 < ratios[1] < 1.3, "one copy and the pipe's overhead"
+    for n in (3, 6):
+        assert abs(ratios[n] - ratios[1]) / ratios[1] <= 0.05, ratios
+    for bot in viewers:
+        assert bot.proc.poll() is None, f"{bot.name} is still watching: {bot.log_tail()}"
+
+    # Upward: the governor publishes at the node; one viewer at the centre, then five.
+    governor = clean_node.start_bot("governor", publish=True, seconds=120)
+    watchers = [await centre_bot(clean_node, centre_bots, "secretariat", publish=False)]
+    await until(lambda: any(s.frames_received > 30 and s.participant_id and s.participant_id.startswith("p")
+                            and s.participant_id != chair.client.participant_id
+                            for s in watchers[0].report().streams), 40, "the governor reaches the centre")
+    await asyncio.sleep(3)
+    governor_id = next(p.id for p in clean_node.pipes.rooms.rooms[SESSION].participants.values()
+                       if p.via is not None and p.grant.principal.username == "governor")
+    up = {1: (await wan_per_source_byte(clean_node, governor_id))[1]}
+    for username in CENTRE_VIEWERS:
+        watchers.append(await centre_bot(clean_node, centre_bots, username, publish=False))
+    await asyncio.sleep(6)
+    up[len(watchers)] = (await wan_per_source_byte(clean_node, governor_id))[1]
+    print("WAN bytes node->centre per byte the governor sent, by viewers at the centre:",
+          {n: round(r, 3) for n, r in up.items()})
+    assert 0.9 < up[1] < 1.3 and abs(up[len(watchers)] - up[1]) / up[1] <= 0.05, up
+    assert governor.proc.poll() is None, governor.log_tail()
+    print(f"node CPU so far: {clean_node.node_cpu_seconds():.1f} s")
+
+
+def centre_participant(node_site: NodeSite, username: str):  # type: ignore[no-untyped-def]
+    room = node_site.pipes.rooms.rooms.get(SESSION)
+    return next((p for p in room.participants.values() if p.grant.principal.username == username), None) if room else None
+
+
+async def test_a_60_s_wan_blackhole_leaves_the_hall_running_and_the_session_comes_back_by_itself(
+        tmp_path: Path, centre_bots: list[Bot]) -> None:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    async with node_in_a_site(tmp_path) as site:
+        chair = await centre_bot(site, centre_bots, "chair", publish=True)
+        observer = await centre_bot(site, centre_bots, "observer", publish=False)
+        governor = site.start_bot("governor", publish=True, seconds=240)
+        await until(lambda: centre_participant(site, "governor") is not None, 30, "the governor is at the centre")
+        there = centre_participant(site, "governor")
+        interval = site.pipes.rooms.rooms[SESSION].floor.recorder.by_participant[there.id]
+        await until(lambda: frames_from(observer, there.id) > 30, 30, "the governor's camera reaches the centre")
+
+        before = await site.start_bot(AIDES[0], publish=False, seconds=12).report()
+        local_before = stream_of(before, there.id, "video")
+        assert local_before and local_before["frames_received"] > 100, before["streams"]
+        assert stream_of(before, chair.client.participant_id, "video"), "the chair reaches the hall"
+
+        await site.site.set_outage(True)
+        cut_at = asyncio.get_running_loop().time()
+        await until(lambda: there.reconnecting, 40, "the centre notices the cut and keeps the governor, reconnecting")
+        during = await site.start_bot(AIDES[1], publish=False, seconds=12).report()  # signs in and joins in the cut
+        local_during = stream_of(during, there.id, "video")
+        assert local_during, f"a third person joins the hall during the cut: {during['streams']}"
+        rate_before = local_before["frames_received"] / before["seconds"]
+        rate_during = local_during["frames_received"] / during["seconds"]
+        assert abs(rate_during - rate_before) / rate_before <= 0.10, (rate_before, rate_during)
+        assert governor.proc.poll() is None, governor.log_tail()
+
+        await asyncio.sleep(max(0.0, 60 - (asyncio.get_running_loop().time() - cut_at)))
+        old = next(iter(site.pipes.links.values()), None)
+        await site.site.set_outage(False)
+        frames = frames_from(observer, there.id)
+        up = await until(lambda: frames_from(observer, there.id) > frames + 15, 30,
+                         "the governor's camera reaches the centre again")
+
+        def node_receives() -> bool:
+            link = next(iter(site.pipes.links.values()), None)
+            return link is not None and link is not old and link.pipe.sender.stats.reports_received > 0
+
+        down = await until(node_receives, 30, "the chair's media reaches the node again")
+        print(f"after a 60 s blackhole: node->centre media back in {up:.1f} s, centre->node in {down:.1f} s")
+        assert max(up, down) < 10
+        assert centre_participant(site, "governor") is there and not there.reconnecting, "the same stay"
+        assert site.pipes.rooms.rooms[SESSION].floor.recorder.by_participant[there.id] is interval
+        assert interval.left_at is None, "one attendance interval throughout the cut"
