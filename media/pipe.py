@@ -279,6 +279,7 @@ class PipeReceiver:
         self._history_ms = history_ms
         self.mirrors: dict[str, Producer] = {}
         self._by_ssrc: dict[int, Producer] = {}
+        self._rtt_ms: float | None = None
         self.stats = PipeStats()
         self._report_task: asyncio.Task[None] | None = None
 
@@ -297,6 +298,8 @@ class PipeReceiver:
                           stream_id=track.stream_id, parameters=track.parameters(), ssrc=track.ssrc, rtx_ssrc=None,
                           rtcp_ssrc=self._rtcp_ssrc, send_rtcp=self._send, rtx_history_ms=self._history_ms,
                           pli_throttle_ms=PIPE_PLI_INTERVAL_MS, app_data={"piped": True, "pipe": self.tag})
+        if self._rtt_ms is not None:
+            mirror.upstream_rtt_ms = self._rtt_ms
         self.mirrors[track.producer_id] = mirror
         self._by_ssrc[track.ssrc] = mirror
         mirror.on("close", lambda: self._forget(mirror))
@@ -304,6 +307,13 @@ class PipeReceiver:
         if self._report_task is None:
             self._report_task = asyncio.ensure_future(self._report())
         return mirror
+
+    def set_rtt(self, rtt_ms: float) -> None:
+        """The pipe's round trip (measured on its control channel): a mirror NACKs a hole once per round
+        trip, not once per default 100 ms (three requests, three retransmissions, on a 300 ms WAN)."""
+        self._rtt_ms = max(20.0, rtt_ms * 1.2)
+        for mirror in self.mirrors.values():
+            mirror.upstream_rtt_ms = self._rtt_ms
 
     def remove(self, producer_id: str) -> None:
         mirror = self.mirrors.get(producer_id)

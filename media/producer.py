@@ -131,6 +131,9 @@ class Producer(EventEmitter):
         video = self.kind == "video"
         self.history: PacketHistory | None = PacketHistory(rtx_history_ms) if video else None
         # NACKs for what negotiated them: a browser's video; any piped track (media/pipe.py), audio too
+        #: The round trip to whoever retransmits for this producer: NACKs for a hole are this far apart
+        #: (a pipe's mirror is told its WAN's: media/pipe.py).
+        self.upstream_rtt_ms: float = DEFAULT_RTT_MS
         self._nack: NackTracker | None = (
             NackTracker(max_age_ms=min(rtx_history_ms, 1000)) if parameters.nack else None
         )
@@ -251,7 +254,7 @@ class Producer(EventEmitter):
         nack = self._nack
         if nack is None or self.closed or self.ssrc is None:
             return
-        lost = nack.due(now, DEFAULT_RTT_MS)
+        lost = nack.due(now, self.upstream_rtt_ms)
         if lost:
             self.stats.nacks_sent += 1
             self.stats.nacked_packets += len(lost)

@@ -54,6 +54,8 @@ class ChannelListener(Protocol):
 
     async def channel_down(self) -> None: ...
 
+    def channel_rtt(self, rtt_ms: float) -> None: ...
+
 
 @dataclass
 class LinkState:
@@ -67,6 +69,8 @@ class LinkState:
     last_error: str = ""
     node_id: int | None = None
     office: str = ""
+    #: The channel's round trip (the node's ping to the centre's pong), milliseconds.
+    rtt_ms: float | None = None
 
 
 def backoff_seconds(attempt: int, rng: random.Random, *, since_loss: float | None = None) -> float:
@@ -186,6 +190,12 @@ class ControlClient:
         elif kind == "snapshot":
             await self._on_snapshot(frame.get("snapshot"))
             self.snapshots += 1
+        elif kind == "pong":
+            echo = frame.get("echo")
+            if isinstance(echo, float) and 0 <= time.monotonic() - echo < 120:
+                self.state.rtt_ms = round((time.monotonic() - echo) * 1000, 1)
+                if self.listener is not None:
+                    self.listener.channel_rtt(self.state.rtt_ms)
         elif kind == "ping" and self._ws is not None:  # the centre measures the round trip
             await self._ws.send_json({"type": "pong", "echo": frame.get("echo")})
         elif isinstance(kind, str) and kind.startswith("pipe_"):
@@ -195,6 +205,7 @@ class ControlClient:
             log.warning("the centre refused a frame: %s", frame.get("message"), extra={"event": "node.frame_refused"})
 
     async def _ping(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        await asyncio.sleep(1.0)  # a first round trip soon (the pipe's NACK spacing), then every PING_SECONDS
         while not ws.closed:
+            await ws.send_json({"type": "ping", "echo": time.monotonic()})
             await asyncio.sleep(PING_SECONDS)
-            await ws.send_json({"type": "ping"})

@@ -109,6 +109,10 @@ class NodePipes:
             await link.close()
             log.info("media pipe down", extra={"event": "node.pipe_down"})
 
+    def channel_rtt(self, rtt_ms: float) -> None:
+        if self.link is not None:
+            self.link.pipe.receiver.set_rtt(rtt_ms)
+
     def room_opened(self, room: Room) -> None:
         if self.office_id is None or room.host_office_id != self.office_id:
             room.floor.defer_to_host()

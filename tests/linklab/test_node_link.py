@@ -178,3 +178,28 @@ async def test_a_60_s_wan_blackhole_leaves_the_hall_running_and_the_session_come
         assert centre_participant(site, "governor") is there and not there.reconnecting, "the same stay"
         assert site.pipes.rooms.rooms[SESSION].floor.recorder.by_participant[there.id] is interval
         assert interval.left_at is None, "one attendance interval throughout the cut"
+
+
+async def test_on_a_poor_wan_the_pipe_recovers_what_the_link_loses(tmp_path: Path, centre_bots: list[Bot]) -> None:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    async with node_in_a_site(tmp_path, "poor") as site:  # 1 Mbit/s, 300 ms round trip, 5 % loss
+        chair = await centre_bot(site, centre_bots, "chair", publish=True)
+        counters = await site.site.counters()
+        report = await site.start_bot(AIDES[0], publish=False, seconds=30).report(timeout=120)
+        after = await site.site.counters()
+        link = next(iter(site.pipes.links.values()))
+        audio = stream_of(report, chair.client.participant_id, "audio")
+        video = stream_of(report, chair.client.participant_id, "video")
+        assert audio and video, report["streams"]
+        dropped = after["downlink"]["dropped_loss"] - counters["downlink"]["dropped_loss"]
+        residual = audio["lost_packets"] + video["lost_packets"]
+        print(f"poor WAN, 30 s: the link dropped {dropped} packets toward the node; the pipe resent "
+              f"{link.pipe.sender.stats.retransmitted} ({link.pipe.sender.stats.retransmit_misses} too late); the "
+              f"hall lost {audio['lost_packets']} audio ({audio['loss_percent']} %) and {video['lost_packets']} video "
+              f"packets; video freezes {video['freezes']} ({video['freeze_ms']:.0f} ms)")
+        assert dropped > 50, "the link did lose packets"
+        assert audio["loss_percent"] < 1.0, audio
+        assert residual <= 0.05 * dropped, "at least 95 % of what the WAN lost was recovered"
+        assert video["freezes"] == 0 or video["freeze_ms"] / video["freezes"] <= 1000, video

@@ -190,13 +190,15 @@ async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
         return
     kind = frame.get("type") if isinstance(frame, dict) else None
     if kind == "ping":
-        await link.ws.send_json({"type": "pong"})
+        await link.ws.send_json({"type": "pong", "echo": frame.get("echo")})
     elif kind == "bye":  # the node is stopping: its people leave now, they are not waited for
         link.ended_on_purpose = True
     elif kind == "pong":  # the answer to the centre's own ping: the channel's round trip
         echo = frame.get("echo")
         if isinstance(echo, float) and 0 <= time.monotonic() - echo < 120:
             link.rtt_ms = round((time.monotonic() - echo) * 1000, 1)
+            if link.pipe is not None:
+                link.pipe.pipe.receiver.set_rtt(link.rtt_ms)
     elif isinstance(kind, str) and kind.startswith("pipe_") and link.pipe is not None:
         await link.pipe.handle_frame(frame)
     elif kind == "resync":
