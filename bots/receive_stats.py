@@ -167,6 +167,7 @@ class StreamCounter:
         self.frames_per_tid = [0, 0, 0, 0]
         self.frames_not_forwarded = 0
         self.freezes = 0
+        self.longest_freeze_us = 0
         self.freeze_us = 0
         self.decoded_frames = 0
         self.decode_errors = 0
@@ -300,6 +301,7 @@ class StreamCounter:
             if gap_us > self.freeze_threshold_us + allowance_us:
                 self.freezes += 1
                 self.freeze_us += gap_us
+                self.longest_freeze_us = max(self.longest_freeze_us, gap_us)
         self._last_frame_us = arrival_us
 
     def _decoded_allowance(self, timestamp: int | None) -> int:
@@ -360,6 +362,7 @@ class StreamCounter:
         if check_freeze and self._last_decoded_us and now - self._last_decoded_us > self.freeze_threshold_us + allowance_us:
             self.freezes += 1
             self.freeze_us += now - self._last_decoded_us
+            self.longest_freeze_us = max(self.longest_freeze_us, now - self._last_decoded_us)
         self._last_decoded_us = now
         shown = read_index(frame)
         if stamp is None and timestamp is not None:
@@ -420,6 +423,7 @@ class StreamCounter:
             frame_rate=self.frame_rate,
             freezes=self.freezes,
             freeze_ms=round(self.freeze_us / 1000, 1),
+            longest_freeze_ms=round(self.longest_freeze_us / 1000, 1),
             latency_ms_p50=percentile(self.latencies, 50),
             latency_ms_p95=percentile(self.latencies, 95),
             latency_ms_p99=percentile(self.latencies, 99),

@@ -79,6 +79,7 @@ class StreamReport:
     #: Gaps between frames above max(200 ms, 3 frame intervals); their total duration.
     freezes: int = 0
     freeze_ms: float = 0.0
+    longest_freeze_ms: float = 0.0
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
     latency_ms_p99: float | None = None

@@ -147,6 +147,8 @@ class PipeStats:
     received_loss: int = 0
     #: Report blocks the far side sent of streams this side sends it (the far side receives them).
     reports_received: int = 0
+    #: The far side's cumulative count of packets lost per SSRC (what retransmission did not recover yet).
+    remote_cumulative_lost: dict[int, int] = field(default_factory=dict)
 
 
 class PipeTap:
@@ -263,6 +265,7 @@ class PipeSender:
                 for block in packet.reports:
                     if block.ssrc in self._by_ssrc:
                         self.stats.remote_loss[block.ssrc] = block.fraction_lost
+                        self.stats.remote_cumulative_lost[block.ssrc] = block.packets_lost
                         self.stats.reports_received += 1
 
 

@@ -194,12 +194,16 @@ async def test_on_a_poor_wan_the_pipe_recovers_what_the_link_loses(tmp_path: Pat
         video = stream_of(report, chair.client.participant_id, "video")
         assert audio and video, report["streams"]
         dropped = after["downlink"]["dropped_loss"] - counters["downlink"]["dropped_loss"]
-        residual = audio["lost_packets"] + video["lost_packets"]
+        sent = link.pipe.sender.stats
+        chair_ssrcs = {t.producer.ssrc for t in link.pipe.sender.taps.values()
+                       if t.producer.participant_id == chair.client.participant_id}
+        residual = sum(sent.remote_cumulative_lost.get(ssrc, 0) for ssrc in chair_ssrcs)  # the node's own reports
         print(f"poor WAN, 30 s: the link dropped {dropped} packets toward the node; the pipe resent "
-              f"{link.pipe.sender.stats.retransmitted} ({link.pipe.sender.stats.retransmit_misses} too late); the "
-              f"hall lost {audio['lost_packets']} audio ({audio['loss_percent']} %) and {video['lost_packets']} video "
-              f"packets; video freezes {video['freezes']} ({video['freeze_ms']:.0f} ms)")
+              f"{sent.retransmitted} ({sent.retransmit_misses} too late) and the node reports {residual} still "
+              f"lost; in the hall {audio['lost_packets']} audio ({audio['loss_percent']} %) and "
+              f"{video['lost_packets']} video packets lost, {video['freezes']} video freezes, the longest "
+              f"{video['longest_freeze_ms']:.0f} ms")
         assert dropped > 50, "the link did lose packets"
-        assert audio["loss_percent"] < 1.0, audio
         assert residual <= 0.05 * dropped, "at least 95 % of what the WAN lost was recovered"
-        assert video["freezes"] == 0 or video["freeze_ms"] / video["freezes"] <= 1000, video
+        assert audio["loss_percent"] < 1.0, audio
+        assert video["longest_freeze_ms"] <= 1000, video
