@@ -34,6 +34,11 @@ def address_str(address: int) -> str:
     return str(ipaddress.IPv4Address(address))
 
 
+def is_udp(packet: bytes) -> bool:
+    """An IPv4 packet carrying UDP (protocol 17)."""
+    return len(packet) > 9 and packet[0] >> 4 == 4 and packet[9] == 17
+
+
 def uplink_allowed(packet: bytes, site: int) -> bool:
     """Site -> server: IPv4, from the site's own address, to an address inside the lab."""
     addresses = ipv4_addresses(packet)

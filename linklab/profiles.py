@@ -90,6 +90,8 @@ class Profile:
     #: ... and lasts this long.
     outage_s: float | None = None
     description: str = ""
+    #: A firewall that lets only TCP through (and ICMP): every UDP datagram is refused, both ways.
+    udp_blocked: bool = False
 
     def __post_init__(self) -> None:
         if (self.outage_at_s is None) != (self.outage_s is None):
@@ -111,14 +113,16 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "uplink": self.uplink.to_dict(), "downlink": self.downlink.to_dict(),
-                "outage_at_s": self.outage_at_s, "outage_s": self.outage_s, "description": self.description}
+                "outage_at_s": self.outage_at_s, "outage_s": self.outage_s, "description": self.description,
+                "udp_blocked": self.udp_blocked}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
         try:
             return cls(name=str(data["name"]), uplink=LinkSpec.from_dict(dict(data["uplink"])),
                        downlink=LinkSpec.from_dict(dict(data["downlink"])), outage_at_s=data.get("outage_at_s"),
-                       outage_s=data.get("outage_s"), description=str(data.get("description", "")))
+                       outage_s=data.get("outage_s"), description=str(data.get("description", "")),
+                       udp_blocked=data.get("udp_blocked") is True)
         except (KeyError, TypeError) as exc:
             raise ProfileError(f"bad profile data: {exc}") from None
 
@@ -131,6 +135,8 @@ class Profile:
         text = f"up: {one(self.uplink)}; down: {one(self.downlink)}"
         if self.outage_at_s is not None:
             text += f"; blackhole for {self.outage_s:g} s after {self.outage_at_s:g} s"
+        if self.udp_blocked:
+            text += "; UDP blocked (TCP only)"
         return text
 
 
@@ -164,6 +170,9 @@ PROFILES: dict[str, Profile] = {
                   description="clean, with a 10 s blackhole 5 s after the start (also: set_outage at run time)"),
         symmetric("outage60", rate_kbit=None, rtt_ms=0, loss_pct=0, outage_at_s=5, outage_s=60,
                   description="clean, with a 60 s blackhole 5 s after the start"),
+        replace(symmetric("tcponly", rate_kbit=2000, rtt_ms=100, loss_pct=0,
+                          description="a firewall that lets only TCP through: 2 Mbit/s, 100 ms RTT, UDP refused"),
+                udp_blocked=True),
     )
 }
 

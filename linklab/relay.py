@@ -31,7 +31,7 @@ from typing import Any
 
 from .errors import LinkLabError, RelayError
 from .impairment import Direction
-from .packets import address_int, describe, downlink_allowed, uplink_allowed
+from .packets import address_int, describe, downlink_allowed, is_udp, uplink_allowed
 from .profiles import Profile
 from .tun import open_tun
 
@@ -134,10 +134,11 @@ class Relay:
         rng = random.Random(seed)
         site = address_int(site_address)
         # Separate generators per direction, both derived from the seed: reproducible per direction.
-        self.uplink = Pipe("uplink", self.loop, site_fd, root_fd,
-                           Direction(profile.uplink, random.Random(rng.random())), lambda p: uplink_allowed(p, site))
+        self.uplink = Pipe("uplink", self.loop, site_fd, root_fd, Direction(profile.uplink, random.Random(rng.random())),
+                           lambda p: uplink_allowed(p, site) and not (self.profile.udp_blocked and is_udp(p)))
         self.downlink = Pipe("downlink", self.loop, root_fd, site_fd,
-                             Direction(profile.downlink, random.Random(rng.random())), lambda p: downlink_allowed(p, site))
+                             Direction(profile.downlink, random.Random(rng.random())),
+                             lambda p: downlink_allowed(p, site) and not (self.profile.udp_blocked and is_udp(p)))
         self.outage = False
         self._outage_timer: asyncio.TimerHandle | None = None
         self._timed: list[asyncio.TimerHandle] = []

@@ -7,6 +7,10 @@ changes (a NAT rebinding after a WAN cut), never from a packet that does not. Th
 keep-alive (an empty SRTCP receiver report) every :data:`KEEPALIVE_SECONDS` so its NAT binding stays
 open while nothing else flows.
 
+Where UDP does not get through (a firewall that lets only TCP out), the same protected packets ride
+the control channel instead (:meth:`PipeTransport.use_stream`, media/pipe_stream.py): the centre
+answers each keep-alive, so a node that hears nothing back over UDP within a few seconds switches.
+
 A datagram that does not authenticate, or that is neither RTP nor RTCP, is dropped and counted.
 """
 
@@ -103,6 +107,22 @@ class PipeTransport(asyncio.DatagramProtocol):
         self.stats = PipeTransportStats()
         #: When the last authenticated datagram arrived (``time.monotonic()``; 0: none yet).
         self.last_received = 0.0
+        #: Where packets go when UDP does not get through (media/pipe_stream.py); None: UDP.
+        self._stream: Callable[[bytes], None] | None = None
+        self._last_keepalive_answer = 0.0
+
+    @property
+    def carrier(self) -> str:
+        """``udp``, or ``stream`` (the packets ride the control channel: TCP, TLS in production)."""
+        return "udp" if self._stream is None else "stream"
+
+    def use_stream(self, send: Callable[[bytes], None]) -> None:
+        """From now on send every packet through ``send`` (one protected packet per message) instead of UDP."""
+        self._stream = send
+
+    def stream_received(self, data: bytes) -> None:
+        """A protected packet that came over the stream."""
+        self._received(data, None)
 
     @classmethod
     async def open(cls, role: str, keys: PipeKeys, on_datagram: Callable[[bytes], None], *,
@@ -124,6 +144,9 @@ class PipeTransport(asyncio.DatagramProtocol):
         self._transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._received(data, addr)
+
+    def _received(self, data: bytes, addr: tuple[str, int] | None) -> None:
         try:
             plain = self._rx.unprotect_rtcp(data) if is_rtcp(data) else self._rx.unprotect(data)
         except pylibsrtp.Error:
@@ -131,24 +154,33 @@ class PipeTransport(asyncio.DatagramProtocol):
             return
         self.stats.received += 1
         self.last_received = time.monotonic()
-        if self.role == "centre" and addr != self.remote:
+        if self.role == "centre" and addr is not None and addr != self.remote:
             if self.remote is not None:
                 self.stats.address_changes += 1
             self.remote = addr  # only an authenticated packet moves the centre's idea of the node
         if is_rtcp(plain) and len(plain) >= 8 and int.from_bytes(plain[4:8], "big") == _KEEPALIVE_SSRC:
+            now = time.monotonic()
+            if self.role == "centre" and now - self._last_keepalive_answer >= 1.0:
+                self._last_keepalive_answer = now  # the node learns that UDP gets through both ways
+                self.send(build_rr(_KEEPALIVE_SSRC, []))
             return
         self._on_datagram(plain)
 
     def send(self, data: bytes) -> bool:
         """Protect and send one RTP or RTCP packet; False when there is nowhere (yet) to send it."""
-        if self._transport is None or self.remote is None or self._transport.is_closing():
+        stream = self._stream
+        if stream is None and (self._transport is None or self.remote is None or self._transport.is_closing()):
             return False
         try:
             protected = self._tx.protect_rtcp(data) if is_rtcp(data) else self._tx.protect(data)
         except pylibsrtp.Error:
             self.stats.send_errors += 1
             return False
-        self._transport.sendto(protected, self.remote)
+        if stream is not None:
+            stream(protected)
+        else:
+            assert self._transport is not None and self.remote is not None
+            self._transport.sendto(protected, self.remote)
         self.stats.sent += 1
         return True
 
@@ -158,6 +190,9 @@ class PipeTransport(asyncio.DatagramProtocol):
             self.send(build_rr(_KEEPALIVE_SSRC, []))
 
     def close(self) -> None:
+        stream_close = getattr(self._stream, "close", None)
+        if callable(stream_close):
+            stream_close()
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None

@@ -48,7 +48,10 @@ class ChannelListener(Protocol):
     """Follows the channel: up (with the centre's ``hello`` and a way to send frames), its ``pipe_*``
     frames, down."""
 
-    async def channel_up(self, hello: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]]) -> None: ...
+    async def channel_up(self, hello: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]],
+                         send_bytes: Callable[[bytes], Awaitable[None]]) -> None: ...
+
+    def channel_bytes(self, data: bytes) -> None: ...
 
     async def channel_frame(self, frame: dict[str, Any]) -> None: ...
 
@@ -160,6 +163,9 @@ class ControlClient:
                         await self._frame(message.json())
                     except (ValueError, NodeError) as exc:  # a bad frame or snapshot: the copy stays as it was
                         log.warning("unusable frame from the centre: %s", exc, extra={"event": "node.bad_frame"})
+                elif message.type == aiohttp.WSMsgType.BINARY:  # the pipe's packets, where UDP is blocked
+                    if self.listener is not None:
+                        self.listener.channel_bytes(message.data)
                 elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
                                       aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     # The code the centre sent, even when its side of the socket is gone before the reply.
@@ -186,7 +192,7 @@ class ControlClient:
             log.info("control channel up", extra={"event": "node.link_up", "node_id": self.state.node_id,
                                                   "office": self.state.office})
             if self.listener is not None and self._ws is not None:
-                await self.listener.channel_up(frame, self._ws.send_json)
+                await self.listener.channel_up(frame, self._ws.send_json, self._ws.send_bytes)
         elif kind == "snapshot":
             await self._on_snapshot(frame.get("snapshot"))
             self.snapshots += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from media.pipe_transport import PipeKeys, PipeTransport, PipeTransportError
@@ -22,6 +23,9 @@ from .pipe_link import RELAYED_EVENTS, PipeLink, SendFrame
 from .roster import checked_entry
 
 log = logging.getLogger("provincial_nodes.node_pipe")
+
+#: Without a datagram from the centre this long after the pipe opens, UDP is taken to be blocked.
+UDP_PROBE_SECONDS = 3.0
 
 
 class NodeGate:
@@ -72,7 +76,8 @@ class NodePipes:
         self._tasks: set[asyncio.Task[Any]] = set()
         rooms.listeners.append(self)
 
-    async def channel_up(self, hello: dict[str, Any], send: SendFrame) -> None:
+    async def channel_up(self, hello: dict[str, Any], send: SendFrame,
+                         send_bytes: Callable[[bytes], Awaitable[None]]) -> None:
         await self.channel_down()
         pipe = hello.get("pipe")
         if not isinstance(pipe, dict):
@@ -95,9 +100,30 @@ class NodePipes:
         link.start(transport)
         self.link = link
         self.opened += 1
+        self._spawn(self._probe_udp(link, send, send_bytes))
         for room in list(self.rooms.rooms.values()):
             link.share(room)
         log.info("media pipe up", extra={"event": "node.pipe_up", "port": port})
+
+    async def _probe_udp(self, link: PipeLink, send: SendFrame, send_bytes: Callable[[bytes], Awaitable[None]]) -> None:
+        """No answer over UDP to the first keep-alives: the packets ride the control channel instead."""
+        await asyncio.sleep(UDP_PROBE_SECONDS)
+        transport = link.transport
+        if self.link is not link or transport is None or transport.last_received:
+            return
+        log.warning("no UDP from the centre within %.0f s: the media pipe rides the control channel",
+                    UDP_PROBE_SECONDS, extra={"event": "node.pipe_stream"})
+        await send({"type": "pipe_stream"})
+        link.ride_stream(send_bytes)
+
+    def channel_bytes(self, data: bytes) -> None:
+        if self.link is not None and self.link.transport is not None:
+            self.link.transport.stream_received(data)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def channel_frame(self, frame: dict[str, Any]) -> None:
         if self.link is not None:
@@ -121,6 +147,4 @@ class NodePipes:
 
     def room_closed(self, room: Room) -> None:
         if self.link is not None:
-            task = asyncio.ensure_future(self.link.unshare(room.meeting_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.link.unshare(room.meeting_id))

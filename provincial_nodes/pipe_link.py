@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from media import MediaError, Producer
 from media.pipe import Pipe, PipedTrack, PipeError
+from media.pipe_stream import StreamWriter
 from media.pipe_transport import PipeTransport
 
 from .errors import NodeError
@@ -102,6 +103,8 @@ class PipeSummary:
     retransmit_misses: int
     keyframe_requests: int
     refusals: int
+    #: ``udp``, or ``stream`` (the control channel carries the packets: UDP is blocked).
+    carrier: str = "udp"
 
 
 @dataclass
@@ -173,6 +176,11 @@ class PipeLink:
     def start(self, transport: PipeTransport) -> None:
         self.transport = transport
         self._task = asyncio.ensure_future(self._run())
+
+    def ride_stream(self, send_bytes: Callable[[bytes], Awaitable[None]]) -> None:
+        """UDP does not get through: the packets ride the control channel (one binary frame each)."""
+        if self.transport is not None:
+            self.transport.use_stream(StreamWriter(send_bytes))
 
     def _send_datagram(self, data: bytes) -> bool:
         return self.transport is not None and self.transport.send(data)
@@ -371,7 +379,7 @@ class PipeLink:
             loss_out_percent=round(max(sent.remote_loss.values(), default=0) * 100 / 256, 1),
             loss_in_percent=round(received.received_loss * 100 / 256, 1), retransmitted=sent.retransmitted,
             retransmit_misses=sent.retransmit_misses, keyframe_requests=sent.keyframe_requests,
-            refusals=self.refusals)
+            refusals=self.refusals, carrier=self.transport.carrier if self.transport is not None else "udp")
 
     def _meter(self) -> None:
         now = asyncio.get_running_loop().time()

@@ -207,3 +207,24 @@ async def test_on_a_poor_wan_the_pipe_recovers_what_the_link_loses(tmp_path: Pat
         assert residual <= 0.05 * dropped, "at least 95 % of what the WAN lost was recovered"
         assert audio["loss_percent"] < 1.0, audio
         assert video["longest_freeze_ms"] <= 1000, video
+
+
+async def test_where_udp_is_blocked_the_pipe_rides_the_control_channel(tmp_path: Path, centre_bots: list[Bot]) -> None:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    async with node_in_a_site(tmp_path, "tcponly") as site:  # a firewall that lets only TCP through
+        chair = await centre_bot(site, centre_bots, "chair", publish=True)
+        observer = await centre_bot(site, centre_bots, "observer", publish=False)
+        site.start_bot("governor", publish=True, seconds=60)
+        report = await site.start_bot(AIDES[0], publish=False, seconds=20).report(timeout=90)
+        chair_video = stream_of(report, chair.client.participant_id, "video")
+        assert chair_video and chair_video["frames_received"] > 100, report["streams"]
+        governor = centre_participant(site, "governor")
+        assert governor is not None and frames_from(observer, governor.id) > 100, "the governor reaches the centre"
+        link = next(iter(site.pipes.links.values()))
+        assert link.summary().carrier == "stream"
+        counters = await site.site.counters()
+        assert counters["uplink"]["dropped_policy"] > 0, "the node did try UDP first"
+        print(f"UDP blocked: the hall got {chair_video['frames_received']} frames of the chair in 20 s "
+              f"({chair_video['lost_packets']} packets lost), the longest freeze {chair_video['longest_freeze_ms']} ms")

@@ -155,6 +155,10 @@ async def control(request: web.Request) -> web.StreamResponse:
                             "node": {"id": node.id, "name": node.name, "office": node.office.code}})
         await _send_snapshot(link, snapshot)
         async for message in ws:
+            transport = link.pipe.transport if link.pipe is not None else None
+            if message.type == WSMsgType.BINARY and transport is not None and transport.carrier == "stream":
+                transport.stream_received(message.data)  # the pipe's packets, once the node said UDP is blocked
+                continue
             if message.type != WSMsgType.TEXT:
                 await _bad(link, "frames are JSON text")
                 continue
@@ -190,7 +194,12 @@ async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
         return
     kind = frame.get("type") if isinstance(frame, dict) else None
     if kind == "ping":
-        await link.ws.send_json({"type": "pong", "echo": frame.get("echo")})
+        echo = frame.get("echo")  # the node's own round trip, if it measures one
+        await link.ws.send_json({"type": "pong"} if echo is None else {"type": "pong", "echo": echo})
+    elif kind == "pipe_stream" and link.pipe is not None and link.pipe.transport is not None:
+        # The node hears nothing over UDP: the pipe's packets ride this channel (TLS in production).
+        log.info("node pipe over the control channel", extra={"event": "node.pipe_stream", "node_id": link.node_id})
+        link.pipe.ride_stream(link.ws.send_bytes)
     elif kind == "bye":  # the node is stopping: its people leave now, they are not waited for
         link.ended_on_purpose = True
     elif kind == "pong":  # the answer to the centre's own ping: the channel's round trip
