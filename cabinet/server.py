@@ -29,12 +29,14 @@ log = logging.getLogger("cabinet")
 def build_app(runtime: Runtime, services: Services) -> web.Application:
     config = runtime.config
     archive = config.archive_path if config.recordings.enabled else None
-    app = create_app(services, config.web, runtime.secret_key, tls=config.web.tls, archive_root=archive)
+    app = create_app(services, config.web, runtime.secret_key, tls=config.web.tls, archive_root=archive,
+                     node_upload_max_bytes=config.recordings.node_upload_max_mb * 2**20)
     signaling = Signaling(services, config.signaling, config.media, archive_root=archive)
     signaling.attach(app)
     StorageAlarms(services, lambda: list(signaling.rooms.rooms.values()))  # the console's storage alarm
     if config.provincial_nodes.upstream_url:
-        uplink.install(app, services, config.provincial_nodes, signaling.rooms)
+        uplink.install(app, services, config.provincial_nodes, signaling.rooms, archive_root=archive,
+                       data_dir=config.data_path)
     else:  # the centre: a pipe for each node that connects
         pipes = app[CENTRE_PIPES] = CentrePipes(services, signaling.rooms, bind_host=config.web.host)
 

@@ -13,6 +13,9 @@ class ProvincialNodesConfig:
     office_code: str = ""
     #: File holding the node's credential (``cabinet nodes add --credential-file`` on the centre writes it).
     credential_file: str = ""
+    #: Disk the node's recordings may use, in MiB (0: no quota). Beyond it the oldest recordings the centre
+    #: has already sealed are deleted on the node (a tombstone stays); one not yet uploaded is never deleted.
+    recordings_quota_mb: int = 0
 
     def validate(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -22,4 +25,6 @@ class ProvincialNodesConfig:
             problems.append(("office_code", "is required when upstream_url is set"))
         if self.upstream_url and not self.credential_file:
             problems.append(("credential_file", "is required when upstream_url is set"))
+        if not 0 <= self.recordings_quota_mb <= 1_073_741_824:
+            problems.append(("recordings_quota_mb", "must be between 0 (no quota) and 1073741824 (1 PiB)"))
         return problems

@@ -27,8 +27,11 @@ from signaling.server import Rooms
 from .config import ProvincialNodesConfig
 from .control import ControlClient
 from .errors import NodeError, SnapshotError
+from .local_recordings import NodeArchive
 from .node_pipes import NodePipes
+from .quota import RecordingsQuota
 from .replica import apply_snapshot
+from .upload import RecordingUploader, ledger_path
 
 log = logging.getLogger("provincial_nodes.uplink")
 
@@ -49,13 +52,15 @@ def read_credential(path: Path) -> str:
 
 
 class Uplink:
-    def __init__(self, services: Services, config: ProvincialNodesConfig, rooms: Rooms) -> None:
+    def __init__(self, services: Services, config: ProvincialNodesConfig, rooms: Rooms, *,
+                 archive_root: Path | None = None, data_dir: Path | None = None) -> None:
         self.services = services
         self.config = config
         self.pipes = NodePipes(rooms, urlsplit(config.upstream_url).hostname or "")
         self.client = ControlClient(config.upstream_url, read_credential(Path(config.credential_file)),
                                     self._on_snapshot, listener=self.pipes)
         self._task: asyncio.Task[None] | None = None
+        self.uploader = recording_uploader(services, config, archive_root, data_dir)
 
     async def _on_snapshot(self, snapshot: dict[str, Any]) -> None:
         office = snapshot.get("office") if isinstance(snapshot, dict) else None
@@ -73,6 +78,8 @@ class Uplink:
             self.pipes.office_id = await session.scalar(select(Office.id).where(Office.code == self.config.office_code))
         self._task = asyncio.create_task(self.client.run(), name="node-uplink")
         self._task.add_done_callback(self._ended)
+        if self.uploader is not None:
+            self.uploader.start()
 
     @staticmethod
     def _ended(task: asyncio.Task[None]) -> None:
@@ -81,15 +88,32 @@ class Uplink:
                          extra={"event": "node.uplink_failed"})
 
     async def stop(self) -> None:
+        if self.uploader is not None:
+            await self.uploader.stop()
         await self.client.stop()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._task, 10)
 
 
-def install(app: web.Application, services: Services, config: ProvincialNodesConfig, rooms: Rooms) -> None:
-    """Run the node's uplink (control channel and media pipe) for as long as the application runs."""
-    uplink = app[UPLINK] = Uplink(services, config, rooms)
+# -- the node's recordings to the centre (provincial_nodes/upload.py), beside the channel -------------------
+
+def recording_uploader(services: Services, config: ProvincialNodesConfig, archive_root: Path | None,
+                       data_dir: Path | None) -> RecordingUploader | None:
+    """The uploader of the node's recordings, with its disk quota; None where the node keeps no archive."""
+    if archive_root is None or data_dir is None:
+        return None
+    archive = NodeArchive(services, archive_root)
+    quota = RecordingsQuota(archive, config.recordings_quota_mb * 2**20) if config.recordings_quota_mb else None
+    return RecordingUploader(config.upstream_url, read_credential(Path(config.credential_file)), archive,
+                             ledger_path(data_dir), quota=quota)
+
+
+def install(app: web.Application, services: Services, config: ProvincialNodesConfig, rooms: Rooms, *,
+            archive_root: Path | None = None, data_dir: Path | None = None) -> None:
+    """Run the node's uplink (control channel, media pipe and, with an archive, the recordings' upload) for as
+    long as the application runs."""
+    uplink = app[UPLINK] = Uplink(services, config, rooms, archive_root=archive_root, data_dir=data_dir)
 
     async def start(_app: web.Application) -> None:
         await uplink.start()

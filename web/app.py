@@ -17,8 +17,8 @@ from web.i18n import LOCALES, Catalogs
 from web.middleware import csrf, errors, headers, loggable_path, request_context, upload_limit
 from web.render import create_environment
 from web.security import Security
-from web.views import (api, api_schedule, archive, auth, console, meetings, node_pages, nodes, offices, pages, people,
-                       record, register, room, schedule)
+from web.views import (api, api_schedule, archive, auth, console, meetings, node_pages, node_uploads, nodes, offices,
+                       pages, people, record, register, room, schedule)
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Browser libraries come from the npm registry (package.json, package-lock.json) into node_modules.
@@ -58,7 +58,8 @@ class AccessLogger(AbstractAccessLogger):
 
 
 def create_app(services: Services, config: WebConfig, secret_key: str, *, tls: bool,
-               archive_root: Path | None = None) -> web.Application:
+               archive_root: Path | None = None,
+               node_upload_max_bytes: int = 8192 * 2**20) -> web.Application:
     app = web.Application(
         middlewares=[headers, errors, request_context, upload_limit, csrf],
         client_max_size=config.max_body_bytes,
@@ -71,6 +72,7 @@ def create_app(services: Services, config: WebConfig, secret_key: str, *, tls: b
     app[keys.CATALOGS] = Catalogs()
     archive.setup(app, archive_root)
     nodes.install(app)
+    node_uploads.setup(app, node_upload_max_bytes)
     missing = [name for name, path in VENDOR_FILES.items() if not path.exists()]
     if missing:
         log.warning("browser libraries missing (run scripts/setup.sh, which runs npm ci): %s", ", ".join(missing),
@@ -78,7 +80,7 @@ def create_app(services: Services, config: WebConfig, secret_key: str, *, tls: b
     app.router.add_get("/vendor/{name}", vendor)
     app.router.add_get("/i18n/{lang}.json", script_catalog)
     for module in (auth, pages, offices, people, schedule, meetings, room, console, record, register, api,
-                   api_schedule, archive, nodes, node_pages):
+                   api_schedule, archive, nodes, node_pages, node_uploads):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
     return app

@@ -51,9 +51,15 @@ STATUS = {
 }
 
 
+#: The provincial nodes' recording uploads (web/views/node_uploads.py): for programs, with a bearer credential.
+NODE_UPLOADS_PREFIX = "/nodes/uploads/"
+
+
 def is_api(request: web.Request) -> bool:
-    """Routes for programs (JSON errors, no login redirect): the API and the provincial nodes' channel."""
-    return request.path.startswith("/api/") or request.path == "/nodes/control"
+    """Routes for programs (JSON errors, no login redirect): the API, the provincial nodes' channel and their
+    recording uploads."""
+    return (request.path.startswith("/api/") or request.path == "/nodes/control"
+            or request.path.startswith(NODE_UPLOADS_PREFIX))
 
 
 def see_other(location: str) -> web.Response:
@@ -179,6 +185,10 @@ async def upload_limit(request: web.Request, handler: Handler) -> web.StreamResp
 @web.middleware
 async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method in SAFE_METHODS or request.path.startswith(SIGNALING_PREFIX):
+        return await handler(request)
+    if request.path.startswith(NODE_UPLOADS_PREFIX):
+        # A node's own credential in the Authorization header, never a cookie: nothing a browser sends by
+        # itself, so nothing to forge across sites (those routes look at no session).
         return await handler(request)
     security = request.app[keys.SECURITY]
     if not security.origin_ok(request):

@@ -15,7 +15,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -41,6 +41,10 @@ TARGET = "provincial_node"
 SNAPSHOT_VERSION = 1
 #: Compared against when no node has the prefix, so a miss costs what a hit does.
 _NO_HASH = "0" * 64
+#: The meetings a node's pipe carries...
+PIPE_STATES: tuple[MeetingState, ...] = (MeetingState.SCHEDULED, MeetingState.OPEN)
+#: ...and those it may upload a recording of (a session's recording is sealed once the session closed).
+RECORDING_STATES: tuple[MeetingState, ...] = (MeetingState.SCHEDULED, MeetingState.OPEN, MeetingState.CLOSED)
 
 
 def new_credential() -> str:
@@ -196,10 +200,13 @@ class NodeService:
         return node
 
     # -- what a node's pipe may carry --------------------------------------------------------------------
-    async def node_meeting(self, node_id: int, meeting_id: object, *, address: str = "") -> Meeting:
+    async def node_meeting(self, node_id: int, meeting_id: object, *, address: str = "",
+                           states: Collection[MeetingState] = PIPE_STATES, purpose: str = "pipe") -> Meeting:
         """A meeting a node's pipe may carry: one its office hosts or is invited to (itself or one of its
-        people), scheduled or open. Any other meeting does not exist for the node (NotFound: it learns
-        nothing of another command's briefing), and the attempt is counted as a refusal."""
+        people), scheduled or open (``states``: :data:`RECORDING_STATES` for a recording the node uploads,
+        which is sealed after its session closed). Any other meeting does not exist for the node (NotFound:
+        it learns nothing of another command's briefing), and the attempt is counted as a refusal
+        (``purpose`` names the route in the count)."""
         node = await self.active_node(node_id)
         mid = clean_int(meeting_id, "meeting_id")
         async with self.db.read() as session:
@@ -208,9 +215,9 @@ class NodeService:
                 select(Invitation.id).outerjoin(Person, Person.id == Invitation.person_id)
                 .where(Invitation.meeting_id == mid,
                        or_(Invitation.office_id == node.office_id, Person.office_id == node.office_id)).limit(1))
-        if meeting is None or meeting.state not in (MeetingState.SCHEDULED, MeetingState.OPEN) or not (
+        if meeting is None or meeting.state not in states or not (
                 meeting.host_office_id == node.office_id or invited is not None):
-            self._refuse_pipe(node, address, f"meeting {mid}")
+            self._refuse_pipe(node, address, f"meeting {mid}", purpose)
             raise NotFound("no such meeting")
         return meeting
 
@@ -260,12 +267,12 @@ class NodeService:
             log.warning("could not record a node's link event", extra={"event": "node.link_record_failed",
                                                                       "node_id": node_id, "action": action})
 
-    def _refuse_pipe(self, node: ProvincialNode, address: str, what: str) -> None:
+    def _refuse_pipe(self, node: ProvincialNode, address: str, what: str, purpose: str = "pipe") -> None:
         log.warning("node asked for what is not its office's", extra={
-            "event": "node.pipe_refused", "node_id": node.id, "office_id": node.office_id, "what": what})
+            "event": f"node.{purpose}_refused", "node_id": node.id, "office_id": node.office_id, "what": what})
         if self.refusals is not None:
             self.refusals.note(Caller(None, address), "forbidden", target_type=TARGET, target_id=node.id,
-                               route=f"node pipe ({what})"[:120], actor_office_id=node.office_id)
+                               route=f"node {purpose} ({what})"[:120], actor_office_id=node.office_id)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _refuse(self, address: str, reason: str, node: ProvincialNode | None) -> None:

@@ -31,10 +31,10 @@ from sqlalchemy import ColumnElement, Integer, and_, column, delete, func, or_, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.config import MeetingsConfig
-from meetings.db import Database
+from meetings.db import Database, UnitOfWork
 from meetings.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from meetings.models import (AgendaItem, Decision, FloorGrant, Invitation, Meeting, MeetingKind, MeetingState, Office,
-                             Person, Role)
+                             Person, ProvincialNode, Role)
 from meetings.models.base import utcnow
 from meetings.models.recordings import (ACTIVE_STATES, FILE_NAME_RE, FileKind, FileMedia, Recording, RecordingFile,
                                         RecordingPause, RecordingSearch, RecordingState)
@@ -49,6 +49,8 @@ MAX_TERMS = 16
 MAX_LIMIT = 200
 FTS_TABLE = "recording_search_fts"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: A recording's key: the random URL-safe token its folder is named by (never a path, never hidden).
+RECORDING_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ACCESS_KINDS = ("download", "play", "export", "manifest", "bag")
 MISSING = "no such recording"
 
@@ -390,6 +392,77 @@ class RecordingService:
                                    duration_ms=max(0, last - first), size_bytes=int(entry.get("size", 0)),
                                    sha256=entry.get("sha256"), frames=sum(entry.get("frames", {}).values()))
 
+    async def add_from_node(self, caller: Caller, node: ProvincialNode, meeting_id: object, *, key: object,
+                            manifest: dict[str, Any], manifest_sha256: object, size_bytes: object) -> Recording:
+        """File a recording that a provincial node made of ``meeting_id`` and uploaded: a closed recording
+        of that meeting, with its files' rows from the manifest, seen exactly with the meeting's visibility.
+        The server only: the web layer has authenticated the node, checked that it may carry the meeting
+        (``NodeService.node_meeting``) and the uploaded files against the manifest. The retention clock
+        starts at the recording's end; the manifest's SHA-256 enters the audit chain with
+        ``recording.node_upload``, which names the node. Idempotent: the same key, meeting and seal again
+        return the recording filed before; a key the archive holds for anything else is a Conflict."""
+        if not caller.system:
+            raise PermissionDenied("only the server files a node's recording")
+        mid = clean_int(meeting_id, "meeting_id")
+        if not isinstance(key, str) or not RECORDING_KEY_RE.match(key):
+            raise ValidationFailed("key must be 16-64 letters, digits, '_' or '-'", field="key")
+        if not isinstance(manifest_sha256, str) or not _SHA256.match(manifest_sha256):
+            raise ValidationFailed("manifest_sha256 must be 64 lowercase hex digits", field="manifest_sha256")
+        size = _count(size_bytes, "size_bytes")
+        duration = _count(manifest.get("duration_ms", 0), "duration_ms")
+        started = _parse_utc(manifest.get("started_utc")) or utcnow()
+        ended = started + dt.timedelta(milliseconds=duration)
+        entries = [_uploaded_file(entry, started) for entry in manifest.get("files", [])
+                   if isinstance(entry, dict) and entry.get("present")]
+        if len({f.name for f in entries}) != len(entries):
+            raise ValidationFailed("the manifest lists a file twice", field="manifest")
+        async with self.db.write() as uow:
+            s = uow.session
+            meeting = await s.get(Meeting, mid)
+            if meeting is None:
+                raise NotFound("no such meeting")
+            existing = await s.scalar(select(Recording).where(Recording.key == key))
+            if existing is not None:  # filed before: nothing changes
+                if (existing.meeting_id, existing.manifest_sha256, existing.state) != (
+                        mid, manifest_sha256, RecordingState.CLOSED):
+                    raise Conflict("the archive already holds a recording with this key", field="key")
+                filed = existing.id
+            else:
+                filed = await self._file_upload(uow, caller, node, meeting, key, manifest_sha256, entries,
+                                                started=started, ended=ended, size=size, duration=duration)
+        return await self._load(filed)
+
+    async def _file_upload(self, uow: UnitOfWork, caller: Caller, node: ProvincialNode, meeting: Meeting, key: str,
+                           manifest_sha256: str, entries: list[RecordingFile], *, started: dt.datetime,
+                           ended: dt.datetime, size: int, duration: int) -> int:
+        s = uow.session
+        # Whose tracks: ids the centre knows (a node's are the centre's); any other is dropped, not trusted.
+        people = {f.person_id for f in entries if f.person_id is not None}
+        offices = {f.office_id for f in entries if f.office_id is not None}
+        known_people = set((await s.scalars(select(Person.id).where(Person.id.in_(people or {-1})))).all())
+        known_offices = set((await s.scalars(select(Office.id).where(Office.id.in_(offices or {-1})))).all())
+        retention_class = self.config.retention_class_for(meeting.kind.value)
+        period = self.config.retention_classes().get(retention_class)
+        recording = Recording(meeting_id=meeting.id, key=key, state=RecordingState.CLOSED, started_at=started,
+                              ended_at=ended, started_by_id=None, manifest_sha256=manifest_sha256,
+                              size_bytes=size, duration_ms=duration, retention_class=retention_class,
+                              keep_until=ended + period if period else None)
+        s.add(recording)
+        await s.flush()
+        for row in entries:
+            row.recording_id = recording.id
+            row.person_id = row.person_id if row.person_id in known_people else None
+            row.office_id = row.office_id if row.office_id in known_offices else None
+            s.add(row)
+        await self._index(s, meeting.id)
+        uow.audit("recording.node_upload", actor_id=None, actor_office_id=node.office_id, address=caller.address,
+                  target_type="recording", target_id=recording.id,
+                  details={"meeting_id": meeting.id, "key": key, "manifest_sha256": manifest_sha256,
+                           "size_bytes": size, "duration_ms": duration, "files": len(entries),
+                           "node_id": node.id, "node": node.name, "office": node.office.code,
+                           "credential_prefix": node.credential_prefix})
+        return recording.id
+
     async def sealed(self, caller: Caller, meeting_id: object = None) -> list[Recording]:
         """Closed recordings (of one meeting, or all) with their manifest seals: what
         ``cabinet recordings verify`` checks. The command line (system caller) only."""
@@ -614,6 +687,34 @@ class RecordingService:
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _uploaded_file(entry: dict[str, Any], origin: dt.datetime) -> RecordingFile:
+    """The row of one file of an uploaded recording's manifest (each field checked: it comes from a node)."""
+    name = entry.get("name")
+    if not isinstance(name, str) or not FILE_NAME_RE.match(name) or name.startswith("."):
+        raise ValidationFailed("a file name in the manifest is not 1-100 letters, digits, '.', '_' or '-'",
+                               field="manifest")
+    try:
+        kind, media = FileKind(str(entry.get("kind", "track"))), FileMedia(str(entry.get("media", "av")))
+    except ValueError:
+        raise ValidationFailed(f"{name}: kind must be track or proceedings, media audio, video or av",
+                               field="manifest") from None
+    sha = entry.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        raise ValidationFailed(f"{name}: sha256 must be 64 lowercase hex digits", field="manifest")
+    # -1: a file with no frames (recordings.manifest.read_content)
+    first, last = (max(0, clean_int(entry.get(k, 0), f"{name}.{k}", low=-1, high=2**62))
+                   for k in ("first_ms", "last_ms"))
+    frames = entry.get("frames") if isinstance(entry.get("frames"), dict) else {}
+    person, office = entry.get("person_id"), entry.get("office_id")
+    return RecordingFile(name=name, kind=kind.value, media=media.value,
+                         person_id=person if isinstance(person, int) and not isinstance(person, bool) else None,
+                         office_id=office if isinstance(office, int) and not isinstance(office, bool) else None,
+                         started_at=origin + dt.timedelta(milliseconds=first),
+                         ended_at=origin + dt.timedelta(milliseconds=last), duration_ms=max(0, last - first),
+                         size_bytes=_count(entry.get("size", 0), f"{name}.size"), sha256=sha,
+                         frames=sum(_count(v, f"{name}.frames") for v in frames.values()))
+
+
 async def _end_pauses(session: AsyncSession, recording_id: int, now: dt.datetime) -> None:
     await session.execute(update(RecordingPause).where(RecordingPause.recording_id == recording_id,
                                                        RecordingPause.ended_at.is_(None)).values(ended_at=now))
@@ -643,4 +744,4 @@ async def _document(session: AsyncSession, meeting_id: int) -> str:
     return "\n".join(p for p in parts if p)
 
 
-__all__: Sequence[str] = ("RecordingService", "SearchPage", "fts5_query", "visible_meetings")
+__all__: Sequence[str] = ("RECORDING_KEY_RE", "RecordingService", "SearchPage", "fts5_query", "visible_meetings")
