@@ -43,6 +43,7 @@ from urllib.parse import quote
 import aiohttp
 
 from meetings.errors import MeetingsError
+from recordings.atomic import write_atomically
 from recordings.errors import RecordingError
 from recordings.incoming import KEY_RE, NAME_RE
 from recordings.journal import JOURNAL_NAME
@@ -108,16 +109,7 @@ class UploadLedger:
         data = json.dumps({"version": 1, "files": self.files, "sealed": self.sealed}, sort_keys=True,
                           indent=1).encode("utf-8") + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, data, mode=0o600)
 
     def is_sealed(self, recording: LocalRecording) -> bool:
         return self.sealed.get(recording.key, {}).get("manifest_sha256") == recording.manifest_sha256

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomically
 from .errors import RecordingError, UploadConflict, UploadInvalid
 from .journal import JOURNAL_NAME
 from .manifest import MANIFEST_NAME, file_sha256, load_manifest
@@ -110,17 +111,6 @@ class Sealing:
     size_bytes: int
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 class IncomingUpload:
@@ -149,7 +139,7 @@ class IncomingUpload:
 
     def save_state(self, state: UploadState) -> None:
         self.state_path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        _write_atomically(self.state_path, json.dumps(state.to_json(), sort_keys=True).encode("utf-8") + b"\n")
+        write_atomically(self.state_path, json.dumps(state.to_json(), sort_keys=True).encode("utf-8") + b"\n")
 
     # -- files -------------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import RecordingWriteError
+from .errors import RecordingError, RecordingWriteError
 
 JOURNAL_NAME = "journal.jsonl"
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomically
 from .errors import RecordingError
 from .journal import JOURNAL_NAME, journal_start, read_journal
 from .webm_repair import read_frames
@@ -130,16 +130,7 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> str:
     """Write ``manifest.json`` (atomically: a crash leaves the old one or the new one) and return
     its SHA-256."""
     data = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8") + b"\n"
-    tmp = directory / (MANIFEST_NAME + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, directory / MANIFEST_NAME)
+    write_atomically(directory / MANIFEST_NAME, data)
     return hashlib.sha256(data).hexdigest()
 
 

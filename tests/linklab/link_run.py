@@ -34,6 +34,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, async_playwright
 
 from bots.media_files import MediaParams, load_media
+from bot_process import BotProcess
 from browser_site import join_from_site, launch_in_site, until
 from harness import LiveServer, make_config
 from linklab import Lab, Profile, Site, override, parse_profile
@@ -158,33 +159,6 @@ async def _add_people(server: LiveServer, count: int) -> list[str]:
     finally:
         await services.db.dispose()
     return [username for username, _, _ in THUMBNAIL_PUBLISHERS[:count]]
-
-
-class BotProcess:
-    """A publishing bot in its own process (``python -m bots.cli``): its media timing is not at the mercy
-    of the test process, where the server, the page's sampler and the lab's controls share one GIL (an
-    in-process bot's audio once arrived 300 ms late on a loaded 2-core machine, and the page concealed
-    it)."""
-
-    def __init__(self, name: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-        self.name = name
-        self.proc = proc
-        self.log_path = log_path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log_tail(self) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-10:])
-        except OSError:
-            return ""
 
 
 async def _publishers(url: str, server: LiveServer, plan: RunPlan, work_dir: Path) -> list[BotProcess]:

@@ -10,12 +10,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot_process import BotProcess
+from bots.bot import Bot, BotOptions
+from bots.login import LoginTokenSource
 from bots.media_files import MediaParams, PreEncodedMedia, load_media
 from harness import LiveServer, make_config
 from meetings.demo import DEMO_PASSWORD
@@ -24,6 +27,7 @@ from test_node_process import CLI, register_node
 
 from linklab import Lab, Site
 from provincial_nodes.centre_pipes import CENTRE_PIPES, CentrePipes
+from signaling.participant import Participant
 
 SESSION = 1  # the demo's weekly session: KH-17, the governor's province, is invited
 #: The governor's office's other accounts (made at the centre; the node copies them).
@@ -77,34 +81,75 @@ class NodeSite:
         return bot
 
 
-@dataclass
-class SiteBot:
-    name: str
-    proc: subprocess.Popen[bytes]
-    work_dir: Path
+class SiteBot(BotProcess):
+    """A bot of the node's LAN; its JSON report once it has run its time."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], work_dir: Path) -> None:
+        super().__init__(name, proc, work_dir / f"bot-{name}.log")
+        self.work_dir = work_dir
 
     async def report(self, timeout: float = 90) -> dict[str, Any]:
-        """The bot's JSON report, once it has run its time."""
         code = await asyncio.to_thread(self.proc.wait, timeout)
         text = (self.work_dir / f"bot-{self.name}.json").read_text()
         if code != 0 or not text.strip():
             raise AssertionError(f"bot {self.name} exited {code}: {self.log_tail()}")
         return json.loads(text)  # type: ignore[no-any-return]
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
-    def log_tail(self) -> str:
-        try:
-            return "\n".join((self.work_dir / f"bot-{self.name}.log").read_text(errors="replace").splitlines()[-15:])
-        except OSError:
-            return ""
+# -- at the centre ------------------------------------------------------------------------------------------
+
+async def centre_bot(site: NodeSite, username: str, *, publish: bool) -> Bot:
+    """A lean bot at the centre (this process, the lab's server address): publishing, or watching."""
+    url = site.centre.url
+    bot = Bot(BotOptions(url=url, token_source=LoginTokenSource(url, username, DEMO_PASSWORD, SESSION), name=username,
+                         publish=publish, subscribe=not publish, lean=True, videos=2, audios=0, timeout=30,
+                         bind_addresses=[site.lab.server_address]), site.media)
+    try:
+        await asyncio.wait_for(bot.start(), 40)
+    except BaseException:
+        await bot.stop()
+        raise
+    return bot
+
+
+def centre_participant(site: NodeSite, username: str) -> Participant | None:
+    """``username``'s participant in the centre's room of the session (the node's people too)."""
+    room = site.pipes.rooms.rooms.get(SESSION)
+    return next((p for p in room.participants.values() if p.grant.principal.username == username), None) if room else None
+
+
+def frames_from(bot: Bot, participant_id: str) -> int:
+    """Video frames ``bot`` received of ``participant_id`` so far."""
+    return sum(s.frames_received for s in bot.report().streams if s.participant_id == participant_id
+               and s.kind == "video")
+
+
+async def until(predicate: Callable[[], object], timeout: float) -> float | None:
+    """Seconds until ``predicate()`` holds; None after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        if loop.time() - start > timeout:
+            return None
+        await asyncio.sleep(0.05)
+    return loop.time() - start
+
+
+async def wan_per_source_byte(site: NodeSite, participant_id: str, seconds: float = 5.0) -> tuple[float, float]:
+    """Over ``seconds``: the bytes that crossed the WAN (centre -> node, node -> centre) per byte
+    ``participant_id``'s producers received at the centre (its own, or the mirrors of the node's): about
+    one when one copy crosses, whatever the source's own rate does."""
+    room = site.pipes.rooms.rooms[SESSION]
+
+    def source_bytes() -> int:
+        return sum(p.stats.bytes for p in room.router.producers.values() if p.participant_id == participant_id)
+
+    down, up = await site.wan_bytes()
+    source = source_bytes()
+    await asyncio.sleep(seconds)
+    down2, up2 = await site.wan_bytes()
+    sent = max(1, source_bytes() - source)
+    return (down2 - down) / sent, (up2 - up) / sent
 
 
 def stream_of(report: dict[str, Any], participant_id: str, kind: str) -> dict[str, Any] | None:

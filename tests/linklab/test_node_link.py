@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 from linklab_probes import lab_unavailable
-from node_site import AIDES, CENTRE_VIEWERS, NodeSite, node_in_a_site, stream_of
+from node_site import (AIDES, CENTRE_VIEWERS, NodeSite, centre_bot, centre_participant, frames_from, node_in_a_site,
+                       stream_of, until, wan_per_source_byte)
 
-from bots.bot import Bot, BotOptions
-from bots.login import LoginTokenSource
-from meetings.demo import DEMO_PASSWORD
+from bots.bot import Bot
 
 SESSION = 1
 
@@ -29,6 +28,20 @@ async def clean_node(tmp_path: Path) -> AsyncIterator[NodeSite]:
         yield node_site
 
 
+async def reached(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    """Seconds until ``predicate()``; an AssertionError naming ``what`` after ``timeout``."""
+    seconds = await until(predicate, timeout)
+    if seconds is None:
+        raise AssertionError(f"{what}: not within {timeout:.0f} s")
+    return seconds
+
+
+async def started(bots: list[Bot], bot: Bot) -> Bot:
+    """``bot``, stopped with the test's other centre bots."""
+    bots.append(bot)
+    return bot
+
+
 @pytest.fixture
 async def centre_bots() -> AsyncIterator[list[Bot]]:
     made: list[Bot] = []
@@ -36,56 +49,12 @@ async def centre_bots() -> AsyncIterator[list[Bot]]:
     await asyncio.gather(*(asyncio.wait_for(bot.stop(), 20) for bot in made), return_exceptions=True)
 
 
-async def centre_bot(node_site: NodeSite, bots: list[Bot], username: str, *, publish: bool) -> Bot:
-    url = node_site.centre.url
-    bot = Bot(BotOptions(url=url, token_source=LoginTokenSource(url, username, DEMO_PASSWORD, SESSION), name=username,
-                         publish=publish, subscribe=not publish, lean=True, videos=2, audios=0, timeout=30,
-                         bind_addresses=[node_site.lab.server_address]), node_site.media)
-    bots.append(bot)
-    await asyncio.wait_for(bot.start(), 40)
-    return bot
-
-
-async def until(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    """Seconds until ``predicate()``; an AssertionError naming ``what`` after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not predicate():
-        if loop.time() - start > timeout:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        await asyncio.sleep(0.1)
-    return loop.time() - start
-
-
-async def wan_per_source_byte(node_site: NodeSite, participant_id: str, seconds: float = 5.0) -> tuple[float, float]:
-    """Over ``seconds``: the bytes that crossed the WAN (both ways: centre -> node, node -> centre) per
-    byte ``participant_id``'s producers received where they publish (the centre's room holds them all,
-    mirrors included): about one when one copy crosses, whatever the source's own rate does."""
-    assert node_site.centre.app is not None
-    room = node_site.pipes.rooms.rooms[SESSION]
-
-    def source_bytes() -> int:
-        return sum(p.stats.bytes for p in room.router.producers.values() if p.participant_id == participant_id)
-
-    down, up = await node_site.wan_bytes()
-    source = source_bytes()
-    await asyncio.sleep(seconds)
-    down2, up2 = await node_site.wan_bytes()
-    sent = max(1, source_bytes() - source)
-    return (down2 - down) / sent, (up2 - up) / sent
-
-
-def frames_from(bot: Bot, participant_id: str) -> int:
-    return sum(s.frames_received for s in bot.report().streams if s.participant_id == participant_id
-               and s.kind == "video")
-
-
 async def test_one_wan_copy_of_each_stream_whatever_the_viewers_on_either_side(
         clean_node: NodeSite, centre_bots: list[Bot]) -> None:
-    chair = await centre_bot(clean_node, centre_bots, "chair", publish=True)
+    chair = await started(centre_bots, await centre_bot(clean_node, "chair", publish=True))
     viewers = [clean_node.start_bot(AIDES[0], publish=False, seconds=120)]
     pipes = clean_node.pipes
-    await until(lambda: pipes.links and any(l.pipe.sender.taps for l in pipes.links.values()), 30,
+    await reached(lambda: pipes.links and any(l.pipe.sender.taps for l in pipes.links.values()), 30,
                 "the chair's media is asked for by the node")
     await asyncio.sleep(4)  # the viewer's slots settle
     chair_id = chair.client.participant_id
@@ -107,8 +76,8 @@ async def test_one_wan_copy_of_each_stream_whatever_the_viewers_on_either_side(
 
     # Upward: the governor publishes at the node; one viewer at the centre, then five.
     governor = clean_node.start_bot("governor", publish=True, seconds=120)
-    watchers = [await centre_bot(clean_node, centre_bots, "secretariat", publish=False)]
-    await until(lambda: any(s.frames_received > 30 and s.participant_id and s.participant_id.startswith("p")
+    watchers = [await started(centre_bots, await centre_bot(clean_node, "secretariat", publish=False))]
+    await reached(lambda: any(s.frames_received > 30 and s.participant_id and s.participant_id.startswith("p")
                             and s.participant_id != chair.client.participant_id
                             for s in watchers[0].report().streams), 40, "the governor reaches the centre")
     await asyncio.sleep(3)
@@ -116,7 +85,7 @@ async def test_one_wan_copy_of_each_stream_whatever_the_viewers_on_either_side(
                        if p.via is not None and p.grant.principal.username == "governor")
     up = {1: (await wan_per_source_byte(clean_node, governor_id))[1]}
     for username in CENTRE_VIEWERS:
-        watchers.append(await centre_bot(clean_node, centre_bots, username, publish=False))
+        watchers.append(await started(centre_bots, await centre_bot(clean_node, username, publish=False)))
     await asyncio.sleep(6)
     up[len(watchers)] = (await wan_per_source_byte(clean_node, governor_id))[1]
     print("WAN bytes node->centre per byte the governor sent, by viewers at the centre:",
@@ -126,24 +95,19 @@ async def test_one_wan_copy_of_each_stream_whatever_the_viewers_on_either_side(
     print(f"node CPU so far: {clean_node.node_cpu_seconds():.1f} s")
 
 
-def centre_participant(node_site: NodeSite, username: str):  # type: ignore[no-untyped-def]
-    room = node_site.pipes.rooms.rooms.get(SESSION)
-    return next((p for p in room.participants.values() if p.grant.principal.username == username), None) if room else None
-
-
 async def test_a_60_s_wan_blackhole_leaves_the_hall_running_and_the_session_comes_back_by_itself(
         tmp_path: Path, centre_bots: list[Bot]) -> None:
     reason = lab_unavailable()
     if reason:
         pytest.skip(reason)
     async with node_in_a_site(tmp_path) as site:
-        chair = await centre_bot(site, centre_bots, "chair", publish=True)
-        observer = await centre_bot(site, centre_bots, "observer", publish=False)
+        chair = await started(centre_bots, await centre_bot(site, "chair", publish=True))
+        observer = await started(centre_bots, await centre_bot(site, "observer", publish=False))
         governor = site.start_bot("governor", publish=True, seconds=240)
-        await until(lambda: centre_participant(site, "governor") is not None, 30, "the governor is at the centre")
+        await reached(lambda: centre_participant(site, "governor") is not None, 30, "the governor is at the centre")
         there = centre_participant(site, "governor")
         interval = site.pipes.rooms.rooms[SESSION].floor.recorder.by_participant[there.id]
-        await until(lambda: frames_from(observer, there.id) > 30, 30, "the governor's camera reaches the centre")
+        await reached(lambda: frames_from(observer, there.id) > 30, 30, "the governor's camera reaches the centre")
 
         before = await site.start_bot(AIDES[0], publish=False, seconds=12).report()
         local_before = stream_of(before, there.id, "video")
@@ -152,7 +116,7 @@ async def test_a_60_s_wan_blackhole_leaves_the_hall_running_and_the_session_come
 
         await site.site.set_outage(True)
         cut_at = asyncio.get_running_loop().time()
-        await until(lambda: there.reconnecting, 40, "the centre notices the cut and keeps the governor, reconnecting")
+        await reached(lambda: there.reconnecting, 40, "the centre notices the cut and keeps the governor, reconnecting")
         during = await site.start_bot(AIDES[1], publish=False, seconds=12).report()  # signs in and joins in the cut
         local_during = stream_of(during, there.id, "video")
         assert local_during, f"a third person joins the hall during the cut: {during['streams']}"
@@ -165,14 +129,14 @@ async def test_a_60_s_wan_blackhole_leaves_the_hall_running_and_the_session_come
         old = next(iter(site.pipes.links.values()), None)
         await site.site.set_outage(False)
         frames = frames_from(observer, there.id)
-        up = await until(lambda: frames_from(observer, there.id) > frames + 15, 30,
+        up = await reached(lambda: frames_from(observer, there.id) > frames + 15, 30,
                          "the governor's camera reaches the centre again")
 
         def node_receives() -> bool:
             link = next(iter(site.pipes.links.values()), None)
             return link is not None and link is not old and link.pipe.sender.stats.reports_received > 0
 
-        down = await until(node_receives, 30, "the chair's media reaches the node again")
+        down = await reached(node_receives, 30, "the chair's media reaches the node again")
         print(f"after a 60 s blackhole: node->centre media back in {up:.1f} s, centre->node in {down:.1f} s")
         assert max(up, down) < 10
         assert centre_participant(site, "governor") is there and not there.reconnecting, "the same stay"
@@ -185,7 +149,7 @@ async def test_on_a_poor_wan_the_pipe_recovers_what_the_link_loses(tmp_path: Pat
     if reason:
         pytest.skip(reason)
     async with node_in_a_site(tmp_path, "poor") as site:  # 1 Mbit/s, 300 ms round trip, 5 % loss
-        chair = await centre_bot(site, centre_bots, "chair", publish=True)
+        chair = await started(centre_bots, await centre_bot(site, "chair", publish=True))
         counters = await site.site.counters()
         report = await site.start_bot(AIDES[0], publish=False, seconds=30).report(timeout=120)
         after = await site.site.counters()
@@ -214,17 +178,26 @@ async def test_where_udp_is_blocked_the_pipe_rides_the_control_channel(tmp_path:
     if reason:
         pytest.skip(reason)
     async with node_in_a_site(tmp_path, "tcponly") as site:  # a firewall that lets only TCP through
-        chair = await centre_bot(site, centre_bots, "chair", publish=True)
-        observer = await centre_bot(site, centre_bots, "observer", publish=False)
+        chair = await started(centre_bots, await centre_bot(site, "chair", publish=True))
+        observer = await started(centre_bots, await centre_bot(site, "observer", publish=False))
         site.start_bot("governor", publish=True, seconds=60)
-        report = await site.start_bot(AIDES[0], publish=False, seconds=20).report(timeout=90)
-        chair_video = stream_of(report, chair.client.participant_id, "video")
-        assert chair_video and chair_video["frames_received"] > 100, report["streams"]
-        governor = centre_participant(site, "governor")
-        assert governor is not None and frames_from(observer, governor.id) > 100, "the governor reaches the centre"
+        aide = site.start_bot(AIDES[0], publish=False, seconds=20)
+        await asyncio.sleep(14)  # while the aide watches
         link = next(iter(site.pipes.links.values()))
         assert link.summary().carrier == "stream"
+        tapped = [t for t in link.pipe.sender.taps.values() if t.producer.participant_id == chair.client.participant_id]
+        assert {t.producer.kind for t in tapped} == {"audio", "video"}, "the node asked for the chair's media"
+        assert link.pipe.sender.stats.reports_received > 10, "and reports receiving it"
+        assert sum(link.pipe.sender.stats.remote_cumulative_lost.get(t.producer.ssrc or 0, 0) for t in tapped) <= 2
+        report = await aide.report(timeout=90)
+        chair_frames = sum(s["frames_received"] for s in report["streams"]
+                           if s["participant_id"] == chair.client.participant_id and s["kind"] == "video")
+        chair_video = max((s for s in report["streams"] if s["participant_id"] == chair.client.participant_id
+                           and s["kind"] == "video"), key=lambda s: s["frames_received"], default=None)
+        assert chair_video and chair_frames > 20, report["streams"]  # (its slot's layers are the hall's budget's)
+        governor = centre_participant(site, "governor")
+        assert governor is not None and frames_from(observer, governor.id) > 50, "the governor reaches the centre"
         counters = await site.site.counters()
         assert counters["uplink"]["dropped_policy"] > 0, "the node did try UDP first"
-        print(f"UDP blocked: the hall got {chair_video['frames_received']} frames of the chair in 20 s "
+        print(f"UDP blocked: the hall got {chair_frames} frames of the chair in 20 s "
               f"({chair_video['lost_packets']} packets lost), the longest freeze {chair_video['longest_freeze_ms']} ms")

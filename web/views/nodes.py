@@ -159,6 +159,8 @@ async def control(request: web.Request) -> web.StreamResponse:
             if message.type == WSMsgType.BINARY and transport is not None and transport.carrier == "stream":
                 transport.stream_received(message.data)  # the pipe's packets, once the node said UDP is blocked
                 continue
+            if message.type in (WSMsgType.ERROR, WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                break  # the connection failed (a cut the heartbeat found): nobody to answer
             if message.type != WSMsgType.TEXT:
                 await _bad(link, "frames are JSON text")
                 continue
