@@ -71,7 +71,7 @@ class CentreGate:
         via = participant.via
         return isinstance(via, PipeLink) and via.closed and via.owner == self._node_id
 
-    async def people(self, room: Room, entries: list[dict[str, Any]]) -> set[str]:
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> tuple[set[str], bool]:
         claimed = [claimed_person(e) for e in entries]
         try:
             meeting = await self._services.nodes.node_meeting(self._node_id, room.meeting_id, address=self._address)
@@ -109,7 +109,9 @@ class CentreGate:
                 muted = entry.get(f"{kind}_muted") is True
                 if participant.id in room.participants and muted != getattr(participant, f"{kind}_muted"):
                     await room.set_muted(participant, kind, muted)
-        return {pid for pid, p in self._carried(room).items() if pid in room.participants}
+        carried = self._carried(room)
+        return ({pid for pid, p in carried.items() if pid in room.participants},
+                any(pid in room.moderation.lobby for pid in carried))
 
     async def release(self, room: Room, status: str) -> None:
         for participant in self._carried(room).values():

@@ -70,10 +70,10 @@ class PipeGate(Protocol):
         """The room a far-end table of ``meeting_id`` goes into (None: none here, ignore it); raises
         PipeRefused when the far end may not carry that meeting."""
 
-    async def people(self, room: Room, entries: list[dict[str, Any]]) -> set[str]:
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> tuple[set[str], bool]:
         """Put the far end's participants (all of them: those missing have left) in ``room``; the ids of
-        those in the meeting now (a participant waiting in a lobby is not, and its tracks wait too).
-        Raises PipeRefused, changing nothing."""
+        those in the meeting now, and whether some wait to be let in (a lobby: their tracks wait too, and
+        the table is applied again until they are in or gone). Raises PipeRefused, changing nothing."""
 
     async def release(self, room: Room, status: str) -> None:
         """The pipe no longer carries ``room``: its people leave it (``left``; ``dropped``), or wait for the
@@ -121,6 +121,8 @@ class MeetingShare:
     sent_wants: frozenset[str] | None = None
     #: The far end refused this meeting: offer it no more on this connection.
     refused: bool = False
+    #: The far end's last table, while some of its people wait in a lobby (applied again each table tick).
+    waiting: tuple[list[dict[str, Any]], list[PipedTrack], dict[str, bool]] | None = None
 
 
 def meeting_id_of(frame: dict[str, Any]) -> int:
@@ -274,9 +276,10 @@ class PipeLink:
             known = room.router.producers.get(track.producer_id)
             if known is not None and (share is None or share.mirrors.get(track.producer_id) is not known):
                 raise PipeRefused(f"producer {track.producer_id} is already in the meeting")
-        present = await self._gate.people(room, participants)
+        present, waiting = await self._gate.people(room, participants)
         if share is None:
             share = self.shares[meeting_id] = MeetingShare(room)
+        share.waiting = (participants, tracks, paused) if waiting else None
         tracks = [t for t in tracks if t.participant_id in present]
         wanted = {t.producer_id for t in tracks}
         for producer_id in [p for p in share.mirrors if p not in wanted]:
@@ -409,6 +412,12 @@ class PipeLink:
                                     extra={"event": "pipe.tick_failed", "pipe": self.tag})
 
     async def _bring_up_to_date(self, share: MeetingShare, *, table: bool) -> None:
+        if table and share.waiting is not None:  # someone was let in (or left) since: their tracks follow
+            try:
+                await self._apply_table(share.room.meeting_id, share.room, share, *share.waiting)
+            except PipeRefused as exc:
+                share.waiting = None
+                log.info("a waiting table no longer applies: %s", exc, extra={"event": "pipe.refused"})
         if table or not share.sent_table:
             frame = self.table(share)
             text = json.dumps(frame, sort_keys=True)

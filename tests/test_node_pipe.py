@@ -305,3 +305,28 @@ async def test_the_centre_s_floor_decides_what_the_session_hears_of_a_node_s_gov
                     "with the floor, the session hears the node's governor")
     finally:
         node.stop()
+
+
+async def test_a_node_s_people_wait_in_the_centre_s_lobby_and_their_streams_follow_them_in(
+        centre: LiveServer, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
+    _, credential = await register(centre, "KH-17", "Siem Reap hall")
+    (governor,) = await person_ids(centre, "governor")
+    chair = await start_bot(bots, small_media, centre.url, "chair", "chair", publish=True, subscribe=False)
+    await chair.client.call("moderate", {"action": "lobby_on"})
+    participant_id = f"p{governor}-0a0b0c"
+    camera = {"producer_id": "producer-node-1", "participant_id": participant_id, "stream_id": "s1", "kind": "video",
+              "mid": "1", "mime_type": "video/VP8", "clock_rate": 90000, "channels": None, "payload_type": 96,
+              "ssrc": 4242, "ext_ids": {"mid": 1, "audio_level": 2, "abs_send_time": 3}, "paused": False}
+    rooms = pipes(centre).rooms.rooms
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            centre.url + "/nodes/control", headers={"Authorization": f"Bearer {credential}"}) as ws:
+        await next_frame(ws, "hello")
+        await ws.send_json({"type": "pipe_table", "meeting_id": SESSION, "tracks": [camera],
+                            "participants": [{"participant_id": participant_id, "person_id": governor}]})
+        await until(lambda: participant_id in rooms[SESSION].moderation.lobby, 5, "the governor waits in the lobby")
+        assert "producer-node-1" not in rooms[SESSION].router.producers, "no stream before they are let in"
+        await chair.client.call("moderate", {"action": "admit", "participant_id": participant_id})
+        await until(lambda: "producer-node-1" in rooms[SESSION].router.producers, 5,
+                    "the governor's camera follows them in (the table applied again)")
+        assert rooms[SESSION].participants[participant_id].via is not None
+        await ws.send_json({"type": "bye"})

@@ -23,10 +23,16 @@ class Gate:
     async def room(self, meeting_id: int) -> None:
         return None
 
-    async def people(self, room: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return entries
+    async def people(self, room: Any, entries: list[dict[str, Any]]) -> tuple[set[str], bool]:
+        return {e["participant_id"] for e in entries}, False
 
-    async def release(self, room: Any) -> None:
+    async def release(self, room: Any, status: str) -> None:
+        return None
+
+    async def event(self, room: Any, participant_id: str, event: str, data: dict[str, Any]) -> None:
+        return None
+
+    def alive(self, room: Any) -> None:
         return None
 
 
