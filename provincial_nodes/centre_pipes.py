@@ -131,6 +131,23 @@ class CentreGate:
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
         raise PipeRefused("a node sends the centre's participants nothing")
 
+    async def departed(self, meeting_id: int, departures: dict[str, dt.datetime]) -> None:
+        """Those of the node's people who left during a cut leave the centre's room as of then."""
+        try:
+            await self._services.nodes.node_meeting(self._node_id, meeting_id, address=self._address)
+        except MeetingsError as exc:
+            raise PipeRefused(str(exc)) from None
+        room = self._rooms.rooms.get(meeting_id)
+        if room is None:
+            return
+        carried = self._carried(room)
+        for participant_id, at in departures.items():
+            participant = carried.get(participant_id)
+            if participant is not None:
+                participant.gone_at = at
+                await room.remove(participant, status="left")
+        await self._rooms.discard_if_empty(room)
+
     def alive(self, room: Room) -> None:
         """Evidence of life for the node's people: a datagram of the pipe within the keep-alive period."""
         transport = self.link.transport if self.link is not None else None

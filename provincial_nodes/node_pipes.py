@@ -10,6 +10,7 @@ leave them, and come back with the next connection's tables.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
@@ -19,13 +20,15 @@ from media.pipe_transport import PipeKeys, PipeTransport, PipeTransportError
 from signaling.room import Room
 from signaling.server import Rooms
 
-from .pipe_link import RELAYED_EVENTS, PipeLink, SendFrame
+from .pipe_link import RELAYED_EVENTS, PipeLink, PipeRefused, SendFrame, departures_frame
 from .roster import checked_entry
 
 log = logging.getLogger("provincial_nodes.node_pipe")
 
 #: Without a datagram from the centre this long after the pipe opens, UDP is taken to be blocked.
 UDP_PROBE_SECONDS = 3.0
+#: Departures told to the centre at a reconnection: those of the centre's grace period, with room to spare.
+DEPARTURES_TOLD_SECONDS = 600.0
 
 
 class NodeGate:
@@ -62,6 +65,9 @@ class NodeGate:
     def alive(self, room: Room) -> None:
         return None
 
+    async def departed(self, meeting_id: int, departures: dict[str, dt.datetime]) -> None:
+        raise PipeRefused("the centre tells a node nobody's departures")
+
 
 class NodePipes:
     """Follows the control channel (provincial_nodes/control.py ``ChannelListener``) and the rooms."""
@@ -73,6 +79,8 @@ class NodePipes:
         #: This node's office (from the centre's snapshot): meetings other offices host defer to them.
         self.office_id: int | None = None
         self.opened = 0
+        #: Departures from rooms that closed (their last people left), by meeting: told at the next link.
+        self._closed_departures: dict[int, dict[str, dt.datetime]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         rooms.listeners.append(self)
 
@@ -101,6 +109,7 @@ class NodePipes:
         self.link = link
         self.opened += 1
         self._spawn(self._probe_udp(link, send, send_bytes))
+        await self._tell_departures(link, send)
         for room in list(self.rooms.rooms.values()):
             link.share(room)
         log.info("media pipe up", extra={"event": "node.pipe_up", "port": port})
@@ -115,6 +124,18 @@ class NodePipes:
                     UDP_PROBE_SECONDS, extra={"event": "node.pipe_stream"})
         await send({"type": "pipe_stream"})
         link.ride_stream(send_bytes)
+
+    async def _tell_departures(self, link: PipeLink, send: SendFrame) -> None:
+        """Before any table: who left which meeting lately (during a cut, the centre still holds them)."""
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=DEPARTURES_TOLD_SECONDS)
+        by_meeting = {meeting_id: dict(departures) for meeting_id, departures in self._closed_departures.items()}
+        for room in self.rooms.rooms.values():
+            by_meeting.setdefault(room.meeting_id, {}).update(room.departures)
+        self._closed_departures.clear()
+        for meeting_id, departures in by_meeting.items():
+            recent = {pid: at for pid, at in departures.items() if at >= since}
+            if recent:
+                await send(departures_frame(meeting_id, recent))
 
     def channel_bytes(self, data: bytes) -> None:
         if self.link is not None and self.link.transport is not None:
@@ -146,5 +167,7 @@ class NodePipes:
             self.link.share(room)
 
     def room_closed(self, room: Room) -> None:
+        if room.departures:
+            self._closed_departures.setdefault(room.meeting_id, {}).update(room.departures)
         if self.link is not None:
             self._spawn(self.link.unshare(room.meeting_id))

@@ -21,12 +21,16 @@ Frames on the control channel (JSON objects):
   * ``pipe_wants`` {meeting_id, producer_ids: [...]}
   * ``pipe_leave`` {meeting_id}: the sender's room closed; the far end drops what it mirrored
   * ``pipe_refused`` {meeting_id, message}
+  * ``pipe_departed`` {meeting_id, departed: {participant id: ISO time}} (node to centre, first after a
+    reconnection): when the node's people left during the cut, so their attendance ends then, not at
+    the reconnection
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -85,6 +89,9 @@ class PipeGate(Protocol):
     def alive(self, room: Room) -> None:
         """The pipe is up: its people in ``room`` are alive (each tick)."""
 
+    async def departed(self, meeting_id: int, departures: dict[str, dt.datetime]) -> None:
+        """The far end says when its people left ``meeting_id`` while the pipe was cut; raises PipeRefused."""
+
 
 @dataclass(frozen=True)
 class PipeSummary:
@@ -137,6 +144,29 @@ def _list(frame: dict[str, Any], name: str) -> list[Any]:
     if not isinstance(value, list) or len(value) > MAX_TABLE_ENTRIES:
         raise PipeRefused(f"{name} must be a list of at most {MAX_TABLE_ENTRIES}")
     return value
+
+
+def departures_of(frame: dict[str, Any]) -> dict[str, dt.datetime]:
+    """``{participant id: when they left}`` of a ``pipe_departed`` frame (aware times, none in the future)."""
+    value = frame.get("departed")
+    if not isinstance(value, dict) or len(value) > MAX_TABLE_ENTRIES:
+        raise PipeRefused(f"departed must be an object of at most {MAX_TABLE_ENTRIES} entries")
+    now = dt.datetime.now(dt.UTC)
+    out: dict[str, dt.datetime] = {}
+    for participant_id, when in value.items():
+        try:
+            at = dt.datetime.fromisoformat(when) if isinstance(when, str) and len(when) <= 40 else None
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None or not 0 < len(participant_id) <= 64:
+            raise PipeRefused("departed maps participant ids to ISO 8601 times with a zone")
+        out[participant_id] = min(at, now)
+    return out
+
+
+def departures_frame(meeting_id: int, departures: dict[str, dt.datetime]) -> dict[str, Any]:
+    return {"type": "pipe_departed", "meeting_id": meeting_id,
+            "departed": {pid: at.isoformat() for pid, at in departures.items()}}
 
 
 def pick_voices(voices: Iterable[Producer], speaker_order: list[str], floor_holder: str | None) -> set[str]:
@@ -239,6 +269,8 @@ class PipeLink:
                     self._refused(meeting_id_of(frame), frame)
                 elif kind == "pipe_event":
                     await self._event(meeting_id_of(frame), frame)
+                elif kind == "pipe_departed":
+                    await self._gate.departed(meeting_id_of(frame), departures_of(frame))
                 else:
                     raise PipeRefused(f"unknown pipe frame {kind!r}")
         except (PipeRefused, PipeError) as exc:

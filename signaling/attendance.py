@@ -50,8 +50,9 @@ class AttendanceRecorder:
         record = self.by_participant.pop(participant.id, None)
         self.participants.pop(participant.id, None)
         if record is not None and record.left_at is None:
-            # a dead link ends at its last evidence of life (signaling/liveness.py), anything else now
-            gone = participant.gone_at if status in ("dropped", "replaced") else None
+            # a dead link ends at its last evidence of life (signaling/liveness.py); one who left behind a
+            # provincial node during a WAN cut, when the node saw them go; anything else now
+            gone = participant.gone_at if status in ("dropped", "replaced") or participant.via is not None else None
             record.left_at = max(gone, record.joined_at) if gone is not None else utcnow()
             record.end_reason = END_REASON.get(status, "dropped")
 

@@ -7,6 +7,7 @@ into messages for the participants. It knows nothing of socket.io: it sends thro
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from pathlib import Path
 from collections.abc import Awaitable, Callable, Coroutine
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from media import MediaError, Producer, Router, SlotSwitch, WebRtcTransport
 from media.config import MediaConfig
+from meetings.models.base import utcnow
 from meetings.services import Services
 from meetings.services.live import Sanctions
 from signaling.errors import Forbidden, InvalidMessage, NegotiationFailed, WrongState
@@ -25,6 +27,8 @@ from signaling.recording import RoomRecording
 from signaling.validation import media_count
 
 log = logging.getLogger("signaling.room")
+
+DEPARTURES_KEPT = 500
 
 
 class Outbox(Protocol):
@@ -61,6 +65,9 @@ class Room:
         self._remote_via: dict[str, object] = {}
         #: Pipes that keep this room open while they carry it (a node's people are in the meeting).
         self.holds: set[object] = set()
+        #: When each participant left (the last :data:`DEPARTURES_KEPT`): a provincial node tells the centre,
+        #: after a WAN cut, when its people left during the cut.
+        self.departures: dict[str, dt.datetime] = {}
         self.ice_servers = ice_servers
         self.moderation = Moderation(self, services, locked=locked, lobby_enabled=lobby_enabled,
                                      agenda=agenda or {"items": [], "current_item_id": None},
@@ -144,6 +151,9 @@ class Room:
             return
         if self.participants.pop(participant.id, None) is None:
             return
+        self.departures[participant.id] = participant.gone_at or utcnow()
+        while len(self.departures) > DEPARTURES_KEPT:
+            del self.departures[next(iter(self.departures))]
         for transport in (participant.send, participant.recv):
             if transport is not None:
                 await transport.close()

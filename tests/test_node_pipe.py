@@ -5,6 +5,7 @@ the node, and a node's forged requests for another command's meeting or people a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -330,3 +331,40 @@ async def test_a_node_s_people_wait_in_the_centre_s_lobby_and_their_streams_foll
                     "the governor's camera follows them in (the table applied again)")
         assert rooms[SESSION].participants[participant_id].via is not None
         await ws.send_json({"type": "bye"})
+
+
+async def test_after_a_cut_the_node_says_who_left_meanwhile_and_their_attendance_ends_then(
+        centre: LiveServer, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
+    await add_office_people(centre)
+    _, credential = await register(centre, "KH-17", "Siem Reap hall")
+    governor, aide = await person_ids(centre, "governor", VIEWERS[0])
+    stays, leaves = f"p{governor}-0a0a0a", f"p{aide}-0b0b0b"
+    headers = {"Authorization": f"Bearer {credential}"}
+    rooms = pipes(centre).rooms.rooms
+
+    def table(*people: tuple[str, int]) -> dict:  # type: ignore[type-arg]
+        return {"type": "pipe_table", "meeting_id": SESSION, "tracks": [],
+                "participants": [{"participant_id": pid, "person_id": person} for pid, person in people]}
+
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(centre.url + "/nodes/control", headers=headers) as ws:
+            await next_frame(ws, "hello")
+            await ws.send_json(table((stays, governor), (leaves, aide)))
+            await until(lambda: SESSION in rooms and leaves in rooms[SESSION].participants, 5, "both at the centre")
+            recorder = rooms[SESSION].floor.recorder
+            staying, leaving = recorder.by_participant[stays], recorder.by_participant[leaves]
+        # The WAN is cut (no goodbye): both stay, reconnecting. The aide leaves the hall during the cut.
+        await until(lambda: rooms[SESSION].participants[leaves].reconnecting, 5, "the centre holds them")
+        await asyncio.sleep(0.5)
+        left_at = dt.datetime.now(dt.UTC)
+        await asyncio.sleep(1.5)
+        async with http.ws_connect(centre.url + "/nodes/control", headers=headers) as ws:
+            await next_frame(ws, "hello")
+            await ws.send_json({"type": "pipe_departed", "meeting_id": SESSION,
+                                "departed": {leaves: left_at.isoformat()}})
+            await ws.send_json(table((stays, governor)))
+            await until(lambda: leaves not in rooms[SESSION].participants
+                        and not rooms[SESSION].participants[stays].reconnecting, 5, "the node's word taken")
+            assert recorder.by_participant[stays] is staying and staying.left_at is None, "one interval throughout"
+            assert leaving.left_at == left_at and leaving.end_reason == "left", "ended when they left, not now"
+            await ws.send_json({"type": "bye"})

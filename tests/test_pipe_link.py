@@ -35,6 +35,9 @@ class Gate:
     def alive(self, room: Any) -> None:
         return None
 
+    async def departed(self, meeting_id: int, departures: dict[str, Any]) -> None:
+        return None
+
 
 async def frames(frame: dict[str, Any]) -> None:
     return None
