@@ -46,7 +46,11 @@ class CentreGate:
     participants of their own (attendance for their office, the floor's gate on their voice, the lock,
     the lobby and removals), whose messages go through the pipe (see the module docstring)."""
 
-    def __init__(self, services: Services, rooms: Rooms, node_id: int, address: str) -> None:
+    def __init__(self, services: Services, rooms: Rooms, node_id: int, address: str,
+                 cut_at: dt.datetime | None = None) -> None:
+        #: When the node's previous link was cut (within the grace period): who joined its hall since
+        #: is present from their local join, not from this link.
+        self._cut_at = cut_at
         self._services = services
         self._rooms = rooms
         self._node_id = node_id
@@ -97,7 +101,8 @@ class CentreGate:
             if participant is None:
                 participant = Participant(id=participant_id, sid="", grant=grants[person_id], address=self._address,
                                           via=self.link, audio_muted=entry.get("audio_muted") is True,
-                                          video_muted=entry.get("video_muted") is True)
+                                          video_muted=entry.get("video_muted") is True,
+                                          joined_at=self._joined_during_cut(entry.get("joined_at")))
                 try:
                     await room.join(participant)
                 except SignalingError as exc:  # removed from the meeting, or it is locked: not let in
@@ -112,6 +117,18 @@ class CentreGate:
         carried = self._carried(room)
         return ({pid for pid, p in carried.items() if pid in room.participants},
                 any(pid in room.moderation.lobby for pid in carried))
+
+    def _joined_during_cut(self, value: object) -> dt.datetime | None:
+        """A node's person's local join time, when it falls in the cut before this link (else None: now)."""
+        if self._cut_at is None or not isinstance(value, str) or len(value) > 40:
+            return None
+        try:
+            at = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if at.tzinfo is None:
+            return None
+        return min(max(at, self._cut_at), utcnow())
 
     async def release(self, room: Room, status: str) -> None:
         for participant in self._carried(room).values():
@@ -168,12 +185,14 @@ class CentrePipes:
         self.bind_host = bind_host
         self.grace_seconds = grace_seconds
         self.links: dict[int, PipeLink] = {}
+        #: When each node's last link was cut (cleared when its grace period ends).
+        self.cut_at: dict[int, dt.datetime] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def open(self, node_id: int, via: str, address: str, send_frame: SendFrame) -> tuple[PipeLink, dict[str, Any]]:
         """The pipe of a node's new connection, and what ``hello`` tells the node of it."""
         keys = new_keys()
-        gate = CentreGate(self.services, self.rooms, node_id, address)
+        gate = CentreGate(self.services, self.rooms, node_id, address, cut_at=self.cut_at.get(node_id))
         link = gate.link = PipeLink("centre", gate, send_frame, tag=f"node{node_id}-{secrets.token_hex(3)}",
                                      label=via)
         link.owner = node_id
@@ -192,7 +211,8 @@ class CentrePipes:
         if self.links.get(node_id) is link:
             del self.links[node_id]
         if cut:
-            task = asyncio.ensure_future(self._end_grace(link, utcnow()))
+            self.cut_at[node_id] = utcnow()
+            task = asyncio.ensure_future(self._end_grace(link, self.cut_at[node_id]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -206,6 +226,8 @@ class CentrePipes:
     async def _end_grace(self, link: PipeLink, cut_at: dt.datetime) -> None:
         """People still waiting for ``link``'s node after the grace period leave, as of the cut."""
         await asyncio.sleep(self.grace_seconds)
+        if link.owner is not None and self.cut_at.get(link.owner) == cut_at:
+            del self.cut_at[link.owner]
         for room in list(self.rooms.rooms.values()):
             for participant in [p for p in room.participants.values() if p.via is link]:
                 participant.gone_at = cut_at

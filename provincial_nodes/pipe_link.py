@@ -164,6 +164,11 @@ def departures_of(frame: dict[str, Any]) -> dict[str, dt.datetime]:
     return out
 
 
+def _iso(record: Any) -> str | None:
+    """When an attendance record's interval began (the participant's local join), for the far end."""
+    return record.joined_at.isoformat() if record is not None else None
+
+
 def departures_frame(meeting_id: int, departures: dict[str, dt.datetime]) -> dict[str, Any]:
     return {"type": "pipe_departed", "meeting_id": meeting_id,
             "departed": {pid: at.isoformat() for pid, at in departures.items()}}
@@ -377,7 +382,9 @@ class PipeLink:
 
     def table(self, share: MeetingShare) -> dict[str, Any]:
         room = share.room
-        participants = [dict(p.public(), quality={}) for p in room.participants.values() if p.via is not self]
+        recorder = room.floor.recorder.by_participant
+        participants = [dict(p.public(), quality={}, joined_at=_iso(recorder.get(p.id)))
+                        for p in room.participants.values() if p.via is not self]
         participants += [e for pid, e in room.remote.items() if room.remote_via(pid) is not self]
         tracks = [dict(PipedTrack.of(p).to_dict(), paused=p.paused) for p in room.router.producers.values()
                   if not p.closed and p.ssrc is not None and not self._mine(p)]

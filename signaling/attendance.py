@@ -41,7 +41,7 @@ class AttendanceRecorder:
             return
         principal = participant.grant.principal
         record = ConnectionRecord(self.meeting_id, principal.person_id, principal.office_id, participant.client,
-                                  utcnow())
+                                  participant.joined_at or utcnow())
         self.records.append(record)
         self.by_participant[participant.id] = record
         self.participants[participant.id] = participant

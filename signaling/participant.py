@@ -62,6 +62,9 @@ class Participant:
     via: Relay | None = None
     #: Their pipe is cut: they stay for a grace period (their node keeps them), the pipe's return takes them back.
     reconnecting: bool = False
+    #: When they joined, where that is not when they reach this room: a node's person who joined the
+    #: node's hall during a WAN cut (their attendance starts then).
+    joined_at: dt.datetime | None = None
 
     @property
     def person_id(self) -> int:

@@ -337,8 +337,8 @@ async def test_after_a_cut_the_node_says_who_left_meanwhile_and_their_attendance
         centre: LiveServer, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
     await add_office_people(centre)
     _, credential = await register(centre, "KH-17", "Siem Reap hall")
-    governor, aide = await person_ids(centre, "governor", VIEWERS[0])
-    stays, leaves = f"p{governor}-0a0a0a", f"p{aide}-0b0b0b"
+    governor, aide, late = await person_ids(centre, "governor", VIEWERS[0], VIEWERS[1])
+    stays, leaves, comes = f"p{governor}-0a0a0a", f"p{aide}-0b0b0b", f"p{late}-0c0c0c"
     headers = {"Authorization": f"Bearer {credential}"}
     rooms = pipes(centre).rooms.rooms
 
@@ -356,15 +356,21 @@ async def test_after_a_cut_the_node_says_who_left_meanwhile_and_their_attendance
         # The WAN is cut (no goodbye): both stay, reconnecting. The aide leaves the hall during the cut.
         await until(lambda: rooms[SESSION].participants[leaves].reconnecting, 5, "the centre holds them")
         await asyncio.sleep(0.5)
-        left_at = dt.datetime.now(dt.UTC)
-        await asyncio.sleep(1.5)
+        left_at = dt.datetime.now(dt.UTC)  # the aide leaves the hall, and another arrives, during the cut
+        await asyncio.sleep(0.5)
+        came_at = dt.datetime.now(dt.UTC)
+        await asyncio.sleep(1.0)
         async with http.ws_connect(centre.url + "/nodes/control", headers=headers) as ws:
             await next_frame(ws, "hello")
             await ws.send_json({"type": "pipe_departed", "meeting_id": SESSION,
                                 "departed": {leaves: left_at.isoformat()}})
-            await ws.send_json(table((stays, governor)))
+            reconnected = table((stays, governor), (comes, late))
+            reconnected["participants"][1]["joined_at"] = came_at.isoformat()
+            await ws.send_json(reconnected)
             await until(lambda: leaves not in rooms[SESSION].participants
                         and not rooms[SESSION].participants[stays].reconnecting, 5, "the node's word taken")
             assert recorder.by_participant[stays] is staying and staying.left_at is None, "one interval throughout"
             assert leaving.left_at == left_at and leaving.end_reason == "left", "ended when they left, not now"
+            await until(lambda: comes in recorder.by_participant, 5, "the newcomer is at the centre")
+            assert recorder.by_participant[comes].joined_at == came_at, "present from when they joined the hall"
             await ws.send_json({"type": "bye"})
