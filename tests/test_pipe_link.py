@@ -80,7 +80,8 @@ async def test_what_came_through_the_pipe_is_never_sent_back_into_it() -> None:
     link = PipeLink("centre", Gate(), frames, tag="node1")
     mirror = link.pipe.receiver.add(track(1, "video"), into=router.add_producer)
     share = MeetingShare(SimpleNamespace(router=router, meeting_id=1, participants={}, remote={},  # type: ignore[arg-type]
-                                         remote_via=lambda pid: None))
+                                         remote_via=lambda pid: None,
+                                         floor=SimpleNamespace(recorder=SimpleNamespace(by_participant={}))))
     try:
         share.far_wants = frozenset({mirror.id})
         link._retap(share)
