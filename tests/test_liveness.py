@@ -18,7 +18,7 @@ def participant(silent: float, media_silent: float | None = None) -> Any:
     send = None
     if media_silent is not None:
         send = SimpleNamespace(stats=SimpleNamespace(last_packet_ms=int((time.monotonic() - media_silent) * 1000)))
-    return SimpleNamespace(id=f"p-{silent}", evidence=evidence, send=send, recv=None, gone_at=None)
+    return SimpleNamespace(id=f"p-{silent}", evidence=evidence, send=send, recv=None, gone_at=None, via=None)
 
 
 def test_media_counts_as_evidence_and_the_latest_sign_wins() -> None:
