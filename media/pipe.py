@@ -21,6 +21,7 @@ Malformed datagrams are dropped and counted, never fatal.
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,8 @@ from .rtp_packet import RtpPacketView, monotonic_ms
 PIPE_PLI_INTERVAL_MS = 1000
 #: How often the receiving side reports the mirrors' reception.
 REPORT_INTERVAL_MS = 1000
+#: Round-trip samples the NACK spacing takes the least of.
+RTT_SAMPLES = 6
 #: The mirrors' history and NACK window (the pipe's round trip twice, and some: a WAN of 300 ms).
 MIRROR_HISTORY_MS = 1500
 
@@ -283,6 +286,7 @@ class PipeReceiver:
         self.mirrors: dict[str, Producer] = {}
         self._by_ssrc: dict[int, Producer] = {}
         self._rtt_ms: float | None = None
+        self._rtt_samples: collections.deque[float] = collections.deque(maxlen=RTT_SAMPLES)
         self.stats = PipeStats()
         self._report_task: asyncio.Task[None] | None = None
 
@@ -312,9 +316,12 @@ class PipeReceiver:
         return mirror
 
     def set_rtt(self, rtt_ms: float) -> None:
-        """The pipe's round trip (measured on its control channel): a mirror NACKs a hole once per round
-        trip, not once per default 100 ms (three requests, three retransmissions, on a 300 ms WAN)."""
-        self._rtt_ms = max(20.0, rtt_ms * 1.2)
+        """A round trip of the pipe (measured on its control channel): a mirror NACKs a hole once per round
+        trip, not once per default 100 ms (three requests, three retransmissions, on a 300 ms WAN). The
+        least of the last few samples: a ping the TCP channel itself had to retransmit reads 800 ms on a
+        300 ms link, and NACKs that far apart get fewer tries before a hole is given up."""
+        self._rtt_samples.append(rtt_ms)
+        self._rtt_ms = max(20.0, min(self._rtt_samples) * 1.2)
         for mirror in self.mirrors.values():
             mirror.upstream_rtt_ms = self._rtt_ms
 

@@ -99,6 +99,7 @@ class PipeSummary:
 
     meetings: int
     people: int
+    #: Streams this end sends (tapped), and streams it asks the far end for (its wants).
     streams_out: int
     streams_in: int
     kbps_out: float
@@ -416,7 +417,8 @@ class PipeLink:
                       if share.room.remote_via(pid) is self)
         return PipeSummary(
             meetings=len(self.shares), people=people, streams_out=len(self.pipe.sender.taps),
-            streams_in=len(self.pipe.receiver.mirrors), kbps_out=round(self.kbps_out, 1),
+            streams_in=sum(len(share.sent_wants or ()) for share in self.shares.values()),
+            kbps_out=round(self.kbps_out, 1),
             kbps_in=round(self.kbps_in, 1),
             loss_out_percent=round(max(sent.remote_loss.values(), default=0) * 100 / 256, 1),
             loss_in_percent=round(received.received_loss * 100 / 256, 1), retransmitted=sent.retransmitted,

@@ -79,9 +79,10 @@ async def demo(profile: str, with_bots: bool, outage: float | None, work: Path) 
             processes.append(centre)
             wait_for(centre_url, "the centre", centre)
             credential = work / "kh17.credential"
-            subprocess.run(cabinet("nodes", "add", "--office", "KH-17", "--name", "Siem Reap hall",
-                                   "--credential-file", str(credential)), cwd=ROOT, env=centre_env, check=True,
-                           stdout=subprocess.DEVNULL)
+            with open(work / "nodes-add.log", "wb") as log:  # its log lines (the audit checkpoint) go there
+                subprocess.run(cabinet("nodes", "add", "--office", "KH-17", "--name", "Siem Reap hall",
+                                       "--credential-file", str(credential)), cwd=ROOT, env=centre_env, check=True,
+                               stdout=log, stderr=subprocess.STDOUT)
             node_env = {**base_env, "CABINET_MEDIA__ICE_BIND_ADDRESSES": site.address}
             node = subprocess.Popen(site.exec_args(cabinet(
                 "node", "--data-dir", str(work / "node"), "--host", site.address, "--port", str(NODE_PORT),
