@@ -29,7 +29,7 @@ from signaling.participant import Participant
 from signaling.room import Room
 from signaling.server import Rooms
 
-from .pipe_link import PipeLink, PipeRefused, SendFrame
+from .pipe_link import PipeLink, PipeRefused, SendFrame, aware_time
 from .roster import claimed_person
 
 log = logging.getLogger("provincial_nodes.centre")
@@ -75,7 +75,7 @@ class CentreGate:
         via = participant.via
         return isinstance(via, PipeLink) and via.closed and via.owner == self._node_id
 
-    async def people(self, room: Room, entries: list[dict[str, Any]]) -> tuple[set[str], bool]:
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
         claimed = [claimed_person(e) for e in entries]
         try:
             meeting = await self._services.nodes.node_meeting(self._node_id, room.meeting_id, address=self._address)
@@ -116,17 +116,12 @@ class CentreGate:
                     await room.set_muted(participant, kind, muted)
         carried = self._carried(room)
         return ({pid for pid, p in carried.items() if pid in room.participants},
-                any(pid in room.moderation.lobby for pid in carried))
+                {pid for pid in carried if pid in room.moderation.lobby})
 
     def _joined_during_cut(self, value: object) -> dt.datetime | None:
         """A node's person's local join time, when it falls in the cut before this link (else None: now)."""
-        if self._cut_at is None or not isinstance(value, str) or len(value) > 40:
-            return None
-        try:
-            at = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        if at.tzinfo is None:
+        at = aware_time(value)
+        if self._cut_at is None or at is None:
             return None
         return min(max(at, self._cut_at), utcnow())
 

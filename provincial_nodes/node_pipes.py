@@ -43,10 +43,10 @@ class NodeGate:
     async def room(self, meeting_id: int) -> Room | None:
         return self._rooms.rooms.get(meeting_id)
 
-    async def people(self, room: Room, entries: list[dict[str, Any]]) -> tuple[set[str], bool]:
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
         checked = [checked_entry(e) for e in entries if e.get("participant_id") not in room.participants]
         await room.set_remote(self.link, checked)
-        return {e["participant_id"] for e in checked}, False
+        return {e["participant_id"] for e in checked}, set()
 
     async def release(self, room: Room, status: str) -> None:
         await room.set_remote(self.link, [])

@@ -74,10 +74,10 @@ class PipeGate(Protocol):
         """The room a far-end table of ``meeting_id`` goes into (None: none here, ignore it); raises
         PipeRefused when the far end may not carry that meeting."""
 
-    async def people(self, room: Room, entries: list[dict[str, Any]]) -> tuple[set[str], bool]:
+    async def people(self, room: Room, entries: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
         """Put the far end's participants (all of them: those missing have left) in ``room``; the ids of
-        those in the meeting now, and whether some wait to be let in (a lobby: their tracks wait too, and
-        the table is applied again until they are in or gone). Raises PipeRefused, changing nothing."""
+        those in the meeting now, and of those waiting in its lobby (their tracks wait too, and the table
+        is applied again when one of them is let in or gone). Raises PipeRefused, changing nothing."""
 
     async def release(self, room: Room, status: str) -> None:
         """The pipe no longer carries ``room``: its people leave it (``left``; ``dropped``), or wait for the
@@ -129,8 +129,10 @@ class MeetingShare:
     sent_wants: frozenset[str] | None = None
     #: The far end refused this meeting: offer it no more on this connection.
     refused: bool = False
-    #: The far end's last table, while some of its people wait in a lobby (applied again each table tick).
+    #: The far end's last table, while some of its people wait in a lobby: applied again once one of them
+    #: (``waiting_ids``) is no longer waiting (let in, or gone).
     waiting: tuple[list[dict[str, Any]], list[PipedTrack], dict[str, bool]] | None = None
+    waiting_ids: frozenset[str] = frozenset()
 
 
 def meeting_id_of(frame: dict[str, Any]) -> int:
@@ -147,6 +149,17 @@ def _list(frame: dict[str, Any], name: str) -> list[Any]:
     return value
 
 
+def aware_time(value: object) -> dt.datetime | None:
+    """An ISO 8601 time with a zone from the far end, or None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def departures_of(frame: dict[str, Any]) -> dict[str, dt.datetime]:
     """``{participant id: when they left}`` of a ``pipe_departed`` frame (aware times, none in the future)."""
     value = frame.get("departed")
@@ -155,11 +168,8 @@ def departures_of(frame: dict[str, Any]) -> dict[str, dt.datetime]:
     now = dt.datetime.now(dt.UTC)
     out: dict[str, dt.datetime] = {}
     for participant_id, when in value.items():
-        try:
-            at = dt.datetime.fromisoformat(when) if isinstance(when, str) and len(when) <= 40 else None
-        except ValueError:
-            at = None
-        if at is None or at.tzinfo is None or not 0 < len(participant_id) <= 64:
+        at = aware_time(when)
+        if at is None or not 0 < len(participant_id) <= 64:
             raise PipeRefused("departed maps participant ids to ISO 8601 times with a zone")
         out[participant_id] = min(at, now)
     return out
@@ -318,6 +328,7 @@ class PipeLink:
         if share is None:
             share = self.shares[meeting_id] = MeetingShare(room)
         share.waiting = (participants, tracks, paused) if waiting else None
+        share.waiting_ids = frozenset(waiting)
         tracks = [t for t in tracks if t.participant_id in present]
         wanted = {t.producer_id for t in tracks}
         for producer_id in [p for p in share.mirrors if p not in wanted]:
@@ -453,7 +464,8 @@ class PipeLink:
                                     extra={"event": "pipe.tick_failed", "pipe": self.tag})
 
     async def _bring_up_to_date(self, share: MeetingShare, *, table: bool) -> None:
-        if table and share.waiting is not None:  # someone was let in (or left) since: their tracks follow
+        if share.waiting is not None and not share.waiting_ids <= share.room.moderation.lobby.keys():
+            # someone was let in (or left) since: their tracks follow
             try:
                 await self._apply_table(share.room.meeting_id, share.room, share, *share.waiting)
             except PipeRefused as exc:

@@ -23,8 +23,8 @@ class Gate:
     async def room(self, meeting_id: int) -> None:
         return None
 
-    async def people(self, room: Any, entries: list[dict[str, Any]]) -> tuple[set[str], bool]:
-        return {e["participant_id"] for e in entries}, False
+    async def people(self, room: Any, entries: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+        return {e["participant_id"] for e in entries}, set()
 
     async def release(self, room: Any, status: str) -> None:
         return None

@@ -50,6 +50,7 @@ from recordings.incoming import IncomingUpload, check_name, check_sha256
 from web import keys
 from web.forms import read_json, services
 from web.middleware import json_error
+from web.views.nodes import bearer_credential
 
 log = logging.getLogger("web.node_uploads")
 routes = web.RouteTableDef()
@@ -86,11 +87,10 @@ def setup(app: web.Application, max_file_bytes: int) -> None:
 # ------------------------------------------------------------------------------------------- helpers
 
 async def _node(request: web.Request) -> ProvincialNode:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    credential = bearer_credential(request)
+    if credential is None:
         raise NotAuthenticated("a node presents its credential as Authorization: Bearer <credential>")
-    return await services(request).nodes.authenticate(value.strip(), address=_address(request))
+    return await services(request).nodes.authenticate(credential, address=_address(request))
 
 
 def _address(request: web.Request) -> str:

@@ -116,7 +116,8 @@ def node_links(app: web.Application) -> NodeLinks:
     return links
 
 
-def _bearer(request: web.Request) -> str | None:
+def bearer_credential(request: web.Request) -> str | None:
+    """The credential a node presents as ``Authorization: Bearer <credential>``, or None."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
@@ -126,7 +127,7 @@ def _bearer(request: web.Request) -> str | None:
 async def control(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     address = request.app[keys.SECURITY].client_address(request)
-    credential = _bearer(request)
+    credential = bearer_credential(request)
     if credential is None:
         raise NotAuthenticated("a node presents its credential as Authorization: Bearer <credential>")
     node = await svc.nodes.authenticate(credential, address=address)
