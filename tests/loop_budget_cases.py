@@ -93,7 +93,7 @@ class Scenario:
                 await after(reply)
         self.cases.append(Case(name, event, expect != "ok", measured))
         self.log(f"{name:45s} cpu {measured.cpu_ms:7.2f} ms  no-gc {measured.work_ms:7.2f}  gc<= {measured.gc_ms:6.2f}  "
-                 f"wall {measured.wall_ms:7.2f} ms  "
+                 f"wall {measured.wall_ms:7.2f} ms  no-gc {measured.stall_ms:7.2f}  "
                  f"{measured.worst.what[:110]}")
         if self.probe.profile and self.only and self.only in name:
             self.log(measured.worst.profile)
