@@ -9,7 +9,7 @@ from meetings.models.meetings import AgendaItem, Invitation, Meeting, MeetingKin
 from meetings.models.nodes import ProvincialNode
 from meetings.models.offices import Office, OfficeKind
 from meetings.models.people import Person, PersonRole, Role
-from meetings.models.recordings import (FileKind, FileMedia, Recording, RecordingFile, RecordingPause,
+from meetings.models.recordings import (FileKind, FileMedia, Recording, RecordingFile, RecordingGap, RecordingPause,
                                          RecordingSearch, RecordingState)
 from meetings.models.record import AttendanceInterval, ExcusedAbsence, FloorGrant, RollCall, RollCallResponse, Sanction
 from meetings.models.schedule import CalendarFeed, MeetingSeries, Notice, SeriesInvitation
@@ -48,6 +48,7 @@ __all__ = [
     "ProvincialNode",
     "Recording",
     "RecordingFile",
+    "RecordingGap",
     "RecordingPause",
     "RecordingSearch",
     "RecordingState",

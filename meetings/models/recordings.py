@@ -89,6 +89,9 @@ class Recording(Base):
         lazy="selectin", order_by="RecordingPause.started_at", cascade="all, delete-orphan")
     files: Mapped[list[RecordingFile]] = relationship(
         lazy="selectin", order_by="RecordingFile.name", cascade="all, delete-orphan")
+    gaps: Mapped[list[RecordingGap]] = relationship(
+        lazy="selectin", order_by="RecordingGap.started_at", cascade="all, delete-orphan",
+        foreign_keys="RecordingGap.recording_id")
 
     @property
     def active(self) -> bool:
@@ -108,6 +111,25 @@ class RecordingPause(Base):
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     #: Who paused (None: the server).
     by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+
+
+class RecordingGap(Base):
+    """A site's tracks are missing from a recording for a while: the link of its provincial node was cut.
+    The node records its own tracks meanwhile; once its copy has reached the archive and covers the
+    interval, ``filled_by_id`` names that copy (the node's recording of the same meeting)."""
+
+    __tablename__ = "recording_gaps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), index=True)
+    #: The site whose tracks are missing, and the node whose link was cut.
+    office_id: Mapped[int] = mapped_column(ForeignKey("offices.id"))
+    node_id: Mapped[int] = mapped_column(ForeignKey("provincial_nodes.id"), index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: None while the link is down (and the recording goes on).
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The node's recording that covers the interval, once uploaded; None: not filled (yet).
+    filled_by_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"), nullable=True)
 
 
 class RecordingFile(Base):

@@ -39,6 +39,7 @@ from meetings.models.recordings import (ACTIVE_STATES, FILE_NAME_RE, FileKind, F
 from meetings.policy import Action, Caller, require
 from meetings.services.common import clean_int, clean_long_text, meeting_access, record, require_visible
 from meetings.services.meetings import MeetingService
+from meetings.services.recording_gaps import RecordingGapBook, end_open_gaps
 from meetings.services.recording_record import session_record
 from meetings.services.recording_search import (MAX_LIMIT, RecordingSearchIndex, SearchPage, aware as _aware,
                                                 fts5_query, visible_meetings)
@@ -66,7 +67,7 @@ def _count(value: object, field: str) -> int:
     return clean_int(value, field, low=0, high=2**62)
 
 
-class RecordingService(RecordingSearchIndex):
+class RecordingService(RecordingSearchIndex, RecordingGapBook):
     def __init__(self, db: Database, meetings: MeetingService, config: MeetingsConfig | None = None) -> None:
         self.db = db
         self.meetings = meetings
@@ -205,6 +206,7 @@ class RecordingService(RecordingSearchIndex):
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict(f"the recording is {recording.state.value}")
             await _end_pauses(s, recording.id, now)
+            await end_open_gaps(s, recording.id, now)
             await self._index(s, recording.meeting_id)
             record(uow, caller, "recording.close", target_type="recording", target_id=recording.id,
                    details={"meeting_id": recording.meeting_id, "key": recording.key,
@@ -237,6 +239,7 @@ class RecordingService(RecordingSearchIndex):
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict(f"the recording is {recording.state.value}")
             await _end_pauses(uow.session, recording.id, now)
+            await end_open_gaps(uow.session, recording.id, now)
             record(uow, caller, "recording.alarm", target_type="recording", target_id=recording.id,
                    details={"meeting_id": recording.meeting_id, "alarm": text_, "state": "failed"})
         return await self._load(recording.id)
@@ -417,13 +420,15 @@ class RecordingService(RecordingSearchIndex):
             row.person_id = row.person_id if row.person_id in known_people else None
             row.office_id = row.office_id if row.office_id in known_offices else None
             s.add(row)
+        await s.flush()
+        filled = await self._fill_gaps(uow, caller, node, recording, entries)
         await self._index(s, meeting.id)
         uow.audit("recording.node_upload", actor_id=None, actor_office_id=node.office_id, address=caller.address,
                   target_type="recording", target_id=recording.id,
                   details={"meeting_id": meeting.id, "key": key, "manifest_sha256": manifest_sha256,
                            "size_bytes": size, "duration_ms": duration, "files": len(entries),
                            "node_id": node.id, "node": node.name, "office": node.office.code,
-                           "credential_prefix": node.credential_prefix})
+                           "credential_prefix": node.credential_prefix, "gaps_filled": filled})
         return recording.id
 
     async def sealed(self, caller: Caller, meeting_id: object = None) -> list[Recording]:

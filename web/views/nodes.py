@@ -29,6 +29,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from meetings.errors import MeetingsError, NotAuthenticated
 from meetings.models.base import utcnow
+from meetings.policy import Caller
+from meetings.services import Services
 from provincial_nodes.centre_pipes import CENTRE_PIPES
 from provincial_nodes.control import CLOSE_REVOKED
 from provincial_nodes.pipe_link import PipeLink
@@ -140,6 +142,7 @@ async def control(request: web.Request) -> web.StreamResponse:
         await old.ws.close(code=CLOSE_REPLACED, message=b"replaced by a new connection of the node")
     link = links.links[node.id] = NodeLink(node.id, node.name, node.office.code, address, utcnow(), ws)
     history = links.connected(node.id, link.connected_at)
+    await _end_gaps(svc, node.id, address)
     if history.last_outage_seconds is not None and history.connects > 1:
         await svc.nodes.record_link(node.id, "node.link_restored", address=address, details={
             "outage_seconds": round(history.last_outage_seconds, 1), "reconnects": history.reconnects})
@@ -177,16 +180,36 @@ async def control(request: web.Request) -> web.StreamResponse:
             cut = not link.ended_on_purpose
             carried = link.pipe.summary()
             meetings = sorted(link.pipe.shares)
+            with_people = link.pipe.meetings_with_people()
             await pipes.close(node.id, link.pipe, cut=cut)
             if cut:
                 await svc.nodes.record_link(node.id, "node.link_lost", address=address, details={
                     "meetings": meetings, "people": carried.people, "grace_seconds": pipes.grace_seconds})
+                await _open_gaps(svc, node.id, with_people, pipes.cut_at.get(node.id) or utcnow(), address)
         if links.links.get(node.id) is link:
             del links.links[node.id]
             links.lost(node.id, utcnow())
         log.info("node disconnected", extra={"event": "node.disconnected", "node_id": node.id,
                                              "office": link.office_code, "close_code": ws.close_code})
     return ws
+
+
+async def _open_gaps(svc: Services, node_id: int, meetings: list[int], at: dt.datetime, address: str) -> None:
+    """The node's people are missing from the recordings of ``meetings`` from ``at`` (its copy fills them)."""
+    try:
+        await svc.recordings.open_gaps(Caller(principal=None, address=address, system=True), node_id, meetings, at)
+    except MeetingsError as exc:  # a full disk, a busy database: logged; the link's record is the audit's
+        log.warning("could not record a node's gap: %s", exc, extra={"event": "node.gap_record_failed",
+                                                                      "node_id": node_id})
+
+
+async def _end_gaps(svc: Services, node_id: int, address: str) -> None:
+    """The node is back: its gaps (if any) end now."""
+    try:
+        await svc.recordings.end_gaps(Caller(principal=None, address=address, system=True), node_id)
+    except MeetingsError as exc:
+        log.warning("could not end a node's gaps: %s", exc, extra={"event": "node.gap_record_failed",
+                                                                    "node_id": node_id})
 
 
 async def _handle(request: web.Request, link: NodeLink, data: str) -> None:
