@@ -421,6 +421,11 @@ class PipeLink:
             self.pipe.sender.attach(ours[producer_id])
         share.tapped = desired
 
+    def meetings_with_people(self) -> list[int]:
+        """The meetings in which this end's room has people of the far end (whose tracks come through here)."""
+        return sorted(mid for mid, share in self.shares.items()
+                      if any(p.via is self for p in share.room.participants.values()))
+
     def summary(self) -> PipeSummary:
         sent, received = self.pipe.sender.stats, self.pipe.receiver.stats
         people = sum(1 for share in self.shares.values() for p in share.room.participants.values() if p.via is self)
