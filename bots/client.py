@@ -46,6 +46,9 @@ SERVER_EVENTS = (
     "dominant_speaker",
     "mute_changed",
     "spotlight",
+    "session",
+    "floor",
+    "recording",
 )
 
 

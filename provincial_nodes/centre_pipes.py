@@ -29,7 +29,7 @@ from signaling.participant import Participant
 from signaling.room import Room
 from signaling.server import Rooms
 
-from .pipe_link import PipeLink, PipeRefused, SendFrame, aware_time
+from .pipe_link import HostSession, PipeLink, PipeRefused, SendFrame, aware_time
 from .roster import claimed_person
 
 log = logging.getLogger("provincial_nodes.centre")
@@ -139,6 +139,9 @@ class CentreGate:
             await room.remove(participant, status="dropped" if status == "parked" else status)
         room.holds.discard(self.link)
         await self._rooms.discard_if_empty(room)
+
+    async def follow(self, room: Room, session: HostSession) -> None:
+        """The centre hosts the meetings it shares with nodes: a node's session state changes nothing here."""
 
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
         raise PipeRefused("a node sends the centre's participants nothing")

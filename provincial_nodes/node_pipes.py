@@ -20,7 +20,8 @@ from media.pipe_transport import PipeKeys, PipeTransport, PipeTransportError
 from signaling.room import Room
 from signaling.server import Rooms
 
-from .pipe_link import RELAYED_EVENTS, PipeLink, PipeRefused, SendFrame, departures_frame
+from .pipe_link import RELAYED_EVENTS, HostSession, PipeLink, PipeRefused, SendFrame, departures_frame
+from .replica_meetings import follow_session
 from .roster import checked_entry
 
 log = logging.getLogger("provincial_nodes.node_pipe")
@@ -51,6 +52,17 @@ class NodeGate:
     async def release(self, room: Room, status: str) -> None:
         await room.set_remote(self.link, [])
 
+    async def follow(self, room: Room, session: HostSession) -> None:
+        """The host's session state in the centre's table: a room that defers to the host follows it (this
+        node's copy of the meeting first, then the room: its pages, its recording of the local tracks)."""
+        if not room.floor.deferred or session.state is room.floor.state:
+            return
+        state = session.state
+        await follow_session(room.floor.services.db, room.meeting_id, state, session.opened_at, session.closed_at)
+        if await room.floor.follow_host(state, session.opened_at, session.closed_at):
+            log.info("the host's session is %s", state.value, extra={
+                "event": "node.session_followed", "meeting_id": room.meeting_id, "state": state.value})
+
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
         participant = room.participants.get(participant_id)
         if participant is None or event not in RELAYED_EVENTS:
@@ -72,9 +84,13 @@ class NodeGate:
 class NodePipes:
     """Follows the control channel (provincial_nodes/control.py ``ChannelListener``) and the rooms."""
 
-    def __init__(self, rooms: Rooms, upstream_host: str) -> None:
+    def __init__(self, rooms: Rooms, upstream_host: str, *, downlink_kbps: int = 0, uplink_kbps: int = 0) -> None:
         self.rooms = rooms
         self.upstream_host = upstream_host
+        #: The node's configured link (kbit/s, 0: no cap): the centre is told the downlink, what the node
+        #: sends fits the uplink (config.py ``[provincial_nodes]``).
+        self.downlink_kbps = downlink_kbps
+        self.uplink_kbps = uplink_kbps
         self.link: PipeLink | None = None
         #: This node's office (from the centre's snapshot): meetings other offices host defer to them.
         self.office_id: int | None = None
@@ -105,8 +121,10 @@ class NodePipes:
         gate = NodeGate(self.rooms)
         link = gate.link = PipeLink("node", gate, send, tag="centre", label="centre")
         transport = await PipeTransport.open("node", keys, link.pipe.handle_datagram, remote=infos[0][4][:2])
+        link.pipe.sender.set_cap(self.uplink_kbps)
         link.start(transport)
         self.link = link
+        await send({"type": "pipe_link", "downlink_kbps": self.downlink_kbps})
         self.opened += 1
         self._spawn(self._probe_udp(link, send, send_bytes))
         await self._tell_departures(link, send)

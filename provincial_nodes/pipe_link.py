@@ -24,6 +24,13 @@ Frames on the control channel (JSON objects):
   * ``pipe_departed`` {meeting_id, departed: {participant id: ISO time}} (node to centre, first after a
     reconnection): when the node's people left during the cut, so their attendance ends then, not at
     the reconnection
+  * ``pipe_link`` {downlink_kbps} (node to centre, first on each link): the node's configured downlink
+    (0: no cap); the centre's sending end thins what crosses to fit it (media/pipe_budget.py), as the
+    node's does to its own ``uplink_kbps``. A value out of range is refused and changes nothing.
+
+Each tick both sending ends set each piped camera's temporal layers within their working limit
+(:meth:`media.pipe.PipeSender.rebalance`): audio, then every camera's TL0, then the upper layers, the
+floor holder's and the latest speakers' cameras first.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from media import MediaError, Producer
 from media.pipe import Pipe, PipedTrack, PipeError
+from media.pipe_budget import MAX_CAP_KBPS, MIN_CAP_KBPS, valid_cap
 from media.pipe_stream import StreamWriter
 from media.pipe_transport import PipeTransport
+from meetings.models import MeetingState
 
 from .errors import NodeError
 
@@ -86,6 +95,10 @@ class PipeGate(Protocol):
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
         """The far end's room sent one of this end's participants ``event``; raises PipeRefused."""
 
+    async def follow(self, room: Room, session: HostSession) -> None:
+        """The far end's session state (in its tables, from the end whose room does not defer to a host):
+        a room here that defers to that host follows it."""
+
     def alive(self, room: Room) -> None:
         """The pipe is up: its people in ``room`` are alive (each tick)."""
 
@@ -113,6 +126,14 @@ class PipeSummary:
     refusals: int
     #: ``udp``, or ``stream`` (the control channel carries the packets: UDP is blocked).
     carrier: str = "udp"
+    #: What this end sends is thinned to: the link's configured cap and the working limit under it that
+    #: the far end's loss moves (kbit/s; 0 / None: none), each piped camera's target temporal layer (by
+    #: producer id; 2: all), the packets thinned, and whether even every camera's TL0 is above the limit.
+    cap_kbps: int = 0
+    limit_kbps: int | None = None
+    layers: dict[str, int] = field(default_factory=dict)
+    thinned: int = 0
+    over_limit: bool = False
 
 
 @dataclass
@@ -158,6 +179,33 @@ def aware_time(value: object) -> dt.datetime | None:
     except ValueError:
         return None
     return at if at.tzinfo is not None else None
+
+
+@dataclass(frozen=True)
+class HostSession:
+    """The session state a table of the hosting end carries."""
+
+    state: MeetingState
+    opened_at: dt.datetime | None
+    closed_at: dt.datetime | None
+
+
+def session_of(frame: dict[str, Any]) -> HostSession | None:
+    """The host's session state in a ``pipe_table`` (None: the far end does not host); PipeRefused if malformed."""
+    value = frame.get("session")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise PipeRefused("a table's session is an object")
+    try:
+        state = MeetingState(value.get("state"))
+    except ValueError:
+        raise PipeRefused(f"a table's session state is one of {[s.value for s in MeetingState]}") from None
+    times = [value.get(name) for name in ("opened_at", "closed_at")]
+    parsed = [aware_time(t) for t in times]
+    if any(t is not None and p is None for t, p in zip(times, parsed, strict=True)):
+        raise PipeRefused("a table's session times are ISO times with a zone")
+    return HostSession(state, parsed[0], parsed[1])
 
 
 def departures_of(frame: dict[str, Any]) -> dict[str, dt.datetime]:
@@ -287,6 +335,8 @@ class PipeLink:
                     await self._event(meeting_id_of(frame), frame)
                 elif kind == "pipe_departed":
                     await self._gate.departed(meeting_id_of(frame), departures_of(frame))
+                elif kind == "pipe_link":
+                    self._link(frame)
                 else:
                     raise PipeRefused(f"unknown pipe frame {kind!r}")
         except (PipeRefused, PipeError) as exc:
@@ -296,6 +346,26 @@ class PipeLink:
                 await self._send({"type": "pipe_refused", "meeting_id": meeting_id if isinstance(meeting_id, int)
                                   else None, "message": str(exc)})
 
+    def _link(self, frame: dict[str, Any]) -> None:
+        """The far end's configured downlink: what this end sends fits it."""
+        kbps = frame.get("downlink_kbps")
+        if not valid_cap(kbps):
+            raise PipeRefused(f"downlink_kbps must be 0 (no cap) or an integer {MIN_CAP_KBPS}..{MAX_CAP_KBPS}")
+        self.pipe.sender.set_cap(kbps)  # type: ignore[arg-type]
+        log.info("the far end's downlink is %s kbit/s", kbps or "not capped",
+                 extra={"event": "pipe.link_cap", "pipe": self.tag, "kbps": kbps})
+
+    def rebalance(self) -> None:
+        """Each piped camera's layers within the link's working limit (each tick): the upper layers go to
+        the floor holders' cameras first, then the most recent speakers'."""
+        rank: dict[str, int] = {}
+        for share in self.shares.values():
+            router = share.room.router
+            order = ([router.floor_holder] if router.floor_holder else []) + list(router.speaker_order)
+            for i, participant_id in enumerate(order):
+                rank[participant_id] = min(i, rank.get(participant_id, i))
+        self.pipe.sender.rebalance(rank)
+
     async def _table(self, meeting_id: int, frame: dict[str, Any]) -> None:
         participants = [e for e in _list(frame, "participants")]
         if not all(isinstance(e, dict) for e in participants):
@@ -303,6 +373,7 @@ class PipeLink:
         described = _list(frame, "tracks")
         tracks = [PipedTrack.from_dict(t) for t in described]
         paused = {t.producer_id: bool(d.get("paused")) for t, d in zip(tracks, described, strict=True)}
+        session = session_of(frame)
         share = self.shares.get(meeting_id)
         room = share.room if share is not None else await self._gate.room(meeting_id)
         if room is None:
@@ -313,6 +384,8 @@ class PipeLink:
             if share is None:  # the room was opened for this table alone
                 await self._gate.release(room, "left")
             raise
+        if session is not None:
+            await self._gate.follow(room, session)
 
     async def _apply_table(self, meeting_id: int, room: Room, share: MeetingShare | None,
                            participants: list[dict[str, Any]], tracks: list[PipedTrack],
@@ -400,7 +473,10 @@ class PipeLink:
         participants += [e for pid, e in room.remote.items() if room.remote_via(pid) is not self]
         tracks = [dict(PipedTrack.of(p).to_dict(), paused=p.paused) for p in room.router.producers.values()
                   if not p.closed and p.ssrc is not None and not self._mine(p)]
-        return {"type": "pipe_table", "meeting_id": room.meeting_id, "participants": participants, "tracks": tracks}
+        frame = {"type": "pipe_table", "meeting_id": room.meeting_id, "participants": participants, "tracks": tracks}
+        if not room.floor.deferred:  # this end hosts the session: the far end's room follows its state
+            frame["session"] = room.floor.session_payload()
+        return frame
 
     @staticmethod
     def wants(share: MeetingShare) -> frozenset[str]:
@@ -439,7 +515,9 @@ class PipeLink:
             loss_out_percent=round(max(sent.remote_loss.values(), default=0) * 100 / 256, 1),
             loss_in_percent=round(received.received_loss * 100 / 256, 1), retransmitted=sent.retransmitted,
             retransmit_misses=sent.retransmit_misses, keyframe_requests=sent.keyframe_requests,
-            refusals=self.refusals, carrier=self.transport.carrier if self.transport is not None else "udp")
+            refusals=self.refusals, carrier=self.transport.carrier if self.transport is not None else "udp",
+            cap_kbps=sent.cap_kbps, limit_kbps=sent.limit_kbps, layers=dict(sent.target_layers),
+            thinned=sent.layer_drops, over_limit=sent.over_limit)
 
     def _meter(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -467,6 +545,7 @@ class PipeLink:
                     except (PipeError, MediaError) as exc:  # one meeting's trouble must not stop the others
                         log.warning("pipe tick failed for meeting %s: %s", share.room.meeting_id, exc,
                                     extra={"event": "pipe.tick_failed", "pipe": self.tag})
+                self.rebalance()
 
     async def _bring_up_to_date(self, share: MeetingShare, *, table: bool) -> None:
         if share.waiting is not None and not share.waiting_ids <= share.room.moderation.lobby.keys():

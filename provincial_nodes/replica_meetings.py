@@ -9,12 +9,14 @@ the office's invitations (the office was uninvited: its people no longer see it)
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from meetings.db import Database
 from meetings.models import AgendaItem, Invitation, Meeting, MeetingKind, MeetingState, Office, Person
 from meetings.models.offices import OfficeKind
 
@@ -165,3 +167,13 @@ async def _write_rows(session: AsyncSession, model: Any, meeting_id: int, rows: 
             raise SnapshotError(f"{model.__tablename__} {data['id']} belongs to another meeting here")
         session.add(model(meeting_id=meeting_id, **data))
     await session.flush()
+
+
+async def follow_session(db: Database, meeting_id: int, state: MeetingState, opened_at: dt.datetime | None,
+                         closed_at: dt.datetime | None) -> bool:
+    """The host's server opened or closed ``meeting_id``'s session (its pipe table says so): the copy says so
+    at once, not at the next snapshot (which says the same). Whether the row changed."""
+    async with db.write() as uow:
+        done = await uow.session.execute(update(Meeting).where(Meeting.id == meeting_id, Meeting.state != state)
+                                         .values(state=state, opened_at=opened_at, closed_at=closed_at))
+    return bool(done.rowcount)  # type: ignore[attr-defined]

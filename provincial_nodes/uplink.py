@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from meetings.models import Office
 from meetings.services import Services
+from signaling.room import Room
 from signaling.server import Rooms
 
 from .config import ProvincialNodesConfig
@@ -56,11 +57,23 @@ class Uplink:
                  archive_root: Path | None = None, data_dir: Path | None = None) -> None:
         self.services = services
         self.config = config
-        self.pipes = NodePipes(rooms, urlsplit(config.upstream_url).hostname or "")
+        self.pipes = NodePipes(rooms, urlsplit(config.upstream_url).hostname or "",
+                               downlink_kbps=config.downlink_kbps, uplink_kbps=config.uplink_kbps)
         self.client = ControlClient(config.upstream_url, read_credential(Path(config.credential_file)),
                                     self._on_snapshot, listener=self.pipes)
         self._task: asyncio.Task[None] | None = None
         self.uploader = recording_uploader(services, config, archive_root, data_dir)
+        if self.uploader is not None:
+            rooms.listeners.append(self)
+
+    # -- rooms (signaling/server.py RoomListener): a sealed recording goes up at once, not at the next scan --
+    def room_opened(self, room: Room) -> None:
+        if self.uploader is not None:
+            uploader = self.uploader
+            room.recording.on_sealed = lambda _recording_id: uploader.wake()
+
+    def room_closed(self, room: Room) -> None:
+        return None
 
     async def _on_snapshot(self, snapshot: dict[str, Any]) -> None:
         office = snapshot.get("office") if isinstance(snapshot, dict) else None

@@ -179,6 +179,25 @@ class SessionControl:
             self.deferred = True
             self.gate_all()
 
+    async def follow_host(self, state: MeetingState, opened_at: dt.datetime | None,
+                          closed_at: dt.datetime | None) -> bool:
+        """A deferred room takes its host's session state (the host's server opened or closed the session;
+        this server's copy of the meeting says so already): its people's pages follow, and its recording
+        of the local tracks starts with the session and stops with it. Whether anything changed."""
+        if not self.deferred or state is self.state:
+            return False
+        self.state = state
+        self.opened_at = opened_at.isoformat() if opened_at else None
+        self.closed_at = closed_at.isoformat() if closed_at else None
+        if state is MeetingState.OPEN:
+            await self.room.recording.start()
+        elif state is MeetingState.CLOSED:
+            if closed_at is not None:
+                self.recorder.session_closed(closed_at)
+            self.room.recording.stop_soon()
+        await self.room.outbox.broadcast(self.room, "session", self.session_payload())
+        return True
+
     def holds_floor(self, participant: Participant) -> bool:
         return self.holder is not None and self.holder.person_id == participant.person_id
 

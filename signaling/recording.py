@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,8 @@ class RoomRecording:
         self.recorder: SessionRecorder | None = None
         self.recording_id: int | None = None
         self.alarm = ""
+        #: Told each recording's id once it is sealed (a provincial node's uploader: send it now).
+        self.on_sealed: Callable[[int], None] | None = None
         self._lock = asyncio.Lock()
 
     # -- state for the pages ----------------------------------------------------------------
@@ -130,6 +133,8 @@ class RoomRecording:
                                              duration_ms=int(manifest["duration_ms"]))
         log.info("recording %s sealed: %d files, %d bytes, manifest %s", recording_id, len(files), size, sha,
                  extra={"event": "recording.sealed", "recording_id": recording_id})
+        if self.on_sealed is not None:
+            self.on_sealed(recording_id)
 
     def stop_soon(self, caller: Caller = SERVER) -> None:
         """The session closed: stop at once, seal in the background (hashing a long session's files

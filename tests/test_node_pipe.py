@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import json
 import re
+from unittest.mock import ANY
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from bots.login import LoginTokenSource
 from bots.media_files import PreEncodedMedia
 from harness import Client, LiveServer, make_config
 from meetings.demo import DEMO_PASSWORD
-from meetings.models import Meeting, MeetingKind
+from meetings.models import Meeting, MeetingKind, Recording
 from provincial_nodes.centre_pipes import CENTRE_PIPES, CentrePipes
 from server_process import ServerProcess
 from web.views.nodes import node_links
@@ -374,3 +375,75 @@ async def test_after_a_cut_the_node_says_who_left_meanwhile_and_their_attendance
             await until(lambda: comes in recorder.by_participant, 5, "the newcomer is at the centre")
             assert recorder.by_participant[comes].joined_at == came_at, "present from when they joined the hall"
             await ws.send_json({"type": "bye"})
+
+
+async def node_recordings(node: ServerProcess) -> list[Recording]:
+    services = node.services()
+    try:
+        async with services.db.read() as session:
+            return list((await session.scalars(select(Recording).where(Recording.meeting_id == SESSION))).all())
+    finally:
+        await services.db.dispose()
+
+
+async def eventually(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    """``await check()`` until it is truthy; its value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+    return value
+
+
+async def test_the_node_records_its_hall_with_the_centre_s_session_and_its_copy_fills_the_centre_s_gap(
+        centre: LiveServer, node: ServerProcess, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
+    chair = await start_bot(bots, small_media, centre.url, "chair", "chair", publish=True, subscribe=False)
+    governor = await start_bot(bots, small_media, node.url, "governor", "governor", publish=True, subscribe=True)
+    rooms = pipes(centre).rooms.rooms
+    await until(lambda: SESSION in rooms and governor.client.participant_id in rooms[SESSION].participants, 20,
+                "the governor is at the centre")
+    assert not await node_recordings(node), "nothing is recorded before the session opens"
+    heard: list[tuple[str, object]] = []
+    governor.client.listeners.append(lambda name, data: heard.append((name, data)))
+
+    # The centre opens the session: the node's room follows and records its hall (the governor's tracks).
+    await chair.client.call("session", {"action": "open"})
+    [copy] = await eventually(lambda: node_recordings(node), 10, "the node records as the session opens")
+    assert copy.state.value == "recording"
+    await until(lambda: ("session", {"state": "open", "opened_at": ANY, "closed_at": None}) in heard, 10,
+                f"the governor's page at the node says the session is open: {[h for h in heard if h[0] != 'quality']}")
+    await asyncio.sleep(4)  # the governor's tracks are in both recordings
+
+    # The WAN is cut: the centre's recording has a gap for KH-17 until the node is back (it redials by itself).
+    await cut_channels(centre)
+    there = rooms[SESSION].participants[governor.client.participant_id]
+    await until(lambda: there.reconnecting, 5, "the centre keeps the governor, reconnecting")
+    await until(lambda: not there.reconnecting, 20, "the node is back")
+    await asyncio.sleep(3)
+    await chair.client.call("session", {"action": "close"})
+
+    # The node seals its copy as the centre's session closes and sends it at once; it fills the gap.
+    async def centre_gap() -> object:
+        services = centre.services()
+        try:
+            async with services.db.read() as session:
+                ours = await session.scalar(select(Recording).where(Recording.meeting_id == SESSION,
+                                                                    Recording.started_by_id.is_not(None)))
+            return ours if ours is not None and ours.gaps and ours.gaps[0].filled_by_id else None
+        finally:
+            await services.db.dispose()
+
+    recording = await eventually(centre_gap, 60, "the node's copy fills the centre's gap")
+    [gap] = recording.gaps
+    assert gap.ended_at is not None and 0 < (gap.ended_at - gap.started_at).total_seconds() < 20
+    [sealed] = await node_recordings(node)
+    assert sealed.state.value == "closed"
+    services = centre.services()
+    try:
+        async with services.db.read() as session:
+            filler = await session.get(Recording, gap.filled_by_id)
+    finally:
+        await services.db.dispose()
+    assert filler is not None and filler.key == sealed.key and filler.manifest_sha256 == sealed.manifest_sha256
+    assert any(f.kind == "track" and f.person_id == there.person_id for f in filler.files), filler.files

@@ -6,10 +6,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from media import Router
 from media.pipe import PipedTrack, PipeReceiver
 from media.rewriter import ExtensionIds
-from provincial_nodes.pipe_link import MAX_PIPED_VOICES, MeetingShare, PipeLink
+from meetings.models import MeetingState
+from provincial_nodes.pipe_link import MAX_PIPED_VOICES, MeetingShare, PipeLink, PipeRefused, session_of
 
 
 def track(n: int, kind: str) -> PipedTrack:
@@ -81,12 +84,26 @@ async def test_what_came_through_the_pipe_is_never_sent_back_into_it() -> None:
     mirror = link.pipe.receiver.add(track(1, "video"), into=router.add_producer)
     share = MeetingShare(SimpleNamespace(router=router, meeting_id=1, participants={}, remote={},  # type: ignore[arg-type]
                                          remote_via=lambda pid: None,
-                                         floor=SimpleNamespace(recorder=SimpleNamespace(by_participant={}))))
+                                         floor=SimpleNamespace(recorder=SimpleNamespace(by_participant={}),
+                                                               deferred=True)))
     try:
         share.far_wants = frozenset({mirror.id})
         link._retap(share)
         assert not link.pipe.sender.taps
         assert link.table(share)["tracks"] == []
+        assert "session" not in link.table(share), "a room that defers to a host tells nobody its session"
     finally:
         await link.close()
         await router.close()
+
+
+def test_a_tables_session_state_is_checked() -> None:
+    opened = "2026-11-27T08:00:00+00:00"
+    assert session_of({}) is None
+    host = session_of({"session": {"state": "open", "opened_at": opened, "closed_at": None}})
+    assert host is not None and host.state is MeetingState.OPEN and host.opened_at is not None
+    assert host.opened_at.isoformat() == opened and host.closed_at is None
+    for bad in ("open", {"state": "adjourned"}, {"state": "open", "opened_at": "yesterday"},
+                {"state": "closed", "closed_at": "2026-11-27T08:00:00"}, {"state": None}):
+        with pytest.raises(PipeRefused):
+            session_of({"session": bad})
