@@ -447,3 +447,14 @@ async def test_the_node_records_its_hall_with_the_centre_s_session_and_its_copy_
         await services.db.dispose()
     assert filler is not None and filler.key == sealed.key and filler.manifest_sha256 == sealed.manifest_sha256
     assert any(f.kind == "track" and f.person_id == there.person_id for f in filler.files), filler.files
+
+    # The archive says so, on the page and in the API.
+    async with Client(centre.url) as client:
+        await client.login("secretariat")
+        status, body = await client.api("GET", f"/api/recordings/{recording.id}")
+        assert status == 200
+        [shown] = body["recording"]["site_gaps"]
+        assert shown["filled_by"] == filler.id and shown["office"]["en"] == "Siem Reap", shown
+        assert 0 < shown["seconds"] < 20 and shown["end_ms"] > shown["start_ms"]
+        status, page = await client.page(f"/archive/{recording.id}")
+        assert status == 200 and f'data-filled-by="{filler.id}"' in page and f'href="/archive/{filler.id}"' in page

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from meetings.db import Database, UnitOfWork
 from meetings.errors import PermissionDenied
-from meetings.models import ProvincialNode
+from meetings.models import Office, ProvincialNode
 from meetings.models.base import utcnow
 from meetings.models.recordings import ACTIVE_STATES, FileKind, Recording, RecordingFile, RecordingGap
 from meetings.policy import Caller
@@ -96,6 +96,17 @@ class RecordingGapBook:
             done = await uow.session.execute(update(RecordingGap).where(
                 RecordingGap.node_id == node_id, RecordingGap.ended_at.is_(None)).values(ended_at=at or utcnow()))
         return int(done.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def gap_offices(self, recording: Recording) -> dict[int, dict[str, str]]:
+        """The names (``en``, ``km``) of the offices whose gaps ``recording`` has (a recording the caller
+        may see: the archive asked the service for it)."""
+        ids = {gap.office_id for gap in recording.gaps}
+        if not ids:
+            return {}
+        async with self.db.read() as session:
+            rows = (await session.execute(select(Office.id, Office.name_en, Office.name_km)
+                                          .where(Office.id.in_(ids)))).all()
+        return {office_id: {"en": en, "km": km or en} for office_id, en, km in rows}
 
     async def _fill_gaps(self, uow: UnitOfWork, caller: Caller, node: ProvincialNode, copy: Recording,
                          entries: list[RecordingFile]) -> list[int]:

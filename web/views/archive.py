@@ -37,6 +37,7 @@ from web import keys
 from web.forms import caller, int_param, principal, read_form, services
 from web.middleware import see_other
 from web.render import LOCAL_TZ, render
+from web.views.archive_view import hms, local_time, proceedings_file, site_gaps, summary, timeline
 
 routes = web.RouteTableDef()
 log = logging.getLogger("web.archive")
@@ -187,84 +188,6 @@ async def _audit(request: web.Request, recording: Recording, what: str, file_nam
         raise
 
 
-def _hms(ms: int | float | None) -> str:
-    seconds = int((ms or 0) // 1000)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _local(value: dt.datetime | None) -> str:
-    return value.astimezone(LOCAL_TZ).strftime("%d/%m/%Y %H:%M") if value else ""
-
-
-def summary(recording: Recording, meeting: Meeting | None, deleted_by: str | None = None) -> dict[str, Any]:
-    return {
-        "id": recording.id, "meeting_id": recording.meeting_id,
-        "meeting_title": meeting.title if meeting else None,
-        "meeting_kind": meeting.kind.value if meeting else None,
-        "state": recording.state.value,
-        "started_at": recording.started_at.isoformat() if recording.started_at else None,
-        "ended_at": recording.ended_at.isoformat() if recording.ended_at else None,
-        "duration_ms": recording.duration_ms, "size_bytes": recording.size_bytes,
-        "manifest_sha256": recording.manifest_sha256, "legal_hold": recording.legal_hold,
-        "retention_class": recording.retention_class,
-        "deleted_at": recording.deleted_at.isoformat() if recording.deleted_at else None,
-        "deleted_by": deleted_by, "delete_reason": recording.delete_reason if recording.deleted_at else None,
-        "alarm": recording.alarm,
-    }
-
-
-def _office_names(office: Any) -> dict[str, str] | None:
-    """A manifest's office ({id, code, name, name_km}) as the names the page shows, per language."""
-    if not isinstance(office, dict):
-        return None
-    return {"en": str(office.get("name", "")), "km": str(office.get("name_km") or office.get("name", ""))}
-
-
-def timeline(manifest: dict[str, Any] | None) -> dict[str, Any]:
-    """What the playback page and the API show of a manifest: chapters, speakers, decisions, pauses, gaps
-    and files, times in milliseconds from the recording's start."""
-    if manifest is None:
-        return {"duration_ms": 0, "chapters": [], "speakers": [], "decisions": [], "votes": [], "pauses": [],
-                "gaps": [], "files": [], "started_utc": None}
-    record = manifest.get("record") or {}
-
-    def items(value: Any) -> list[dict[str, Any]]:
-        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-    files = []
-    for f in items(manifest.get("files")):
-        files.append({k: f.get(k) for k in ("name", "kind", "media", "participant_id", "person_id", "office_id",
-                                            "label", "first_ms", "last_ms", "size", "sha256", "present")})
-    return {
-        "started_utc": manifest.get("started_utc"),
-        "duration_ms": int(manifest.get("duration_ms") or 0),
-        "chapters": [{"item_id": c.get("item_id"), "title": str(c.get("title", "")),
-                      "start_ms": int(c.get("start_ms") or 0), "end_ms": c.get("end_ms")}
-                     for c in items(record.get("chapters"))],
-        "speakers": [{"person_id": s.get("person_id"), "name": str(s.get("name", "")),
-                      "office": _office_names(s.get("office")),
-                      "start_ms": int(s.get("start_ms") or 0), "end_ms": s.get("end_ms")}
-                     for s in items(record.get("speakers"))],
-        "decisions": [{"item_id": d.get("item_id"), "text": str(d.get("text", "")),
-                       "at_ms": int(d.get("at_ms") or 0)} for d in items(record.get("decisions"))],
-        "votes": items(record.get("votes")),
-        "pauses": [{"start_ms": int(p.get("start_ms") or 0), "end_ms": p.get("end_ms"),
-                    "reason": str(p.get("reason", ""))} for p in items(manifest.get("pauses"))],
-        "gaps": [{"start_ms": int(g.get("start_ms") or 0), "end_ms": g.get("end_ms"),
-                  "reason": str(g.get("reason", ""))} for g in items(manifest.get("gaps"))],
-        "files": files,
-    }
-
-
-def _proceedings(line: dict[str, Any]) -> str | None:
-    for f in line["files"]:
-        if f.get("kind") == "proceedings" and f.get("present") and isinstance(f.get("name"), str):
-            return str(f["name"])
-    return None
-
-
 def _parse_day(value: str | None, field_name: str, *, end: bool = False) -> dt.datetime | None:
     if not value:
         return None
@@ -327,9 +250,9 @@ async def archive_list(request: web.Request) -> web.StreamResponse:
         usage = {"used": used, "quota": quota, "percent": percent,
                  "warning": percent is not None and percent >= QUOTA_WARN_PERCENT}
     for row in rows:
-        row["when"] = _local(dt.datetime.fromisoformat(row["started_at"])) if row["started_at"] else ""
-        row["deleted_when"] = _local(dt.datetime.fromisoformat(row["deleted_at"])) if row["deleted_at"] else ""
-        row["duration"] = _hms(row["duration_ms"])
+        row["when"] = local_time(dt.datetime.fromisoformat(row["started_at"])) if row["started_at"] else ""
+        row["deleted_when"] = local_time(dt.datetime.fromisoformat(row["deleted_at"])) if row["deleted_at"] else ""
+        row["duration"] = hms(row["duration_ms"])
     return render(request, "archive/list.html", {"rows": rows, "total": total, "query": query, "error": error,
                                                  "usage": usage, "searched": bool(query["q"])})
 
@@ -341,7 +264,7 @@ async def archive_page(request: web.Request, *, verified: list[str] | None = Non
     meeting = await _meeting(request, recording)
     manifest = await _manifest(request, recording)
     line = timeline(manifest)
-    proceedings = _proceedings(line)
+    proceedings = proceedings_file(line)
     start = 0.0
     try:
         start = max(0.0, float(request.query.get("t", "0")))
@@ -356,10 +279,11 @@ async def archive_page(request: web.Request, *, verified: list[str] | None = Non
         "decisions": line["decisions"], "pauses": line["pauses"], "gaps": line["gaps"],
         "export_api": f"/api/recordings/{recording.id}/export", "speeds": list(SPEEDS),
     }
+    sites = site_gaps(recording, await services(request).recordings.gap_offices(recording))
     tracks = [f for f in line["files"] if f.get("kind") == "track" and f.get("present")]
     return render(request, "archive/detail.html", {
         "recording": recording, "meeting": meeting, "manifest": manifest, "line": line, "data": data,
-        "tracks": tracks, "proceedings": proceedings, "hms": _hms, "local": _local,
+        "tracks": tracks, "proceedings": proceedings, "hms": hms, "local": local_time, "site_gaps": sites,
         "deleted_by": names.get(recording.deleted_by_id or 0), "speeds": SPEEDS,
         "can_delete": _may(request, meeting, Action.DELETE_RECORDING),
         "can_hold": _may(request, meeting, Action.MANAGE_RETENTION),
@@ -465,7 +389,7 @@ async def export_start(request: web.Request) -> web.StreamResponse:
         raise Conflict("the recording was deleted")
     manifest = await _manifest(request, recording)
     line = timeline(manifest)
-    proceedings = _proceedings(line)
+    proceedings = proceedings_file(line)
     if proceedings is None:
         raise Conflict("this recording has no proceedings file to export")
     jobs = _jobs(request)
@@ -614,5 +538,6 @@ async def api_recording(request: web.Request) -> web.StreamResponse:
     manifest = await _manifest(request, recording)
     body = summary(recording, meeting, names.get(recording.deleted_by_id or 0))
     body["manifest"] = timeline(manifest) if manifest is not None else None
+    body["site_gaps"] = site_gaps(recording, await services(request).recordings.gap_offices(recording))
     body["export"] = _export_state(request, recording)
     return web.json_response({"recording": body}, dumps=lambda v: json.dumps(v, ensure_ascii=False))
