@@ -7,13 +7,20 @@ reduced to its primary), cross once, whatever the number of subscribers beyond. 
 producer id, in its own router: local slots consume it like any producer.
 
 Recovery is hop by hop. The mirror's NACK tracker asks for what the pipe lost, audio too; the sender
-answers from its tap's history (a retransmission is the original packet again). The mirror's keyframe
+answers from its tap's history (a retransmission is the packet again, exactly as it crossed). The mirror's keyframe
 requests cross at most once per :data:`PIPE_PLI_INTERVAL_MS` per stream (its PLI throttle), however many
 local subscribers ask. The publisher's sender reports cross too (lip sync beyond the pipe), and the
 receiver reports the mirrors' reception each :data:`REPORT_INTERVAL_MS` (the pipe's loss, for the
 console). The track table that names what crosses (:class:`PipedTrack`) travels on a control
 channel; the flow itself here is plain RTP/RTCP on a datagram callable (SRTP, the socket and the
 NAT keep-alive belong to the transport around it, not built yet).
+
+What crosses fits the link (:mod:`media.pipe_budget`): audio whole, each camera thinned to the
+temporal layers its tap's target allows (:class:`~media.layer_thinning.LayerThinning`, as a slot thins
+for a subscriber): a dropped packet takes no sequence number and a dropped frame no PictureID, so the
+mirror sees no gap (no false NACK), and its history is kept by the number the packet crossed under.
+:meth:`PipeSender.rebalance` sets the targets within the working limit, which the far side's receiver
+reports move below the link's cap (:meth:`PipeSender.set_cap`).
 
 Malformed datagrams are dropped and counted, never fatal.
 """
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +37,15 @@ from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 
 from .errors import MediaError
 from .history import PacketHistory
+from .layer_rates import WIRE_OVERHEAD
+from .layer_thinning import TOP_LAYER, LayerThinning
 from .parameters import StreamParameters
+from .pipe_budget import LinkLimit, choose_layers
 from .producer import Producer
 from .rewriter import ExtensionIds
 from .rtcp import Fir, Nack, Pli, ReceiverReport, SenderReport, build_rr, build_sr, parse_compound
-from .rtp_packet import RtpPacketView, monotonic_ms
+from .rtp_packet import HEADER, RTP_HEADER_LENGTH, RtpPacketView, monotonic_ms
+from .vp8_descriptor import shift_picture_ids
 
 #: At most one keyframe request per stream crosses the pipe per this long.
 PIPE_PLI_INTERVAL_MS = 1000
@@ -152,6 +163,22 @@ class PipeStats:
     reports_received: int = 0
     #: The far side's cumulative count of packets lost per SSRC (what retransmission did not recover yet).
     remote_cumulative_lost: dict[int, int] = field(default_factory=dict)
+    #: The far side's last report's loss (0..255) over the streams this side sends, weighted by packets.
+    link_loss: int = 0
+    #: Thinning (the sending side): packets of temporal layers above a tap's target not sent (their
+    #: numbers closed up), changes up to a higher layer, late packets whose frame did not cross, and
+    #: packets whose VP8 descriptor could not be renumbered.
+    layer_drops: int = 0
+    layer_switches: int = 0
+    late_drops: int = 0
+    malformed_drops: int = 0
+    #: The link's configured cap and the working limit under it, kbit/s (0 / None: none).
+    cap_kbps: int = 0
+    limit_kbps: int | None = None
+    #: The target temporal layer of each piped camera, by producer id (2: all of them).
+    target_layers: dict[str, int] = field(default_factory=dict)
+    #: Even audio and every camera's TL0 are above the limit: they cross anyway, at TL0.
+    over_limit: bool = False
 
 
 class PipeTap:
@@ -161,16 +188,92 @@ class PipeTap:
         self._sender = sender
         self.producer = producer
         self.closed = False
-        #: What was sent, for the far side's NACKs (audio too: a producer keeps video only).
+        #: What was sent, by the number it crossed under, for the far side's NACKs (audio too: a
+        #: producer keeps video only).
         self.history = PacketHistory(history_ms)
+        #: A camera's temporal layers (audio is never thinned).
+        self.thinning: LayerThinning | None = None
+        if producer.kind == "video":
+            self.thinning = LayerThinning(sender.stats, producer.request_keyframe,
+                                          codec_name=producer.parameters.codec_name)
+        #: The newest sequence number sent (-1: none yet).
+        self._max_seq = -1
+        #: Packets sent, and as many when the far side last reported (its loss is weighted by them).
+        self.packets_sent = 0
+        self.reported_packets = 0
+        self._out = RtpPacketView()
 
     @property
     def forwarding(self) -> bool:
         return not self.closed and self.producer.forwarding
 
+    @property
+    def target_layer(self) -> int:
+        return self.thinning.target if self.thinning is not None else TOP_LAYER
+
+    def set_target(self, layer: int) -> None:
+        """Send a camera's temporal layers 0..``layer`` (down at the next frame boundary, up at the next
+        layer-sync frame or keyframe); audio has no layers."""
+        thin = self.thinning
+        if thin is None or layer == thin.target:
+            return
+        if not 0 <= layer <= TOP_LAYER:
+            raise PipeError(f"a piped camera's layer is 0..{TOP_LAYER}, not {layer}")
+        newest = (self._max_seq - thin.seq_offset) & 0xFFFF if self._max_seq >= 0 else 0
+        thin.change_target(layer, newest)
+
     def forward(self, packet: RtpPacketView, abs_send_time: bytes) -> None:
-        self.history.store(packet)
-        self._sender.send_packet(packet.data)
+        seq = packet.sequence_number
+        pid_offset = 0
+        thin = self.thinning
+        if thin is not None:
+            if self._max_seq < 0:
+                self._max_seq = (seq - 1) & 0xFFFF
+                thin.restart(seq, 0, 0)
+            if packet.tid > thin.pass_tid and not thin.keep(packet, self._max_seq):
+                return
+            seq = (seq + thin.seq_offset) & 0xFFFF
+            pid_offset = thin.pid_offset
+            if (self._max_seq - seq) & 0xFFFF < 0x8000:  # not newer than the newest sent: late, or again
+                placed = thin.place_late(packet, seq)
+                if placed is None:
+                    self._sender.stats.late_drops += 1
+                    return
+                seq, pid_offset = placed
+            else:
+                self._max_seq = seq
+            thin.kept_ts = packet.timestamp
+        data = packet.data
+        kept = packet
+        if seq != packet.sequence_number or pid_offset or data[1] & 0x7F != packet.payload_type:
+            rebuilt = self._rebuild(packet, seq, pid_offset)
+            if rebuilt is None:
+                self._sender.stats.malformed_drops += 1
+                return
+            data = rebuilt
+            kept = RtpPacketView()
+            kept.data = data
+            kept.sequence_number = seq
+            kept.arrival_ms = packet.arrival_ms
+        self.history.store(kept)
+        self.packets_sent += 1
+        self._sender.send_packet(data)
+
+    def _rebuild(self, packet: RtpPacketView, seq: int, pid_offset: int) -> bytes | None:
+        """The bytes of ``packet`` as it crosses: under sequence number ``seq``, its PictureID moved by
+        ``pid_offset``, and as the producer forwards it (an RTX packet unwrapped, RED reduced to its
+        primary): the header's SSRC, payload type and marker are the view's; its extensions are kept."""
+        body = packet.body
+        if pid_offset:
+            try:
+                body = shift_picture_ids(packet, self._out, pid_offset, 0)[0].body
+            except ValueError:
+                return None
+        data = packet.data
+        head_end = packet.ext_end or RTP_HEADER_LENGTH + 4 * (data[0] & 0x0F)
+        b0 = (data[0] & 0xDF) | (0x20 if packet.padding_size else 0)
+        head = HEADER.pack(b0, (packet.marker << 7) | packet.payload_type, seq, packet.timestamp, packet.ssrc)
+        return b"".join((head, data[RTP_HEADER_LENGTH:head_end], body))
 
     def on_producer_state(self) -> None:
         self.producer.refresh_active()
@@ -200,6 +303,50 @@ class PipeSender:
         self.taps: dict[str, PipeTap] = {}
         self._by_ssrc: dict[int, PipeTap] = {}
         self.stats = PipeStats()
+        #: The working limit of what crosses (media/pipe_budget.py), under the link's cap.
+        self.limit = LinkLimit()
+        self._reported = (0, 0, monotonic_ms())  # bytes and packets sent at the last report, and when
+
+    def set_cap(self, kbps: int) -> None:
+        """The link's configured rate in this direction, kbit/s (0: none); raises PipeError when out of
+        range (nothing changes)."""
+        try:
+            self.limit.set_cap(kbps)
+        except ValueError as exc:
+            raise PipeError(str(exc)) from None
+        self.stats.cap_kbps = self.limit.cap_kbps
+        self.stats.limit_kbps = self._kbps(self.limit.limit_bps)
+
+    @staticmethod
+    def _kbps(bps: int | None) -> int | None:
+        return None if bps is None else bps // 1000
+
+    def rebalance(self, rank: Mapping[str, int], now_ms: int | None = None) -> None:
+        """Each camera's target layer within the working limit (media/pipe_budget.py): ``rank`` orders the
+        participants whose cameras take the upper layers first (the floor holder 0, then the latest
+        speakers); the others follow, by producer id."""
+        now = monotonic_ms() if now_ms is None else now_ms
+        audio = 0
+        cameras: list[tuple[tuple[int, str], str, tuple[int, ...]]] = []
+        for tap in self.taps.values():
+            producer = tap.producer
+            if not tap.forwarding:
+                continue
+            rates = producer.layer_rates.sample(now)
+            if tap.thinning is None:
+                audio += rates[-1]
+            else:
+                cameras.append(((rank.get(producer.participant_id, len(rank)), producer.id), producer.id, rates))
+        cameras.sort()
+        current = {pid: self.taps[pid].target_layer for _, pid, _ in cameras}
+        choice = choose_layers(self.limit.limit_bps, audio, [(pid, rates) for _, pid, rates in cameras], current)
+        for pid, layer in choice.layers.items():
+            self.taps[pid].set_target(layer)
+        self.limit.floor_bps, self.limit.full_bps = choice.floor_bps, choice.full_bps
+        stats = self.stats
+        stats.target_layers = dict(choice.layers)
+        stats.over_limit = choice.over_limit
+        stats.limit_kbps = self._kbps(self.limit.limit_bps)
 
     def attach(self, producer: Producer) -> PipedTrack:
         """Send ``producer`` into the pipe (idempotent); its track for the far side's table."""
@@ -238,14 +385,15 @@ class PipeSender:
     def send_rtcp(self, data: bytes) -> None:
         self._send(data)
 
-    def handle_rtcp(self, data: bytes) -> None:
-        """Feedback from the far side: NACKs answered from history, keyframe requests passed on."""
+    def handle_rtcp(self, data: bytes, now_ms: int | None = None) -> None:
+        """Feedback from the far side: NACKs answered from history, keyframe requests passed on, receiver
+        reports followed by the working limit."""
         try:
             packets = parse_compound(data)
         except ValueError:
             self.stats.malformed += 1
             return
-        now = monotonic_ms()
+        now = monotonic_ms() if now_ms is None else now_ms
         for packet in packets:
             if isinstance(packet, Nack):
                 tap = self._by_ssrc.get(packet.media_ssrc)
@@ -265,11 +413,31 @@ class PipeSender:
                         self.stats.keyframe_requests += 1
                         tap.producer.request_keyframe()
             elif isinstance(packet, ReceiverReport):
+                weighted = counted = 0
                 for block in packet.reports:
-                    if block.ssrc in self._by_ssrc:
+                    tap = self._by_ssrc.get(block.ssrc)
+                    if tap is not None:
                         self.stats.remote_loss[block.ssrc] = block.fraction_lost
                         self.stats.remote_cumulative_lost[block.ssrc] = block.packets_lost
                         self.stats.reports_received += 1
+                        sent, tap.reported_packets = tap.packets_sent - tap.reported_packets, tap.packets_sent
+                        weighted += block.fraction_lost * sent
+                        counted += sent
+                if counted:
+                    self._on_loss(weighted // counted, now)
+
+    def _on_loss(self, loss: int, now: int) -> None:
+        """The far side's loss over what crossed since its last report: the working limit follows."""
+        stats = self.stats
+        sent_bytes, sent_packets, then = self._reported
+        if now - then <= 0:
+            return
+        crossed_bps = ((stats.bytes_sent - sent_bytes) + WIRE_OVERHEAD * (stats.packets_sent - sent_packets)) \
+            * 8000 / (now - then)
+        if self.limit.on_report(loss, crossed_bps, now):
+            self._reported = (stats.bytes_sent, stats.packets_sent, now)
+            stats.link_loss = loss
+            stats.limit_kbps = self._kbps(self.limit.limit_bps)
 
 
 class PipeReceiver:

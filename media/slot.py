@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import random
 import struct
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Literal
@@ -53,12 +52,15 @@ from .rtp_packet import BYTES, RtpPacketView, monotonic_ms
 from .sent_map import SENT_MAP_MASK, Epoch, Sent, new_sent_map
 from .slot_report import SlotStats, SlotSwitch
 from .slot_feedback import SlotFeedback
-from .slot_layers import MAX_DROPS, PAUSED, TOP_LAYER, SlotLayers
+from .layer_thinning import LayerThinning
+from .slot_layers import PAUSED, TOP_LAYER, SlotLayers
 from .slot_tap import SlotTap
 from .vp8_descriptor import NONE, Vp8Descriptor, shift_picture_ids
 
 if TYPE_CHECKING:
     from .producer import Producer
+
+__all__ = ["DEFAULT_KEYFRAME_RETRY_MS", "PAUSED", "TOP_LAYER", "Slot", "SlotKind"]
 
 SlotKind = Literal["audio", "video"]
 
@@ -68,6 +70,9 @@ _UINT16 = struct.Struct("!H")
 _MAX_QUEUED = 256
 #: While a switch waits for a keyframe, ask the new source again this often.
 DEFAULT_KEYFRAME_RETRY_MS = 500
+#: For this long after an epoch starts a packet numbered before its first one is late (from the source
+#: before, or before a restart) and dropped; later the numbers may have wrapped past the epoch's first.
+EPOCH_LATE_MS = 10_000
 
 
 class Slot(SlotLayers, SlotFeedback, EventEmitter):
@@ -137,32 +142,19 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
         # epoch state
         self._started = False
         self._ever_started = False
-        self._seq_offset = 0
         self._ts_offset = 0
-        self._pid_offset = 0
         self._tl0_offset = 0
         self._epoch_start = 0
+        self._epoch_ms = 0
         self._epoch: Epoch | None = None
         self._sent: list[Sent | None] = new_sent_map()  # answers NACKs (slot seq -> source seq, epoch)
         self._resent: dict[int, int] = {}  # slot seq -> when last retransmitted (ms)
         #: The site's retransmission allowance, shared by its slots (None: no limit; media/byte_bucket.py).
         self.rtx_bucket: ByteBucket | None = None
-        # temporal layers (video): the layer the budget wants, the layer forwarded now (it changes
-        # only at frame boundaries, up only at layer-sync frames or keyframes), the source timestamp of
-        # the frame being sent (its packets all go, whatever the layer becomes mid-frame) and of the last
-        # frame dropped, and what was dropped in this epoch (for late packets)
-        self._target_layer = TOP_LAYER
-        self._layer = TOP_LAYER
-        #: The highest TID the fast path sends without a look (-1 while a layer change waits: every
-        #: packet goes through _keep, which finds the frame where it can happen).
-        self._pass = TOP_LAYER
-        self._kept_ts = -1
-        self._dropped_ts = -1
-        self._dropped_seqs: deque[int] = deque(maxlen=MAX_DROPS)
-        self._dropped_pids: deque[int] = deque(maxlen=MAX_DROPS)
-        self._renumbered = False  # a packet was dropped in this epoch: late packets need placing
-        self._layer_changed_seq = 0  # source seq at the last layer change in this epoch
-        self._upswitch_since_ms = 0
+        #: Temporal layers (video) and the epoch's numbering: the layer the budget wants, the layer
+        #: forwarded now, the sequence number / PictureID offsets closed up over what is dropped.
+        self._thin = LayerThinning(self.stats, self._ask_upswitch_keyframe, codec_name="",
+                                   on_pause=self._paused_at_frame_end)
         self._max_seq = random.randrange(0, 0x8000)
         self._max_ts = random.getrandbits(32)
         self._max_ms = 0
@@ -195,6 +187,7 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
         self._codec_name = parameters.codec_name
         self._clock_rate = parameters.clock_rate or self._clock_rate
         self._vp8 = parameters.codec_name.upper() == "VP8"
+        self._thin.set_codec(parameters.codec_name)
         self._red_pt = parameters.red_payload_type if parameters.red_payload_type is not None else -1
 
     @property
@@ -259,7 +252,7 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
             self._resume_current()
             return
         self._drop_pending()
-        if self._video and self._target_layer == PAUSED:
+        if self._video and self._thin.target == PAUSED:
             # Video is paused (budget or request): the new source becomes the current one, not
             # started; the page is told now; its keyframe is asked for when the slot resumes.
             self._empty_now()
@@ -386,7 +379,7 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
         if not self.link_up:
             self.stats.waiting_link_drops += 1
             return
-        if self._target_layer == PAUSED and not (tap is self._current and self._started):
+        if self._thin.target == PAUSED and not (tap is self._current and self._started):
             self.stats.paused_drops += 1
             return
         if tap is self._current:
@@ -472,7 +465,8 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
             elapsed = max(1, wall, 0 if self._video else self._last_step or self._clock_rate // 50)
         else:
             elapsed = 1
-        self._seq_offset = (next_seq - packet.sequence_number) & 0xFFFF
+        seq_offset = (next_seq - packet.sequence_number) & 0xFFFF
+        pid_offset = 0
         self._ts_offset = (self._max_ts + elapsed - packet.timestamp) & 0xFFFFFFFF
         if self._vp8:
             try:
@@ -481,24 +475,19 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
                 desc = None
             if desc is not None and desc.picture_id_bytes:
                 base = (self._last_pid + 1) & 0x7FFF if self._last_pid != NONE else desc.picture_id
-                self._pid_offset = (base - desc.picture_id) & 0x7FFF
-            else:
-                self._pid_offset = 0
+                pid_offset = (base - desc.picture_id) & 0x7FFF
             if desc is not None and desc.tl0picidx != NONE:
                 base = (self._last_tl0 + 1) & 0xFF if self._last_tl0 != NONE else desc.tl0picidx
                 self._tl0_offset = (base - desc.tl0picidx) & 0xFF
             else:
                 self._tl0_offset = 0
         self._epoch_start = next_seq
+        self._epoch_ms = packet.arrival_ms
         self._epoch = Epoch.of(producer, self._ts_offset, self._tl0_offset)
         if self._red is not None:
             self._red.reset()  # never the previous source's voice as this one's redundancy
-        self._set_layer_now(max(self._target_layer, 0))  # a keyframe (or audio): every layer may start here
-        self._kept_ts = self._dropped_ts = -1
-        self._dropped_seqs.clear()
-        self._dropped_pids.clear()
-        self._renumbered = False
-        self._layer_changed_seq = packet.sequence_number
+        # a keyframe (or audio): every wanted layer may start here, nothing dropped yet
+        self._thin.restart(packet.sequence_number, seq_offset, pid_offset)
         self._max_seq = (next_seq - 1) & 0xFFFF
         self._started = True
         if self._current is not None:
@@ -510,16 +499,14 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
 
     def _send(self, packet: RtpPacketView, abs_send_time: bytes) -> tuple[int, int] | None:
         """Rewrite and send one packet of the current epoch; (slot seq, slot ts) when sent."""
-        if packet.tid > self._pass and not self._keep(packet):
+        thin = self._thin
+        if packet.tid > thin.pass_tid and not thin.keep(packet, self._max_seq):
             return None
-        seq = (packet.sequence_number + self._seq_offset) & 0xFFFF
-        if (seq - self._epoch_start) & 0xFFFF >= 0x8000:
-            self.stats.late_drops += 1
-            return None  # late packet from before this epoch
-        pid_offset = self._pid_offset
-        if self._renumbered and (self._max_seq - seq) & 0xFFFF < 0x8000:
-            placed = self._place_late(packet, seq)
-            if placed is None:
+        seq = (packet.sequence_number + thin.seq_offset) & 0xFFFF
+        pid_offset = thin.pid_offset
+        if (self._max_seq - seq) & 0xFFFF < 0x8000:  # not newer than the newest sent: late, or again
+            placed = thin.place_late(packet, seq)
+            if placed is None or self._before_epoch(placed[0], packet.arrival_ms):
                 self.stats.late_drops += 1
                 return None
             seq, pid_offset = placed
@@ -560,7 +547,7 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
             red_pt = self._red_pt
         data = self._rewriter.serialize(out, seq, ts, abs_send_time, payload_type=red_pt)
         self._frame_done = packet.marker
-        self._kept_ts = packet.timestamp
+        thin.kept_ts = packet.timestamp
         self._sent[seq & SENT_MAP_MASK] = (seq, packet.sequence_number, self._epoch, pid)
         stats = self.stats
         if self._send_rtp(data):
@@ -581,6 +568,13 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
             if tl0 != NONE:
                 self._last_tl0 = tl0
         return seq, ts
+
+    def _before_epoch(self, seq: int, arrival_ms: int) -> bool:
+        """A packet numbered ``seq`` (not newer than the newest sent) is from before this epoch (its
+        source's packets before a restart, late): only while the epoch is young, its numbers not wrapped."""
+        start = self._epoch_start
+        return (arrival_ms - self._epoch_ms < EPOCH_LATE_MS
+                and (seq - start) & 0xFFFF > (self._max_seq - start) & 0xFFFF)
 
     # -- lifecycle --------------------------------------------------------------------------
 

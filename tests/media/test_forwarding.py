@@ -90,11 +90,11 @@ async def test_rewritten_ssrc_seq_ts_pt_and_truthful_sender_reports(harness: Har
     assert seqs[-1] - seqs[0] + 1 == len(seqs), "rewritten sequence numbers must be contiguous"
     seq_offsets, ts_offsets = set(), set()
     for ssrc, seq, ts, _ in media:
-        original = inbound.get((seq - slot._seq_offset) & 0xFFFF)
+        original = inbound.get((seq - slot._thin.seq_offset) & 0xFFFF)
         if original is not None:
             seq_offsets.add((seq - original[1]) & 0xFFFF)
             ts_offsets.add((ts - original[2]) & 0xFFFFFFFF)
-    assert seq_offsets == {slot._seq_offset}, "one epoch: the source never changed"
+    assert seq_offsets == {slot._thin.seq_offset}, "one epoch: the source never changed"
     assert ts_offsets == {slot._ts_offset}
 
     # Once the publisher sent an SR, every SR of the slot is a publisher SR translated into the slot's

@@ -47,7 +47,7 @@ async def test_publisher_leg_loss_is_nacked_and_recovered(harness: Harness) -> N
     assert video.stats.nacks_sent >= 5
     assert video.stats.rtx_packets >= 5
     # The recovered packets were forwarded: bob got every dropped sequence number.
-    expected = {(seq + slot._seq_offset) & 0xFFFF for seq in dropped}
+    expected = {(seq + slot._thin.seq_offset) & 0xFFFF for seq in dropped}
     await wait_for(lambda: expected <= seen_by_bob, timeout=5)
 
 

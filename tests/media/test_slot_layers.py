@@ -293,3 +293,63 @@ async def test_a_packet_is_resent_at_most_once_per_round_trip() -> None:
     sink.slot.handle_nack([lost])  # asked again before the answer could arrive: not resent
     assert len(sink.rtx()) == 1 and sink.slot.stats.retransmits_spaced == 1
     assert sink.slot.stats.retransmitted_bytes == len(sink.sent[0])
+
+
+async def test_a_retransmission_after_drops_near_the_epoch_start_takes_its_own_number() -> None:
+    """A packet lost upstream comes back (the producer's NACK) after upper-layer packets were dropped:
+    it is placed by the drops after it, not taken for a packet from before the epoch."""
+    src, sink = started(layer=0)  # the keyframe: two packets
+    src.tl0 += 1
+    lost_seq, lost_ts = src.seq, src.ts
+    lost = vp8_payload(src.picture_id, src.tl0, key=False, start=True)
+    src.seq += 1
+    src.feed(vp8_payload(src.picture_id, src.tl0, key=False, start=False), marker=1)
+    src.ts += 6000
+    src.picture_id += 1
+    for tid, sync in PATTERN[1:]:
+        src.layered(tid, sync=sync, packets=2)  # dropped: six packets, the numbers close up
+    src.layered(0, packets=2)
+    src.feed(lost, seq=lost_seq, ts=lost_ts, marker=0)
+    media = sink.media()
+    assert sink.slot.stats.late_drops == 0 and len(media) == 6
+    assert media[-1].sequence_number == (media[0].sequence_number + 2) & 0xFFFF, "its own place"
+    assert contiguous(sorted(v.sequence_number for v in media), 65536)
+    assert descriptor(media[-1]).picture_id == descriptor(media[2]).picture_id, "its picture's PictureID"
+
+
+async def test_an_upper_layer_retransmission_from_before_a_layer_change_is_placed() -> None:
+    src, sink = started(layer=1)
+    src.layered(0)
+    # a TL1 picture of two packets, the second lost upstream
+    lost_seq, lost_ts = src.seq + 1, src.ts
+    lost = vp8_payload(src.picture_id, src.tl0, key=False, start=False, tid=1, sync=True)
+    src.feed(vp8_payload(src.picture_id, src.tl0, key=False, start=True, tid=1, sync=True), marker=0)
+    src.seq += 1
+    src.ts += 6000
+    src.picture_id += 1
+    sink.slot.set_layer(0)  # the site's budget falls
+    groups(src, 1)
+    src.feed(lost, seq=lost_seq, ts=lost_ts, marker=1)
+    media = sink.media()
+    assert sink.slot.stats.late_drops == 0, "its picture went: it goes too"
+    assert media[-1].timestamp == media[3].timestamp
+    assert media[-1].sequence_number == (media[3].sequence_number + 1) & 0xFFFF
+    assert contiguous(sorted(v.sequence_number for v in media), 65536)
+    # a TL1 picture from after the change, lost upstream whole, late: its layer did not go there
+    hole_seq, hole_ts = src.seq, src.ts
+    src.seq += 1
+    src.ts += 6000
+    src.picture_id += 1
+    src.layered(0)
+    src.feed(vp8_payload(src.picture_id - 2, src.tl0, key=False, tid=1, sync=True), seq=hole_seq, ts=hole_ts)
+    assert sink.slot.stats.late_drops == 1 and len(sink.media()) == len(media) + 1
+
+
+async def test_an_epoch_longer_than_half_the_sequence_space_keeps_forwarding() -> None:
+    src = make_source("a", ssrc=1000, seq=100)
+    sink = make_slot()
+    sink.slot.switch_to(src.producer)
+    src.frame(key=True)
+    for _ in range(0x8000 + 100):
+        src.frame()
+    assert sink.slot.stats.late_drops == 0 and sink.slot.stats.packets_sent == 0x8000 + 101
