@@ -14,6 +14,7 @@ says so in its report. python-socketio's own reconnection stays off: it would re
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -341,15 +342,31 @@ class Bot:
             logger.debug("error closing the token source", exc_info=True)
 
 
-async def run_bot(options: BotOptions, seconds: float, media: PreEncodedMedia | None = None) -> BotReport:
-    """Start a bot, let it run ``seconds``, return its report (errors included, never raised)."""
+def _progress(path: Path, elapsed: float, report: BotReport) -> None:
+    line = {"t": round(elapsed, 2), "at": round(time.time(), 3), "streams": [{"participant_id": s.participant_id, "kind": s.kind,
+                                                  "frames_received": s.frames_received} for s in report.streams]}
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+async def run_bot(options: BotOptions, seconds: float, media: PreEncodedMedia | None = None, *,
+                  progress: Path | None = None) -> BotReport:
+    """Start a bot, let it run ``seconds``, return its report (errors included, never raised). With
+    ``progress``, a JSON line each second there: the seconds since the start and, per stream received, the
+    frames so far (a caller reads a rate over any window of a long run, not only over the whole run)."""
     bot = Bot(options, media)
     try:
         await bot.start()
-        try:  # the whole time, or until the bot gives up reconnecting
-            await asyncio.wait_for(bot.given_up.wait(), seconds)
-        except TimeoutError:
-            pass
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while (left := seconds - (loop.time() - started)) > 0:  # the whole time, or until the bot gives up
+            try:
+                await asyncio.wait_for(bot.given_up.wait(), min(left, 1.0) if progress else left)
+                break
+            except TimeoutError:
+                pass
+            if progress is not None:
+                _progress(progress, loop.time() - started, bot.report())
         report = bot.report()
     except BotError as exc:
         report = bot.report()

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to stay (default 10)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of a summary")
     parser.add_argument("--name", default="bot", help="name in the report")
+    parser.add_argument("--progress", type=Path, metavar="FILE",
+                        help="append a JSON line each second: seconds since the start, frames per stream so far")
     parser.add_argument("--no-audio", action="store_true")
     parser.add_argument("--no-video", action="store_true")
     parser.add_argument("--silent", action="store_true", help="publish silence instead of speech")
@@ -129,7 +131,7 @@ async def main_async(argv: list[str] | None = None, stdin: TextIO = sys.stdin, s
         bind_addresses=args.bind,
         ssl_verify=not args.insecure,
     )
-    report = await run_bot(options, args.seconds)
+    report = await run_bot(options, args.seconds, progress=args.progress)
     print(report.to_json() if args.json else report.summary(), file=stdout)
     return 1 if report.errors else 0
 

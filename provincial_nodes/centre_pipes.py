@@ -208,8 +208,8 @@ class CentrePipes:
         await link.close("parked" if cut else "dropped")
         if self.links.get(node_id) is link:
             del self.links[node_id]
-        if cut:
-            self.cut_at[node_id] = utcnow()
+        if cut:  # as of the node's last sign of life: the channel's heartbeat noticed the cut later
+            self.cut_at[node_id] = link.last_heard() or utcnow()
             task = asyncio.ensure_future(self._end_grace(link, self.cut_at[node_id]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -40,6 +40,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -496,6 +497,14 @@ class PipeLink:
         for producer_id in desired - share.tapped:
             self.pipe.sender.attach(ours[producer_id])
         share.tapped = desired
+
+    def last_heard(self) -> dt.datetime | None:
+        """When the far end's last authenticated packet arrived (media or keep-alive: its last sign of life,
+        which a cut precedes by the control channel's heartbeat timeout); None if it never sent one."""
+        transport = self.transport
+        if transport is None or not transport.last_received:
+            return None
+        return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=max(0.0, time.monotonic() - transport.last_received))
 
     def meetings_with_people(self) -> list[int]:
         """The meetings in which this end's room has people of the far end (whose tracks come through here)."""

@@ -67,7 +67,8 @@ class NodeSite:
         name = name or username
         args = [sys.executable, "-m", "bots", "--url", self.node.url, "--username", username, "--password-stdin",
                 "--meeting", str(SESSION), "--bind", self.site.address, "--seconds", str(seconds), "--json",
-                "--name", name, "--videos", "2", "--audios", "0", "--cache-dir", str(self.work_dir / "media")]
+                "--name", name, "--videos", "2", "--audios", "0", "--cache-dir", str(self.work_dir / "media"),
+                "--progress", str(self.work_dir / f"bot-{name}.progress")]
         args += ["--publish", "--no-reconnect"] if publish else ["--subscribe", "--lean"]
         log_path = self.work_dir / f"bot-{name}.log"
         with open(log_path, "wb") as log, open(self.work_dir / f"bot-{name}.json", "wb") as out:
@@ -87,6 +88,22 @@ class SiteBot(BotProcess):
     def __init__(self, name: str, proc: subprocess.Popen[bytes], work_dir: Path) -> None:
         super().__init__(name, proc, work_dir / f"bot-{name}.log")
         self.work_dir = work_dir
+
+    def frame_rate(self, participant_id: str, kind: str, since: float, until: float) -> float | None:
+        """Frames per second of ``participant_id``'s ``kind`` received between two ``time.time()`` instants
+        (from the bot's progress lines, one a second); None when the lines do not span the window."""
+        path = self.work_dir / f"bot-{self.name}.progress"
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+        def frames(line: dict[str, Any]) -> int:
+            return sum(s["frames_received"] for s in line["streams"]
+                       if s["participant_id"] == participant_id and s["kind"] == kind)
+
+        first = [line for line in lines if line["at"] <= since]
+        last = [line for line in lines if line["at"] <= until]
+        if not first or last[-1]["at"] - first[-1]["at"] < 0.7 * (until - since):
+            return None
+        return (frames(last[-1]) - frames(first[-1])) / (last[-1]["at"] - first[-1]["at"])
 
     async def report(self, timeout: float = 90) -> dict[str, Any]:
         code = await asyncio.to_thread(self.proc.wait, timeout)
