@@ -51,6 +51,9 @@ from .vp8_descriptor import shift_picture_ids
 PIPE_PLI_INTERVAL_MS = 1000
 #: How often the receiving side reports the mirrors' reception.
 REPORT_INTERVAL_MS = 1000
+#: A camera the cap stepped down goes up again no sooner than this (the layer above fitted by a hair, or a
+#: keyframe's bytes made the rates look higher: without it, a camera near the limit flips every few seconds).
+UP_AFTER_DOWN_MS = 10_000
 #: Round-trip samples the NACK spacing takes the least of.
 RTT_SAMPLES = 6
 #: The mirrors' history and NACK window (the pipe's round trip twice, and some: a WAN of 300 ms).
@@ -198,6 +201,10 @@ class PipeTap:
                                           codec_name=producer.parameters.codec_name)
         #: The newest sequence number sent (-1: none yet).
         self._max_seq = -1
+        #: When the camera was last stepped down (monotonic ms), and its rank then: it goes up again only
+        #: UP_AFTER_DOWN_MS later, unless its rank rose meanwhile (it took the floor).
+        self.lowered_ms: int | None = None
+        self.rank = 0
         #: Packets sent, and as many when the far side last reported (its loss is weighted by them).
         self.packets_sent = 0
         self.reported_packets = 0
@@ -302,6 +309,8 @@ class PipeSender:
         self._history_ms = history_ms
         self.taps: dict[str, PipeTap] = {}
         self._by_ssrc: dict[int, PipeTap] = {}
+        #: A camera stepped down goes up again no sooner than this (ms).
+        self.up_after_down_ms = UP_AFTER_DOWN_MS
         self.stats = PipeStats()
         #: The working limit of what crosses (media/pipe_budget.py), under the link's cap.
         self.limit = LinkLimit()
@@ -316,6 +325,8 @@ class PipeSender:
             raise PipeError(str(exc)) from None
         self.stats.cap_kbps = self.limit.cap_kbps
         self.stats.limit_kbps = self._kbps(self.limit.limit_bps)
+        for tap in self.taps.values():  # a new cap: every camera may go where it fits at once
+            tap.lowered_ms = None
 
     @staticmethod
     def _kbps(bps: int | None) -> int | None:
@@ -340,8 +351,17 @@ class PipeSender:
         cameras.sort()
         current = {pid: self.taps[pid].target_layer for _, pid, _ in cameras}
         choice = choose_layers(self.limit.limit_bps, audio, [(pid, rates) for _, pid, rates in cameras], current)
+        ranks = {pid: order for (order, _), pid, _ in cameras}
         for pid, layer in choice.layers.items():
-            self.taps[pid].set_target(layer)
+            tap = self.taps[pid]
+            if layer < tap.target_layer:
+                tap.lowered_ms = now
+            elif (layer > tap.target_layer and tap.lowered_ms is not None and ranks[pid] >= tap.rank
+                  and now - tap.lowered_ms < self.up_after_down_ms):
+                layer = choice.layers[pid] = tap.target_layer  # not straight back up (a keyframe's bytes
+                # looked like a higher rate, and the layer above does not fit by a hair)
+            tap.rank = ranks[pid]
+            tap.set_target(layer)
         self.limit.floor_bps, self.limit.full_bps = choice.floor_bps, choice.full_bps
         stats = self.stats
         stats.target_layers = dict(choice.layers)

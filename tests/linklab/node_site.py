@@ -189,8 +189,8 @@ async def _add_aides(centre: LiveServer) -> None:
 
 
 @asynccontextmanager
-async def node_in_a_site(work_dir: Path, profile: str = "clean", *, grace_seconds: float | None = None
-                         ) -> AsyncIterator[NodeSite]:
+async def node_in_a_site(work_dir: Path, profile: str = "clean", *, grace_seconds: float | None = None,
+                         node_env: dict[str, str] | None = None) -> AsyncIterator[NodeSite]:
     media = await asyncio.to_thread(load_media, MediaParams(), work_dir / "media")  # once, for every bot
     async with Lab() as lab:
         site = await lab.add_site("kh17", profile=profile, seed=17)
@@ -209,7 +209,7 @@ async def node_in_a_site(work_dir: Path, profile: str = "clean", *, grace_second
             node = ServerProcess(work_dir / "node", host=site.address, wrap=site.exec_args([]), env={
                 "CABINET_PROVINCIAL_NODES__UPSTREAM_URL": centre.url,
                 "CABINET_PROVINCIAL_NODES__CREDENTIAL_FILE": str(credential_file),
-                "CABINET_PROVINCIAL_NODES__OFFICE_CODE": "KH-17"})
+                "CABINET_PROVINCIAL_NODES__OFFICE_CODE": "KH-17", **(node_env or {})})
             await asyncio.to_thread(node.start, 60)
             node_site = NodeSite(lab, site, centre, node, work_dir, media)
             await _until_replicated(node_site)

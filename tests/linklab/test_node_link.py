@@ -188,6 +188,43 @@ async def filled_gap(site: NodeSite, timeout: float) -> RecordingGap:
     return gap
 
 
+async def test_a_node_s_downlink_cap_thins_the_centre_s_cameras_to_fit(tmp_path: Path, centre_bots: list[Bot]) -> None:
+    """``downlink_kbps`` below what the chair's camera sends: the centre sends its lower temporal layers only,
+    the WAN carries no more than the cap, and the hall still sees the chair, at a lower frame rate."""
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    cap = 380
+    async with node_in_a_site(tmp_path, node_env={"CABINET_PROVINCIAL_NODES__DOWNLINK_KBPS": str(cap)}) as site:
+        chair = await started(centre_bots, await centre_bot(site, "chair", publish=True))
+        chair_id = chair.client.participant_id
+        hall = site.start_bot(AIDES[0], publish=False, seconds=90)
+        await reached(lambda: (hall.frame_rate(chair_id, "video", time.time() - 4, time.time()) or 0) > 1, 40,
+                      "the hall sees the chair")
+        await asyncio.sleep(6)  # the layers settle within the cap
+        link = next(iter(site.pipes.links.values()))
+        source_kbps = sum(p.stats.bytes for p in site.pipes.rooms.rooms[SESSION].router.producers.values()
+                          if p.participant_id == chair_id)
+        down, _ = await site.wan_bytes()
+        started_at = time.time()
+        await asyncio.sleep(10)
+        down2, _ = await site.wan_bytes()
+        source_kbps = (sum(p.stats.bytes for p in site.pipes.rooms.rooms[SESSION].router.producers.values()
+                           if p.participant_id == chair_id) - source_kbps) * 8 / 1000 / 10
+        wan_kbps = (down2 - down) * 8 / 1000 / (time.time() - started_at)
+        rate = hall.frame_rate(chair_id, "video", started_at, time.time())
+        summary = link.summary()
+        print(f"downlink cap {cap} kbit/s: the chair sends {source_kbps:.0f} kbit/s, the WAN carried {wan_kbps:.0f}; "
+              f"the hall sees the chair at {rate} fps; layers {summary.layers}, {summary.thinned} packets thinned, "
+              f"{link.pipe.sender.stats.layer_switches} switches up")
+        assert summary.cap_kbps == cap and summary.thinned > 0 and not summary.over_limit
+        assert link.pipe.sender.stats.layer_switches <= 3, "settled, not flipping between layers"
+        assert source_kbps > cap * 1.3, "the test needs a camera above the cap"
+        assert wan_kbps <= cap * 1.1, (wan_kbps, cap)
+        assert rate is not None and 1.5 < rate < 12, "the lower layers only, and no freeze"
+        assert hall.proc.poll() is None, hall.log_tail()
+
+
 async def test_on_a_poor_wan_the_pipe_recovers_what_the_link_loses(tmp_path: Path, centre_bots: list[Bot]) -> None:
     reason = lab_unavailable()
     if reason:

@@ -13,7 +13,7 @@ import pytest
 from slot_helpers import Source, make_source, vp8_payload
 
 from media.layer_thinning import TOP_LAYER
-from media.pipe import PipeError, PipeReceiver, PipeSender, is_rtcp
+from media.pipe import UP_AFTER_DOWN_MS, PipeError, PipeReceiver, PipeSender, is_rtcp
 from media.pipe_budget import LinkLimit, choose_layers
 from media.producer import Producer
 from media.rtcp import Nack, ReportBlock, build_rr, parse_compound
@@ -324,6 +324,39 @@ async def test_the_sender_sets_each_taps_target_the_floor_holders_first() -> Non
     sender.set_cap(0)
     sender.rebalance({})
     assert sender.stats.target_layers == {"chair": 2, "other": 2} and sender.stats.limit_kbps is None
+    sender.close()
+
+
+async def test_a_camera_stepped_down_does_not_flip_back_up_at_once() -> None:
+    sender = PipeSender(lambda data: None)
+    sender.up_after_down_ms = 200  # every step below within one rate sample (400 ms): the rates hold still
+    chair, other, voice = camera("chair", 4000), camera("other", 4100), make_source("v", "audio", ssrc=4200, pt=111)
+    for src in (chair, other):
+        sender.attach(src.producer)
+        src.layered(0, key=True)
+        groups(src, 1)
+    sender.attach(voice.producer)
+    sender.set_cap(600)
+    rank = {"chair-person": 0}
+    sender.rebalance(rank, now_ms=0)
+    assert sender.taps["chair"].target_layer == 1 and sender.taps["other"].target_layer == 0
+    sender.limit.limit_bps = 450_000  # the far side's loss lowered the limit: TL1 no longer fits
+    sender.rebalance(rank, now_ms=100)
+    assert sender.taps["chair"].target_layer == 0
+    sender.limit.limit_bps = 600_000
+    sender.rebalance(rank, now_ms=250)
+    assert sender.taps["chair"].target_layer == 0, "held down a while"
+    sender.rebalance(rank, now_ms=300)
+    assert sender.taps["chair"].target_layer == 1, "then up again"
+    sender.limit.limit_bps = 450_000
+    sender.rebalance(rank, now_ms=310)
+    assert sender.taps["chair"].target_layer == 0 and sender.taps["other"].target_layer == 0
+    sender.limit.limit_bps = 600_000
+    sender.rebalance({"other-person": 0, "chair-person": 1}, now_ms=320)
+    assert sender.taps["other"].target_layer == 1, "the floor's new holder goes up at once"
+    sender.rebalance(rank, now_ms=330)
+    assert sender.taps["chair"].target_layer == 1, "the floor back, 20 ms after it was stepped down: up at once"
+    assert UP_AFTER_DOWN_MS >= 5000
     sender.close()
 
 
