@@ -17,6 +17,7 @@ from node_site import (AIDES, CENTRE_VIEWERS, NodeSite, centre_bot, centre_parti
                        stream_of, until, wan_per_source_byte)
 
 from bots.bot import Bot
+from harness import Client
 from meetings.models import Recording, RecordingGap
 
 SESSION = 1
@@ -219,6 +220,10 @@ async def test_a_node_s_downlink_cap_thins_the_centre_s_cameras_to_fit(tmp_path:
               f"{link.pipe.sender.stats.layer_switches} switches up")
         assert summary.cap_kbps == cap and summary.thinned > 0 and not summary.over_limit
         assert link.pipe.sender.stats.layer_switches <= 3, "settled, not flipping between layers"
+        async with Client(site.centre.url) as client:  # the secretariat's console says so
+            await client.login("secretariat")
+            status, page = await client.page("/nodes")
+        assert status == 200 and f"capped at {cap} kbit/s" in page, page
         assert source_kbps > cap * 1.3, "the test needs a camera above the cap"
         assert wan_kbps <= cap * 1.1, (wan_kbps, cap)
         assert rate is not None and 1.5 < rate < 12, "the lower layers only, and no freeze"
