@@ -54,14 +54,18 @@ class NodeGate:
 
     async def follow(self, room: Room, session: HostSession) -> None:
         """The host's session state in the centre's table: a room that defers to the host follows it (this
-        node's copy of the meeting first, then the room: its pages, its recording of the local tracks)."""
-        if not room.floor.deferred or session.state is room.floor.state:
+        node's copy of the meeting first, then the room: its pages, its recording of the local tracks), and
+        its pages show who holds the host's floor."""
+        if not room.floor.deferred:
             return
         state = session.state
-        await follow_session(room.floor.services.db, room.meeting_id, state, session.opened_at, session.closed_at)
-        if await room.floor.follow_host(state, session.opened_at, session.closed_at):
-            log.info("the host's session is %s", state.value, extra={
-                "event": "node.session_followed", "meeting_id": room.meeting_id, "state": state.value})
+        if state is not room.floor.state:
+            await follow_session(room.floor.services.db, room.meeting_id, state, session.opened_at,
+                                 session.closed_at)
+            if await room.floor.follow_host(state, session.opened_at, session.closed_at):
+                log.info("the host's session is %s", state.value, extra={
+                    "event": "node.session_followed", "meeting_id": room.meeting_id, "state": state.value})
+        await room.floor.follow_host_floor(session.floor)
 
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
         participant = room.participants.get(participant_id)

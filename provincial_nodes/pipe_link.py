@@ -189,6 +189,29 @@ class HostSession:
     state: MeetingState
     opened_at: dt.datetime | None
     closed_at: dt.datetime | None
+    #: Who holds the host's floor (FLOOR_FIELDS), or None.
+    floor: dict[str, Any] | None = None
+
+
+#: What a table says of the host's floor holder: what the far end's pages show (the time left is theirs to
+#: count from ``granted_at``, so the table does not change every second).
+FLOOR_FIELDS: dict[str, tuple[type, ...]] = {
+    "participant_id": (str, type(None)), "person_id": (int,), "full_name": (str,), "office_name": (str, type(None)),
+    "office_name_km": (str, type(None)), "granted_at": (int, float), "limit_seconds": (int, type(None))}
+
+
+def floor_of(value: object) -> dict[str, Any] | None:
+    """The host's floor holder in a table's session (None: nobody); PipeRefused if malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != set(FLOOR_FIELDS):
+        raise PipeRefused(f"a table's floor holder has exactly {sorted(FLOOR_FIELDS)}")
+    for name, types in FLOOR_FIELDS.items():
+        field_value = value[name]
+        if not isinstance(field_value, types) or isinstance(field_value, bool) or (
+                isinstance(field_value, str) and len(field_value) > 200):
+            raise PipeRefused(f"a table's floor holder's {name} is not what it should be")
+    return dict(value)
 
 
 def session_of(frame: dict[str, Any]) -> HostSession | None:
@@ -206,7 +229,7 @@ def session_of(frame: dict[str, Any]) -> HostSession | None:
     parsed = [aware_time(t) for t in times]
     if any(t is not None and p is None for t, p in zip(times, parsed, strict=True)):
         raise PipeRefused("a table's session times are ISO times with a zone")
-    return HostSession(state, parsed[0], parsed[1])
+    return HostSession(state, parsed[0], parsed[1], floor_of(value.get("floor")))
 
 
 def departures_of(frame: dict[str, Any]) -> dict[str, dt.datetime]:
@@ -476,7 +499,9 @@ class PipeLink:
                   if not p.closed and p.ssrc is not None and not self._mine(p)]
         frame = {"type": "pipe_table", "meeting_id": room.meeting_id, "participants": participants, "tracks": tracks}
         if not room.floor.deferred:  # this end hosts the session: the far end's room follows its state
-            frame["session"] = room.floor.session_payload()
+            holder = room.floor.floor_payload()["holder"]
+            frame["session"] = {**room.floor.session_payload(),
+                                "floor": {k: holder.get(k) for k in FLOOR_FIELDS} if holder else None}
         return frame
 
     @staticmethod

@@ -61,6 +61,17 @@ class FloorHolder:
                 "remaining_seconds": remaining}
 
 
+def _host_holder(holder: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The host's floor holder as a page shows one (the time left counted here)."""
+    if holder is None:
+        return None
+    limit, granted = holder.get("limit_seconds"), holder.get("granted_at")
+    remaining = None
+    if isinstance(limit, int) and isinstance(granted, (int, float)):
+        remaining = max(0.0, round(granted + limit - time.time(), 1))
+    return {**holder, "remaining_seconds": remaining}
+
+
 def holder_names(public: dict[str, Any]) -> dict[str, Any]:
     return {k: public.get(k) for k in ("full_name", "office_name", "office_name_km")}
 
@@ -76,8 +87,10 @@ class SessionControl:
         self.roll_call: dict[str, Any] | None = None
         self.quorum: dict[str, Any] | None = None
         self.recorder = AttendanceRecorder(room.meeting_id, services.attendance)
-        #: The floor is the meeting host's (see :meth:`defer_to_host`).
+        #: The floor is the meeting host's (see :meth:`defer_to_host`), and who holds it there (what the host
+        #: says of them: provincial_nodes/pipe_link.py FLOOR_FIELDS).
         self.deferred = False
+        self.host_floor: dict[str, Any] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._push_due = False
         self._heartbeat: asyncio.Task[Any] | None = None
@@ -149,6 +162,8 @@ class SessionControl:
         return {"state": self.state.value, "opened_at": self.opened_at, "closed_at": self.closed_at}
 
     def floor_payload(self) -> dict[str, Any]:
+        if self.deferred:
+            return {"holder": _host_holder(self.host_floor)}
         return {"holder": self.holder.public() if self.holder else None}
 
     def join_payload(self, participant: Participant) -> dict[str, Any]:
@@ -197,6 +212,12 @@ class SessionControl:
             self.room.recording.stop_soon()
         await self.room.outbox.broadcast(self.room, "session", self.session_payload())
         return True
+
+    async def follow_host_floor(self, holder: dict[str, Any] | None) -> None:
+        """A deferred room's pages show who holds the host's floor: told when it changes."""
+        if self.deferred and holder != self.host_floor:
+            self.host_floor = holder
+            await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
 
     def holds_floor(self, participant: Participant) -> bool:
         return self.holder is not None and self.holder.person_id == participant.person_id

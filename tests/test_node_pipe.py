@@ -300,8 +300,13 @@ async def test_the_centre_s_floor_decides_what_the_session_hears_of_a_node_s_gov
         await asyncio.sleep(2.0)
         assert voice_packets(listener, governor) - before <= 2, "without the floor the session does not hear them"
 
+        heard: list[tuple[str, object]] = []
+        aide.client.listeners.append(lambda name, data: heard.append((name, data)))
         granted = await chair.client.call("floor", {"action": "grant", "participant_id": governor.client.participant_id})
         assert granted["floor"]["holder"]["participant_id"] == governor.client.participant_id
+        await until(lambda: any(name == "floor" and (data.get("holder") or {}).get("participant_id")  # type: ignore[union-attr]
+                                == governor.client.participant_id for name, data in heard), 10,
+                    "the hall's pages at the node show that the governor holds the session's floor")
         before = voice_packets(listener, governor)
         await until(lambda: voice_packets(listener, governor) - before > 50, 20,
                     "with the floor, the session hears the node's governor")

@@ -103,6 +103,14 @@ def test_a_tables_session_state_is_checked() -> None:
     host = session_of({"session": {"state": "open", "opened_at": opened, "closed_at": None}})
     assert host is not None and host.state is MeetingState.OPEN and host.opened_at is not None
     assert host.opened_at.isoformat() == opened and host.closed_at is None
+    holder = {"participant_id": "p3-aa", "person_id": 3, "full_name": "Keo Sreymom", "office_name": "Siem Reap",
+              "office_name_km": "សៀមរាប", "granted_at": 1795800000.5, "limit_seconds": 120}
+    with_floor = session_of({"session": {"state": "open", "opened_at": opened, "closed_at": None, "floor": holder}})
+    assert with_floor is not None and with_floor.floor == holder
+    for bad_floor in ("p3", {**holder, "extra": 1}, {**holder, "person_id": "3"}, {**holder, "full_name": "x" * 201},
+                      {**holder, "limit_seconds": True}, {k: v for k, v in holder.items() if k != "granted_at"}):
+        with pytest.raises(PipeRefused):
+            session_of({"session": {"state": "open", "floor": bad_floor}})
     for bad in ("open", {"state": "adjourned"}, {"state": "open", "opened_at": "yesterday"},
                 {"state": "closed", "closed_at": "2026-11-27T08:00:00"}, {"state": None}):
         with pytest.raises(PipeRefused):
