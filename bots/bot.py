@@ -343,8 +343,9 @@ class Bot:
 
 
 def _progress(path: Path, elapsed: float, report: BotReport) -> None:
-    line = {"t": round(elapsed, 2), "at": round(time.time(), 3), "streams": [{"participant_id": s.participant_id, "kind": s.kind,
-                                                  "frames_received": s.frames_received} for s in report.streams]}
+    streams = [{"participant_id": s.participant_id, "kind": s.kind, "frames_received": s.frames_received}
+               for s in report.streams]
+    line = {"t": round(elapsed, 2), "at": round(time.time(), 3), "streams": streams}
     with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(line) + "\n")
 
