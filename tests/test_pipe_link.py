@@ -35,6 +35,9 @@ class Gate:
     async def event(self, room: Any, participant_id: str, event: str, data: dict[str, Any]) -> None:
         return None
 
+    async def follow(self, room: Any, session: Any) -> None:
+        return None
+
     def alive(self, room: Any) -> None:
         return None
 

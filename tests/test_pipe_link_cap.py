@@ -21,6 +21,7 @@ from media.rewriter import ExtensionIds
 from media.rtp_packet import RtpPacketView, build_rtp
 from provincial_nodes.config import ProvincialNodesConfig
 from provincial_nodes.pipe_link import MeetingShare, PipeLink
+from test_pipe_link import Gate
 
 
 def track(n: int, kind: str) -> PipedTrack:
@@ -28,29 +29,6 @@ def track(n: int, kind: str) -> PipedTrack:
     return PipedTrack(f"{kind}-{n}", f"p{n}", f"s{n}", kind, "0" if audio else "1",
                       "audio/opus" if audio else "video/VP8", 48000 if audio else 90000, 2 if audio else None,
                       111 if audio else 96, 1000 + n * 2 + audio, ExtensionIds(1, 2, 3))
-
-
-class Gate:
-    async def room(self, meeting_id: int) -> None:
-        return None
-
-    async def people(self, room: Any, entries: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
-        return {e["participant_id"] for e in entries}, set()
-
-    async def release(self, room: Any, status: str) -> None:
-        return None
-
-    async def event(self, room: Any, participant_id: str, event: str, data: dict[str, Any]) -> None:
-        return None
-
-    async def follow(self, room: Any, session: Any) -> None:
-        return None
-
-    def alive(self, room: Any) -> None:
-        return None
-
-    async def departed(self, meeting_id: int, departures: dict[str, Any]) -> None:
-        return None
 
 
 def three_layers(camera: Producer, ssrc: int) -> None:
