@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from media.pipe_transport import PipeKeys, PipeTransport, PipeTransportError
+from meetings.errors import MeetingsError
 from signaling.room import Room
 from signaling.server import Rooms
 
@@ -60,9 +61,15 @@ class NodeGate:
             return
         state = session.state
         if state is not room.floor.state:
-            await follow_session(room.floor.services.db, room.meeting_id, state, session.opened_at,
-                                 session.closed_at)
-            if await room.floor.follow_host(state, session.opened_at, session.closed_at):
+            try:
+                await follow_session(room.floor.services.db, room.meeting_id, state, session.opened_at,
+                                     session.closed_at)
+                followed = await room.floor.follow_host(state, session.opened_at, session.closed_at)
+            except MeetingsError as exc:  # a full disk, a busy database: the next table tries again
+                log.warning("could not follow the host's session: %s", exc, extra={
+                    "event": "node.session_follow_failed", "meeting_id": room.meeting_id})
+                return
+            if followed:
                 log.info("the host's session is %s", state.value, extra={
                     "event": "node.session_followed", "meeting_id": room.meeting_id, "state": state.value})
         await room.floor.follow_host_floor(session.floor)
