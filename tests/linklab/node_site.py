@@ -34,6 +34,8 @@ SESSION = 1  # the demo's weekly session: KH-17, the governor's province, is inv
 AIDES = tuple(f"kh17-aide-{n}" for n in range(1, 8))
 #: Secretariat staff watching at the centre (the host office's, invited with it).
 CENTRE_VIEWERS = tuple(f"ocm-viewer-{n}" for n in range(1, 5))
+#: The host office's delegates who all talk at once at the centre.
+CENTRE_SPEAKERS = tuple(f"ocm-speaker-{n}" for n in range(1, 11))
 
 
 @dataclass
@@ -115,12 +117,13 @@ class SiteBot(BotProcess):
 
 # -- at the centre ------------------------------------------------------------------------------------------
 
-async def centre_bot(site: NodeSite, username: str, *, publish: bool) -> Bot:
-    """A lean bot at the centre (this process, the lab's server address): publishing, or watching."""
+async def centre_bot(site: NodeSite, username: str, *, publish: bool, video: bool = True) -> Bot:
+    """A lean bot at the centre (this process, the lab's server address): publishing (``video``: a camera
+    beside its voice), or watching."""
     url = site.centre.url
     bot = Bot(BotOptions(url=url, token_source=LoginTokenSource(url, username, DEMO_PASSWORD, SESSION), name=username,
                          publish=publish, subscribe=not publish, lean=True, videos=2, audios=0, timeout=30,
-                         bind_addresses=[site.lab.server_address]), site.media)
+                         video=video, bind_addresses=[site.lab.server_address]), site.media)
     try:
         await asyncio.wait_for(bot.start(), 40)
     except BaseException:
@@ -184,6 +187,9 @@ async def _add_aides(centre: LiveServer) -> None:
         for username in CENTRE_VIEWERS:
             await services.people.create(CLI, username=username, full_name=f"Viewer {username[-1]}",
                                          office_id=host.id, roles=["observer"], password=DEMO_PASSWORD)
+        for username in CENTRE_SPEAKERS:
+            await services.people.create(CLI, username=username, full_name=f"Speaker {username.rsplit('-', 1)[1]}",
+                                         office_id=host.id, roles=["delegate"], password=DEMO_PASSWORD)
     finally:
         await services.db.dispose()
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from linklab_probes import lab_unavailable
-from node_site import (AIDES, CENTRE_VIEWERS, NodeSite, centre_bot, centre_participant, frames_from, node_in_a_site,
-                       stream_of, until, wan_per_source_byte)
+from node_site import (AIDES, CENTRE_SPEAKERS, CENTRE_VIEWERS, NodeSite, centre_bot, centre_participant, frames_from,
+                       node_in_a_site, stream_of, until, wan_per_source_byte)
 
 from bots.bot import Bot
 from harness import Client
@@ -228,6 +228,38 @@ async def test_a_node_s_downlink_cap_thins_the_centre_s_cameras_to_fit(tmp_path:
         assert wan_kbps <= cap * 1.1, (wan_kbps, cap)
         assert rate is not None and 1.5 < rate < 12, "the lower layers only, and no freeze"
         assert hall.proc.poll() is None, hall.log_tail()
+
+
+async def test_ten_talking_at_the_centre_the_node_receives_at_most_four_voices(
+        clean_node: NodeSite, centre_bots: list[Bot]) -> None:
+    site = clean_node
+    hall = site.start_bot(AIDES[0], publish=False, seconds=90)  # the node has a room for the session
+    await reached(lambda: site.pipes.links and any(l.shares for l in site.pipes.links.values()), 40,
+                  "the node shares the session")
+    speakers = await asyncio.gather(*(centre_bot(site, name, publish=True, video=False) for name in CENTRE_SPEAKERS))
+    centre_bots.extend(speakers)
+    room = site.pipes.rooms.rooms[SESSION]
+    voices = [p for p in room.router.producers.values() if p.kind == "audio"
+              and p.participant_id in {b.client.participant_id for b in speakers}]
+    assert len(voices) == 10
+    await asyncio.sleep(5)  # the node's wants and the voices picked settle
+    link = next(iter(site.pipes.links.values()))
+    crossing: list[int] = []
+    voice_bytes = sum(p.stats.bytes for p in voices)
+    down, _ = await site.wan_bytes()
+    for _ in range(50):  # 10 s
+        crossing.append(sum(1 for tap in link.pipe.sender.taps.values() if tap.producer.kind == "audio"))
+        await asyncio.sleep(0.2)
+    down2, _ = await site.wan_bytes()
+    per_voice = (sum(p.stats.bytes for p in voices) - voice_bytes) / 10
+    ratio = (down2 - down) / max(1, per_voice)
+    print(f"ten talking at the centre: {min(crossing)}-{max(crossing)} voices cross to the node; the WAN carried "
+          f"{ratio:.1f} voices' bytes")
+    assert 1 <= min(crossing) and max(crossing) <= 4, crossing
+    # Opus packets are small: IP/UDP, the SRTP tag and RTP's header add ~40 % to each (and the tables of
+    # eleven people, RTCP and keep-alives cross too); ten voices would be ~14 of their payloads.
+    assert ratio < 7.5, "four voices and their packets' overhead, not ten"
+    assert hall.proc.poll() is None, hall.log_tail()
 
 
 async def test_on_a_poor_wan_the_pipe_recovers_what_the_link_loses(tmp_path: Path, centre_bots: list[Bot]) -> None:
