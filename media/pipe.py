@@ -54,6 +54,9 @@ REPORT_INTERVAL_MS = 1000
 #: A camera the cap stepped down goes up again no sooner than this (the layer above fitted by a hair, or a
 #: keyframe's bytes made the rates look higher: without it, a camera near the limit flips every few seconds).
 UP_AFTER_DOWN_MS = 10_000
+#: The pipe's resend rate (what the cap's choice leaves room for) is sampled this often, and smoothed.
+RESEND_SAMPLE_MS = 250
+RESEND_ALPHA = 0.5
 #: Round-trip samples the NACK spacing takes the least of.
 RTT_SAMPLES = 6
 #: The mirrors' history and NACK window (the pipe's round trip twice, and some: a WAN of 300 ms).
@@ -152,6 +155,10 @@ class PipeStats:
     packets_sent: int = 0
     bytes_sent: int = 0
     retransmitted: int = 0
+    #: Their bytes on the wire (each with the IP/UDP/SRTP overhead): the cap's choice leaves room for them.
+    retransmitted_bytes: int = 0
+    #: The resend rate the last choice left room for (bit/s, smoothed).
+    retransmit_bps: int = 0
     retransmit_misses: int = 0
     keyframe_requests: int = 0
     packets_received: int = 0
@@ -315,6 +322,8 @@ class PipeSender:
         #: The working limit of what crosses (media/pipe_budget.py), under the link's cap.
         self.limit = LinkLimit()
         self._reported = (0, 0, monotonic_ms())  # bytes and packets sent at the last report, and when
+        self._resent: tuple[int, int] | None = None  # retransmitted bytes at the last resend sample, and when
+        self._resend_bps = 0.0
 
     def set_cap(self, kbps: int) -> None:
         """The link's configured rate in this direction, kbit/s (0: none); raises PipeError when out of
@@ -350,7 +359,10 @@ class PipeSender:
                 cameras.append(((rank.get(producer.participant_id, len(rank)), producer.id), producer.id, rates))
         cameras.sort()
         current = {pid: self.taps[pid].target_layer for _, pid, _ in cameras}
-        choice = choose_layers(self.limit.limit_bps, audio, [(pid, rates) for _, pid, rates in cameras], current)
+        limit = self.limit.limit_bps
+        if limit is not None:  # the pipe's own resends take part of the link: the layers fit in the rest
+            limit = max(0, limit - self._resend_rate(now))
+        choice = choose_layers(limit, audio, [(pid, rates) for _, pid, rates in cameras], current)
         ranks = {pid: order for (order, _), pid, _ in cameras}
         for pid, layer in choice.layers.items():
             tap = self.taps[pid]
@@ -367,6 +379,18 @@ class PipeSender:
         stats.target_layers = dict(choice.layers)
         stats.over_limit = choice.over_limit
         stats.limit_kbps = self._kbps(self.limit.limit_bps)
+
+    def _resend_rate(self, now: int) -> int:
+        """The bit/s the pipe resends (NACKs answered), smoothed over samples at least RESEND_SAMPLE_MS apart."""
+        sent = self.stats.retransmitted_bytes
+        if self._resent is None:
+            self._resent = (sent, now)
+        elif now - self._resent[1] >= RESEND_SAMPLE_MS:
+            rate = (sent - self._resent[0]) * 8000 / (now - self._resent[1])
+            self._resend_bps = (1 - RESEND_ALPHA) * self._resend_bps + RESEND_ALPHA * rate
+            self._resent = (sent, now)
+        self.stats.retransmit_bps = int(self._resend_bps)
+        return int(self._resend_bps)
 
     def attach(self, producer: Producer) -> PipedTrack:
         """Send ``producer`` into the pipe (idempotent); its track for the far side's table."""
@@ -424,6 +448,7 @@ class PipeSender:
                         self.stats.retransmit_misses += 1
                     else:
                         self.stats.retransmitted += 1
+                        self.stats.retransmitted_bytes += len(kept.data) + WIRE_OVERHEAD
                         self._send(kept.data)
             elif isinstance(packet, (Pli, Fir)):
                 ssrcs = [packet.media_ssrc] if isinstance(packet, Pli) else [s for s, _ in packet.entries]

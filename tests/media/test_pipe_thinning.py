@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from slot_helpers import Source, make_source, vp8_payload
 
+from media.layer_rates import WIRE_OVERHEAD
 from media.layer_thinning import TOP_LAYER
 from media.pipe import UP_AFTER_DOWN_MS, PipeError, PipeReceiver, PipeSender, is_rtcp
 from media.pipe_budget import LinkLimit, choose_layers
@@ -201,6 +202,7 @@ async def test_a_nack_is_answered_with_the_packet_as_it_crossed(wire: Wire) -> N
     first, again = [d for d in wire.crossed if int.from_bytes(d[2:4], "big") == lost]
     assert again == first, "resent exactly as it crossed: its number and PictureID renumbered"
     assert wire.nacks() == [lost] and wire.sender.stats.retransmitted == 1
+    assert wire.sender.stats.retransmitted_bytes == len(first) + WIRE_OVERHEAD, "counted as it goes on the wire"
     assert wire.sender.stats.retransmit_misses == 0
     assert crossed[-1].sequence_number != (cam.seq - 1) & 0xFFFF, "(the numbers crossing are not the publisher's)"
     received = [v.sequence_number for v in capture.packets]
@@ -357,6 +359,26 @@ async def test_a_camera_stepped_down_does_not_flip_back_up_at_once() -> None:
     sender.rebalance(rank, now_ms=330)
     assert sender.taps["chair"].target_layer == 1, "the floor back, 20 ms after it was stepped down: up at once"
     assert UP_AFTER_DOWN_MS >= 5000
+    sender.close()
+
+
+async def test_the_pipes_own_resends_leave_less_room_for_the_layers() -> None:
+    sender = PipeSender(lambda data: None)
+    chair, other, voice = camera("chair", 4000), camera("other", 4100), make_source("v", "audio", ssrc=4200, pt=111)
+    for src in (chair, other):
+        sender.attach(src.producer)
+        src.layered(0, key=True)
+        groups(src, 1)
+    sender.attach(voice.producer)
+    sender.set_cap(600)  # audio 45k + two TL0 400k: 155k left, the chair's TL1 (120k) fits
+    rank = {"chair-person": 0}
+    sender.rebalance(rank, now_ms=0)
+    assert sender.taps["chair"].target_layer == 1 and sender.stats.retransmit_bps == 0
+    # NACKs answered at ~160 kbit/s (each resend counted with its wire overhead) for 0.3 s
+    sender.stats.retransmitted_bytes += 160_000 * 3 // 80
+    sender.rebalance(rank, now_ms=300)
+    assert sender.stats.retransmit_bps > 60_000
+    assert sender.taps["chair"].target_layer == 0, "the resends take the room the chair's TL1 had"
     sender.close()
 
 
