@@ -305,14 +305,21 @@ def test_below_every_base_layer_every_camera_still_crosses_at_tl0() -> None:
     assert one_layer.layers == {"screen": TOP_LAYER} and one_layer.over_limit, "nothing to thin"
 
 
-async def test_the_sender_sets_each_taps_target_the_floor_holders_first() -> None:
+def two_cameras_and_a_voice() -> PipeSender:
+    """A sender tapping two cameras (the chair's, another's) that have sent three layers (the rates start
+    from a typical L1T3 stream's: 200k / 320k / 500k) and a voice (45k)."""
     sender = PipeSender(lambda data: None)
     chair, other, voice = camera("chair", 4000), camera("other", 4100), make_source("v", "audio", ssrc=4200, pt=111)
     for src in (chair, other):
         sender.attach(src.producer)
         src.layered(0, key=True)
-        groups(src, 1)  # three layers seen: the rates start from a typical L1T3 stream's (200k / 320k / 500k)
+        groups(src, 1)
     sender.attach(voice.producer)
+    return sender
+
+
+async def test_the_sender_sets_each_taps_target_the_floor_holders_first() -> None:
+    sender = two_cameras_and_a_voice()
     sender.set_cap(600)  # audio 45k + two TL0 400k: 155k left, the first camera's TL1 (120k) fits, its TL2 not
     sender.rebalance({"chair-person": 0})
     assert sender.stats.target_layers == {"chair": 1, "other": 0}
@@ -330,14 +337,8 @@ async def test_the_sender_sets_each_taps_target_the_floor_holders_first() -> Non
 
 
 async def test_a_camera_stepped_down_does_not_flip_back_up_at_once() -> None:
-    sender = PipeSender(lambda data: None)
+    sender = two_cameras_and_a_voice()
     sender.up_after_down_ms = 200  # every step below within one rate sample (400 ms): the rates hold still
-    chair, other, voice = camera("chair", 4000), camera("other", 4100), make_source("v", "audio", ssrc=4200, pt=111)
-    for src in (chair, other):
-        sender.attach(src.producer)
-        src.layered(0, key=True)
-        groups(src, 1)
-    sender.attach(voice.producer)
     sender.set_cap(600)
     rank = {"chair-person": 0}
     sender.rebalance(rank, now_ms=0)
@@ -363,13 +364,7 @@ async def test_a_camera_stepped_down_does_not_flip_back_up_at_once() -> None:
 
 
 async def test_the_pipes_own_resends_leave_less_room_for_the_layers() -> None:
-    sender = PipeSender(lambda data: None)
-    chair, other, voice = camera("chair", 4000), camera("other", 4100), make_source("v", "audio", ssrc=4200, pt=111)
-    for src in (chair, other):
-        sender.attach(src.producer)
-        src.layered(0, key=True)
-        groups(src, 1)
-    sender.attach(voice.producer)
+    sender = two_cameras_and_a_voice()
     sender.set_cap(600)  # audio 45k + two TL0 400k: 155k left, the chair's TL1 (120k) fits
     rank = {"chair-person": 0}
     sender.rebalance(rank, now_ms=0)
