@@ -131,6 +131,8 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
         self._held = False
         #: The slot empties at the end of the current source's frame in flight (switch_to(None)).
         self._emptying = False
+        #: The producer id the page was last told this slot carries (None: told it is empty).
+        self._announced: str | None = None
         #: The last packet sent ended a frame (its marker bit).
         self._frame_done = True
         #: The new source's keyframe (and what followed it) arrived while the old source's frame was
@@ -220,7 +222,6 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
         if self.closed:
             return
         if producer is None:
-            named = self._current is not None or (not self._video and self._pending is not None)
             self._drop_pending()
             current = self._current
             if current is not None and self._video and self._started and not self._held and not self._frame_done:
@@ -229,7 +230,7 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
                 current.forward = partial(self._on_packet, current)
                 return
             self._empty_now()
-            if named:
+            if self._announced is not None:
                 self._emit_switch(None, None)
             return
         self._emptying = False
@@ -340,14 +341,14 @@ class Slot(SlotLayers, SlotFeedback, EventEmitter):
                 self._emptying = False
                 self._emit_switch(None, None)
                 return
-            if self._pending is None:
-                self._emit_switch(None, None)
-            elif self._queue is not None:
+            if self._pending is not None and self._queue is not None:
                 self._flush_queue()  # the old frame will never end: cut over to the queued keyframe
-            # else: send nothing until the pending source's keyframe
+            else:  # empty (until the pending source's keyframe, if any): the page stops showing the gone one
+                self._emit_switch(None, None)
 
     def _emit_switch(self, producer: Producer | None, packet_seq_ts: tuple[int, int] | None) -> None:
         seq, ts = packet_seq_ts if packet_seq_ts is not None else (-1, -1)
+        self._announced = producer.id if producer is not None else None
         self.emit(
             "switch",
             SlotSwitch(

@@ -123,7 +123,26 @@ async def test_video_switch_from_closed_source_sends_nothing_until_keyframe() ->
     out = sink.media()
     assert contiguous(seqs(out)) and len(out) == 4
     assert [descriptor(v).picture_id for v in out] == [0, 1, 2, 3]
-    assert [e.producer_id for e, _ in sink.switches] == ["a", "b"]
+    # The page is told at once that the gone source is gone, then the new one at its keyframe.
+    assert [e.producer_id for e, _ in sink.switches] == ["a", None, "b"]
+
+
+async def test_source_gone_while_a_switch_waits_then_emptied_tells_the_page_once() -> None:
+    # A participant left while their slot waited for another's keyframe, and that other one then moved
+    # elsewhere (the stage): the slot was left naming the participant who had left (CI, session 12).
+    a = make_source("a", ssrc=1000)
+    b = make_source("b", ssrc=2000)
+    sink = make_slot()
+    sink.slot.switch_to(a.producer)
+    a.frame(key=True)
+    sink.slot.switch_to(b.producer)
+    a.producer.close()
+    sink.slot.switch_to(None)
+    assert sink.slot.target is None
+    assert [e.producer_id for e, _ in sink.switches] == ["a", None]
+    b.frame(key=True)
+    assert len(sink.media()) == 1  # a's keyframe only: b is wanted nowhere now
+    assert [e.producer_id for e, _ in sink.switches] == ["a", None]
 
 
 async def test_source_closing_without_successor_empties_the_slot() -> None:
