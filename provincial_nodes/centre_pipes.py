@@ -29,7 +29,8 @@ from signaling.participant import Participant
 from signaling.room import Room
 from signaling.server import Rooms
 
-from .pipe_link import HostSession, PipeLink, PipeRefused, SendFrame, aware_time
+from .pipe_frames import HostSession, PipeRefused, aware_time
+from .pipe_link import PipeLink, SendFrame
 from .roster import claimed_person
 
 log = logging.getLogger("provincial_nodes.centre")

@@ -21,7 +21,8 @@ from meetings.errors import MeetingsError
 from signaling.room import Room
 from signaling.server import Rooms
 
-from .pipe_link import RELAYED_EVENTS, HostSession, PipeLink, PipeRefused, SendFrame, departures_frame
+from .pipe_frames import HostSession, PipeRefused, departures_frame
+from .pipe_link import RELAYED_EVENTS, PipeLink, SendFrame
 from .replica_meetings import follow_session
 from .roster import checked_entry
 

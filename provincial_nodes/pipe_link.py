@@ -12,7 +12,8 @@ consumes (a slot, a recorder, another node's pipe) and every voice. The near end
 every wanted camera and, of the voices, the floor holder's and the loudest (:data:`MAX_PIPED_VOICES`).
 One copy of each stream crosses whatever the number of viewers beyond, and nothing nobody watches.
 
-A node offers the meetings it has rooms for; the centre never offers one. What the far end says is
+A node offers the meetings it has rooms for; the centre never offers one. Each frame is checked whole
+(provincial_nodes/pipe_frames.py) before anything is applied. What the far end says is
 checked by the end's :class:`PipeGate` (at the centre: the meeting is the node's office's, the people
 are its people, meetings/services/nodes.py); a refusal is answered ``pipe_refused`` and changes nothing.
 
@@ -50,9 +51,8 @@ from media.pipe import Pipe, PipedTrack, PipeError
 from media.pipe_budget import MAX_CAP_KBPS, MIN_CAP_KBPS, valid_cap
 from media.pipe_stream import StreamWriter
 from media.pipe_transport import PipeTransport
-from meetings.models import MeetingState
-
-from .errors import NodeError
+from .pipe_frames import (FLOOR_FIELDS, HostSession, PipeRefused, departures_of, entries_of, joined_iso,
+                          meeting_id_of, session_of)
 
 if TYPE_CHECKING:
     from signaling.participant import Participant
@@ -66,15 +66,10 @@ MAX_PIPED_VOICES = 4
 TICK_SECONDS = 0.1
 #: How often (in ticks) the table is compared with the last one sent.
 TABLE_EVERY_TICKS = 3
-MAX_TABLE_ENTRIES = 512
 #: What a room's messages to a participant behind the pipe carry across (see :meth:`PipeLink.deliver`).
 RELAYED_EVENTS = frozenset({"removed"})
 
 SendFrame = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class PipeRefused(NodeError):
-    """The far end asked for what it may not have; nothing changed."""
 
 
 class PipeGate(Protocol):
@@ -155,106 +150,6 @@ class MeetingShare:
     #: (``waiting_ids``) is no longer waiting (let in, or gone).
     waiting: tuple[list[dict[str, Any]], list[PipedTrack], dict[str, bool]] | None = None
     waiting_ids: frozenset[str] = frozenset()
-
-
-def meeting_id_of(frame: dict[str, Any]) -> int:
-    value = frame.get("meeting_id")
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63:
-        raise PipeRefused("meeting_id must be a positive integer")
-    return value
-
-
-def _list(frame: dict[str, Any], name: str) -> list[Any]:
-    value = frame.get(name)
-    if not isinstance(value, list) or len(value) > MAX_TABLE_ENTRIES:
-        raise PipeRefused(f"{name} must be a list of at most {MAX_TABLE_ENTRIES}")
-    return value
-
-
-def aware_time(value: object) -> dt.datetime | None:
-    """An ISO 8601 time with a zone from the far end, or None."""
-    if not isinstance(value, str) or len(value) > 40:
-        return None
-    try:
-        at = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return at if at.tzinfo is not None else None
-
-
-@dataclass(frozen=True)
-class HostSession:
-    """The session state a table of the hosting end carries."""
-
-    state: MeetingState
-    opened_at: dt.datetime | None
-    closed_at: dt.datetime | None
-    #: Who holds the host's floor (FLOOR_FIELDS), or None.
-    floor: dict[str, Any] | None = None
-
-
-#: What a table says of the host's floor holder: what the far end's pages show (the time left is theirs to
-#: count from ``granted_at``, so the table does not change every second).
-FLOOR_FIELDS: dict[str, tuple[type, ...]] = {
-    "participant_id": (str, type(None)), "person_id": (int,), "full_name": (str,), "office_name": (str, type(None)),
-    "office_name_km": (str, type(None)), "granted_at": (int, float), "limit_seconds": (int, type(None))}
-
-
-def floor_of(value: object) -> dict[str, Any] | None:
-    """The host's floor holder in a table's session (None: nobody); PipeRefused if malformed."""
-    if value is None:
-        return None
-    if not isinstance(value, dict) or set(value) != set(FLOOR_FIELDS):
-        raise PipeRefused(f"a table's floor holder has exactly {sorted(FLOOR_FIELDS)}")
-    for name, types in FLOOR_FIELDS.items():
-        field_value = value[name]
-        if not isinstance(field_value, types) or isinstance(field_value, bool) or (
-                isinstance(field_value, str) and len(field_value) > 200):
-            raise PipeRefused(f"a table's floor holder's {name} is not what it should be")
-    return dict(value)
-
-
-def session_of(frame: dict[str, Any]) -> HostSession | None:
-    """The host's session state in a ``pipe_table`` (None: the far end does not host); PipeRefused if malformed."""
-    value = frame.get("session")
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise PipeRefused("a table's session is an object")
-    try:
-        state = MeetingState(value.get("state"))
-    except ValueError:
-        raise PipeRefused(f"a table's session state is one of {[s.value for s in MeetingState]}") from None
-    times = [value.get(name) for name in ("opened_at", "closed_at")]
-    parsed = [aware_time(t) for t in times]
-    if any(t is not None and p is None for t, p in zip(times, parsed, strict=True)):
-        raise PipeRefused("a table's session times are ISO times with a zone")
-    return HostSession(state, parsed[0], parsed[1], floor_of(value.get("floor")))
-
-
-def departures_of(frame: dict[str, Any]) -> dict[str, dt.datetime]:
-    """``{participant id: when they left}`` of a ``pipe_departed`` frame (aware times, none in the future)."""
-    value = frame.get("departed")
-    if not isinstance(value, dict) or len(value) > MAX_TABLE_ENTRIES:
-        raise PipeRefused(f"departed must be an object of at most {MAX_TABLE_ENTRIES} entries")
-    now = dt.datetime.now(dt.UTC)
-    out: dict[str, dt.datetime] = {}
-    for participant_id, when in value.items():
-        at = aware_time(when)
-        if at is None or not 0 < len(participant_id) <= 64:
-            raise PipeRefused("departed maps participant ids to ISO 8601 times with a zone")
-        out[participant_id] = min(at, now)
-    return out
-
-
-def _iso(record: Any) -> str | None:
-    """When an attendance record's interval began (the participant's local join), for the far end."""
-    return record.joined_at.isoformat() if record is not None else None
-
-
-def departures_frame(meeting_id: int, departures: dict[str, dt.datetime]) -> dict[str, Any]:
-    return {"type": "pipe_departed", "meeting_id": meeting_id,
-            "departed": {pid: at.isoformat() for pid, at in departures.items()}}
 
 
 def pick_voices(voices: Iterable[Producer], speaker_order: list[str], floor_holder: str | None) -> set[str]:
@@ -391,10 +286,10 @@ class PipeLink:
         self.pipe.sender.rebalance(rank)
 
     async def _table(self, meeting_id: int, frame: dict[str, Any]) -> None:
-        participants = [e for e in _list(frame, "participants")]
+        participants = [e for e in entries_of(frame, "participants")]
         if not all(isinstance(e, dict) for e in participants):
             raise PipeRefused("a participant is an object")
-        described = _list(frame, "tracks")
+        described = entries_of(frame, "tracks")
         tracks = [PipedTrack.from_dict(t) for t in described]
         paused = {t.producer_id: bool(d.get("paused")) for t, d in zip(tracks, described, strict=True)}
         session = session_of(frame)
@@ -448,7 +343,7 @@ class PipeLink:
         share = self.shares.get(meeting_id)
         if share is None:
             return  # a meeting just left: its wants are moot
-        ids = _list(frame, "producer_ids")
+        ids = entries_of(frame, "producer_ids")
         if not all(isinstance(i, str) and 0 < len(i) <= 128 for i in ids):
             raise PipeRefused("producer_ids are strings")
         share.far_wants = frozenset(ids)
@@ -492,7 +387,7 @@ class PipeLink:
     def table(self, share: MeetingShare) -> dict[str, Any]:
         room = share.room
         recorder = room.floor.recorder.by_participant
-        participants = [dict(p.public(), quality={}, joined_at=_iso(recorder.get(p.id)))
+        participants = [dict(p.public(), quality={}, joined_at=joined_iso(recorder.get(p.id)))
                         for p in room.participants.values() if p.via is not self]
         participants += [e for pid, e in room.remote.items() if room.remote_via(pid) is not self]
         tracks = [dict(PipedTrack.of(p).to_dict(), paused=p.paused) for p in room.router.producers.values()

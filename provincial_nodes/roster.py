@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .pipe_link import PipeRefused
+from .pipe_frames import PipeRefused
 
 #: A participant id as signaling makes them (signaling/participant.py): ``p<person id>-<hex>``.
 PARTICIPANT_ID = re.compile(r"^p(\d{1,18})-[0-9a-f]{1,32}$")

@@ -12,7 +12,8 @@ from media import Router
 from media.pipe import PipedTrack, PipeReceiver
 from media.rewriter import ExtensionIds
 from meetings.models import MeetingState
-from provincial_nodes.pipe_link import MAX_PIPED_VOICES, MeetingShare, PipeLink, PipeRefused, session_of
+from provincial_nodes.pipe_frames import PipeRefused, session_of
+from provincial_nodes.pipe_link import MAX_PIPED_VOICES, MeetingShare, PipeLink
 
 
 def track(n: int, kind: str) -> PipedTrack:
