@@ -7,6 +7,13 @@ its own office's people whom the join policy lets in (meetings/services/nodes.py
 is refused, counted as a refusal, and changes nothing. The node's people are participants of the
 centre's room like any other (attendance for their office, the floor's gate on their voice, the
 lock, the lobby, removals), alive while the pipe is; the rooms a node carries stay open while it does.
+
+A briefing the node's own office hosts is run on the node (a regional command's, whose commander opens it,
+closes it and gives the floor in the command's hall, WAN or not): the centre's room defers its session and
+floor to the node's tables (signaling/floor.py ``defer_to_host``) and gates the voices of the people who
+join it here (other commands, ministries) by the node's floor. The centre's database stays the record:
+it follows the node's opening, closing and floor grants, audited as the node's. When the node leaves the
+meeting (not a cut: a cut keeps the deferral for the grace period), the centre runs the session again.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from aiohttp import web
 from media.pipe_transport import PipeTransport, new_keys
 from meetings.errors import MeetingsError
 from meetings.models.base import utcnow
+from meetings.policy import Caller
 from meetings.services import Services
 from signaling.errors import SignalingError
 from signaling.participant import Participant
@@ -48,7 +56,8 @@ class CentreGate:
     the lobby and removals), whose messages go through the pipe (see the module docstring)."""
 
     def __init__(self, services: Services, rooms: Rooms, node_id: int, address: str,
-                 cut_at: dt.datetime | None = None) -> None:
+                 cut_at: dt.datetime | None = None, *, office_id: int | None = None,
+                 hosted: dict[int, int] | None = None) -> None:
         #: When the node's previous link was cut (within the grace period): who joined its hall since
         #: is present from their local join, not from this link.
         self._cut_at = cut_at
@@ -56,6 +65,9 @@ class CentreGate:
         self._rooms = rooms
         self._node_id = node_id
         self._address = address
+        self._office_id = office_id
+        #: The meetings whose session a node runs, by meeting id: the node's id (shared by the node's links).
+        self._hosted = hosted if hosted is not None else {}
         self.link: PipeLink | None = None
 
     async def room(self, meeting_id: int) -> Room | None:
@@ -65,6 +77,11 @@ class CentreGate:
             raise PipeRefused(str(exc)) from None
         room = await self._rooms.open_for_pipe(meeting)
         room.holds.add(self.link)
+        if self._office_id is not None and meeting.host_office_id == self._office_id:
+            self._hosted[meeting_id] = self._node_id
+            room.floor.defer_to_host(gate_here=True)  # the node runs its own office's briefing
+            log.info("the node runs the meeting's session", extra={
+                "event": "node.hosts_session", "node_id": self._node_id, "meeting_id": meeting_id})
         return room
 
     def _carried(self, room: Room) -> dict[str, Participant]:
@@ -139,10 +156,44 @@ class CentreGate:
                 participant.gone_at = utcnow()
             await room.remove(participant, status="dropped" if status == "parked" else status)
         room.holds.discard(self.link)
+        if status != "parked" and self._hosted.get(room.meeting_id) == self._node_id:
+            del self._hosted[room.meeting_id]
+            await room.floor.resume_hosting()  # the node left its meeting: the centre runs the session again
         await self._rooms.discard_if_empty(room)
 
     async def follow(self, room: Room, session: HostSession) -> None:
-        """The centre hosts the meetings it shares with nodes: a node's session state changes nothing here."""
+        """The session state in the table of a node that runs the meeting (its office hosts it; any other
+        node's is ignored): the centre's record follows it (audited as the node's), then the room: its
+        people's pages, its gate, its recording."""
+        if self._hosted.get(room.meeting_id) != self._node_id or not room.floor.deferred:
+            return
+        caller = Caller(principal=None, address=self._address, system=True)
+        try:
+            await self._services.session.follow_host(caller, room.meeting_id, session.state, session.opened_at,
+                                                     session.closed_at, node_id=self._node_id)
+            holder = self._holder(room, session.floor)
+            if holder is not False:
+                await self._services.floor.follow_host(caller, room.meeting_id, holder, node_id=self._node_id)
+        except MeetingsError as exc:  # a full disk, a busy database: the next table tries again
+            log.warning("could not follow the node's session: %s", exc, extra={
+                "event": "node.session_follow_failed", "meeting_id": room.meeting_id})
+            return
+        if await room.floor.follow_host(session.state, session.opened_at, session.closed_at):
+            log.info("the node's session is %s", session.state.value, extra={
+                "event": "node.session_followed", "meeting_id": room.meeting_id, "state": session.state.value})
+        await room.floor.follow_host_floor(session.floor)
+
+    @staticmethod
+    def _holder(room: Room, floor: dict[str, Any] | None) -> tuple[int, int, dt.datetime, int | None] | None | bool:
+        """The node's floor holder as the record takes it (None: nobody); False when they are not in the room
+        here (the record is left as it is: they are on their way in or out)."""
+        if floor is None:
+            return None
+        person = next((p for p in room.participants.values() if p.person_id == floor["person_id"]), None)
+        if person is None or person.grant.principal.office_id is None:
+            return False
+        granted = dt.datetime.fromtimestamp(float(floor["granted_at"]), dt.UTC)
+        return person.person_id, person.grant.principal.office_id, granted, floor["limit_seconds"]
 
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
         raise PipeRefused("a node sends the centre's participants nothing")
@@ -184,14 +235,18 @@ class CentrePipes:
         self.bind_host = bind_host
         self.grace_seconds = grace_seconds
         self.links: dict[int, PipeLink] = {}
+        #: The meetings whose session a node runs (its office hosts them), by meeting id: the node's id.
+        self.hosted: dict[int, int] = {}
         #: When each node's last link was cut (cleared when its grace period ends).
         self.cut_at: dict[int, dt.datetime] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def open(self, node_id: int, via: str, address: str, send_frame: SendFrame) -> tuple[PipeLink, dict[str, Any]]:
+    async def open(self, node_id: int, office_id: int, via: str, address: str,
+                   send_frame: SendFrame) -> tuple[PipeLink, dict[str, Any]]:
         """The pipe of a node's new connection, and what ``hello`` tells the node of it."""
         keys = new_keys()
-        gate = CentreGate(self.services, self.rooms, node_id, address, cut_at=self.cut_at.get(node_id))
+        gate = CentreGate(self.services, self.rooms, node_id, address, cut_at=self.cut_at.get(node_id),
+                          office_id=office_id, hosted=self.hosted)
         link = gate.link = PipeLink("centre", gate, send_frame, tag=f"node{node_id}-{secrets.token_hex(3)}",
                                      label=via)
         link.owner = node_id
@@ -227,8 +282,13 @@ class CentrePipes:
         await asyncio.sleep(self.grace_seconds)
         if link.owner is not None and self.cut_at.get(link.owner) == cut_at:
             del self.cut_at[link.owner]
+        current = self.links.get(link.owner) if link.owner is not None else None
         for room in list(self.rooms.rooms.values()):
             for participant in [p for p in room.participants.values() if p.via is link]:
                 participant.gone_at = cut_at
                 await room.remove(participant, status="dropped")
+            if self.hosted.get(room.meeting_id) == link.owner and (
+                    current is None or room.meeting_id not in current.shares):
+                del self.hosted[room.meeting_id]  # the node that ran it is not back: the centre runs it again
+                await room.floor.resume_hosting()
             await self.rooms.discard_if_empty(room)

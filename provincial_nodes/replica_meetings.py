@@ -132,7 +132,12 @@ async def write_meetings(session: AsyncSession, copies: list[MeetingCopy], offic
             meeting = Meeting(**copy.fields)
             session.add(meeting)
         else:
-            for name, value in copy.fields.items():
+            fields = copy.fields
+            if _ahead(meeting.state, fields["state"]):
+                # This node ran the session further than the centre's record says yet (it opened or closed
+                # it during a cut; the pipe's tables bring the centre up to date): a session never goes back.
+                fields = {k: v for k, v in fields.items() if k not in ("state", "opened_at", "closed_at")}
+            for name, value in fields.items():
                 setattr(meeting, name, value)
         await session.flush()
         await _write_rows(session, AgendaItem, copy.fields["id"], copy.agenda, AgendaItem.meeting_id)
@@ -141,6 +146,14 @@ async def write_meetings(session: AsyncSession, copies: list[MeetingCopy], offic
     listed = [c.fields["id"] for c in copies]
     mine = or_(Invitation.office_id == office_id, Invitation.person_id.in_(account_ids or {-1}))
     await session.execute(delete(Invitation).where(mine, Invitation.meeting_id.not_in(listed or [-1])))
+
+
+_PROGRESS = {MeetingState.SCHEDULED: 0, MeetingState.OPEN: 1, MeetingState.CLOSED: 2}
+
+
+def _ahead(here: MeetingState, centre: MeetingState) -> bool:
+    """Whether the copy's session has gone further than the centre's record (a cancellation always applies)."""
+    return here in _PROGRESS and centre in _PROGRESS and _PROGRESS[here] > _PROGRESS[centre]
 
 
 async def _stand_in(session: AsyncSession, person_id: int, office_id: int) -> None:

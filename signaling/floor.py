@@ -40,7 +40,8 @@ SERVER = Caller(principal=None, address="server", system=True)
 
 @dataclass
 class FloorHolder:
-    grant_id: int
+    #: The grant's row (None: a holder behind the pipe, whose record the centre keeps).
+    grant_id: int | None
     person_id: int
     #: The holder's connection; None while they are not connected (a grant restored after a restart).
     participant: Participant | None
@@ -51,12 +52,15 @@ class FloorHolder:
     timer: asyncio.Task[Any] | None = None
     #: When the holder's connection was lost: the grant ends then if they do not come back in time.
     lost_at: dt.datetime | None = None
+    #: A holder who joined at the far end of a node's pipe (a roster entry here, no connection).
+    remote_id: str | None = None
 
     def public(self) -> dict[str, Any]:
         remaining = None
         if self.limit_seconds is not None:
             remaining = max(0.0, round(self.granted_at + self.limit_seconds - time.time(), 1))
-        return {"participant_id": self.participant.id if self.participant else None, "person_id": self.person_id,
+        participant_id = self.participant.id if self.participant else self.remote_id
+        return {"participant_id": participant_id, "person_id": self.person_id,
                 **self.names, "granted_at": self.granted_at, "limit_seconds": self.limit_seconds,
                 "remaining_seconds": remaining}
 
@@ -87,9 +91,13 @@ class SessionControl:
         self.roll_call: dict[str, Any] | None = None
         self.quorum: dict[str, Any] | None = None
         self.recorder = AttendanceRecorder(room.meeting_id, services.attendance)
-        #: The floor is the meeting host's (see :meth:`defer_to_host`), and who holds it there (what the host
-        #: says of them: provincial_nodes/pipe_link.py FLOOR_FIELDS).
+        #: The session and floor are the meeting host's (see :meth:`defer_to_host`), and who holds its floor
+        #: (what the host says of them: provincial_nodes/pipe_frames.py FLOOR_FIELDS).
         self.deferred = False
+        #: A deferred room that still gates its own people's voices, by the host's floor (the centre's room of
+        #: a briefing a node hosts: its people are at many sites). A node's room of a meeting the centre hosts
+        #: gates nothing: its hall hears its own, and the centre gates what the session hears.
+        self.gates_for_host = False
         self.host_floor: dict[str, Any] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._push_due = False
@@ -185,14 +193,35 @@ class SessionControl:
     # -- the audio gate ---------------------------------------------------------------------
     @property
     def gated(self) -> bool:
-        return self.state is not MeetingState.SCHEDULED and not self.deferred
+        return self.state is not MeetingState.SCHEDULED and (not self.deferred or self.gates_for_host)
 
-    def defer_to_host(self) -> None:
-        """This room is a provincial node's share of a meeting hosted elsewhere: the host's server gates
-        the voices the rest of the session hears (its floor, its mutes); the node's hall hears its own."""
+    def defer_to_host(self, *, gate_here: bool = False) -> None:
+        """The meeting's session is run on another server, whose pipe tables this room follows (state and
+        floor). A provincial node's share of a meeting hosted elsewhere (``gate_here`` False): the host's
+        server gates the voices the rest of the session hears; the node's hall hears its own. The centre's
+        room of a briefing the host's node runs (``gate_here`` True): its people's voices are heard by the
+        node's floor. Its own floor, if any, ends."""
+        if self.deferred and self.gates_for_host == gate_here:
+            return
+        self.deferred, self.gates_for_host = True, gate_here
+        if self.holder is not None:
+            self._spawn(self._end_floor("revoked", SERVER))
+        self.gate_all()
+
+    async def resume_hosting(self) -> None:
+        """The host's server no longer carries the meeting (its node left it): this room runs the session
+        again, from the state it followed."""
         if not self.deferred:
-            self.deferred = True
-            self.gate_all()
+            return
+        self.deferred = self.gates_for_host = False
+        self.host_floor = None
+        self.gate_all()
+        await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
+
+    def refuse_if_deferred(self) -> None:
+        if self.deferred:
+            raise WrongState("this meeting's session is run by its host's server: its moderators open it, close it "
+                             "and give the floor there", code="run_by_host")
 
     async def follow_host(self, state: MeetingState, opened_at: dt.datetime | None,
                           closed_at: dt.datetime | None) -> bool:
@@ -204,6 +233,7 @@ class SessionControl:
         self.state = state
         self.opened_at = opened_at.isoformat() if opened_at else None
         self.closed_at = closed_at.isoformat() if closed_at else None
+        self.gate_all()  # once the gate is shut: a voice the session does not hear is not recorded
         if state is MeetingState.OPEN:
             await self.room.recording.start()
         elif state is MeetingState.CLOSED:
@@ -214,13 +244,25 @@ class SessionControl:
         return True
 
     async def follow_host_floor(self, holder: dict[str, Any] | None) -> None:
-        """A deferred room's pages show who holds the host's floor: told when it changes."""
+        """Who holds the host's floor: a deferred room's pages are told when it changes, its stages show
+        them, and (``gates_for_host``) their voice is heard here."""
         if self.deferred and holder != self.host_floor:
             self.host_floor = holder
+            self.gate_all()
             await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
 
     def holds_floor(self, participant: Participant) -> bool:
+        if self.deferred:
+            return self.host_floor is not None and self.host_floor.get("person_id") == participant.person_id
         return self.holder is not None and self.holder.person_id == participant.person_id
+
+    def remote_holder(self) -> str | None:
+        """The floor holder's participant id when they are in the room through a node's pipe (a roster entry)."""
+        if self.deferred:
+            holder_id = self.host_floor.get("participant_id") if self.host_floor is not None else None
+        else:
+            holder_id = self.holder.remote_id if self.holder is not None else None
+        return holder_id if holder_id in self.room.remote else None
 
     def heard(self, participant: Participant) -> bool:
         return not self.gated or participant.may_moderate or self.holds_floor(participant)
@@ -266,6 +308,11 @@ class SessionControl:
                 await self._end_floor("left", participant.caller)
         self._spawn(self._written())
 
+    async def on_remote_left(self, participant_id: str) -> None:
+        """Someone behind a node's pipe left: the floor they held here ends."""
+        if self.holder is not None and self.holder.remote_id == participant_id:
+            await self._end_floor("left", SERVER)
+
     async def _end_if_not_back(self, holder: FloorHolder) -> None:
         """A holder who dropped keeps the floor for the meeting's grace window, then loses it."""
         meeting = await self.services.meetings.get(SERVER, self.room.meeting_id)
@@ -302,6 +349,7 @@ class SessionControl:
     async def session_action(self, moderator: Participant, action: str) -> dict[str, Any]:
         if not moderator.may_moderate:
             raise Forbidden("only the secretariat and the chair open and close the session")
+        self.refuse_if_deferred()
         if action == "open":
             meeting = await self.services.session.open(moderator.caller, self.room.meeting_id)
         else:
@@ -326,6 +374,7 @@ class SessionControl:
 
     # -- floor ------------------------------------------------------------------------------
     async def floor_action(self, participant: Participant, payload: dict[str, Any]) -> dict[str, Any]:
+        self.refuse_if_deferred()
         action = payload["action"]
         if action == "yield":
             if not self.holds_floor(participant):
@@ -344,30 +393,48 @@ class SessionControl:
             raise InvalidMessage("participant_id is required to grant the floor")
         target = self.room.participants.get(target_id)
         if target is None or target.in_lobby:
-            raise WrongState("no such participant in the room")
+            return await self._grant_remote(participant, target_id, payload.get("limit_seconds"))
         if not target.may_publish:
             raise InvalidMessage("an observer cannot take the floor")
         limit = payload.get("limit_seconds")
         principal = target.grant.principal
         grant = await self.services.floor.grant(participant.caller, self.room.meeting_id, person_id=principal.person_id,
                                                 office_id=principal.office_id, limit_seconds=limit)
-        previous = self.holder
-        self._clear_holder()
-        self.holder = FloorHolder(grant.id, principal.person_id, target, time.time(), limit,
-                                  holder_names(target.public()))
-        if limit is not None:
-            self.holder.timer = asyncio.ensure_future(self._expire(self.holder))
-        with self.room.router.batch():
-            if previous is not None:
-                for p in self._connections(previous.person_id):
-                    self.gate(p)
-            for p in self._connections(principal.person_id):
-                self.gate(p)
-            self.room.update_pins()
+        self._hand_over(FloorHolder(grant.id, principal.person_id, target, time.time(), limit,
+                                    holder_names(target.public())))
         if target.hand_raised_at is not None:
             await self.room.moderation.raise_hand(target, False)
         await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
         return {"floor": self.floor_payload()}
+
+    async def _grant_remote(self, moderator: Participant, target_id: object, limit: Any) -> dict[str, Any]:
+        """The floor to someone who joined at the far end of a node's pipe (this room hosts the session):
+        the far end's room hears them by it (its pipe tables carry the holder), and keeps the grant's record."""
+        entry = self.room.remote.get(target_id) if isinstance(target_id, str) else None
+        if entry is None:
+            raise WrongState("no such participant in the room")
+        if set(entry.get("roles") or ()) <= {"observer"}:
+            raise InvalidMessage("an observer cannot take the floor")
+        await self.services.floor.grant_remote(moderator.caller, self.room.meeting_id, person_id=entry["person_id"],
+                                               office_id=entry.get("office_id"), limit_seconds=limit)
+        self._hand_over(FloorHolder(None, entry["person_id"], None, time.time(), limit, holder_names(entry),
+                                    remote_id=entry["participant_id"]))
+        await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
+        return {"floor": self.floor_payload()}
+
+    def _hand_over(self, holder: FloorHolder) -> None:
+        """``holder`` has the floor now: the previous holder's voice and the new one's are gated again."""
+        previous = self._clear_holder()
+        self.holder = holder
+        if holder.limit_seconds is not None:
+            holder.timer = asyncio.ensure_future(self._expire(holder))
+        with self.room.router.batch():
+            if previous is not None:
+                for p in self._connections(previous.person_id):
+                    self.gate(p)
+            for p in self._connections(holder.person_id):
+                self.gate(p)
+            self.room.update_pins()
 
     def _connections(self, person_id: int) -> list[Participant]:
         return [p for p in self.room.participants.values() if p.person_id == person_id]
@@ -394,7 +461,10 @@ class SessionControl:
             self.room.update_pins()
         await self.room.outbox.broadcast(self.room, "floor", {**self.floor_payload(), "ended": reason})
         try:
-            await self.services.floor.end(caller, self.room.meeting_id, holder.grant_id, reason, at=at)
+            if holder.grant_id is None:
+                await self.services.floor.end_remote(caller, self.room.meeting_id, holder.person_id, reason)
+            else:
+                await self.services.floor.end(caller, self.room.meeting_id, holder.grant_id, reason, at=at)
         except Exception:  # noqa: BLE001 - the floor has ended in the SFU whatever the record says
             log.exception("could not record the end of a floor grant",
                           extra={"event": "floor.record_failed", "meeting_id": self.room.meeting_id})

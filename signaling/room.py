@@ -188,6 +188,7 @@ class Room:
         for pid in [p for p, v in self._remote_via.items() if v is via and p not in wanted]:
             del self._remote_via[pid]
             self.remote.pop(pid, None)
+            await self.floor.on_remote_left(pid)
             await self.outbox.broadcast(self, "participant_left", {"participant_id": pid, "status": "left"})
         for pid, entry in wanted.items():
             if pid in self.participants or self._remote_via.get(pid, via) is not via:
@@ -227,8 +228,10 @@ class Room:
         """Tell the router who is first everywhere (the chair, the floor holder) and who holds the
         floor (on every stage unless a moderator spotlights someone)."""
         participants = self.participants.values()
-        self.router.set_pinned(p.id for p in participants if p.is_chair or self.floor.holds_floor(p))
-        holder = next((p.id for p in participants if p.client == "room" and self.floor.holds_floor(p)), None)
+        remote = self.floor.remote_holder()  # the holder joined through a node's pipe
+        pinned = [p.id for p in participants if p.is_chair or self.floor.holds_floor(p)]
+        self.router.set_pinned(pinned + [remote] if remote else pinned)
+        holder = remote or next((p.id for p in participants if p.client == "room" and self.floor.holds_floor(p)), None)
         self.router.set_stage(floor_holder=holder, spotlight=self.router.spotlight)
         self.recording.update_stage()
 

@@ -23,7 +23,7 @@ from meetings.config import MeetingsConfig
 from meetings.db import Database
 from meetings.demo import DEMO_PASSWORD
 from meetings.errors import LoginFailed
-from meetings.models import Meeting, Person
+from meetings.models import Meeting, MeetingState, Person
 from meetings.policy import Caller
 from meetings.services import Services
 from meetings.services.common import principal_of
@@ -31,6 +31,7 @@ from provincial_nodes import control
 from provincial_nodes.control import ControlClient, backoff_seconds
 from provincial_nodes.errors import SnapshotError
 from provincial_nodes.replica import apply_snapshot
+from provincial_nodes.replica_meetings import follow_session
 from web.views import nodes as node_views
 
 CLI = Caller.cli()
@@ -367,6 +368,33 @@ async def test_meetings_come_with_their_agenda_and_leave_with_the_office_s_invit
     await apply_snapshot(node_services.db, dict(snapshot, meetings=[]))  # the office was uninvited
     async with node_services.db.read() as session:
         assert (await session.get(Meeting, 500)).invitations == []
+
+
+async def test_a_snapshot_never_takes_a_session_back_that_the_node_ran_further(node_services: Services) -> None:
+    # The node opened (then closed) its own briefing during a cut; the centre's snapshot at the reconnection
+    # still says scheduled (its record follows the node's tables a moment later): the copy keeps its state.
+    snapshot = snapshot_of()
+    snapshot["offices"] = [{"id": 1, "code": "OCM", "kind": "secretariat", "name_en": "Office of the Council",
+                            "name_km": "ទីស្ដីការ", "active": True}]
+    snapshot["meetings"] = [meeting_of()]
+    await apply_snapshot(node_services.db, snapshot)
+    opened = dt.datetime(2026, 12, 4, 1, 5, tzinfo=dt.UTC)
+    assert await follow_session(node_services.db, 500, MeetingState.OPEN, opened, None)
+
+    async def state() -> tuple[MeetingState, dt.datetime | None, str]:
+        async with node_services.db.read() as session:
+            meeting = await session.get(Meeting, 500)
+            assert meeting is not None
+            return meeting.state, meeting.opened_at, meeting.title
+
+    await apply_snapshot(node_services.db, dict(snapshot, meetings=[dict(meeting_of(), title="Renamed")]))
+    assert await state() == (MeetingState.OPEN, opened, "Renamed"), "the rest of the meeting is the centre's"
+    closed = dict(meeting_of(), state="closed", opened_at=opened.isoformat(),
+                  closed_at=(opened + dt.timedelta(hours=1)).isoformat())
+    await apply_snapshot(node_services.db, dict(snapshot, meetings=[closed]))
+    assert (await state())[0] is MeetingState.CLOSED, "forward: the centre's record goes on"
+    await apply_snapshot(node_services.db, dict(snapshot, meetings=[dict(meeting_of(), state="cancelled")]))
+    assert (await state())[0] is MeetingState.CANCELLED, "a cancellation always applies"
 
 
 async def test_a_change_at_the_centre_reaches_the_connected_node(live_server: LiveServer, node_services: Services,

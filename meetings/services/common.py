@@ -25,7 +25,7 @@ def record(uow: UnitOfWork, caller: Caller, action: str, *, target_type: str = "
     """Queue an audit event for the caller in this unit of work."""
     merged = dict(details or {})
     if caller.system:
-        merged["via"] = "cli"
+        merged.setdefault("via", "cli")  # or what acted for the server (e.g. "node": a node's pipe table)
     uow.audit(action, actor_id=caller.actor_id, actor_office_id=caller.office_id, address=caller.address,
               target_type=target_type, target_id=target_id, details=merged)
 

@@ -52,6 +52,67 @@ class FloorService:
                             "limit_seconds": limit_seconds})
         return grant
 
+    async def grant_remote(self, caller: Caller, meeting_id: int, *, person_id: int, office_id: int | None,
+                           limit_seconds: int | None = None) -> None:
+        """Give the floor to someone who joined through a node's pipe (this server hosts the session; the
+        person's record is the far end's, which keeps the grant's row): any grant running here ends
+        ("revoked"); the grant is audited here."""
+        if limit_seconds is not None and not 1 <= limit_seconds <= MAX_LIMIT_SECONDS:
+            raise ValidationFailed(f"the time limit must be between 1 and {MAX_LIMIT_SECONDS} seconds",
+                                   field="limit_seconds")
+        meeting = await self.meetings.get(caller, meeting_id)
+        require(caller, Action.GRANT_FLOOR, meeting_access(meeting))
+        async with self.db.write() as uow:
+            await uow.session.execute(
+                update(FloorGrant).where(FloorGrant.meeting_id == meeting_id, FloorGrant.ended_at.is_(None))
+                .values(ended_at=utcnow(), end_reason="revoked"))
+            record(uow, caller, "floor.grant", target_type="meeting", target_id=meeting_id,
+                   details={"person_id": person_id, "office_id": office_id, "limit_seconds": limit_seconds,
+                            "through_pipe": True})
+
+    async def end_remote(self, caller: Caller, meeting_id: int, person_id: int, reason: str) -> None:
+        """The floor of someone behind a node's pipe ended (see :meth:`grant_remote`): audited."""
+        if reason not in END_REASONS:
+            raise ValidationFailed(f"unknown end reason {reason!r}", field="reason")
+        if reason == "revoked":
+            meeting = await self.meetings.get(caller, meeting_id)
+            require(caller, Action.GRANT_FLOOR, meeting_access(meeting))
+        async with self.db.write() as uow:
+            record(uow, caller, f"floor.{reason}", target_type="meeting", target_id=meeting_id,
+                   details={"person_id": person_id, "through_pipe": True})
+
+    async def follow_host(self, caller: Caller, meeting_id: int, holder: tuple[int, int, dt.datetime, int | None] | None,
+                          *, node_id: int) -> bool:
+        """The node that hosts ``meeting_id`` says who holds its floor (``(person id, office id, granted at,
+        limit)``, None: nobody): this record follows. A grant running here that is not that one ends ("host":
+        it ended at the host); a new one is written with the host's time, audited as the node's. Whether
+        anything changed."""
+        async with self.db.write() as uow:
+            s = uow.session
+            running = (await s.execute(select(FloorGrant).where(FloorGrant.meeting_id == meeting_id,
+                                                                FloorGrant.ended_at.is_(None)))).scalars().all()
+            keep = next((g for g in running if holder is not None and g.person_id == holder[0]), None)
+            ended = [g for g in running if g is not keep]
+            if not ended and (holder is None or keep is not None):
+                return False
+            now = utcnow()
+            for grant in ended:
+                grant.ended_at, grant.end_reason = max(now, grant.granted_at), "host"
+                record(uow, caller, "floor.host", target_type="meeting", target_id=meeting_id,
+                       details={"grant_id": grant.id, "person_id": grant.person_id, "node_id": node_id, "via": "node"})
+            if holder is not None and keep is None:
+                person_id, office_id, granted_at, limit = holder
+                meeting = await s.get(Meeting, meeting_id)
+                grant = FloorGrant(meeting_id=meeting_id, item_id=meeting.current_item_id if meeting else None,
+                                   person_id=person_id, office_id=office_id, granted_by_id=None,
+                                   granted_at=min(granted_at, now), limit_seconds=limit)
+                s.add(grant)
+                await s.flush()
+                record(uow, caller, "floor.grant", target_type="meeting", target_id=meeting_id,
+                       details={"grant_id": grant.id, "person_id": person_id, "office_id": office_id,
+                                "limit_seconds": limit, "node_id": node_id, "via": "node"})
+        return True
+
     async def end(self, caller: Caller, meeting_id: int, grant_id: int, reason: str,
                   at: dt.datetime | None = None) -> bool:
         """End a grant. ``revoked`` needs a moderator; ``yielded`` the holder; ``expired`` and ``left``

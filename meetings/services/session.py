@@ -67,16 +67,46 @@ class SessionService:
                                    .values(state=MeetingState.CLOSED, closed_at=now, updated_at=now))
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 raise Conflict("the session is not open")
-            await s.execute(update(FloorGrant).where(FloorGrant.meeting_id == meeting_id, FloorGrant.ended_at.is_(None))
-                            .values(ended_at=now, end_reason="closed"))
-            await s.execute(update(AttendanceInterval)
-                            .where(AttendanceInterval.meeting_id == meeting_id, AttendanceInterval.left_at.is_(None))
-                            .values(left_at=now, last_seen_at=now, end_reason="closed"))
-            if meeting.current_item_id is not None:
-                await s.execute(update(AgendaItem).where(AgendaItem.id == meeting.current_item_id)
-                                .values(ended_at=now))
+            await _end_what_runs(s, meeting, now)
             record(uow, caller, "session.close", target_type="meeting", target_id=meeting_id)
         return await self.meetings.get(caller, meeting_id)
+
+    async def follow_host(self, caller: Caller, meeting_id: int, state: MeetingState, opened_at: dt.datetime | None,
+                          closed_at: dt.datetime | None, *, node_id: int) -> bool:
+        """The node that hosts ``meeting_id`` opened or closed its session (its pipe table says so): this
+        record follows, with the node's times, audited as the node's (``session.open`` / ``session.close``,
+        via "node"). Only forward (scheduled, open, closed): a stale table changes nothing. Whether it changed."""
+        now = utcnow()
+        opened = min(opened_at or now, now)
+        async with self.db.write() as uow:
+            s = uow.session
+            meeting = await s.get(Meeting, meeting_id)
+            if meeting is None:
+                return False
+            if state is MeetingState.OPEN and meeting.state is MeetingState.SCHEDULED:
+                meeting.state, meeting.opened_at, meeting.updated_at = MeetingState.OPEN, opened, now
+            elif state is MeetingState.CLOSED and meeting.state in (MeetingState.SCHEDULED, MeetingState.OPEN):
+                closed = max(min(closed_at or now, now), meeting.opened_at or opened)
+                meeting.opened_at = meeting.opened_at or opened
+                meeting.state, meeting.closed_at, meeting.updated_at = MeetingState.CLOSED, closed, now
+                await _end_what_runs(s, meeting, closed)
+            else:
+                return False
+            record(uow, caller, "session.open" if state is MeetingState.OPEN else "session.close",
+                   target_type="meeting", target_id=meeting_id,
+                   details={"node_id": node_id, "via": "node", "at": (meeting.closed_at or meeting.opened_at).isoformat()})
+        return True
+
+
+async def _end_what_runs(session: AsyncSession, meeting: Meeting, at: dt.datetime) -> None:
+    """The session closed at ``at``: the floor, open attendance intervals and the current item end then."""
+    await session.execute(update(FloorGrant).where(FloorGrant.meeting_id == meeting.id, FloorGrant.ended_at.is_(None))
+                          .values(ended_at=at, end_reason="closed"))
+    await session.execute(update(AttendanceInterval)
+                          .where(AttendanceInterval.meeting_id == meeting.id, AttendanceInterval.left_at.is_(None))
+                          .values(left_at=at, last_seen_at=at, end_reason="closed"))
+    if meeting.current_item_id is not None:
+        await session.execute(update(AgendaItem).where(AgendaItem.id == meeting.current_item_id).values(ended_at=at))
 
 
 async def mark_item_times(session: AsyncSession, meeting: Meeting, item_id: int | None, now: dt.datetime) -> None:

@@ -154,7 +154,7 @@ async def control(request: web.Request) -> web.StreamResponse:
     try:
         pipe_hello = None
         if pipes is not None:
-            link.pipe, pipe_hello = await pipes.open(node.id, node.office.code, address, ws.send_json)
+            link.pipe, pipe_hello = await pipes.open(node.id, node.office_id, node.office.code, address, ws.send_json)
         await ws.send_json({"type": "hello", "protocol": PROTOCOL, "pipe": pipe_hello,
                             "node": {"id": node.id, "name": node.name, "office": node.office.code}})
         await _send_snapshot(link, snapshot)
