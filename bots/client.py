@@ -49,6 +49,7 @@ SERVER_EVENTS = (
     "session",
     "floor",
     "recording",
+    "hands",
 )
 
 

@@ -395,7 +395,7 @@ class PipeLink:
         frame = {"type": "pipe_table", "meeting_id": room.meeting_id, "participants": participants, "tracks": tracks}
         if not room.floor.deferred:  # this end hosts the session: the far end's room follows its state
             holder = room.floor.floor_payload()["holder"]
-            frame["session"] = {**room.floor.session_payload(),
+            frame["session"] = {**{k: v for k, v in room.floor.session_payload().items() if k != "run_by_host"},
                                 "floor": {k: holder.get(k) for k in FLOOR_FIELDS} if holder else None}
         return frame
 

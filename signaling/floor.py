@@ -167,7 +167,9 @@ class SessionControl:
 
     # -- what clients see -------------------------------------------------------------------
     def session_payload(self) -> dict[str, Any]:
-        return {"state": self.state.value, "opened_at": self.opened_at, "closed_at": self.closed_at}
+        """``run_by_host``: the session is run on the host's server (its moderators' controls are there)."""
+        return {"state": self.state.value, "opened_at": self.opened_at, "closed_at": self.closed_at,
+                "run_by_host": self.deferred}
 
     def floor_payload(self) -> dict[str, Any]:
         if self.deferred:
@@ -207,6 +209,7 @@ class SessionControl:
         if self.holder is not None:
             self._spawn(self._end_floor("revoked", SERVER))
         self.gate_all()
+        self._spawn(self.room.outbox.broadcast(self.room, "session", self.session_payload()))
 
     async def resume_hosting(self) -> None:
         """The host's server no longer carries the meeting (its node left it): this room runs the session
@@ -216,6 +219,7 @@ class SessionControl:
         self.deferred = self.gates_for_host = False
         self.host_floor = None
         self.gate_all()
+        await self.room.outbox.broadcast(self.room, "session", self.session_payload())
         await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
 
     def refuse_if_deferred(self) -> None:
@@ -250,6 +254,9 @@ class SessionControl:
             self.host_floor = holder
             self.gate_all()
             await self.room.outbox.broadcast(self.room, "floor", self.floor_payload())
+            for participant in list(self.room.participants.values()):
+                if participant.hand_raised_at is not None and self.holds_floor(participant):
+                    await self.room.moderation.raise_hand(participant, False)  # the host's queue drops it too
 
     def holds_floor(self, participant: Participant) -> bool:
         if self.deferred:

@@ -43,6 +43,8 @@ class Moderation:
         self.lobby_enabled = lobby_enabled
         self.agenda = agenda
         self.lobby: dict[str, Participant] = {}
+        #: When each hand raised behind a node's pipe was first seen raised here (see :meth:`note_remote_hands`).
+        self.remote_hands: dict[str, float] = {}
         #: People a moderator removed, and people a moderator muted: both bind the person (every connection,
         #: now and later) until lifted, and are kept in the database (meetings/services/live.py sanctions),
         #: so they outlive reconnects and restarts.
@@ -57,10 +59,26 @@ class Moderation:
         return {"locked": self.locked, "lobby_enabled": self.lobby_enabled}
 
     def hands(self) -> list[dict[str, Any]]:
-        raised = [p for p in self.room.participants.values() if p.hand_raised_at is not None]
-        raised.sort(key=lambda p: p.hand_raised_at or 0.0)
-        return [{"participant_id": p.id, "full_name": p.grant.principal.full_name,
-                 "office_name": p.grant.office_name_en, "raised_at": p.hand_raised_at} for p in raised]
+        """The raised hands in the order raised: this room's people's and those behind a node's pipe."""
+        raised = [{"participant_id": p.id, "full_name": p.grant.principal.full_name,
+                   "office_name": p.grant.office_name_en, "raised_at": p.hand_raised_at}
+                  for p in self.room.participants.values() if p.hand_raised_at is not None]
+        for participant_id, at in self.remote_hands.items():
+            entry = self.room.remote.get(participant_id)
+            if entry is not None:
+                raised.append({"participant_id": participant_id, "full_name": entry.get("full_name"),
+                               "office_name": entry.get("office_name"), "raised_at": at})
+        return sorted(raised, key=lambda hand: hand["raised_at"] or 0.0)
+
+    def note_remote_hands(self) -> bool:
+        """The hands raised behind a node's pipe (its tables say who), timed here as first seen raised;
+        whether the queue changed."""
+        raised = {pid for pid, entry in self.room.remote.items() if entry.get("hand_raised")}
+        if raised == self.remote_hands.keys():
+            return False
+        now = time.time()
+        self.remote_hands = {pid: self.remote_hands.get(pid, now) for pid in raised}
+        return True
 
     def moderators(self) -> list[Participant]:
         return [p for p in self.room.participants.values() if p.may_moderate]

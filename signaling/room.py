@@ -204,6 +204,8 @@ class Room:
                 if old.get(f"{kind}_muted") != entry.get(f"{kind}_muted"):
                     await self.outbox.broadcast(self, "mute_changed", {
                         "participant_id": pid, "kind": kind, "muted": entry.get(f"{kind}_muted"), "by": "self"})
+        if self.moderation.note_remote_hands():
+            await self.outbox.broadcast(self, "hands", {"queue": self.moderation.hands()})
 
     def _person_id(self, participant_id: str) -> int | None:
         here = self.participants.get(participant_id)

@@ -135,7 +135,16 @@ async def test_a_command_runs_its_briefing_on_its_node_and_the_centre_follows(
         await until(lambda: voice_packets(officer, commander) - before > 50, 10,
                     "the commander (who runs it) is heard at the centre")
 
-        # The commander gives the officer (who is at the centre) the floor, from the hall.
+        assert [data["run_by_host"] for name, data in heard if name == "session"][-1] is True  # type: ignore[index]
+
+        # The officer raises a hand at the centre: it is in the commander's queue in the hall, who gives them
+        # the floor from there; their hand goes down in both rooms.
+        queues: list[list[dict]] = []  # type: ignore[type-arg]
+        commander.client.listeners.append(lambda name, data: queues.append(data["queue"]) if name == "hands" else None)  # type: ignore[index]
+        await officer.client.call("raise_hand", {})
+        await until(lambda: bool(queues) and [h["participant_id"] for h in queues[-1]] == [officer.client.participant_id],
+                    10, "the officer's hand is in the queue at the node")
+        assert queues[-1][0]["full_name"] == "Officer rcaf-officer"
         granted = await commander.client.call("floor", {"action": "grant",
                                                         "participant_id": officer.client.participant_id})
         assert granted["floor"]["holder"]["participant_id"] == officer.client.participant_id
@@ -144,6 +153,7 @@ async def test_a_command_runs_its_briefing_on_its_node_and_the_centre_follows(
         await until(lambda: any(name == "floor" and (data.get("holder") or {}).get("participant_id")  # type: ignore[union-attr]
                                 == officer.client.participant_id for name, data in heard), 10,
                     "the officer's page says they hold the floor")
+        await until(lambda: queues[-1] == [], 10, "their hand is down in the hall's queue once they have the floor")
         person = rooms[briefing].participants[officer.client.participant_id].person_id
         _, grants, events = await eventually_record(
             centre, briefing, lambda m, g, e: any(x.person_id == person and x.ended_at is None for x in g),

@@ -416,7 +416,7 @@ async def test_the_node_records_its_hall_with_the_centre_s_session_and_its_copy_
     await chair.client.call("session", {"action": "open"})
     [copy] = await eventually(lambda: node_recordings(node), 10, "the node records as the session opens")
     assert copy.state.value == "recording"
-    await until(lambda: ("session", {"state": "open", "opened_at": ANY, "closed_at": None}) in heard, 10,
+    await until(lambda: ("session", {"state": "open", "opened_at": ANY, "closed_at": None, "run_by_host": True}) in heard, 10,
                 f"the governor's page at the node says the session is open: {[h for h in heard if h[0] != 'quality']}")
     await asyncio.sleep(4)  # the governor's tracks are in both recordings
 

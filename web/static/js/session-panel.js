@@ -140,7 +140,7 @@ export class SessionPanel {
       const mine = holder && holder.person_id === this.me.person_id;
       root.append(el("p", mine ? _("You have the floor.")
         : _("Your microphone is not forwarded until the chair gives you the floor."), { class: "floor-me" }));
-      if (mine) {
+      if (mine && !this.session.run_by_host) {
         this.button(root, _("Yield the floor"), function () { self.send("floor", { action: "yield" }); });
       }
     }
@@ -151,7 +151,10 @@ export class SessionPanel {
         verdict: q.met ? _("met") : _("not met") }), { class: "quorum " + (q.met ? "met" : "not-met") }));
     }
     this.renderRollCall(root);
-    if (this.moderator) {
+    if (this.moderator && this.session.run_by_host) {
+      root.append(el("p", _("This session is run from its host's hall: it is opened, closed and the floor is given there."),
+        { class: "run-by-host" }));
+    } else if (this.moderator) {
       this.renderControls(root);
     }
     root.append(el("p", "", { class: "session-error error", role: "alert" }));
