@@ -127,11 +127,17 @@ class CentreGate:
                     log.info("a node's participant was not let in: %s", exc, extra={
                         "event": "node.participant_refused", "node_id": self._node_id,
                         "participant_id": participant_id, "meeting_id": room.meeting_id})
+            if participant.id not in room.participants:  # not let in, or waiting in the lobby
                 continue
             for kind in ("audio", "video"):
                 muted = entry.get(f"{kind}_muted") is True
-                if participant.id in room.participants and muted != getattr(participant, f"{kind}_muted"):
+                if muted != getattr(participant, f"{kind}_muted"):
                     await room.set_muted(participant, kind, muted)
+            raised = entry.get("hand_raised") is True
+            if raised != (participant.hand_raised_at is not None) and not (raised and room.floor.holds_floor(participant)):
+                # their hand in the hall is in the session's queue (one the floor answered stays down: the
+                # node lowers it as its table says who holds the floor)
+                await room.moderation.raise_hand(participant, raised)
         carried = self._carried(room)
         return ({pid for pid, p in carried.items() if pid in room.participants},
                 {pid for pid in carried if pid in room.moderation.lobby})

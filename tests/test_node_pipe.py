@@ -302,6 +302,13 @@ async def test_the_centre_s_floor_decides_what_the_session_hears_of_a_node_s_gov
 
         heard: list[tuple[str, object]] = []
         aide.client.listeners.append(lambda name, data: heard.append((name, data)))
+        # The governor raises a hand in the hall: it is in the chair's queue at the centre.
+        chair_queue: list[list[str]] = []
+        chair.client.listeners.append(lambda name, data: chair_queue.append(
+            [h["participant_id"] for h in data["queue"]]) if name == "hands" else None)  # type: ignore[index]
+        await governor.client.call("raise_hand", {})
+        await until(lambda: chair_queue[-1:] == [[governor.client.participant_id]], 10,
+                    "the governor's hand raised at the node is in the chair's queue")
         granted = await chair.client.call("floor", {"action": "grant", "participant_id": governor.client.participant_id})
         assert granted["floor"]["holder"]["participant_id"] == governor.client.participant_id
         await until(lambda: any(name == "floor" and (data.get("holder") or {}).get("participant_id")  # type: ignore[union-attr]
@@ -310,6 +317,11 @@ async def test_the_centre_s_floor_decides_what_the_session_hears_of_a_node_s_gov
         before = voice_packets(listener, governor)
         await until(lambda: voice_packets(listener, governor) - before > 50, 20,
                     "with the floor, the session hears the node's governor")
+        node_queues = [data["queue"] for name, data in heard if name == "hands"]  # type: ignore[index]
+        assert node_queues and node_queues[-1] == [], "the hall's queue: the hand went down with the floor"
+        lowered = chair_queue.index([], chair_queue.index([governor.client.participant_id]))
+        assert [governor.client.participant_id] not in chair_queue[lowered:], \
+            f"the chair's queue: down, and not raised again by a table from before the floor: {chair_queue}"
     finally:
         node.stop()
 
