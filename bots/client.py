@@ -50,6 +50,8 @@ SERVER_EVENTS = (
     "floor",
     "recording",
     "hands",
+    "vote",
+    "vote_refused",
 )
 
 

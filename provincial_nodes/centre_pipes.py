@@ -28,11 +28,13 @@ from typing import Any
 from aiohttp import web
 
 from media.pipe_transport import PipeTransport, new_keys
-from meetings.errors import MeetingsError
+from meetings.errors import Conflict, MeetingsError
 from meetings.models.base import utcnow
 from meetings.policy import Caller
 from meetings.services import Services
 from signaling.errors import SignalingError
+from signaling.votes import SCHEMAS as VOTE_SCHEMAS
+from signaling.votes import push_vote
 from signaling.participant import Participant
 from signaling.room import Room
 from signaling.server import Rooms
@@ -48,6 +50,8 @@ CENTRE_PIPES: web.AppKey[CentrePipes] = web.AppKey("centre_pipes")
 GRACE_SECONDS = 120.0
 #: A datagram of the pipe within this long is evidence that the node's people are there (keep-alive: 5 s).
 ALIVE_WITHIN_SECONDS = 6.0
+#: The largest ballot a node relays (a vote id and a choice).
+MAX_VOTE_BYTES = 256
 
 
 class CentreGate:
@@ -202,7 +206,24 @@ class CentreGate:
         return person.person_id, person.grant.principal.office_id, granted, floor["limit_seconds"]
 
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
-        raise PipeRefused("a node sends the centre's participants nothing")
+        """A request of one of the node's own people in ``room``: a ballot in the session's vote, cast as
+        theirs (the vote service checks that they may); a refusal goes back to their page."""
+        participant = room.participants.get(participant_id)
+        if participant is None or participant.via is not self.link:
+            raise PipeRefused("a node speaks only for its own people in the meeting")
+        if event != "vote_cast":
+            raise PipeRefused(f"a node's people do not {event!r} through the pipe")
+        votes = self._services.votes
+        try:
+            checked = VOTE_SCHEMAS["vote_cast"].validate("vote_cast", data, MAX_VOTE_BYTES)
+            vote = await votes.current(participant.caller, room.meeting_id)
+            if vote is None or vote.id != checked["vote_id"]:
+                raise Conflict("this vote is not open")
+            vote = await votes.cast(participant.caller, vote.id, checked["choice"])
+        except (MeetingsError, SignalingError) as exc:
+            self.link.deliver(participant, "vote_refused", {"vote_id": data.get("vote_id"), "message": str(exc)})
+            return
+        await push_vote(room, votes, vote)
 
     async def departed(self, meeting_id: int, departures: dict[str, dt.datetime]) -> None:
         """Those of the node's people who left during a cut leave the centre's room as of then."""

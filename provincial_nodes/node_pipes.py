@@ -79,7 +79,16 @@ class NodeGate:
         participant = room.participants.get(participant_id)
         if participant is None or event not in RELAYED_EVENTS:
             return
-        if event == "removed":  # a moderator of the meeting's host removed them: out of the local room too
+        if event == "vote":  # the host's vote, as it is now: their page shows it
+            if (participant.host_vote or {}).get("id") != data.get("id"):
+                participant.host_vote_choice = None
+            participant.host_vote = data
+            await room.outbox.to(participant, "vote", data)
+        elif event == "vote_refused":  # the host did not take their ballot
+            participant.host_vote_choice = None
+            await room.outbox.to(participant, "vote_refused", {"vote_id": data.get("vote_id"),
+                                                               "message": str(data.get("message", ""))[:300]})
+        elif event == "removed":  # a moderator of the meeting's host removed them: out of the local room too
             log.info("the centre removed a participant", extra={"event": "node.removed_by_centre",
                                                                 "participant_id": participant_id})
             await room.outbox.to(participant, "removed", {"reason": str(data.get("reason", ""))[:200]})
@@ -142,6 +151,8 @@ class NodePipes:
         await self._tell_departures(link, send)
         for room in list(self.rooms.rooms.values()):
             link.share(room)
+            if room.floor.deferred:
+                room.to_host = link.relay_up
         log.info("media pipe up", extra={"event": "node.pipe_up", "port": port})
 
     async def _probe_udp(self, link: PipeLink, send: SendFrame, send_bytes: Callable[[bytes], Awaitable[None]]) -> None:
@@ -182,6 +193,8 @@ class NodePipes:
 
     async def channel_down(self) -> None:
         link, self.link = self.link, None
+        for room in self.rooms.rooms.values():
+            room.to_host = None
         if link is not None:
             await link.close()
             log.info("media pipe down", extra={"event": "node.pipe_down"})
@@ -195,6 +208,8 @@ class NodePipes:
             room.floor.defer_to_host()
         if self.link is not None:
             self.link.share(room)
+            if room.floor.deferred:
+                room.to_host = self.link.relay_up
 
     def room_closed(self, room: Room) -> None:
         if room.departures:

@@ -66,8 +66,9 @@ MAX_PIPED_VOICES = 4
 TICK_SECONDS = 0.1
 #: How often (in ticks) the table is compared with the last one sent.
 TABLE_EVERY_TICKS = 3
-#: What a room's messages to a participant behind the pipe carry across (see :meth:`PipeLink.deliver`).
-RELAYED_EVENTS = frozenset({"removed"})
+#: What a room's messages to a participant behind the pipe carry across (see :meth:`PipeLink.deliver`): a
+#: removal, and the votes of the session (the node's people vote on the node's pages).
+RELAYED_EVENTS = frozenset({"removed", "vote", "vote_refused"})
 
 SendFrame = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -364,6 +365,11 @@ class PipeLink:
         if event in RELAYED_EVENTS:
             self._spawn(self._send({"type": "pipe_event", "meeting_id": participant.grant.meeting.meeting_id,
                                     "participant_id": participant.id, "event": event, "data": data}))
+
+    async def relay_up(self, participant: Participant, event: str, data: dict[str, Any]) -> None:
+        """A request of one of this end's people to the far end's room, which runs the session (a ballot)."""
+        await self._send({"type": "pipe_event", "meeting_id": participant.grant.meeting.meeting_id,
+                          "participant_id": participant.id, "event": event, "data": data})
 
     def drop(self, participant: Participant) -> None:
         """This end's room let go of them (removed, replaced): they leave when the far end's table says so."""

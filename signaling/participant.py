@@ -65,6 +65,10 @@ class Participant:
     #: When they joined, where that is not when they reach this room: a node's person who joined the
     #: node's hall during a WAN cut (their attendance starts then).
     joined_at: dt.datetime | None = None
+    #: In a room whose session the host's server runs (a node's share of a centre-hosted session): the
+    #: last vote the host sent them, and the choice they cast through the pipe (``vote_state`` answers it).
+    host_vote: dict[str, Any] | None = None
+    host_vote_choice: str | None = None
 
     @property
     def person_id(self) -> int:

@@ -58,6 +58,9 @@ class Room:
         self.host_office_id = host_office_id
         self.router = Router(config, router_id=f"meeting-{meeting_id}")
         self.outbox = outbox
+        #: Carries a participant's request to the server that runs this room's session (a node's share of a
+        #: centre-hosted meeting, while its pipe is up: provincial_nodes/node_pipes.py); None: no way there.
+        self.to_host: Callable[[Participant, str, dict[str, Any]], Awaitable[None]] | None = None
         self.participants: dict[str, Participant] = {}
         #: Participants behind a pipe (a provincial node's people at the centre, the centre's at a node):
         #: participant id -> what everyone sees of them (their ``public()``), set by the pipe that carries them.

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from bot_fixtures import bots, small_media  # noqa: F401  (fixtures)
 from bots.bot import Bot, BotOptions
+from bots.errors import SignalingError
 from bots.login import LoginTokenSource
 from bots.media_files import PreEncodedMedia
 from harness import Client, LiveServer, make_config
@@ -475,3 +476,55 @@ async def test_the_node_records_its_hall_with_the_centre_s_session_and_its_copy_
         assert 0 < shown["seconds"] < 20 and shown["end_ms"] > shown["start_ms"]
         status, page = await client.page(f"/archive/{recording.id}")
         assert status == 200 and f'data-filled-by="{filler.id}"' in page and f'href="/archive/{filler.id}"' in page
+
+
+async def test_the_node_s_people_vote_in_the_centre_s_session_from_the_node(
+        centre: LiveServer, node: ServerProcess, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
+    chair = await start_bot(bots, small_media, centre.url, "chair", "chair", publish=True, subscribe=False)
+    governor = await start_bot(bots, small_media, node.url, "governor", "governor", publish=True, subscribe=False)
+    rooms = pipes(centre).rooms.rooms
+    await until(lambda: SESSION in rooms and governor.client.participant_id in rooms[SESSION].participants, 20,
+                "the governor is at the centre")
+    at_node: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    governor.client.listeners.append(lambda name, data: at_node.append((name, data)) if name.startswith("vote") else None)
+    await chair.client.call("session", {"action": "open"})
+    joined = await chair.client.call("vote_state", {})
+    assert joined["vote"] is None
+    services = centre.services()
+    try:
+        meeting = await services.meetings.get(CLI, SESSION)
+        item_id = meeting.agenda[0].id
+        governor_office = (await services.people.find(CLI, "governor")).office_id
+    finally:
+        await services.db.dispose()
+
+    # The chair opens a vote at the centre: the governor's page at the node has it.
+    opened = await chair.client.call("vote_open", {"item_id": item_id, "question": "Adopt the flood plan?"})
+    vote_id = opened["vote_id"]
+    await until(lambda: any(n == "vote" and d["id"] == vote_id and d["open"] for n, d in at_node), 10,
+                "the vote reaches the node's page")
+    with pytest.raises(SignalingError) as refused:  # opening and closing votes are the host's
+        await governor.client.call("vote_close", {"vote_id": vote_id})
+    assert refused.value.code == "run_by_host"
+
+    # The governor votes on the node's page: the ballot is cast at the centre as their office's.
+    cast = await governor.client.call("vote_cast", {"vote_id": vote_id, "choice": "yes"})
+    assert cast["relayed"] is True
+    await until(lambda: any(n == "vote" and d["tally"]["yes"] == 1 and governor_office in d["voted_office_ids"]
+                            for n, d in at_node), 10, "the tally at the node counts the governor's site")
+    state = await governor.client.call("vote_state", {})
+    assert state["vote"]["id"] == vote_id and state["my_site_choice"] == "yes"
+    services = centre.services()
+    try:
+        [ballot] = (await services.votes.current(CLI, SESSION)).ballots
+        assert (ballot.office_id, ballot.choice.value) == (governor_office, "yes")
+    finally:
+        await services.db.dispose()
+
+    # A ballot for a vote that is not open is refused at the centre, and the page is told.
+    await governor.client.call("vote_cast", {"vote_id": vote_id + 1, "choice": "no"})
+    await until(lambda: any(n == "vote_refused" and d["vote_id"] == vote_id + 1 for n, d in at_node), 10,
+                "the refusal reaches the node's page")
+    assert [n for n, d in at_node if n == "vote_refused"] == ["vote_refused"]
+    closed = await chair.client.call("vote_close", {"vote_id": vote_id})
+    assert closed["vote"]["tally"] == {"yes": 1, "no": 0, "abstain": 0, "cast": 1}

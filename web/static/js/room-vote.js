@@ -18,7 +18,11 @@ class VotePanel {
     CHOICES.forEach(function (choice) {
       byId("vote-" + choice).addEventListener("click", function () { self.cast(choice); });
     });
-    watchVotes(room, function (vote, mine) { self.update(vote, mine); });
+    watchVotes(room, function (vote, mine) { self.update(vote, mine); }, function (refused) {
+      self.mine = null;
+      byId("vote-status").textContent = refused.message || _("The vote could not be cast.");
+      self.render();
+    });
   }
 
   update(vote, mine) {
