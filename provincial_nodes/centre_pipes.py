@@ -84,6 +84,7 @@ class CentreGate:
         if self._office_id is not None and meeting.host_office_id == self._office_id:
             self._hosted[meeting_id] = self._node_id
             room.floor.defer_to_host(gate_here=True)  # the node runs its own office's briefing
+            room.to_host = self.link.relay_up if self.link is not None else None  # a holder's yield goes there
             log.info("the node runs the meeting's session", extra={
                 "event": "node.hosts_session", "node_id": self._node_id, "meeting_id": meeting_id})
         return room
@@ -166,6 +167,8 @@ class CentreGate:
                 participant.gone_at = utcnow()
             await room.remove(participant, status="dropped" if status == "parked" else status)
         room.holds.discard(self.link)
+        if self.link is not None and room.to_host == self.link.relay_up:
+            room.to_host = None
         if status != "parked" and self._hosted.get(room.meeting_id) == self._node_id:
             del self._hosted[room.meeting_id]
             await room.floor.resume_hosting()  # the node left its meeting: the centre runs the session again
@@ -207,10 +210,15 @@ class CentreGate:
 
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
         """A request of one of the node's own people in ``room``: a ballot in the session's vote, cast as
-        theirs (the vote service checks that they may); a refusal goes back to their page."""
+        theirs (the vote service checks that they may; a refusal goes back to their page), or yielding the
+        floor they hold."""
         participant = room.participants.get(participant_id)
         if participant is None or participant.via is not self.link:
             raise PipeRefused("a node speaks only for its own people in the meeting")
+        if event == "floor_yield":
+            if room.floor.holds_floor(participant) and not room.floor.deferred:
+                await room.floor.floor_action(participant, {"action": "yield"})
+            return
         if event != "vote_cast":
             raise PipeRefused(f"a node's people do not {event!r} through the pipe")
         votes = self._services.votes

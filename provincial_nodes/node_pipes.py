@@ -76,6 +76,9 @@ class NodeGate:
         await room.floor.follow_host_floor(session.floor)
 
     async def event(self, room: Room, participant_id: str, event: str, data: dict[str, Any]) -> None:
+        if event == "floor_yield":  # someone at the centre yields the floor this node's room gave them
+            await room.floor.yield_remote(participant_id)
+            return
         participant = room.participants.get(participant_id)
         if participant is None or event not in RELAYED_EVENTS:
             return

@@ -315,6 +315,11 @@ class SessionControl:
                 await self._end_floor("left", participant.caller)
         self._spawn(self._written())
 
+    async def yield_remote(self, participant_id: str) -> None:
+        """Someone behind a node's pipe who holds the floor here yields it (from their page at the far end)."""
+        if self.holder is not None and self.holder.remote_id == participant_id:
+            await self._end_floor("yielded", SERVER)
+
     async def on_remote_left(self, participant_id: str) -> None:
         """Someone behind a node's pipe left: the floor they held here ends."""
         if self.holder is not None and self.holder.remote_id == participant_id:
@@ -381,8 +386,11 @@ class SessionControl:
 
     # -- floor ------------------------------------------------------------------------------
     async def floor_action(self, participant: Participant, payload: dict[str, Any]) -> dict[str, Any]:
-        self.refuse_if_deferred()
         action = payload["action"]
+        if self.deferred and action == "yield" and self.holds_floor(participant) and self.room.to_host is not None:
+            await self.room.to_host(participant, "floor_yield", {})  # the host's floor: yielded there
+            return {"floor": self.floor_payload(), "relayed": True}
+        self.refuse_if_deferred()
         if action == "yield":
             if not self.holds_floor(participant):
                 raise WrongState("you do not have the floor")

@@ -160,12 +160,21 @@ async def test_a_command_runs_its_briefing_on_its_node_and_the_centre_follows(
             "the centre's record has the grant")
         assert [json.loads(e.details)["via"] for e in events if e.action == "floor.grant"] == ["node"]
 
+        # The officer yields from their page at the centre: the node's floor ends, and the record's grant.
+        floors: list[dict] = []  # type: ignore[type-arg]
+        commander.client.listeners.append(lambda name, data: floors.append(data) if name == "floor" else None)  # type: ignore[arg-type]
+        assert (await officer.client.call("floor", {"action": "yield"}))["relayed"] is True
+        await until(lambda: bool(floors) and floors[-1]["holder"] is None and floors[-1].get("ended") == "yielded",
+                    10, "the hall's floor ends as the officer yields at the centre")
+        _, grants, _ = await eventually_record(centre, briefing, lambda m, g, e: all(x.ended_at for x in g),
+                                               "the centre's record ends the grant")
+
         # The commander closes it: the record closes with the node's time, the grant ends with it.
         await commander.client.call("session", {"action": "close"})
         meeting, grants, events = await eventually_record(
             centre, briefing, lambda m, g, e: m.state is MeetingState.CLOSED, "the centre's record says it closed")
         assert meeting.opened_at is not None and meeting.closed_at is not None and meeting.closed_at > meeting.opened_at
-        assert [(g.person_id, g.end_reason) for g in grants] == [(person, "closed")]
+        assert [(g.person_id, g.end_reason) for g in grants] == [(person, "host")]
         assert [e.action for e in events if e.action.startswith("session.")] == ["session.open", "session.close"]
     finally:
         node.stop()

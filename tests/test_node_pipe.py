@@ -323,6 +323,13 @@ async def test_the_centre_s_floor_decides_what_the_session_hears_of_a_node_s_gov
         lowered = chair_queue.index([], chair_queue.index([governor.client.participant_id]))
         assert [governor.client.participant_id] not in chair_queue[lowered:], \
             f"the chair's queue: down, and not raised again by a table from before the floor: {chair_queue}"
+
+        # The governor yields from their page at the node: the centre's floor ends.
+        floors: list[dict] = []  # type: ignore[type-arg]
+        chair.client.listeners.append(lambda name, data: floors.append(data) if name == "floor" else None)  # type: ignore[arg-type]
+        assert (await governor.client.call("floor", {"action": "yield"}))["relayed"] is True
+        await until(lambda: bool(floors) and floors[-1]["holder"] is None and floors[-1].get("ended") == "yielded",
+                    10, "the session's floor ends as the governor yields in the hall")
     finally:
         node.stop()
 

@@ -140,7 +140,7 @@ export class SessionPanel {
       const mine = holder && holder.person_id === this.me.person_id;
       root.append(el("p", mine ? _("You have the floor.")
         : _("Your microphone is not forwarded until the chair gives you the floor."), { class: "floor-me" }));
-      if (mine && !this.session.run_by_host) {
+      if (mine) {
         this.button(root, _("Yield the floor"), function () { self.send("floor", { action: "yield" }); });
       }
     }
