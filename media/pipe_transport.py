@@ -9,7 +9,9 @@ open while nothing else flows.
 
 Where UDP does not get through (a firewall that lets only TCP out), the same protected packets ride
 the control channel instead (:meth:`PipeTransport.use_stream`, media/pipe_stream.py): the centre
-answers each keep-alive, so a node that hears nothing back over UDP within a few seconds switches.
+answers each keep-alive, so a node that hears nothing back over UDP within a few seconds switches. Until
+it has heard anything, the node sends a keep-alive every :data:`PROBE_SECONDS`: on a lossy link one
+lost keep-alive or answer must not send the pipe over TCP for the whole connection.
 
 A datagram that does not authenticate, or that is neither RTP nor RTCP, is dropped and counted.
 """
@@ -33,6 +35,10 @@ from .rtcp import build_rr
 PROFILE = pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM
 KEY_LENGTH = 16 + 12
 KEEPALIVE_SECONDS = 5.0
+#: How often the node sends a keep-alive while it has heard nothing over UDP yet (the probe).
+PROBE_SECONDS = 0.25
+#: The centre answers keep-alives at most this often (they authenticate: an answer amplifies nothing).
+ANSWER_SPACING_SECONDS = 0.2
 _KEEPALIVE_SSRC = 0x4B41_4C56
 
 
@@ -160,7 +166,7 @@ class PipeTransport(asyncio.DatagramProtocol):
             self.remote = addr  # only an authenticated packet moves the centre's idea of the node
         if is_rtcp(plain) and len(plain) >= 8 and int.from_bytes(plain[4:8], "big") == _KEEPALIVE_SSRC:
             now = time.monotonic()
-            if self.role == "centre" and now - self._last_keepalive_answer >= 1.0:
+            if self.role == "centre" and now - self._last_keepalive_answer >= ANSWER_SPACING_SECONDS:
                 self._last_keepalive_answer = now  # the node learns that UDP gets through both ways
                 self.send(build_rr(_KEEPALIVE_SSRC, []))
             return
@@ -186,7 +192,10 @@ class PipeTransport(asyncio.DatagramProtocol):
 
     async def _keep_alive(self) -> None:
         while True:
-            await asyncio.sleep(KEEPALIVE_SECONDS)
+            probing = not self.last_received and self._stream is None
+            await asyncio.sleep(PROBE_SECONDS if probing else KEEPALIVE_SECONDS)
+            if probing and self.last_received:
+                continue  # heard meanwhile: back to the keep-alive period
             self.send(build_rr(_KEEPALIVE_SSRC, []))
 
     def close(self) -> None:

@@ -284,7 +284,8 @@ async def test_on_a_poor_wan_the_pipe_recovers_what_the_link_loses(tmp_path: Pat
               f"{sent.retransmitted} ({sent.retransmit_misses} too late) and the node reports {residual} still "
               f"lost; in the hall {audio['lost_packets']} audio ({audio['loss_percent']} %) and "
               f"{video['lost_packets']} video packets lost, {video['freezes']} video freezes, the longest "
-              f"{video['longest_freeze_ms']:.0f} ms")
+              f"{video['longest_freeze_ms']:.0f} ms; carrier {link.transport.carrier if link.transport else None}")
+        assert link.transport is not None and link.transport.carrier == "udp", "a lossy link is not a blocked one"
         assert dropped > 50, "the link did lose packets"
         assert residual <= 0.05 * dropped, "at least 95 % of what the WAN lost was recovered"
         assert audio["loss_percent"] < 1.0, audio

@@ -114,3 +114,49 @@ async def test_a_producer_piped_over_srtp_arrives_whole_at_its_mirror() -> None:
         receiver.close()
         node.close()
         centre.close()
+
+
+class LossyRelay(asyncio.DatagramProtocol):
+    """A UDP relay between the node and the centre that drops the first datagrams each way (a lossy WAN)."""
+
+    def __init__(self, centre: tuple[str, int], drop_up: int, drop_down: int) -> None:
+        self.centre = centre
+        self.drop = {"up": drop_up, "down": drop_down}
+        self.node: tuple[str, int] | None = None
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        way = "down" if addr == self.centre else "up"
+        if way == "up":
+            self.node = addr
+        if self.drop[way] > 0:
+            self.drop[way] -= 1
+            return
+        assert self.transport is not None
+        target = self.node if way == "down" else self.centre
+        if target is not None:
+            self.transport.sendto(data, target)
+
+
+async def test_a_lossy_link_does_not_make_the_node_think_udp_is_blocked() -> None:
+    # The node probes until it hears the centre: losing its first keep-alives and the first answers
+    # delays that by a few probes, not by a keep-alive period (it would take the pipe over TCP).
+    keys = new_keys()
+    centre = await PipeTransport.open("centre", keys, lambda _: None, local=("127.0.0.1", 0))
+    relay = LossyRelay(centre.local_address, drop_up=3, drop_down=2)
+    relay_transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: relay, local_addr=("127.0.0.1", 0))
+    node = await PipeTransport.open("node", keys, lambda _: None, local=("127.0.0.1", 0),
+                                    remote=relay_transport.get_extra_info("sockname")[:2])
+    try:
+        await settle(lambda: node.last_received > 0, seconds=2.5)
+        sent = node.stats.sent
+        await asyncio.sleep(0.6)
+        assert node.stats.sent == sent, "once the centre is heard, keep-alives go back to their period"
+    finally:
+        node.close()
+        centre.close()
+        relay_transport.close()
