@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -21,22 +20,14 @@ from bot_fixtures import bots, small_media  # noqa: F401  (fixtures)
 from bots.bot import Bot
 from bots.errors import SignalingError
 from bots.media_files import PreEncodedMedia
-from harness import LiveServer, make_config
+from harness import LiveServer
 from meetings.demo import DEMO_PASSWORD
 from meetings.models import AuditEvent, FloorGrant, Meeting, MeetingState
 from server_process import ServerProcess
 from test_node_control import register
+from test_node_pipe import centre  # noqa: F401  (fixture)
 from test_node_pipe import briefing_id, next_frame, person_ids, pipes, start_bot, until, voice_packets
 from test_node_process import CLI, node_process, register_node, signs_in
-
-
-@pytest.fixture
-def centre(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(make_config(tmp_path / "centre")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def add_person(centre: LiveServer, username: str, office_code: str, role: str) -> None:

@@ -421,13 +421,21 @@ async def eventually(check, timeout: float, what: str):  # type: ignore[no-untyp
     return value
 
 
-async def test_the_node_records_its_hall_with_the_centre_s_session_and_its_copy_fills_the_centre_s_gap(
-        centre: LiveServer, node: ServerProcess, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
-    chair = await start_bot(bots, small_media, centre.url, "chair", "chair", publish=True, subscribe=False)
-    governor = await start_bot(bots, small_media, node.url, "governor", "governor", publish=True, subscribe=True)
+async def chair_and_governor(centre: LiveServer, node: ServerProcess, bots: dict[str, Bot], media: PreEncodedMedia,
+                             *, governor_watches: bool) -> tuple[Bot, Bot]:
+    """The chair at the centre, the governor at the node, once the governor is in the centre's room too."""
+    chair = await start_bot(bots, media, centre.url, "chair", "chair", publish=True, subscribe=False)
+    governor = await start_bot(bots, media, node.url, "governor", "governor", publish=True, subscribe=governor_watches)
     rooms = pipes(centre).rooms.rooms
     await until(lambda: SESSION in rooms and governor.client.participant_id in rooms[SESSION].participants, 20,
                 "the governor is at the centre")
+    return chair, governor
+
+
+async def test_the_node_records_its_hall_with_the_centre_s_session_and_its_copy_fills_the_centre_s_gap(
+        centre: LiveServer, node: ServerProcess, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
+    chair, governor = await chair_and_governor(centre, node, bots, small_media, governor_watches=True)
+    rooms = pipes(centre).rooms.rooms
     assert not await node_recordings(node), "nothing is recorded before the session opens"
     heard: list[tuple[str, object]] = []
     governor.client.listeners.append(lambda name, data: heard.append((name, data)))
@@ -487,11 +495,7 @@ async def test_the_node_records_its_hall_with_the_centre_s_session_and_its_copy_
 
 async def test_the_node_s_people_vote_in_the_centre_s_session_from_the_node(
         centre: LiveServer, node: ServerProcess, bots: dict[str, Bot], small_media: PreEncodedMedia) -> None:
-    chair = await start_bot(bots, small_media, centre.url, "chair", "chair", publish=True, subscribe=False)
-    governor = await start_bot(bots, small_media, node.url, "governor", "governor", publish=True, subscribe=False)
-    rooms = pipes(centre).rooms.rooms
-    await until(lambda: SESSION in rooms and governor.client.participant_id in rooms[SESSION].participants, 20,
-                "the governor is at the centre")
+    chair, governor = await chair_and_governor(centre, node, bots, small_media, governor_watches=False)
     at_node: list[tuple[str, dict]] = []  # type: ignore[type-arg]
     governor.client.listeners.append(lambda name, data: at_node.append((name, data)) if name.startswith("vote") else None)
     await chair.client.call("session", {"action": "open"})

@@ -127,15 +127,21 @@ async def test_video_switch_from_closed_source_sends_nothing_until_keyframe() ->
     assert [e.producer_id for e, _ in sink.switches] == ["a", None, "b"]
 
 
-async def test_source_gone_while_a_switch_waits_then_emptied_tells_the_page_once() -> None:
-    # A participant left while their slot waited for another's keyframe, and that other one then moved
-    # elsewhere (the stage): the slot was left naming the participant who had left (CI, session 12).
+def waiting_for_b() -> tuple[Source, Source, Sink]:
+    """A slot that carries ``a`` (one keyframe sent) and switches to ``b``: it waits for b's keyframe."""
     a = make_source("a", ssrc=1000)
     b = make_source("b", ssrc=2000)
     sink = make_slot()
     sink.slot.switch_to(a.producer)
     a.frame(key=True)
     sink.slot.switch_to(b.producer)
+    return a, b, sink
+
+
+async def test_source_gone_while_a_switch_waits_then_emptied_tells_the_page_once() -> None:
+    # A participant left while their slot waited for another's keyframe, and that other one then moved
+    # elsewhere (the stage): the slot was left naming the participant who had left (CI, session 12).
+    a, b, sink = waiting_for_b()
     a.producer.close()
     sink.slot.switch_to(None)
     assert sink.slot.target is None
@@ -157,12 +163,7 @@ async def test_source_closing_without_successor_empties_the_slot() -> None:
 
 
 async def test_switch_back_before_keyframe_cancels_the_pending_switch() -> None:
-    a = make_source("a", ssrc=1000)
-    b = make_source("b", ssrc=2000)
-    sink = make_slot()
-    sink.slot.switch_to(a.producer)
-    a.frame(key=True)
-    sink.slot.switch_to(b.producer)
+    a, b, sink = waiting_for_b()
     sink.slot.switch_to(a.producer)
     assert sink.slot.pending is None and sink.slot.source is a.producer
     b.frame(key=True)
