@@ -133,7 +133,7 @@ async def write_meetings(session: AsyncSession, copies: list[MeetingCopy], offic
             session.add(meeting)
         else:
             fields = copy.fields
-            if _ahead(meeting.state, fields["state"]):
+            if fields["state"].is_behind(meeting.state):
                 # This node ran the session further than the centre's record says yet (it opened or closed
                 # it during a cut; the pipe's tables bring the centre up to date): a session never goes back.
                 fields = {k: v for k, v in fields.items() if k not in ("state", "opened_at", "closed_at")}
@@ -146,14 +146,6 @@ async def write_meetings(session: AsyncSession, copies: list[MeetingCopy], offic
     listed = [c.fields["id"] for c in copies]
     mine = or_(Invitation.office_id == office_id, Invitation.person_id.in_(account_ids or {-1}))
     await session.execute(delete(Invitation).where(mine, Invitation.meeting_id.not_in(listed or [-1])))
-
-
-_PROGRESS = {MeetingState.SCHEDULED: 0, MeetingState.OPEN: 1, MeetingState.CLOSED: 2}
-
-
-def _ahead(here: MeetingState, centre: MeetingState) -> bool:
-    """Whether the copy's session has gone further than the centre's record (a cancellation always applies)."""
-    return here in _PROGRESS and centre in _PROGRESS and _PROGRESS[here] > _PROGRESS[centre]
 
 
 async def _stand_in(session: AsyncSession, person_id: int, office_id: int) -> None:
@@ -185,8 +177,10 @@ async def _write_rows(session: AsyncSession, model: Any, meeting_id: int, rows: 
 async def follow_session(db: Database, meeting_id: int, state: MeetingState, opened_at: dt.datetime | None,
                          closed_at: dt.datetime | None) -> bool:
     """The host's server opened or closed ``meeting_id``'s session (its pipe table says so): the copy says so
-    at once, not at the next snapshot (which says the same). Whether the row changed."""
+    at once, not at the next snapshot (which says the same); never back (a table from before a step the copy
+    has taken). Whether the row changed."""
+    earlier = [s for s in MeetingState if s is not state and not state.is_behind(s)]
     async with db.write() as uow:
-        done = await uow.session.execute(update(Meeting).where(Meeting.id == meeting_id, Meeting.state != state)
+        done = await uow.session.execute(update(Meeting).where(Meeting.id == meeting_id, Meeting.state.in_(earlier))
                                          .values(state=state, opened_at=opened_at, closed_at=closed_at))
     return bool(done.rowcount)  # type: ignore[attr-defined]

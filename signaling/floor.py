@@ -232,8 +232,8 @@ class SessionControl:
         """A deferred room takes its host's session state (the host's server opened or closed the session;
         this server's copy of the meeting says so already): its people's pages follow, and its recording
         of the local tracks starts with the session and stops with it. Whether anything changed."""
-        if not self.deferred or state is self.state:
-            return False
+        if not self.deferred or state is self.state or state.is_behind(self.state):
+            return False  # (a table from before a step this room has taken: a session never goes back)
         self.state = state
         self.opened_at = opened_at.isoformat() if opened_at else None
         self.closed_at = closed_at.isoformat() if closed_at else None

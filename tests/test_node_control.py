@@ -380,6 +380,7 @@ async def test_a_snapshot_never_takes_a_session_back_that_the_node_ran_further(n
     await apply_snapshot(node_services.db, snapshot)
     opened = dt.datetime(2026, 12, 4, 1, 5, tzinfo=dt.UTC)
     assert await follow_session(node_services.db, 500, MeetingState.OPEN, opened, None)
+    assert not await follow_session(node_services.db, 500, MeetingState.SCHEDULED, None, None), "never back"
 
     async def state() -> tuple[MeetingState, dt.datetime | None, str]:
         async with node_services.db.read() as session:

@@ -39,6 +39,12 @@ async def record(services: Services, meeting_id: int) -> tuple[Meeting, list[Flo
     return meeting, grants, events
 
 
+def test_a_session_never_goes_back() -> None:
+    s, o, c, x = MeetingState.SCHEDULED, MeetingState.OPEN, MeetingState.CLOSED, MeetingState.CANCELLED
+    assert s.is_behind(o) and s.is_behind(c) and o.is_behind(c)
+    assert not any(a.is_behind(b) for a, b in ((o, s), (c, o), (c, s), (o, o), (x, s), (s, x), (c, x)))
+
+
 async def test_the_record_follows_the_node_s_session_forward_only(services: Services) -> None:
     briefing, _, _ = await briefing_and_people(services)
     opened = utcnow() - dt.timedelta(minutes=5)

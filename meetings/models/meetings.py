@@ -25,6 +25,12 @@ class MeetingState(enum.StrEnum):
     CLOSED = "closed"
     CANCELLED = "cancelled"
 
+    def is_behind(self, other: MeetingState) -> bool:
+        """Whether a session in this state has not got as far as ``other`` (scheduled, open, closed: a
+        session never goes back; a cancellation is no step of it)."""
+        order = (MeetingState.SCHEDULED, MeetingState.OPEN, MeetingState.CLOSED)
+        return self in order and other in order and order.index(self) < order.index(other)
+
 
 def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
